@@ -1,0 +1,28 @@
+"""jrl: a JAX-accelerated, vectorized reinforcement-learning engine.
+
+Pure-functional environments (``jrl.make``), exact tabular models and planning
+(``jrl.planning``), compiled training loops (``jrl.algorithms``) and parallel evaluation
+(``jrl.evaluate``).
+"""
+
+from jrl import algorithms, envs, planning, spaces
+from jrl.envs import NO_TIME_LIMIT, TabularMDP, make, make_tabular, registered_envs
+from jrl.evaluate import evaluate
+from jrl.spaces import Box, Discrete
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_TIME_LIMIT",
+    "Box",
+    "Discrete",
+    "TabularMDP",
+    "algorithms",
+    "envs",
+    "evaluate",
+    "make",
+    "make_tabular",
+    "planning",
+    "registered_envs",
+    "spaces",
+]

@@ -1,0 +1,105 @@
+"""FrozenLake-v1 / FrozenLake8x8-v1 (Gymnasium's toy-text FrozenLake, as an explicit model).
+
+Cross a frozen lake from ``S`` to ``G`` without falling into a hole ``H``. Actions: 0 left,
+1 down, 2 right, 3 up. Observation: ``row * ncol + col``. Reward ``reward_schedule[0]`` for
+reaching G, ``[1]`` for a hole, ``[2]`` for frozen tiles (default ``(1, 0, 0)``). Slippery: the
+intended direction with probability ``success_rate``, each perpendicular one with the rest split
+evenly (Gymnasium lists the three outcomes as (a-1) % 4, a, (a+1) % 4). Holes and the goal are
+terminal; Gymnasium lists their rows as a single self-loop ``(1.0, s, 0, True)``, and so do we.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from jrl._validation import check_bool, check_float
+from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
+
+MAPS = {
+    "4x4": ("SFFF", "FHFH", "FFFH", "HFFG"),
+    "8x8": (
+        "SFFFFFFF",
+        "FFFFFFFF",
+        "FFFHFFFF",
+        "FFFFFHFF",
+        "FFFHFFFF",
+        "FHHFFFHF",
+        "FHFFHFHF",
+        "FFFHFFFG",
+    ),
+}
+_MOVES = {0: (0, -1), 1: (1, 0), 2: (0, 1), 3: (-1, 0)}  # left, down, right, up
+
+
+def _check_desc(desc: Sequence[str]) -> tuple[str, ...]:
+    rows = tuple(desc)
+    if not rows or any(not isinstance(r, str) for r in rows):
+        raise TypeError(f"desc must be a non-empty list of strings, got {desc!r}")
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"desc rows must all have the same length, got lengths {[len(r) for r in rows]}")
+    if any(c not in "SFHG" for r in rows for c in r):
+        raise ValueError(f"desc may only contain the letters S, F, H, G, got {rows}")
+    if "S" not in "".join(rows):
+        raise ValueError("desc needs at least one start tile 'S'")
+    return rows
+
+
+def frozen_lake_mdp(desc: Sequence[str], is_slippery: bool, success_rate: float, reward_schedule: Sequence[float]):
+    """The exact model of a FrozenLake map (``TabularMDP``, K = 3 if slippery else 1)."""
+    nrow, ncol = len(desc), len(desc[0])
+    fail_rate = (1.0 - success_rate) / 2.0
+    goal_reward, hole_reward, frozen_reward = reward_schedule
+
+    def move(row: int, col: int, a: int) -> tuple[int, float, bool]:
+        dr, dc = _MOVES[a]
+        r, c = min(max(row + dr, 0), nrow - 1), min(max(col + dc, 0), ncol - 1)
+        letter = desc[r][c]
+        reward = {"G": goal_reward, "H": hole_reward}.get(letter, frozen_reward)
+        return r * ncol + c, reward, letter in "GH"
+
+    outcomes = {}
+    for row in range(nrow):
+        for col in range(ncol):
+            s = row * ncol + col
+            for a in range(4):
+                if desc[row][col] in "GH":
+                    outcomes[s, a] = [(1.0, s, 0.0, True)]
+                elif is_slippery:
+                    outcomes[s, a] = [
+                        (success_rate if b == a else fail_rate, *move(row, col, b))
+                        for b in ((a - 1) % 4, a, (a + 1) % 4)
+                    ]
+                else:
+                    outcomes[s, a] = [(1.0, *move(row, col, a))]
+    start = np.array([c == "S" for r in desc for c in r], dtype=np.float64)
+    return tabular_mdp_from_numpy(*outcome_table(nrow * ncol, 4, outcomes), start / start.sum())
+
+
+def frozen_lake_model(
+    desc: Sequence[str] | None = None,
+    map_name: str | None = "4x4",
+    is_slippery: bool = True,
+    success_rate: float = 1.0 / 3.0,
+    reward_schedule: Sequence[float] = (1, 0, 0),
+):
+    """Validate Gymnasium's keyword arguments and build the model."""
+    if desc is None:
+        if map_name is None:
+            raise ValueError(
+                "FrozenLake: desc=None with map_name=None asks Gymnasium for an unseeded random map; "
+                "jrl needs reproducible models: pass desc=[...] explicitly"
+            )
+        if map_name not in MAPS:
+            raise ValueError(f"FrozenLake: map_name must be one of {sorted(MAPS)}, got {map_name!r}")
+        desc = MAPS[map_name]
+    desc = _check_desc(desc)
+    check_bool("is_slippery", is_slippery)
+    check_float("success_rate", success_rate, 0.0, 1.0)
+    schedule = tuple(reward_schedule)
+    if len(schedule) != 3:
+        raise ValueError(f"reward_schedule must have 3 entries (goal, hole, frozen), got {schedule}")
+    for i, r in enumerate(schedule):
+        check_float(f"reward_schedule[{i}]", r, -1e30, 1e30)
+    return frozen_lake_mdp(desc, is_slippery, success_rate, schedule)

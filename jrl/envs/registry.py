@@ -1,0 +1,96 @@
+"""``jrl.make`` and the registry of environment ids (Gymnasium's ids and keyword arguments)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+
+from jrl._validation import check_int
+from jrl.envs.cliff_walking import cliff_walking_model
+from jrl.envs.core import NO_TIME_LIMIT, Environment
+from jrl.envs.frozen_lake import frozen_lake_model
+from jrl.envs.random_mdp import random_mdp_model
+from jrl.envs.tabular import TabularEnv, TabularParams
+from jrl.envs.taxi import taxi_model
+
+__all__ = ["EnvSpec", "make", "registered_envs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """How to build one id: a model builder, fixed keyword arguments and the default time limit
+    (``max_episode_steps`` as ``gymnasium.make`` gives it; ``None`` means no limit)."""
+
+    env_id: str
+    builder: Callable[..., Any]
+    kwargs: dict
+    max_episode_steps: int | None
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(spec: EnvSpec) -> None:
+    """Add an id to the registry (ids are unique)."""
+    if spec.env_id in _REGISTRY:
+        raise ValueError(f"environment id {spec.env_id!r} is already registered")
+    _REGISTRY[spec.env_id] = spec
+
+
+for _spec in (
+    EnvSpec("FrozenLake-v1", frozen_lake_model, {"map_name": "4x4"}, 100),
+    EnvSpec("FrozenLake8x8-v1", frozen_lake_model, {"map_name": "8x8"}, 200),
+    EnvSpec("CliffWalking-v1", cliff_walking_model, {}, None),
+    EnvSpec("CliffWalkingSlippery-v1", cliff_walking_model, {"is_slippery": True}, None),
+    EnvSpec("Taxi-v4", taxi_model, {}, 200),
+    EnvSpec("RandomMDP-v0", random_mdp_model, {}, 100),
+):
+    register(_spec)
+
+
+def registered_envs() -> list[str]:
+    """Every id ``jrl.make`` accepts, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
+    """Build an environment and its default params: ``env, env_params = jrl.make(id, **kwargs)``.
+
+    Keyword arguments are Gymnasium's for the same id, plus ``max_episode_steps`` (as in
+    ``gymnasium.make``: overrides the registered time limit). ``render_mode`` is accepted only as
+    ``None`` (jrl environments do not render).
+
+    Raises:
+        ValueError: unknown id (the message lists the registered ids and the closest match), or a
+            keyword value that is not allowed.
+        TypeError: a keyword the environment does not take, or a value of the wrong type.
+    """
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a str, got {type(env_id).__name__} {env_id!r}")
+    if env_id not in _REGISTRY:
+        close = difflib.get_close_matches(env_id, list(_REGISTRY), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown environment id {env_id!r}.{hint} Registered ids: {registered_envs()}")
+    spec = _REGISTRY[env_id]
+    kwargs = dict(kwargs)
+    max_steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
+    if kwargs.pop("render_mode", None) is not None:
+        raise ValueError(f"{env_id}: jrl environments do not render; render_mode must be None")
+    accepted = set(inspect.signature(spec.builder).parameters)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(
+            f"{env_id} got unexpected keyword argument(s) {unknown}; it accepts "
+            f"{sorted(accepted | {'max_episode_steps', 'render_mode'})}"
+        )
+    if max_steps is None:
+        max_steps = NO_TIME_LIMIT
+    check_int("max_episode_steps", max_steps, 1, NO_TIME_LIMIT)
+    mdp = spec.builder(**{**spec.kwargs, **kwargs})
+    env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id)
+    return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps))

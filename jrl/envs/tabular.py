@@ -1,0 +1,271 @@
+"""Tabular environments: an explicit finite model, sampled in ``step_env``.
+
+A ``TabularMDP`` lists, for every state ``s`` and action ``a``, up to ``K`` outcomes ``k`` with
+probability ``transition_probs[s, a, k]``, next state, reward and a terminal flag, exactly like
+Gymnasium's ``env.unwrapped.P[s][a]`` (zero-probability padding when rows have fewer outcomes).
+The model lives in the environment's params, so it is data: it can be inspected, replaced or
+vmapped like any other parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jrl.envs.core import Environment, auto_reset
+from jrl.spaces import Discrete
+
+__all__ = ["TabularEnv", "TabularMDP", "TabularParams", "TabularState", "make_tabular"]
+
+
+@struct.dataclass
+class TabularMDP:
+    """An explicit finite MDP.
+
+    Attributes:
+        transition_probs: float32 ``[S, A, K]``, probability of outcome ``k``; rows sum to 1.
+        next_states: int32 ``[S, A, K]``.
+        rewards: float32 ``[S, A, K]``.
+        terminals: bool ``[S, A, K]``, the outcome ends the episode (terminated).
+        initial_distribution: float32 ``[S]``.
+    """
+
+    transition_probs: jax.Array
+    next_states: jax.Array
+    rewards: jax.Array
+    terminals: jax.Array
+    initial_distribution: jax.Array
+
+    @property
+    def num_states(self) -> int:
+        return self.transition_probs.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.transition_probs.shape[1]
+
+    @property
+    def num_outcomes(self) -> int:
+        return self.transition_probs.shape[2]
+
+    def validate(self) -> None:
+        """Check shapes, ranges and normalization on the host; raise ``ValueError`` naming the problem."""
+        p = np.asarray(self.transition_probs, dtype=np.float64)
+        if p.ndim != 3:
+            raise ValueError(f"transition_probs must be [S, A, K], got shape {p.shape}")
+        for name in ("next_states", "rewards", "terminals"):
+            shape = np.shape(getattr(self, name))
+            if shape != p.shape:
+                raise ValueError(f"{name} must have shape {p.shape} like transition_probs, got {shape}")
+        init = np.asarray(self.initial_distribution, dtype=np.float64)
+        if init.shape != (p.shape[0],):
+            raise ValueError(f"initial_distribution must have shape ({p.shape[0]},), got {init.shape}")
+        if np.any(p < 0) or np.any(np.abs(p.sum(-1) - 1.0) > 1e-5):
+            bad = np.argwhere(np.abs(p.sum(-1) - 1.0) > 1e-5)
+            raise ValueError(
+                f"transition_probs must be >= 0 and sum to 1 over outcomes; (s, a) = {bad[:3].tolist()} do not"
+            )
+        if np.any(init < 0) or abs(init.sum() - 1.0) > 1e-5:
+            raise ValueError(f"initial_distribution must be >= 0 and sum to 1, sums to {init.sum()}")
+        ns = np.asarray(self.next_states)
+        if np.any(ns < 0) or np.any(ns >= p.shape[0]):
+            raise ValueError(f"next_states must be in [0, {p.shape[0]}), got range [{ns.min()}, {ns.max()}]")
+        if p.shape[0] >= 2**24:
+            raise ValueError(f"at most 2**24 - 1 states are supported, got {p.shape[0]}")
+        if not np.all(np.isfinite(np.asarray(self.rewards))):
+            raise ValueError("rewards must be finite")
+
+
+def tabular_mdp_from_numpy(
+    transition_probs: np.ndarray,
+    next_states: np.ndarray,
+    rewards: np.ndarray,
+    terminals: np.ndarray,
+    initial_distribution: np.ndarray,
+) -> TabularMDP:
+    """Build a validated ``TabularMDP`` with the contract's dtypes from host arrays."""
+    mdp = TabularMDP(
+        transition_probs=jnp.asarray(transition_probs, jnp.float32),
+        next_states=jnp.asarray(next_states, jnp.int32),
+        rewards=jnp.asarray(rewards, jnp.float32),
+        terminals=jnp.asarray(terminals, bool),
+        initial_distribution=jnp.asarray(initial_distribution, jnp.float32),
+    )
+    mdp.validate()
+    return mdp
+
+
+def outcome_table(
+    num_states: int, num_actions: int, outcomes: dict[tuple[int, int], list[tuple[float, int, float, bool]]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pack Gymnasium-style outcome lists ``P[(s, a)] = [(prob, next_state, reward, terminated)]``
+    into padded ``[S, A, K]`` arrays (padding: probability 0, next state ``s``, reward 0)."""
+    k = max(len(v) for v in outcomes.values())
+    probs = np.zeros((num_states, num_actions, k))
+    nexts = np.repeat(np.arange(num_states)[:, None, None], num_actions, 1).repeat(k, 2)
+    rewards = np.zeros((num_states, num_actions, k))
+    terms = np.zeros((num_states, num_actions, k), dtype=bool)
+    for (s, a), rows in outcomes.items():
+        for i, (p, s2, r, t) in enumerate(rows):
+            probs[s, a, i], nexts[s, a, i], rewards[s, a, i], terms[s, a, i] = p, s2, r, t
+    return probs, nexts, rewards, terms
+
+
+@struct.dataclass
+class TabularParams:
+    """Dynamic settings of a tabular environment: its model and its time limit (int)."""
+
+    mdp: TabularMDP
+    max_steps_in_episode: Any
+
+
+@struct.dataclass
+class TabularState:
+    """``state``: int32 current state index. ``time``: int32 steps taken in this episode."""
+
+    state: jax.Array
+    time: jax.Array
+
+
+def outcome_thresholds(probs: jax.Array) -> jax.Array:
+    """Inverse-CDF thresholds for sampling outcomes: float32 ``[..., K - 1]`` from ``probs [..., K]``.
+
+    Outcome ``k = #{j : thresholds[j] <= u}`` for ``u`` ~ U[0, 1). Thresholds at and after the
+    last positive-probability outcome are ``inf``, so zero-probability padding is never chosen even
+    when float32 rounding leaves the total a hair below 1.
+    """
+    num = probs.shape[-1]
+    cdf = jnp.cumsum(probs, axis=-1)[..., :-1]
+    last_positive = num - 1 - jnp.argmax((probs > 0)[..., ::-1], axis=-1)
+    return jnp.where(jnp.arange(num - 1) >= last_positive[..., None], jnp.inf, cdf)
+
+
+def sample_categorical(u: jax.Array, probs: jax.Array) -> jax.Array:
+    """Index ``k`` drawn from ``probs [..., K]`` by inverse CDF with ``u`` ~ U[0, 1): int32 ``[...]``."""
+    return count_below(outcome_thresholds(probs), u)
+
+
+def count_below(thresholds: jax.Array, u: jax.Array) -> jax.Array:
+    """``#{j : thresholds[..., j] <= u}`` as int32 for sorted thresholds: unrolled compares for a
+    short (static) last axis, binary search for a long one (e.g. Taxi's 500 start states)."""
+    if thresholds.ndim == 1 and thresholds.shape[0] > 64:
+        return jnp.searchsorted(thresholds, u, side="right").astype(jnp.int32)
+    count = jnp.zeros(jnp.shape(u), jnp.int32)
+    for j in range(thresholds.shape[-1]):
+        count = count + (thresholds[..., j] <= u).astype(jnp.int32)
+    return count
+
+
+def packed_outcomes(mdp: TabularMDP) -> jax.Array:
+    """float32 ``[S, A, 4K - 1]``: outcome thresholds, next states, rewards, terminal flags (0/1).
+
+    State indices are exact in float32 (S < 2**24 is enforced by ``TabularMDP.validate``).
+    """
+    return jnp.concatenate(
+        [
+            outcome_thresholds(mdp.transition_probs),
+            mdp.next_states.astype(jnp.float32),
+            mdp.rewards.astype(jnp.float32),
+            mdp.terminals.astype(jnp.float32),
+        ],
+        axis=-1,
+    )
+
+
+def select_index(index: jax.Array, values: jax.Array) -> jax.Array:
+    """``values[index]`` for a short static last axis, as a chain of selects (no gather)."""
+    out = values[..., 0]
+    for j in range(1, values.shape[-1]):
+        out = jnp.where(index == j, values[..., j], out)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularEnv(Environment):
+    """A finite MDP sampled from its explicit model (``params.mdp``).
+
+    Static settings: ``num_states`` (S), ``num_actions`` (A), ``num_outcomes`` (K) and a name.
+    Observations are the int32 state index, ``0 <= obs < S``.
+    """
+
+    num_states: int
+    num_actions: int
+    num_outcomes: int
+    name: str = "Tabular"
+
+    def default_params(self) -> TabularParams:  # pragma: no cover - built by the registry
+        raise NotImplementedError(f"{self.name}: params come from jrl.make or make_tabular")
+
+    def observation_space(self, params: Any = None) -> Discrete:
+        return Discrete(self.num_states)
+
+    def action_space(self, params: Any = None) -> Discrete:
+        return Discrete(self.num_actions)
+
+    def mdp(self, params: TabularParams) -> TabularMDP:
+        """The exact model: ``TabularMDP`` with arrays ``[S, A, K]`` and ``[S]``."""
+        return params.mdp
+
+    # The uniform-driven core: one uniform number per draw, so a batched caller (Q-learning)
+    # can draw every random number of a step in one call instead of one PRNG key per env.
+    def reset_from_uniform(self, u: jax.Array, params: TabularParams) -> tuple[jax.Array, TabularState]:
+        """Reset driven by ``u`` ~ U[0, 1). Returns ``(obs, state)``."""
+        s = count_below(outcome_thresholds(params.mdp.initial_distribution), u)
+        return s, TabularState(state=s, time=jnp.zeros((), jnp.int32))
+
+    def step_env_from_uniform(
+        self, u: jax.Array, state: TabularState, action: jax.Array, params: TabularParams
+    ) -> tuple[jax.Array, TabularState, jax.Array, jax.Array, jax.Array, dict]:
+        """Transition without reset, driven by ``u`` ~ U[0, 1)."""
+        k_out = self.num_outcomes
+        # One row of a packed table [S, A, 4K - 1] (thresholds, next states, rewards, terminal
+        # flags) instead of four gathers: gathers dominate this step on CPU. Under vmap with
+        # shared params the table is built once per step, not once per environment.
+        row = packed_outcomes(params.mdp)[state.state, jnp.asarray(action, jnp.int32)]
+        k = count_below(row[: k_out - 1], u)
+        pick = functools.partial(select_index, k)
+        next_s = pick(row[k_out - 1 : 2 * k_out - 1]).astype(jnp.int32)
+        reward = pick(row[2 * k_out - 1 : 3 * k_out - 1])
+        terminated = pick(row[3 * k_out - 1 :]) > 0.5
+        time = state.time + 1
+        truncated = time >= params.max_steps_in_episode
+        return next_s, TabularState(state=next_s, time=time), reward, terminated, truncated, {}
+
+    def step_from_uniforms(
+        self, u_step: jax.Array, u_reset: jax.Array, state: TabularState, action: jax.Array, params: TabularParams
+    ) -> tuple[jax.Array, TabularState, jax.Array, jax.Array, jax.Array, dict]:
+        """``step`` (with auto-reset) driven by two uniforms instead of a key."""
+        obs, next_state, reward, terminated, truncated, info = self.step_env_from_uniform(u_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_out, state_out = auto_reset(done, (obs, next_state), self.reset_from_uniform(u_reset, params))
+        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
+
+    def reset_env(self, key: jax.Array, params: TabularParams) -> tuple[jax.Array, TabularState]:
+        return self.reset_from_uniform(jax.random.uniform(key), params)
+
+    def step_env(self, key: jax.Array, state: TabularState, action: jax.Array, params: TabularParams):
+        self._check_action(action, params)
+        return self.step_env_from_uniform(jax.random.uniform(key), state, action, params)
+
+    def step(self, key: jax.Array, state: TabularState, action: jax.Array, params: TabularParams):
+        """One transition with same-step auto-reset (see ``Environment.step``)."""
+        self._check_action(action, params)
+        u = jax.random.uniform(key, (2,))
+        return self.step_from_uniforms(u[0], u[1], state, action, params)
+
+
+def make_tabular(mdp: TabularMDP, max_steps_in_episode: int, name: str = "Tabular") -> tuple[TabularEnv, TabularParams]:
+    """A tabular environment for your own model: ``(env, params)``. The model is validated."""
+    mdp.validate()
+    if isinstance(max_steps_in_episode, bool) or not isinstance(max_steps_in_episode, (int, np.integer)):
+        raise TypeError(f"max_steps_in_episode must be an int, got {max_steps_in_episode!r}")
+    if max_steps_in_episode < 1:
+        raise ValueError(f"max_steps_in_episode must be >= 1, got {max_steps_in_episode}")
+    env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, name)
+    return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
