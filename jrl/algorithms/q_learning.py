@@ -412,7 +412,15 @@ def _greedy_action(q_table: jax.Array, obs: jax.Array, key: jax.Array) -> jax.Ar
 
 
 # Tuned per registered tabular environment by experiments/tune_q_learning.py (docs/q_learning.md).
-_DEFAULTS: dict[str, dict] = {}
+# Budget and gamma fixed per environment; alpha and epsilon_end chosen by the sweep (3 seeds).
+_DEFAULTS: dict[str, dict] = {
+    "FrozenLake-v1": dict(num_envs=1024, num_steps=2000, gamma=0.99, alpha=0.1, epsilon_end=0.1),
+    "FrozenLake8x8-v1": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.05, epsilon_end=0.05),
+    "CliffWalking-v1": dict(num_envs=256, num_steps=2000, gamma=0.99, alpha=0.5, epsilon_end=0.05),
+    "CliffWalkingSlippery-v1": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.05, epsilon_end=0.05),
+    "Taxi-v4": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.2, epsilon_end=0.1),
+    "RandomMDP-v0": dict(num_envs=256, num_steps=2000, gamma=0.9, alpha=0.05, epsilon_end=0.3),
+}
 
 
 def default_config(env_id: str) -> QLearningConfig:

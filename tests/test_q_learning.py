@@ -1,0 +1,254 @@
+"""Tabular Q-learning family: convergence to exact references, reproducibility, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl.algorithms import q_learning as ql
+from jrl.envs.core import Environment
+from jrl.planning import policy_evaluation, policy_q_values, value_iteration
+
+GAMMA = 0.9
+
+
+def uniform_behaviour(**changes) -> ql.QLearningConfig:
+    base = dict(num_envs=256, num_steps=3000, alpha=0.05, gamma=GAMMA, epsilon_start=1.0, epsilon_end=1.0)
+    return ql.QLearningConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def random_mdp():
+    return jrl.make("RandomMDP-v0")
+
+
+# --- convergence to exact answers ----------------------------------------------------------------
+@pytest.mark.parametrize("max_episode_steps", [100, 1])
+@pytest.mark.parametrize("algorithm", ql.ALGORITHMS)
+def test_converges_to_exact_values_on_random_mdp(algorithm, max_episode_steps):
+    """Off-policy methods reach Q*, on-policy ones the behaviour policy's Q (uniform random here).
+
+    With ``max_episode_steps=1`` every episode is truncated after one step, so the values (about 5
+    to 7.6, against rewards below 1) can only be learned by bootstrapping through truncation.
+    """
+    env, params = jrl.make("RandomMDP-v0", max_episode_steps=max_episode_steps)
+    config = uniform_behaviour(algorithm=algorithm)
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    if algorithm in ("sarsa", "expected_sarsa"):
+        reference = policy_q_values(params.mdp, jnp.full((10, 2), 0.5), GAMMA)
+    else:
+        reference = value_iteration(params.mdp, GAMMA)
+    assert float(jnp.min(reference)) > 4.0  # far from anything learnable without bootstrapping
+    error = float(jnp.max(jnp.abs(result.q_table - reference)))
+    assert error < 0.1, f"{algorithm}: max |Q - Q_ref| = {error}"
+    if max_episode_steps == 1:
+        assert bool(jnp.all(result.metrics["episode_length"] == 1.0))
+
+
+def test_q_star_matches_closed_form(random_mdp):
+    """RandomMDP-v0: Q*(s, a) = R(s, a) + gamma / (1 - gamma) * mean_s' max_a' R(s', a')."""
+    _, params = random_mdp
+    rewards = np.asarray(params.mdp.rewards[:, :, 0], np.float64)
+    closed_form = rewards + GAMMA / (1 - GAMMA) * rewards.max(axis=1).mean()
+    np.testing.assert_allclose(np.asarray(value_iteration(params.mdp, GAMMA)), closed_form, atol=1e-5)
+
+
+def test_frozen_lake_default_config_reaches_95_percent_of_optimal():
+    env, params = jrl.make("FrozenLake-v1", is_slippery=True)
+    config = ql.default_config("FrozenLake-v1")
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    mdp = params.mdp
+    v_star = float(mdp.initial_distribution @ value_iteration(mdp, config.gamma).max(axis=1))
+    greedy = jnp.argmax(result.q_table, axis=1)
+    v_greedy = float(mdp.initial_distribution @ policy_evaluation(mdp, greedy, config.gamma))
+    assert v_greedy >= 0.95 * v_star, (v_greedy, v_star)
+    # The logged metric is the same exact computation.
+    assert abs(float(result.metrics["greedy_value"][-1]) - v_greedy) < 1e-5
+
+
+def test_many_envs_with_mean_aggregation_still_converge():
+    """16,384 environments on a 20-entry table: about 800 TD errors per entry per step. Averaged,
+    the update stays stable and reaches Q*; summed, it would be scaled by ~800 and diverge."""
+    env, params = jrl.make("RandomMDP-v0")
+    config = uniform_behaviour(num_envs=16384, num_steps=300, alpha=0.5)
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    error = float(jnp.max(jnp.abs(result.q_table - value_iteration(params.mdp, GAMMA))))
+    assert error < 0.05, error
+
+
+# --- reproducibility ---------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ["q_learning", "double_q_learning"])
+def test_vmap_over_seeds_is_bit_identical_to_single_runs(algorithm):
+    env, params = jrl.make("FrozenLake-v1")
+    config = ql.QLearningConfig(num_envs=64, num_steps=300, algorithm=algorithm, log_interval=100)
+    train = ql.make_train(config, env, params)
+    keys = jax.random.split(jax.random.key(7), 2)
+    batched = jax.jit(jax.vmap(train))(keys)
+    single = jax.jit(train)
+    for i in range(2):
+        alone = single(keys[i])
+        np.testing.assert_array_equal(np.asarray(batched.q_table[i]), np.asarray(alone.q_table))
+        for name, values in alone.metrics.items():
+            np.testing.assert_array_equal(np.asarray(batched.metrics[name][i]), np.asarray(values), err_msg=name)
+    again = single(keys[0])
+    np.testing.assert_array_equal(np.asarray(again.q_table), np.asarray(single(keys[0]).q_table))
+    assert not np.array_equal(np.asarray(batched.q_table[0]), np.asarray(batched.q_table[1]))
+
+
+def test_hyperparameter_grid_in_one_call_matches_separate_configs(random_mdp):
+    env, params = random_mdp
+    config = uniform_behaviour(num_envs=32, num_steps=200)
+    grid = ql.hyperparam_grid(config, alpha=[0.05, 0.2], gamma=[0.5, 0.9])
+    assert grid.alpha.shape == (4,)
+    train = ql.make_train(config, env, params)
+    key = jax.random.key(1)
+    results = jax.jit(jax.vmap(train, in_axes=(None, 0)))(key, grid)
+    single = jax.jit(train)
+    for i, (alpha, gamma) in enumerate([(0.05, 0.5), (0.05, 0.9), (0.2, 0.5), (0.2, 0.9)]):
+        member = ql.QLearningHyperparams(
+            alpha=jnp.float32(alpha),
+            gamma=jnp.float32(gamma),
+            epsilon_start=grid.epsilon_start[i],
+            epsilon_end=grid.epsilon_end[i],
+        )
+        np.testing.assert_array_equal(np.asarray(results.q_table[i]), np.asarray(single(key, member).q_table))
+    # The config path (values baked in at make_train) gives the same as passing them as data.
+    alone = jax.jit(ql.make_train(config.replace(alpha=0.2, gamma=0.5), env, params))(key)
+    np.testing.assert_array_equal(np.asarray(results.q_table[2]), np.asarray(alone.q_table))
+
+
+# --- pieces ------------------------------------------------------------------------------------
+def test_epsilon_greedy_distribution_with_ties():
+    """Two of four actions tied for the max, epsilon 0.2: P(tied) = 0.8 / 2 + 0.05, P(other) = 0.05."""
+    n = 200_000
+    rows = jnp.tile(jnp.array([[1.0, 3.0, 0.5, 3.0]]), (n, 1))
+    u = jax.random.uniform(jax.random.key(0), (n,))
+    actions = np.asarray(ql.epsilon_greedy(rows, jnp.float32(0.2), u))
+    freq = np.bincount(actions, minlength=4) / n
+    expected = np.array([0.05, 0.45, 0.05, 0.45])
+    stderr = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(freq - expected) < 5 * stderr), freq
+    greedy_only = np.asarray(ql.epsilon_greedy(rows, jnp.float32(0.0), u))
+    assert set(np.unique(greedy_only)) == {1, 3}
+
+
+def test_metrics_shapes_and_nan_when_no_episode_finished():
+    env, params = jrl.make("CliffWalking-v1")
+    config = ql.QLearningConfig(num_envs=4, num_steps=10, log_interval=5, epsilon_start=0.0, epsilon_end=0.0)
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    assert set(result.metrics) == {
+        "step",
+        "epsilon",
+        "episode_return",
+        "episode_length",
+        "episodes",
+        "td_error",
+        "greedy_value",
+        "q_finite",
+    }
+    for values in result.metrics.values():
+        assert values.shape == (2,)
+    # The shortest CliffWalking episode takes 13 steps: none can finish within 10.
+    assert np.all(np.asarray(result.metrics["episodes"]) == 0)
+    assert np.all(np.isnan(np.asarray(result.metrics["episode_return"])))
+    np.testing.assert_array_equal(np.asarray(result.metrics["step"]), [5, 10])
+    assert bool(jnp.all(result.metrics["q_finite"]))
+
+
+def test_greedy_policy_evaluated_in_parallel_matches_exact_finite_horizon_value():
+    """jrl.evaluate of the optimal greedy policy on slippery FrozenLake (time limit 100) against the
+    exact finite-horizon expected return computed in float64 from the model."""
+    env, params = jrl.make("FrozenLake-v1")
+    q_star = value_iteration(params.mdp, 0.99)
+    policy, policy_params = ql.greedy_policy(ql.QLearningResult(q_table=q_star, metrics={}))
+    returns = np.asarray(jrl.evaluate(jax.random.key(0), policy, policy_params, env, params, num_episodes=20_000))
+    mdp = params.mdp
+    p, ns, r, term = (
+        np.asarray(x, np.float64) for x in (mdp.transition_probs, mdp.next_states, mdp.rewards, mdp.terminals)
+    )
+    ns = ns.astype(int)
+    greedy = np.asarray(jnp.argmax(q_star, axis=1))
+    values = np.zeros(16)
+    for _ in range(100):  # V_t = E[r + (1 - terminal) V_{t-1}(s')], undiscounted, 100 steps left
+        q = np.sum(p * (r + np.where(term, 0.0, values[ns])), axis=-1)
+        values = q[np.arange(16), greedy]
+    expected = float(np.asarray(mdp.initial_distribution, np.float64) @ values)
+    stderr = returns.std() / np.sqrt(returns.size)
+    assert returns.shape == (20_000,) and returns.dtype == np.float32
+    assert abs(returns.mean() - expected) < 5 * stderr, (returns.mean(), expected)
+
+
+# --- bad input, before any tracing -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "field, value, error, fragment",
+    [
+        ("alpha", 0.0, ValueError, "alpha must be in (0.0, 1.0]"),
+        ("alpha", 1.5, ValueError, "alpha"),
+        ("gamma", -0.1, ValueError, "gamma must be in [0.0, 1.0]"),
+        ("gamma", 1.01, ValueError, "gamma"),
+        ("num_envs", 0, ValueError, "num_envs must be"),
+        ("num_envs", 2.5, TypeError, "num_envs must be an int"),
+        ("num_envs", True, TypeError, "num_envs must be an int"),
+        ("epsilon_end", 2.0, ValueError, "epsilon_end"),
+        ("algorithm", "td_lambda", ValueError, "algorithm must be one of"),
+        ("log_interval", 7, ValueError, "must divide num_steps"),
+        ("alpha", "0.1", TypeError, "alpha must be a number"),
+    ],
+)
+def test_config_validation_names_the_field(field, value, error, fragment):
+    with pytest.raises(error) as info:
+        ql.QLearningConfig(**{"num_envs": 4, "num_steps": 100, field: value})
+    assert fragment in str(info.value)
+    with pytest.raises(error):
+        ql.QLearningConfig(num_envs=4, num_steps=100).replace(**{field: value})
+
+
+def test_config_replace_rejects_unknown_fields_and_is_frozen():
+    config = ql.QLearningConfig()
+    with pytest.raises(TypeError, match="learning_rate"):
+        config.replace(learning_rate=0.1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.alpha = 0.5  # type: ignore[misc]
+    assert config.replace(alpha=0.5).alpha == 0.5 and config.alpha == 0.1
+
+
+def test_hyperparam_grid_validates_every_value():
+    with pytest.raises(ValueError, match="alpha"):
+        ql.hyperparam_grid(ql.QLearningConfig(), alpha=[0.1, 0.0])
+    with pytest.raises(TypeError, match="num_envs"):
+        ql.hyperparam_grid(ql.QLearningConfig(), num_envs=[1, 2])
+
+
+class _ContinuousEnv(Environment):
+    """A stand-in for any environment without a finite model."""
+
+
+def test_make_train_refuses_non_tabular_env_and_bad_config():
+    env, params = jrl.make("FrozenLake-v1")
+    with pytest.raises(TypeError, match="tabular"):
+        ql.make_train(ql.QLearningConfig(), _ContinuousEnv(), None)
+    with pytest.raises(TypeError, match="QLearningConfig"):
+        ql.make_train({"alpha": 0.1}, env, params)
+    _, taxi_params = jrl.make("Taxi-v4")
+    with pytest.raises(ValueError, match="another environment"):
+        ql.make_train(ql.QLearningConfig(), env, taxi_params)
+
+
+def test_default_config_covers_every_tabular_env_and_refuses_unknown():
+    for env_id in jrl.registered_envs():
+        env, _ = jrl.make(env_id)
+        if isinstance(env, jrl.envs.TabularEnv):
+            assert isinstance(ql.default_config(env_id), ql.QLearningConfig)
+    with pytest.raises(ValueError, match="FrozenLake-v1"):
+        ql.default_config("FrozenLake-v9")
+
+
+def test_greedy_policy_refuses_batched_results():
+    batched = ql.QLearningResult(q_table=jnp.zeros((2, 16, 4)), metrics={})
+    with pytest.raises(ValueError, match="pick one member"):
+        ql.greedy_policy(batched)
