@@ -104,6 +104,8 @@ class Box(Space):
     dtype: Any = jnp.float32
 
     def __post_init__(self) -> None:
+        if not jnp.issubdtype(self.dtype, jnp.floating):
+            raise TypeError(f"Box holds real vectors: dtype must be a float dtype, got {np.dtype(self.dtype).name}")
         shape = tuple(int(d) for d in self.shape)
         low = np.broadcast_to(np.asarray(self.low, dtype=self.dtype), shape)
         high = np.broadcast_to(np.asarray(self.high, dtype=self.dtype), shape)

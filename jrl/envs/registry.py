@@ -62,7 +62,8 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     """Build an environment and its default params: ``env, env_params = jrl.make(id, **kwargs)``.
 
     Keyword arguments are Gymnasium's for the same id, plus ``max_episode_steps`` (as in
-    ``gymnasium.make``: overrides the registered time limit). ``render_mode`` is accepted only as
+    ``gymnasium.make``: overrides the registered time limit; ``None`` keeps it, ``-1`` removes it,
+    giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as
     ``None`` (jrl environments do not render).
 
     Raises:
@@ -78,7 +79,12 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
         raise ValueError(f"unknown environment id {env_id!r}.{hint} Registered ids: {registered_envs()}")
     spec = _REGISTRY[env_id]
     kwargs = dict(kwargs)
-    max_steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
+    # gymnasium.make's rules: None keeps the registered limit, -1 removes it.
+    max_steps = kwargs.pop("max_episode_steps", None)
+    if max_steps is None:
+        max_steps = spec.max_episode_steps
+    elif max_steps == -1 and not isinstance(max_steps, bool):
+        max_steps = None
     if kwargs.pop("render_mode", None) is not None:
         raise ValueError(f"{env_id}: jrl environments do not render; render_mode must be None")
     accepted = set(inspect.signature(spec.builder).parameters)
