@@ -58,6 +58,7 @@ def test_q_star_matches_closed_form(random_mdp):
     np.testing.assert_allclose(np.asarray(value_iteration(params.mdp, GAMMA)), closed_form, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_frozen_lake_default_config_reaches_95_percent_of_optimal():
     env, params = jrl.make("FrozenLake-v1", is_slippery=True)
     config = ql.default_config("FrozenLake-v1")

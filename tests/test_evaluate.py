@@ -1,0 +1,67 @@
+"""jrl.evaluate: episodes run to their end in parallel, any key type, under jit, validated."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+
+
+def always(action: int):
+    def policy(params, obs, key):
+        del params, obs, key
+        return jnp.int32(action)
+
+    return policy
+
+
+UP = always(0)  # CliffWalking: up from the start, then bump into the top wall forever
+
+
+def test_non_terminating_policy_is_cut_by_the_evaluation_time_limit():
+    env, params = jrl.make("CliffWalking-v1")
+    returns = jrl.evaluate(jax.random.key(0), UP, None, env, params, num_episodes=8, max_steps_in_episode=25)
+    np.testing.assert_array_equal(np.asarray(returns), np.full(8, -25.0, np.float32))
+
+
+def test_optimal_cliff_walking_path_returns_minus_13():
+    env, params = jrl.make("CliffWalking-v1")
+    q_star = jrl.planning.value_iteration(env.mdp(params), 1.0)
+
+    def greedy(q, obs, key):
+        del key
+        return jnp.argmax(q[obs]).astype(jnp.int32)
+
+    returns = jrl.evaluate(jax.random.key(0), greedy, q_star, env, params, num_episodes=4)
+    np.testing.assert_array_equal(np.asarray(returns), np.full(4, -13.0, np.float32))
+
+
+def test_raw_keys_and_jit_give_the_same_returns():
+    env, params = jrl.make("FrozenLake-v1")
+    random_policy = lambda p, obs, key: jax.random.randint(key, (), 0, 4)  # noqa: E731
+    typed = jrl.evaluate(jax.random.key(3), random_policy, None, env, params, num_episodes=64)
+    raw = jrl.evaluate(jax.random.PRNGKey(3), random_policy, None, env, params, num_episodes=64)
+    jitted = jax.jit(lambda k: jrl.evaluate(k, random_policy, None, env, params, num_episodes=64))(jax.random.key(3))
+    np.testing.assert_array_equal(np.asarray(typed), np.asarray(jitted))
+    assert raw.shape == typed.shape == (64,)
+    # FrozenLake pays 1 at the goal and 0 otherwise: every return is 0 or 1.
+    assert set(np.unique(np.asarray(typed))) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        ({"num_episodes": 0}, ValueError, "num_episodes"),
+        ({"num_episodes": 2.0}, TypeError, "num_episodes"),
+        ({"max_steps_in_episode": 0}, ValueError, "max_steps_in_episode"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, error, fragment):
+    env, params = jrl.make("FrozenLake-v1")
+    with pytest.raises(error, match=fragment):
+        jrl.evaluate(jax.random.key(0), UP, None, env, params, **kwargs)
+    with pytest.raises(TypeError, match="Environment"):
+        jrl.evaluate(jax.random.key(0), UP, None, "FrozenLake-v1", params)
