@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl._numerics import rounded
 from jrl._validation import check_float, check_int
 from jrl.envs.tabular import TabularMDP
 
@@ -17,8 +18,11 @@ __all__ = ["bellman_backup", "policy_evaluation", "policy_q_values", "value_iter
 
 
 def _host_model(mdp: TabularMDP):
+    probs = np.asarray(mdp.transition_probs, np.float64)
+    # float32 1/3 + 1/3 + 1/3 is 1 + 3e-8: renormalized, undiscounted values cannot creep upward.
+    probs = probs / probs.sum(axis=-1, keepdims=True)
     return (
-        np.asarray(mdp.transition_probs, np.float64),
+        probs,
         np.asarray(mdp.next_states),
         np.asarray(mdp.rewards, np.float64),
         np.asarray(mdp.terminals, bool),
@@ -64,7 +68,7 @@ def policy_evaluation(mdp: TabularMDP, policy: jax.Array, gamma: float | jax.Arr
     ``policy`` is either deterministic, int ``[S]`` (action per state), or stochastic, float
     ``[S, A]`` (probabilities per state). Solves ``(I - gamma P_pi) V = r_pi`` directly. With
     ``gamma = 1`` the system is singular when the policy can avoid termination forever, and the
-    result is not finite.
+    result is meaningless (infinite, NaN or huge).
     """
     num_states, num_actions = mdp.transition_probs.shape[:2]
     if jnp.issubdtype(jnp.asarray(policy).dtype, jnp.integer):
@@ -72,12 +76,14 @@ def policy_evaluation(mdp: TabularMDP, policy: jax.Array, gamma: float | jax.Arr
     else:
         probs = jnp.asarray(policy, jnp.float32)
     # Outcome weights under the policy: [S, A, K] -> transitions into next states, terminals cut.
-    weights = probs[:, :, None] * mdp.transition_probs
-    r_pi = jnp.sum(weights * mdp.rewards, axis=(1, 2))
+    # Products are materialized before the sums (see jrl._numerics.rounded): the same bits with and
+    # without vmap, whatever XLA fuses.
+    weights = rounded(probs[:, :, None] * mdp.transition_probs)
+    r_pi = jnp.sum(rounded(weights * mdp.rewards), axis=(1, 2))
     continuing = jnp.where(mdp.terminals, 0.0, weights)
     p_pi = jnp.zeros((num_states, num_states), jnp.float32)
     p_pi = p_pi.at[jnp.arange(num_states)[:, None, None], mdp.next_states].add(continuing)
-    return jnp.linalg.solve(jnp.eye(num_states) - gamma * p_pi, r_pi)
+    return jnp.linalg.solve(jnp.eye(num_states) - rounded(gamma * p_pi), r_pi)
 
 
 def policy_q_values(mdp: TabularMDP, policy: jax.Array, gamma: float | jax.Array) -> jax.Array:

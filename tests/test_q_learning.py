@@ -83,10 +83,20 @@ def test_many_envs_with_mean_aggregation_still_converge():
 
 
 # --- reproducibility ---------------------------------------------------------------------------
-@pytest.mark.parametrize("algorithm", ["q_learning", "double_q_learning"])
-def test_vmap_over_seeds_is_bit_identical_to_single_runs(algorithm):
-    env, params = jrl.make("FrozenLake-v1")
-    config = ql.QLearningConfig(num_envs=64, num_steps=300, algorithm=algorithm, log_interval=100)
+@pytest.mark.parametrize(
+    "env_id, num_envs, algorithm",
+    [
+        ("FrozenLake-v1", 64, "q_learning"),
+        ("FrozenLake-v1", 64, "double_q_learning"),
+        # One environment: XLA fuses the batched and unbatched graphs differently, so any
+        # product feeding an add could become an FMA in one and not the other.
+        ("RandomMDP-v0", 1, "q_learning"),
+        ("RandomMDP-v0", 1, "expected_sarsa"),
+    ],
+)
+def test_vmap_over_seeds_is_bit_identical_to_single_runs(env_id, num_envs, algorithm):
+    env, params = jrl.make(env_id)
+    config = ql.QLearningConfig(num_envs=num_envs, num_steps=300, algorithm=algorithm, log_interval=100)
     train = ql.make_train(config, env, params)
     keys = jax.random.split(jax.random.key(7), 2)
     batched = jax.jit(jax.vmap(train))(keys)
@@ -136,6 +146,25 @@ def test_epsilon_greedy_distribution_with_ties():
     assert np.all(np.abs(freq - expected) < 5 * stderr), freq
     greedy_only = np.asarray(ql.epsilon_greedy(rows, jnp.float32(0.0), u))
     assert set(np.unique(greedy_only)) == {1, 3}
+
+
+@pytest.mark.parametrize("fraction, expected", [(0.0, [0.2, 0.2, 0.2, 0.2]), (0.5, [1.0, 0.6, 0.2, 0.2])])
+def test_epsilon_schedule_is_linear_then_constant(fraction, expected):
+    """Logged epsilon with log_interval=1 is the epsilon used at each step; fraction 0 means
+    epsilon_end from the very first step."""
+    env, params = jrl.make("FrozenLake-v1")
+    config = ql.QLearningConfig(
+        num_envs=2, num_steps=4, log_interval=1, epsilon_start=1.0, epsilon_end=0.2, epsilon_decay_fraction=fraction
+    )
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(result.metrics["epsilon"]), expected, rtol=1e-6)
+
+
+def test_default_log_interval_is_found_quickly_for_huge_runs():
+    config = ql.QLearningConfig(num_steps=10**9 + 7 * 10**6)
+    interval = config.resolved_log_interval()
+    assert config.num_steps % interval == 0
+    assert 50 <= config.num_steps // interval <= 200
 
 
 def test_metrics_shapes_and_nan_when_no_episode_finished():
@@ -253,3 +282,23 @@ def test_greedy_policy_refuses_batched_results():
     batched = ql.QLearningResult(q_table=jnp.zeros((2, 16, 4)), metrics={})
     with pytest.raises(ValueError, match="pick one member"):
         ql.greedy_policy(batched)
+
+
+def test_value_iteration_with_gamma_one_converges_on_slippery_frozen_lake():
+    """Undiscounted: V*(start) is the best success probability. float32 probabilities of 1/3 sum to
+    a hair over 1; the solver must not let that creep keep the iteration from converging."""
+    import gymnasium
+
+    _, params = jrl.make("FrozenLake-v1")
+    q = np.asarray(value_iteration(params.mdp, 1.0, tol=1e-8))
+    transitions = gymnasium.make("FrozenLake-v1").unwrapped.P
+    v = np.zeros(16)
+    for _ in range(5000):  # float64 reference from Gymnasium's own P
+        v = np.array(
+            [
+                max(sum(p * (r + (0.0 if t else v[s2])) for p, s2, r, t in transitions[s][a]) for a in range(4))
+                for s in range(16)
+            ]
+        )
+    np.testing.assert_allclose(q.max(axis=1), v, atol=2e-6)
+    assert 0.82 < q[0].max() < 0.83

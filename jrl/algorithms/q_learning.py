@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl._validation import check_choice, check_float, check_int
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
 from jrl.planning import policy_evaluation
@@ -122,7 +124,9 @@ class QLearningConfig:
         """``log_interval``, or the divisor of ``num_steps`` giving closest to 100 records."""
         if self.log_interval is not None:
             return self.log_interval
-        divisors = [d for d in range(1, self.num_steps + 1) if self.num_steps % d == 0]
+        n = self.num_steps
+        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+        divisors = small + [n // d for d in small]
         return min(divisors, key=lambda d: (abs(self.num_steps // d - 100), d))
 
     def hyperparams(self) -> QLearningHyperparams:
@@ -207,7 +211,7 @@ def _epsilon_greedy_probs(q_rows: jax.Array, epsilon: jax.Array) -> jax.Array:
     """Action probabilities of ``epsilon_greedy``: float ``[N, A]`` (ties share the greedy mass)."""
     is_max = q_rows == jnp.max(q_rows, axis=-1, keepdims=True)
     greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
-    return epsilon / q_rows.shape[-1] + (1.0 - epsilon) * greedy
+    return epsilon / q_rows.shape[-1] + rounded((1.0 - epsilon) * greedy)
 
 
 def _mean_update(q: jax.Array, index: jax.Array, delta: jax.Array, weight: jax.Array, alpha: jax.Array) -> jax.Array:
@@ -215,7 +219,7 @@ def _mean_update(q: jax.Array, index: jax.Array, delta: jax.Array, weight: jax.A
     size = q.size
     sums = jnp.zeros(size, q.dtype).at[index].add(delta * weight)
     counts = jnp.zeros(size, q.dtype).at[index].add(weight)
-    return q + alpha * (sums / jnp.maximum(counts, 1.0)).reshape(q.shape)
+    return q + rounded(alpha * (sums / jnp.maximum(counts, 1.0)).reshape(q.shape))
 
 
 @struct.dataclass
@@ -255,7 +259,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
     num_envs, num_actions = config.num_envs, env.num_actions
     log_interval = config.resolved_log_interval()
     num_logs = config.num_steps // log_interval
-    decay_steps = max(1.0, config.epsilon_decay_fraction * config.num_steps)
+    decay_steps = config.epsilon_decay_fraction * config.num_steps  # 0: epsilon_end throughout
     algorithm = config.algorithm
     double = algorithm == "double_q_learning"
     # Uniforms per environment per step: action, transition, reset, then SARSA's action at the
@@ -263,8 +267,10 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
     num_uniforms = 4 if algorithm in ("sarsa", "double_q_learning") else 3
 
     def epsilon_at(hp: QLearningHyperparams, t: jax.Array) -> jax.Array:
+        if decay_steps == 0:
+            return jnp.broadcast_to(hp.epsilon_end, jnp.shape(t)).astype(jnp.float32)
         frac = jnp.minimum(t.astype(jnp.float32) / decay_steps, 1.0)
-        return hp.epsilon_start + frac * (hp.epsilon_end - hp.epsilon_start)
+        return hp.epsilon_start + rounded(frac * (hp.epsilon_end - hp.epsilon_start))
 
     def bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u):
         """Bootstrap values at the final observations, and SARSA's next action. ``[N]`` each."""
@@ -272,7 +278,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
         if algorithm == "q_learning":
             return jnp.max(q_next, axis=-1), runner.action
         if algorithm == "expected_sarsa":
-            return jnp.sum(_epsilon_greedy_probs(q_next, epsilon_next) * q_next, axis=-1), runner.action
+            return jnp.sum(rounded(_epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), runner.action
         if algorithm == "sarsa":
             # The action the agent will take at next_obs; after a reset, a fresh draw at final_obs.
             next_action = epsilon_greedy(runner.q_a[next_obs], epsilon_next, u[0])
@@ -306,7 +312,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
             ev = jnp.where(coin[:, None], runner.q_b[final_obs], runner.q_a[final_obs])
             boot = jnp.take_along_axis(ev, jnp.argmax(sel, axis=-1)[:, None], axis=-1)[:, 0]
             q_sa = select_index(action, q_upd)
-            delta = reward + hp.gamma * not_terminal * boot - q_sa
+            delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
             weight_a = coin.astype(jnp.float32)
             q_a = _mean_update(runner.q_a, index, delta, weight_a, hp.alpha)
             q_b = _mean_update(runner.q_b, index, delta, 1.0 - weight_a, hp.alpha)
@@ -319,7 +325,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
             else:
                 boot, next_action = bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u)
             q_sa = select_index(action, rows_a)
-            delta = reward + hp.gamma * not_terminal * boot - q_sa
+            delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
             q_a = _mean_update(runner.q_a, index, delta, jnp.ones_like(delta), hp.alpha)
             q_b = runner.q_b
 
@@ -381,7 +387,9 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
                 "episode_length": jnp.where(finished > 0, stats[1] / finished, jnp.nan),
                 "episodes": finished.astype(jnp.int32),
                 "td_error": stats[3] / log_interval,
-                "greedy_value": jnp.dot(env_params.mdp.initial_distribution, values),
+                # An elementwise product and a sum, not a dot: batched and unbatched dots run
+                # different kernels and round differently.
+                "greedy_value": jnp.sum(rounded(env_params.mdp.initial_distribution * values)),
                 "q_finite": jnp.all(jnp.isfinite(q)),
             }
             return runner, metrics
