@@ -11,7 +11,7 @@ excluded and reported on its own (best of ``--repeats`` timed runs).
 
 Baselines (``pip install -e ".[bench]"``):
 - ``gymnasium``: Gymnasium's ``FrozenLake-v1`` in ``gymnasium.vector.SyncVectorEnv`` (same-step
-  auto-reset) with the update in NumPy.
+  auto-reset) with the update in NumPy; for one environment, the plain Python loop.
 - ``gymnax``: gymnax's own ``FrozenLake-misc`` with one PRNG key per environment, ``vmap`` +
   ``lax.scan``: the straightforward JAX loop.
 """
@@ -145,6 +145,33 @@ def bench_gymnax(num_envs: int, num_steps: int, repeats: int) -> dict:
 
 
 # --- Gymnasium SyncVectorEnv + NumPy ----------------------------------------------------------
+def bench_gymnasium_loop(num_steps: int, repeats: int) -> dict:
+    """One environment: the plain Python loop a user writes (no vector wrapper)."""
+    import gymnasium as gym
+
+    env = gym.make("FrozenLake-v1", is_slippery=True)
+    rng = np.random.default_rng(0)
+    q = np.zeros((16, 4))
+    obs, _ = env.reset(seed=0)
+
+    def run():
+        nonlocal obs
+        for _ in range(num_steps):
+            row = q[obs]
+            if rng.random() < EPSILON:
+                action = int(rng.integers(4))
+            else:
+                action = int(rng.choice(np.flatnonzero(row == row.max())))
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            target = reward + (0.0 if terminated else GAMMA * q[next_obs].max())
+            q[obs, action] += ALPHA * (target - q[obs, action])
+            obs = env.reset()[0] if terminated or truncated else next_obs
+        return 0
+
+    seconds = best_time(run, repeats)
+    return {"compile_s": float("nan"), "steps_per_s": num_steps / seconds}
+
+
 def bench_gymnasium(num_envs: int, num_steps: int, repeats: int) -> dict:
     import gymnasium as gym
 
@@ -198,11 +225,13 @@ def main() -> None:
     )
     for n in sizes:
         # One-env loops are dominated by per-step overhead: give them fewer steps.
-        steps = steps_for(n, budget / (20 if n == 1 else 1))
+        steps = steps_for(n, budget / (100 if n == 1 else 1))
         ours = bench_jrl(n, steps, args.repeats)
         theirs = bench_gymnax(n, steps, args.repeats)
-        gym_n = min(n, 16384)
-        gym = bench_gymnasium(gym_n, max(2, int(gym_budget / gym_n)), 1)
+        if n == 1:
+            gym = bench_gymnasium_loop(int(gym_budget / 3), 1)
+        else:
+            gym = bench_gymnasium(n, max(2, int(gym_budget / n)), 1)
         print(
             f"{n:>7} | {ours['steps_per_s'] / 1e6:>13.2f} | {theirs['steps_per_s'] / 1e6:>10.2f} | "
             f"{gym['steps_per_s'] / 1e3:>13.1f} | {ours['steps_per_s'] / theirs['steps_per_s']:>10.2f} | "

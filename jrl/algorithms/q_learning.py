@@ -426,7 +426,7 @@ _DEFAULTS: dict[str, dict] = {
     "FrozenLake8x8-v1": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.05, epsilon_end=0.05),
     "CliffWalking-v1": dict(num_envs=256, num_steps=2000, gamma=0.99, alpha=0.5, epsilon_end=0.05),
     "CliffWalkingSlippery-v1": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.05, epsilon_end=0.05),
-    "Taxi-v4": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.2, epsilon_end=0.1),
+    "Taxi-v4": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.5, epsilon_end=0.05),
     "RandomMDP-v0": dict(num_envs=256, num_steps=2000, gamma=0.9, alpha=0.05, epsilon_end=0.3),
 }
 
