@@ -1,5 +1,5 @@
 """Training algorithms: each a readable ``make_train(config, env, env_params) -> train``."""
 
-from jrl.algorithms import q_learning
+from jrl.algorithms import dqn, q_learning
 
-__all__ = ["q_learning"]
+__all__ = ["dqn", "q_learning"]

@@ -11,9 +11,13 @@ from typing import Any
 import jax.numpy as jnp
 
 from jrl._validation import check_int
+from jrl.envs.acrobot import acrobot_factory
+from jrl.envs.cartpole import cartpole_factory
 from jrl.envs.cliff_walking import cliff_walking_model
 from jrl.envs.core import NO_TIME_LIMIT, Environment
 from jrl.envs.frozen_lake import frozen_lake_model
+from jrl.envs.mountain_car import mountain_car_factory
+from jrl.envs.probes import probe_factory
 from jrl.envs.random_mdp import random_mdp_model
 from jrl.envs.tabular import TabularEnv, TabularParams
 from jrl.envs.taxi import taxi_model
@@ -23,13 +27,38 @@ __all__ = ["EnvSpec", "make", "registered_envs"]
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
-    """How to build one id: a model builder, fixed keyword arguments and the default time limit
-    (``max_episode_steps`` as ``gymnasium.make`` gives it; ``None`` means no limit)."""
+    """How to build one id.
+
+    Attributes:
+        env_id: the id (Gymnasium's where Gymnasium has the environment).
+        factory: ``factory(env_id, max_steps_in_episode, **kwargs) -> (env, params)``; the keyword
+            arguments it accepts are its ``keywords`` attribute, or its signature after the first two.
+        kwargs: keyword arguments fixed by this id (e.g. ``map_name="8x8"``).
+        max_episode_steps: the default time limit, as ``gymnasium.make`` gives it (``None``: no limit).
+    """
 
     env_id: str
-    builder: Callable[..., Any]
+    factory: Callable[..., tuple[Environment, Any]]
     kwargs: dict
     max_episode_steps: int | None
+
+    def keywords(self) -> tuple[str, ...]:
+        """The keyword arguments the factory accepts."""
+        if hasattr(self.factory, "keywords"):
+            return tuple(self.factory.keywords)
+        return tuple(inspect.signature(self.factory).parameters)[2:]
+
+
+def tabular_factory(model_fn: Callable[..., Any]) -> Callable[..., tuple[TabularEnv, TabularParams]]:
+    """A factory for a tabular environment from a function that builds its ``TabularMDP``."""
+
+    def factory(env_id: str, max_steps_in_episode: int, **kwargs: Any) -> tuple[TabularEnv, TabularParams]:
+        mdp = model_fn(**kwargs)
+        env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id)
+        return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
+
+    factory.keywords = tuple(inspect.signature(model_fn).parameters)
+    return factory
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -43,12 +72,19 @@ def register(spec: EnvSpec) -> None:
 
 
 for _spec in (
-    EnvSpec("FrozenLake-v1", frozen_lake_model, {"map_name": "4x4"}, 100),
-    EnvSpec("FrozenLake8x8-v1", frozen_lake_model, {"map_name": "8x8"}, 200),
-    EnvSpec("CliffWalking-v1", cliff_walking_model, {}, None),
-    EnvSpec("CliffWalkingSlippery-v1", cliff_walking_model, {"is_slippery": True}, None),
-    EnvSpec("Taxi-v4", taxi_model, {}, 200),
-    EnvSpec("RandomMDP-v0", random_mdp_model, {}, 100),
+    EnvSpec("FrozenLake-v1", tabular_factory(frozen_lake_model), {"map_name": "4x4"}, 100),
+    EnvSpec("FrozenLake8x8-v1", tabular_factory(frozen_lake_model), {"map_name": "8x8"}, 200),
+    EnvSpec("CliffWalking-v1", tabular_factory(cliff_walking_model), {}, None),
+    EnvSpec("CliffWalkingSlippery-v1", tabular_factory(cliff_walking_model), {"is_slippery": True}, None),
+    EnvSpec("Taxi-v4", tabular_factory(taxi_model), {}, 200),
+    EnvSpec("RandomMDP-v0", tabular_factory(random_mdp_model), {}, 100),
+    EnvSpec("Probe-OneStep-v0", probe_factory("OneStep"), {}, None),
+    EnvSpec("Probe-TwoStep-v0", probe_factory("TwoStep"), {}, None),
+    EnvSpec("Probe-ActionReward-v0", probe_factory("ActionReward"), {}, None),
+    EnvSpec("Probe-Truncation-v0", probe_factory("Truncation"), {}, 1),
+    EnvSpec("CartPole-v1", cartpole_factory, {}, 500),
+    EnvSpec("Acrobot-v1", acrobot_factory, {}, 500),
+    EnvSpec("MountainCar-v0", mountain_car_factory, {}, 200),
 ):
     register(_spec)
 
@@ -87,7 +123,7 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
         max_steps = None
     if kwargs.pop("render_mode", None) is not None:
         raise ValueError(f"{env_id}: jrl environments do not render; render_mode must be None")
-    accepted = set(inspect.signature(spec.builder).parameters)
+    accepted = set(spec.keywords())
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise TypeError(
@@ -97,6 +133,4 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     if max_steps is None:
         max_steps = NO_TIME_LIMIT
     check_int("max_episode_steps", max_steps, 1, NO_TIME_LIMIT)
-    mdp = spec.builder(**{**spec.kwargs, **kwargs})
-    env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id)
-    return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps))
+    return spec.factory(env_id, max_steps, **{**spec.kwargs, **kwargs})

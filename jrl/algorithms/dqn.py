@@ -1,0 +1,396 @@
+"""DQN with a Flax Q-network, an on-device replay buffer and a target network, compiled end to end.
+
+``make_train(config, env, env_params) -> train(key, hyperparams=None)``. One iteration steps all
+``num_envs`` environments once with epsilon-greedy actions, writes the transitions to the replay
+buffer, and (once ``learning_starts`` environment steps are stored, every ``train_interval``
+iterations) takes ``updates_per_iteration`` gradient steps on the Huber loss against
+
+    y = r + gamma * (1 - terminated) * Q_target(s', argmax_a Q_online(s', a))     (double DQN)
+    y = r + gamma * (1 - terminated) * max_a Q_target(s', a)                      (otherwise)
+
+with ``s' = info["final_observation"]``: truncated transitions bootstrap, terminated ones do not.
+The target network follows the online one every ``target_update_interval`` iterations, by a hard
+copy (``tau = 1``) or Polyak averaging ``target = tau * online + (1 - tau) * target``.
+
+A gradient step whose loss or gradients are not finite is skipped (the parameters keep their last
+finite values) and counted in ``metrics["nonfinite_updates"]``; ``check_finite(result)`` turns a
+non-zero count into a clear error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jrl._numerics import rounded
+from jrl._validation import check_bool, check_choice, check_float, check_int
+from jrl.algorithms.networks import NETWORKS, QNetwork
+from jrl.algorithms.q_learning import epsilon_greedy
+from jrl.algorithms.replay import replay_add, replay_init, replay_sample
+from jrl.envs.core import Environment
+from jrl.evaluate import evaluate
+from jrl.spaces import Discrete
+
+__all__ = ["DQNConfig", "DQNHyperparams", "DQNResult", "check_finite", "default_config", "greedy_policy", "make_train"]
+
+
+@struct.dataclass
+class DQNHyperparams:
+    """Numeric hyperparameters ``train`` takes as data (float32 scalars, or ``[G]`` for a grid)."""
+
+    learning_rate: jax.Array
+    gamma: jax.Array
+    epsilon_start: jax.Array
+    epsilon_end: jax.Array
+    tau: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """Settings of a DQN run; validated on construction and on ``replace``.
+
+    Attributes:
+        num_envs: parallel environments (>= 1); ``num_envs * num_steps`` environment steps in all.
+        num_steps: iterations (steps of every environment).
+        learning_rate: Adam step size, > 0.
+        gamma: discount, in [0, 1].
+        buffer_size: replay capacity in transitions; a multiple of ``num_envs``, >= ``batch_size``.
+        batch_size: transitions per gradient step.
+        learning_starts: environment steps stored before the first gradient step.
+        updates_per_iteration: gradient steps per update phase.
+        train_interval: iterations between update phases.
+        target_update_interval: iterations between target-network updates.
+        tau: target update rate in (0, 1]; 1 is a hard copy.
+        double_dqn: double-DQN targets.
+        network: ``"mlp"`` or ``"cnn"``; ``hidden_sizes`` its dense widths; ``dueling`` its head.
+        max_grad_norm: global gradient-norm clip, > 0.
+        epsilon_start, epsilon_end, epsilon_decay_fraction: linear exploration schedule over the
+            first fraction of the iterations, as in tabular Q-learning.
+        eval_episodes: greedy episodes evaluated inside the loop at every log point (0: none).
+        log_interval: iterations between metric records (must divide ``num_steps``); ``None``
+            picks the divisor closest to 50 records.
+    """
+
+    num_envs: int = 10
+    num_steps: int = 10_000
+    learning_rate: float = 1e-3
+    gamma: float = 0.99
+    buffer_size: int = 10_000
+    batch_size: int = 64
+    learning_starts: int = 1_000
+    updates_per_iteration: int = 1
+    train_interval: int = 1
+    target_update_interval: int = 100
+    tau: float = 1.0
+    double_dqn: bool = True
+    network: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    dueling: bool = False
+    max_grad_norm: float = 10.0
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_decay_fraction: float = 0.5
+    eval_episodes: int = 16
+    log_interval: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("num_envs", self.num_envs, 1, 2**20)
+        check_int("num_steps", self.num_steps, 1, 2**31 - 1)
+        check_float("learning_rate", self.learning_rate, 0.0, 1e3, low_open=True)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_int("buffer_size", self.buffer_size, 1, 2**31 - 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("learning_starts", self.learning_starts, 0)
+        check_int("updates_per_iteration", self.updates_per_iteration, 1, 10_000)
+        check_int("train_interval", self.train_interval, 1)
+        check_int("target_update_interval", self.target_update_interval, 1)
+        check_float("tau", self.tau, 0.0, 1.0, low_open=True)
+        check_bool("double_dqn", self.double_dqn)
+        check_bool("dueling", self.dueling)
+        check_choice("network", self.network, NETWORKS)
+        if not isinstance(self.hidden_sizes, tuple) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in self.hidden_sizes
+        ):
+            raise TypeError(f"hidden_sizes must be a tuple of positive ints, got {self.hidden_sizes!r}")
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e30, low_open=True)
+        check_float("epsilon_start", self.epsilon_start, 0.0, 1.0)
+        check_float("epsilon_end", self.epsilon_end, 0.0, 1.0)
+        check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
+        check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size={self.batch_size} must be <= buffer_size={self.buffer_size}")
+        if self.buffer_size < self.num_envs or self.buffer_size % self.num_envs:
+            raise ValueError(
+                f"buffer_size={self.buffer_size} must be a multiple of num_envs={self.num_envs} (each "
+                "iteration writes one block of num_envs transitions)"
+            )
+        if self.log_interval is not None:
+            check_int("log_interval", self.log_interval, 1, self.num_steps)
+            if self.num_steps % self.log_interval:
+                raise ValueError(f"log_interval={self.log_interval} must divide num_steps={self.num_steps}")
+
+    def replace(self, **changes: Any) -> DQNConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"DQNConfig has no field(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def resolved_log_interval(self) -> int:
+        """``log_interval``, or the divisor of ``num_steps`` giving closest to 50 records."""
+        if self.log_interval is not None:
+            return self.log_interval
+        n = self.num_steps
+        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+        return min(small + [n // d for d in small], key=lambda d: (abs(n // d - 50), d))
+
+    def hyperparams(self) -> DQNHyperparams:
+        """This config's numeric hyperparameters as float32 scalars."""
+        return DQNHyperparams(
+            learning_rate=jnp.float32(self.learning_rate),
+            gamma=jnp.float32(self.gamma),
+            epsilon_start=jnp.float32(self.epsilon_start),
+            epsilon_end=jnp.float32(self.epsilon_end),
+            tau=jnp.float32(self.tau),
+        )
+
+
+@struct.dataclass
+class DQNResult:
+    """``params``: the online network's Flax parameters. ``metrics``: dict of arrays ``[num_logs]``:
+    ``step`` (iterations so far; environment steps = step * num_envs), ``epsilon``,
+    ``episode_return`` (mean return of training episodes finished in the interval, NaN if none),
+    ``episodes``, ``loss`` (mean over the interval's gradient steps, NaN if none), ``updates``,
+    ``nonfinite_updates`` (skipped non-finite gradient steps), ``eval_return`` (mean greedy return
+    over ``eval_episodes`` episodes at the end of the interval)."""
+
+    params: Any
+    metrics: dict
+
+
+def _network(config: DQNConfig, num_actions: int) -> QNetwork:
+    return QNetwork(num_actions, config.network, config.hidden_sizes, config.dueling)
+
+
+def _check_env(env: Environment, env_params: Any) -> Discrete:
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be a jrl Environment, got {type(env).__name__}")
+    space = env.action_space(env_params)
+    if not isinstance(space, Discrete):
+        raise TypeError(f"DQN needs a discrete action space (Discrete); {env!r} has {space!r}")
+    return space
+
+
+def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable[..., DQNResult]:
+    """Validate on the host, then return ``train(key, hyperparams=None) -> DQNResult`` (pure)."""
+    if not isinstance(config, DQNConfig):
+        raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
+    num_actions = _check_env(env, env_params).n
+    obs_space = env.observation_space(env_params)
+    if config.network == "cnn" and len(obs_space.shape) != 3:
+        raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
+    if config.network == "mlp" and len(obs_space.shape) > 1:
+        raise ValueError(f"network='mlp' needs vector observations; these are {obs_space.shape}: use 'cnn'")
+    network = _network(config, num_actions)
+    num_envs = config.num_envs
+    log_interval = config.resolved_log_interval()
+    num_logs = config.num_steps // log_interval
+    decay_steps = config.epsilon_decay_fraction * config.num_steps
+    learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
+    q_values = jax.vmap(network.apply, in_axes=(None, 0))
+
+    def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
+        if decay_steps == 0:
+            return jnp.broadcast_to(hp.epsilon_end, jnp.shape(t)).astype(jnp.float32)
+        frac = jnp.minimum(t.astype(jnp.float32) / decay_steps, 1.0)
+        return hp.epsilon_start + rounded(frac * (hp.epsilon_end - hp.epsilon_start))
+
+    def greedy(params, obs, key):
+        del key
+        return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
+
+    def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
+        hp = config.hyperparams() if hyperparams is None else hyperparams
+        optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate))
+        k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
+        params = network.init(k_init, obs[0])
+        example = {
+            "obs": obs[0],
+            "action": jnp.int32(0),
+            "reward": jnp.float32(0),
+            "next_obs": obs[0],
+            "terminated": jnp.bool_(False),
+        }
+        carry = {
+            "params": params,
+            "target": params,
+            "opt_state": optimizer.init(params),
+            "buffer": replay_init(example, config.buffer_size),
+            "obs": obs,
+            "env_state": env_state,
+            "episode_return": jnp.zeros(num_envs, jnp.float32),
+        }
+
+        def loss_fn(params, target, batch):
+            q = q_values(params, batch["obs"])
+            q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
+            q_next_target = q_values(target, batch["next_obs"])
+            if config.double_dqn:
+                best = jnp.argmax(q_values(params, batch["next_obs"]), axis=-1)
+            else:
+                best = jnp.argmax(q_next_target, axis=-1)
+            boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
+            not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
+            y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
+            return jnp.mean(optax.huber_loss(q_sa, y))
+
+        def learn_phase(params, opt_state, target, buffer, key):
+            """``updates_per_iteration`` gradient steps; non-finite ones are skipped and counted."""
+
+            def gradient_step(state, key):
+                params, opt_state, loss_sum, nonfinite = state
+                batch = replay_sample(buffer, key, config.batch_size)
+                loss, grads = jax.value_and_grad(loss_fn)(params, target, batch)
+                updates, new_opt_state = optimizer.update(grads, opt_state, params)
+                new_params = optax.apply_updates(params, updates)
+                leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
+                finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
+
+                def keep(new, old):
+                    return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+                state = (
+                    keep(new_params, params),
+                    keep(new_opt_state, opt_state),
+                    loss_sum + jnp.where(finite, loss, 0.0),
+                    nonfinite + (~finite).astype(jnp.int32),
+                )
+                return state, None
+
+            state = (params, opt_state, jnp.float32(0), jnp.int32(0))
+            state, _ = jax.lax.scan(gradient_step, state, jax.random.split(key, config.updates_per_iteration))
+            return state
+
+        def iteration(carry_stats, t):
+            carry, stats = carry_stats
+            k_step = jax.random.fold_in(k_loop, t)
+            k_act, k_env, k_learn = jax.random.split(k_step, 3)
+            epsilon = epsilon_at(hp, t)
+            u = jax.random.uniform(k_act, (num_envs,))
+            actions = epsilon_greedy(q_values(carry["params"], carry["obs"]), epsilon, u)
+            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, num_envs), carry["env_state"], actions, env_params
+            )
+            buffer = replay_add(
+                carry["buffer"],
+                {
+                    "obs": carry["obs"],
+                    "action": actions,
+                    "reward": reward,
+                    "next_obs": info["final_observation"],
+                    "terminated": terminated,
+                },
+            )
+            learn = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
+            params, opt_state, loss_sum, nonfinite = jax.lax.cond(
+                learn,
+                lambda: learn_phase(carry["params"], carry["opt_state"], carry["target"], buffer, k_learn),
+                lambda: (carry["params"], carry["opt_state"], jnp.float32(0), jnp.int32(0)),
+            )
+            update_target = (t % config.target_update_interval == 0) & learn
+            polyak = jax.tree_util.tree_map(
+                lambda online, tgt: rounded(hp.tau * online) + rounded((1.0 - hp.tau) * tgt), params, carry["target"]
+            )
+            target = jax.tree_util.tree_map(lambda p, q: jnp.where(update_target, p, q), polyak, carry["target"])
+            done = terminated | truncated
+            episode_return = carry["episode_return"] + reward
+            stats = stats + jnp.stack(
+                [
+                    jnp.sum(jnp.where(done, episode_return, 0.0)),
+                    jnp.sum(done.astype(jnp.float32)),
+                    loss_sum,
+                    jnp.where(learn, config.updates_per_iteration, 0).astype(jnp.float32),
+                    nonfinite.astype(jnp.float32),
+                ]
+            )
+            carry = {
+                "params": params,
+                "target": target,
+                "opt_state": opt_state,
+                "buffer": buffer,
+                "obs": next_obs,
+                "env_state": env_state,
+                "episode_return": jnp.where(done, 0.0, episode_return),
+            }
+            return (carry, stats), None
+
+        def log_block(carry, log_index):
+            steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
+            (carry, stats), _ = jax.lax.scan(iteration, (carry, jnp.zeros(5, jnp.float32)), steps)
+            if config.eval_episodes > 0:
+                eval_key = jax.random.fold_in(k_eval, log_index)
+                eval_return = jnp.mean(
+                    evaluate(eval_key, greedy, carry["params"], env, env_params, num_episodes=config.eval_episodes)
+                )
+            else:
+                eval_return = jnp.float32(jnp.nan)
+            metrics = {
+                "step": (log_index + 1) * log_interval,
+                "epsilon": epsilon_at(hp, (log_index + 1) * log_interval - 1),
+                "episode_return": jnp.where(stats[1] > 0, stats[0] / stats[1], jnp.nan),
+                "episodes": stats[1].astype(jnp.int32),
+                "loss": jnp.where(stats[3] > 0, stats[2] / jnp.maximum(stats[3] - stats[4], 1.0), jnp.nan),
+                "updates": stats[3].astype(jnp.int32),
+                "nonfinite_updates": stats[4].astype(jnp.int32),
+                "eval_return": eval_return,
+            }
+            return carry, metrics
+
+        carry, metrics = jax.lax.scan(log_block, carry, jnp.arange(num_logs, dtype=jnp.int32))
+        return DQNResult(params=carry["params"], metrics=metrics)
+
+    return train
+
+
+def greedy_policy(config: DQNConfig, env: Environment, env_params: Any, result: DQNResult) -> tuple[Callable, Any]:
+    """``(policy, policy_params)`` for ``jrl.evaluate``: the argmax of the trained network."""
+    network = _network(config, _check_env(env, env_params).n)
+
+    def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        del key
+        return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
+
+    return policy, result.params
+
+
+def check_finite(result: DQNResult) -> DQNResult:
+    """Raise ``FloatingPointError`` if any gradient step was non-finite (skipped); else return ``result``."""
+    counts = np.asarray(result.metrics["nonfinite_updates"])
+    if counts.sum() > 0:
+        steps = np.asarray(result.metrics["step"])
+        first = steps.reshape(-1)[np.argmax(counts.reshape(-1) > 0)]
+        raise FloatingPointError(
+            f"DQN training produced non-finite losses or gradients in {int(counts.sum())} gradient step(s), "
+            f"first in the interval ending at iteration {int(first)}; those steps were skipped. "
+            "The usual cause is a learning rate that is too high (or unbounded rewards)."
+        )
+    return result
+
+
+_DEFAULTS: dict[str, dict] = {}
+
+
+def default_config(env_id: str) -> DQNConfig:
+    """Tuned settings for a registered environment with discrete actions (``docs/dqn.md``)."""
+    if env_id not in _DEFAULTS:
+        raise ValueError(f"no tuned DQN config for {env_id!r}; tuned ids: {sorted(_DEFAULTS)}")
+    return DQNConfig(**_DEFAULTS[env_id])

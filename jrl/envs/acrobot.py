@@ -1,0 +1,158 @@
+"""``Acrobot-v1``: Gymnasium's two-link acrobot (Sutton and Barto's "book" dynamics) in pure JAX.
+
+One fourth-order Runge-Kutta step of ``dt = 0.2`` per action (the torque held constant over the
+step, as Gymnasium appends it to the integrated state), then both angles wrapped into
+``[-pi, pi]`` and the velocities clipped to ``4 pi`` and ``9 pi``. The episode terminates when the
+free end rises more than one link length above the pivot, ``-cos(t1) - cos(t1 + t2) > 1``;
+reward -1 per step, 0 on the terminating step. Observation float32 ``[6]``
+``(cos t1, sin t1, cos t2, sin t2, dt1, dt2)``; actions ``Discrete(3)``: torque -1, 0, +1.
+Arithmetic is float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jrl.envs.core import Environment
+from jrl.spaces import Box, Discrete
+
+__all__ = ["Acrobot", "AcrobotParams", "AcrobotState", "acrobot_factory"]
+
+
+@struct.dataclass
+class AcrobotParams:
+    """Physics constants and time limit (scalar arrays except ``avail_torque`` ``[3]``)."""
+
+    dt: jax.Array
+    gravity: jax.Array
+    link_length_1: jax.Array
+    link_mass_1: jax.Array
+    link_mass_2: jax.Array
+    link_com_pos_1: jax.Array
+    link_com_pos_2: jax.Array
+    link_moi: jax.Array
+    max_vel_1: jax.Array
+    max_vel_2: jax.Array
+    avail_torque: jax.Array  # float32 [3]: the torque of each action
+    torque_noise_max: jax.Array  # uniform noise added to the torque (0 in Gymnasium)
+    max_steps_in_episode: jax.Array  # int32
+
+
+@struct.dataclass
+class AcrobotState:
+    theta1: jax.Array
+    theta2: jax.Array
+    dtheta1: jax.Array
+    dtheta2: jax.Array
+    time: jax.Array
+
+
+def _derivs(p: AcrobotParams, s: jax.Array, torque: jax.Array) -> jax.Array:
+    """Time derivative of ``s = (t1, t2, dt1, dt2)`` under ``torque`` on the second joint."""
+    t1, t2, dt1, dt2 = s
+    m1, m2, l1, lc1, lc2, inertia, g = (
+        p.link_mass_1,
+        p.link_mass_2,
+        p.link_length_1,
+        p.link_com_pos_1,
+        p.link_com_pos_2,
+        p.link_moi,
+        p.gravity,
+    )
+    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * jnp.cos(t2)) + 2 * inertia
+    d2 = m2 * (lc2**2 + l1 * lc2 * jnp.cos(t2)) + inertia
+    # cos(a - pi/2) written as sin(a): the same value, more accurate in float32.
+    phi2 = m2 * lc2 * g * jnp.sin(t1 + t2)
+    phi1 = -m2 * l1 * lc2 * jnp.sin(t2) * (dt2**2 + 2 * dt2 * dt1) + (m1 * lc1 + m2 * l1) * g * jnp.sin(t1) + phi2
+    ddt2 = (torque + d2 / d1 * phi1 - m2 * l1 * lc2 * dt1**2 * jnp.sin(t2) - phi2) / (
+        m2 * lc2**2 + inertia - d2**2 / d1
+    )
+    ddt1 = -(d2 * ddt2 + phi1) / d1
+    return jnp.stack([dt1, dt2, ddt1, ddt2])
+
+
+def _wrap(x: jax.Array, low: float, high: float) -> jax.Array:
+    """Shift ``x`` by whole periods into ``[low, high]`` (Gymnasium's ``wrap``, without the loops)."""
+    period = high - low
+    x = x - period * jnp.maximum(jnp.ceil((x - high) / period), 0)
+    return x + period * jnp.maximum(jnp.ceil((low - x) / period), 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Acrobot(Environment):
+    """Gymnasium's ``AcrobotEnv`` (no static settings)."""
+
+    def default_params(self) -> AcrobotParams:
+        f32 = jnp.float32
+        return AcrobotParams(
+            dt=f32(0.2),
+            gravity=f32(9.8),
+            link_length_1=f32(1.0),
+            link_mass_1=f32(1.0),
+            link_mass_2=f32(1.0),
+            link_com_pos_1=f32(0.5),
+            link_com_pos_2=f32(0.5),
+            link_moi=f32(1.0),
+            max_vel_1=f32(4 * math.pi),
+            max_vel_2=f32(9 * math.pi),
+            avail_torque=jnp.array([-1.0, 0.0, 1.0], f32),
+            torque_noise_max=f32(0.0),
+            max_steps_in_episode=jnp.int32(500),
+        )
+
+    def observation_space(self, params: Any = None) -> Box:
+        """Gymnasium's bounds (for the default velocity limits)."""
+        high = np.array([1.0, 1.0, 1.0, 1.0, 4 * math.pi, 9 * math.pi], np.float32)
+        return Box(-high, high, (6,))
+
+    def action_space(self, params: Any = None) -> Discrete:
+        return Discrete(3)
+
+    def reset_env(self, key: jax.Array, params: AcrobotParams) -> tuple[jax.Array, AcrobotState]:
+        s = jax.random.uniform(key, (4,), jnp.float32, -0.1, 0.1)
+        state = AcrobotState(theta1=s[0], theta2=s[1], dtheta1=s[2], dtheta2=s[3], time=jnp.zeros((), jnp.int32))
+        return _obs(state), state
+
+    def step_env(self, key: jax.Array, state: AcrobotState, action: jax.Array, params: AcrobotParams):
+        self._check_action(action, params)
+        p = params
+        noise = jax.random.uniform(key, (), jnp.float32, -1.0, 1.0) * p.torque_noise_max
+        torque = p.avail_torque[action] + noise
+        # One classic RK4 step over [0, dt]; the torque's derivative is 0, so it stays constant.
+        y0 = jnp.stack([state.theta1, state.theta2, state.dtheta1, state.dtheta2])
+        half = p.dt / 2.0
+        k1 = _derivs(p, y0, torque)
+        k2 = _derivs(p, y0 + half * k1, torque)
+        k3 = _derivs(p, y0 + half * k2, torque)
+        k4 = _derivs(p, y0 + p.dt * k3, torque)
+        y = y0 + p.dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        new = AcrobotState(
+            theta1=_wrap(y[0], -math.pi, math.pi),
+            theta2=_wrap(y[1], -math.pi, math.pi),
+            dtheta1=jnp.clip(y[2], -p.max_vel_1, p.max_vel_1),
+            dtheta2=jnp.clip(y[3], -p.max_vel_2, p.max_vel_2),
+            time=state.time + 1,
+        )
+        terminated = -jnp.cos(new.theta1) - jnp.cos(new.theta2 + new.theta1) > 1.0
+        reward = jnp.where(terminated, 0.0, -1.0).astype(jnp.float32)
+        truncated = new.time >= p.max_steps_in_episode
+        return _obs(new), new, reward, terminated, truncated, {}
+
+
+def _obs(s: AcrobotState) -> jax.Array:
+    t1, t2 = s.theta1, s.theta2
+    return jnp.stack([jnp.cos(t1), jnp.sin(t1), jnp.cos(t2), jnp.sin(t2), s.dtheta1, s.dtheta2]).astype(jnp.float32)
+
+
+def acrobot_factory(env_id: str, max_steps_in_episode: int) -> tuple[Acrobot, AcrobotParams]:
+    """Registry factory (Gymnasium's ``Acrobot-v1`` takes no keyword arguments but ``render_mode``)."""
+    del env_id
+    env = Acrobot()
+    return env, env.default_params().replace(max_steps_in_episode=jnp.int32(max_steps_in_episode))

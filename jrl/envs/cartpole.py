@@ -1,0 +1,127 @@
+"""``CartPole-v1``: Gymnasium's cart-pole (Barto, Sutton and Anderson, 1983) in pure JAX.
+
+Same constants, explicit Euler integration, termination thresholds, reset distribution, rewards
+(``sutton_barto_reward`` included) and spaces as Gymnasium's ``CartPoleEnv``; arithmetic is
+float32. Observation ``(x, x_dot, theta, theta_dot)`` float32 ``[4]``; actions ``Discrete(2)``
+(0 pushes the cart left, 1 right).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jrl._validation import check_bool
+from jrl.envs.core import Environment
+from jrl.spaces import Box, Discrete
+
+__all__ = ["CartPole", "CartPoleParams", "CartPoleState", "cartpole_factory"]
+
+X_THRESHOLD = 2.4
+THETA_THRESHOLD = 12 * 2 * math.pi / 360  # 12 degrees, in radians
+
+
+@struct.dataclass
+class CartPoleParams:
+    """Physics constants, thresholds, reward scheme and time limit (scalar arrays, vmappable)."""
+
+    gravity: jax.Array
+    masscart: jax.Array
+    masspole: jax.Array
+    length: jax.Array  # half the pole's length
+    force_mag: jax.Array
+    tau: jax.Array  # seconds per step
+    x_threshold: jax.Array
+    theta_threshold_radians: jax.Array
+    sutton_barto_reward: jax.Array  # bool: reward 0 per step and -1 on termination
+    max_steps_in_episode: jax.Array  # int32
+
+
+@struct.dataclass
+class CartPoleState:
+    x: jax.Array
+    x_dot: jax.Array
+    theta: jax.Array
+    theta_dot: jax.Array
+    time: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class CartPole(Environment):
+    """Gymnasium's ``CartPoleEnv`` (no static settings)."""
+
+    def default_params(self) -> CartPoleParams:
+        f32 = jnp.float32
+        return CartPoleParams(
+            gravity=f32(9.8),
+            masscart=f32(1.0),
+            masspole=f32(0.1),
+            length=f32(0.5),
+            force_mag=f32(10.0),
+            tau=f32(0.02),
+            x_threshold=f32(X_THRESHOLD),
+            theta_threshold_radians=f32(THETA_THRESHOLD),
+            sutton_barto_reward=jnp.bool_(False),
+            max_steps_in_episode=jnp.int32(500),
+        )
+
+    def observation_space(self, params: Any = None) -> Box:
+        """Gymnasium's bounds (for the default thresholds): twice the termination thresholds."""
+        high = np.array([2 * X_THRESHOLD, np.inf, 2 * THETA_THRESHOLD, np.inf], np.float32)
+        return Box(-high, high, (4,))
+
+    def action_space(self, params: Any = None) -> Discrete:
+        return Discrete(2)
+
+    def reset_env(self, key: jax.Array, params: CartPoleParams) -> tuple[jax.Array, CartPoleState]:
+        s = jax.random.uniform(key, (4,), jnp.float32, -0.05, 0.05)
+        state = CartPoleState(x=s[0], x_dot=s[1], theta=s[2], theta_dot=s[3], time=jnp.zeros((), jnp.int32))
+        return _obs(state), state
+
+    def step_env(self, key: jax.Array, state: CartPoleState, action: jax.Array, params: CartPoleParams):
+        del key
+        self._check_action(action, params)
+        p = params
+        force = jnp.where(action == 1, p.force_mag, -p.force_mag)
+        total_mass = p.masspole + p.masscart
+        polemass_length = p.masspole * p.length
+        cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
+        temp = (force + polemass_length * state.theta_dot**2 * sin) / total_mass
+        thetaacc = (p.gravity * sin - cos * temp) / (p.length * (4.0 / 3.0 - p.masspole * cos**2 / total_mass))
+        xacc = temp - polemass_length * thetaacc * cos / total_mass
+        # Explicit Euler: positions advance with the old velocities.
+        new = CartPoleState(
+            x=state.x + p.tau * state.x_dot,
+            x_dot=state.x_dot + p.tau * xacc,
+            theta=state.theta + p.tau * state.theta_dot,
+            theta_dot=state.theta_dot + p.tau * thetaacc,
+            time=state.time + 1,
+        )
+        terminated = (jnp.abs(new.x) > p.x_threshold) | (jnp.abs(new.theta) > p.theta_threshold_radians)
+        sutton_barto = jnp.where(terminated, -1.0, 0.0)  # Gymnasium 1.x: else 1.0, termination included
+        reward = jnp.where(p.sutton_barto_reward, sutton_barto, 1.0).astype(jnp.float32)
+        truncated = new.time >= p.max_steps_in_episode
+        return _obs(new), new, reward, terminated, truncated, {}
+
+
+def _obs(state: CartPoleState) -> jax.Array:
+    return jnp.stack([state.x, state.x_dot, state.theta, state.theta_dot]).astype(jnp.float32)
+
+
+def cartpole_factory(
+    env_id: str, max_steps_in_episode: int, sutton_barto_reward: bool = False
+) -> tuple[CartPole, CartPoleParams]:
+    """Registry factory: Gymnasium's ``CartPole-v1`` keyword ``sutton_barto_reward`` (bool)."""
+    del env_id
+    env = CartPole()
+    params = env.default_params().replace(
+        sutton_barto_reward=jnp.bool_(check_bool("sutton_barto_reward", sutton_barto_reward)),
+        max_steps_in_episode=jnp.int32(max_steps_in_episode),
+    )
+    return env, params

@@ -1,0 +1,108 @@
+"""``MountainCar-v0``: Gymnasium's mountain car (Moore, 1990) in pure JAX.
+
+``velocity += (action - 1) * force - gravity * cos(3 position)``, clipped to ``max_speed``; then
+``position += velocity``, clipped to ``[min_position, max_position]``; hitting the left wall
+while moving left stops the car. Terminates when ``position >= goal_position`` and
+``velocity >= goal_velocity``; reward -1 every step. Reset: position uniform in
+``[-0.6, -0.4)``, velocity 0. Observation float32 ``[2]`` ``(position, velocity)``; actions
+``Discrete(3)``: push left, no push, push right. Arithmetic is float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jrl._validation import check_float
+from jrl.envs.core import Environment
+from jrl.spaces import Box, Discrete
+
+__all__ = ["MountainCar", "MountainCarParams", "MountainCarState", "mountain_car_factory"]
+
+
+@struct.dataclass
+class MountainCarParams:
+    """Physics constants, goal and time limit (scalar arrays, vmappable)."""
+
+    force: jax.Array
+    gravity: jax.Array
+    min_position: jax.Array
+    max_position: jax.Array
+    max_speed: jax.Array
+    goal_position: jax.Array
+    goal_velocity: jax.Array
+    max_steps_in_episode: jax.Array  # int32
+
+
+@struct.dataclass
+class MountainCarState:
+    position: jax.Array
+    velocity: jax.Array
+    time: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class MountainCar(Environment):
+    """Gymnasium's ``MountainCarEnv`` (no static settings)."""
+
+    def default_params(self) -> MountainCarParams:
+        f32 = jnp.float32
+        return MountainCarParams(
+            force=f32(0.001),
+            gravity=f32(0.0025),
+            min_position=f32(-1.2),
+            max_position=f32(0.6),
+            max_speed=f32(0.07),
+            goal_position=f32(0.5),
+            goal_velocity=f32(0.0),
+            max_steps_in_episode=jnp.int32(200),
+        )
+
+    def observation_space(self, params: Any = None) -> Box:
+        """Gymnasium's bounds (for the default positions and speed limit)."""
+        return Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32), (2,))
+
+    def action_space(self, params: Any = None) -> Discrete:
+        return Discrete(3)
+
+    def reset_env(self, key: jax.Array, params: MountainCarParams) -> tuple[jax.Array, MountainCarState]:
+        position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
+        state = MountainCarState(position=position, velocity=jnp.zeros((), jnp.float32), time=jnp.zeros((), jnp.int32))
+        return _obs(state), state
+
+    def step_env(self, key: jax.Array, state: MountainCarState, action: jax.Array, params: MountainCarParams):
+        del key
+        self._check_action(action, params)
+        p = params
+        push = (jnp.asarray(action, jnp.float32) - 1.0) * p.force
+        velocity = state.velocity + (push + jnp.cos(3 * state.position) * -p.gravity)
+        velocity = jnp.clip(velocity, -p.max_speed, p.max_speed)
+        position = jnp.clip(state.position + velocity, p.min_position, p.max_position)
+        velocity = jnp.where((position == p.min_position) & (velocity < 0), 0.0, velocity).astype(jnp.float32)
+        terminated = (position >= p.goal_position) & (velocity >= p.goal_velocity)
+        new = MountainCarState(position=position, velocity=velocity, time=state.time + 1)
+        truncated = new.time >= p.max_steps_in_episode
+        return _obs(new), new, jnp.float32(-1.0), terminated, truncated, {}
+
+
+def _obs(s: MountainCarState) -> jax.Array:
+    return jnp.stack([s.position, s.velocity]).astype(jnp.float32)
+
+
+def mountain_car_factory(
+    env_id: str, max_steps_in_episode: int, goal_velocity: float = 0.0
+) -> tuple[MountainCar, MountainCarParams]:
+    """Registry factory: Gymnasium's ``MountainCar-v0`` keyword ``goal_velocity`` (a real number)."""
+    del env_id
+    goal_velocity = check_float("goal_velocity", goal_velocity, -math.inf, math.inf)
+    env = MountainCar()
+    params = env.default_params().replace(
+        goal_velocity=jnp.float32(goal_velocity), max_steps_in_episode=jnp.int32(max_steps_in_episode)
+    )
+    return env, params

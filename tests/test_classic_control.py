@@ -1,0 +1,375 @@
+"""Classic control (CartPole-v1, Acrobot-v1, MountainCar-v0) against Gymnasium's own environments.
+
+Single transitions are compared from the same float32 states and actions: Gymnasium steps in
+float64, jrl in float32 (one jitted, vmapped call over every state). Next observations must agree
+to ``ATOL`` absolute (Acrobot: ``ATOL`` relative to ``max(1, |value|)``, plus an allowance for the
+few fast, ill-conditioned states, measured from Gymnasium itself), rewards and ``terminated``
+exactly, except at states whose float64 successor lies within ``BAND`` of a discontinuity
+(termination threshold, MountainCar's left wall), where float32 may legitimately decide the
+other way: those are counted and must be rare.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import chex
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import jrl
+from jrl.envs.acrobot import AcrobotState
+from jrl.envs.cartpole import CartPoleState
+from jrl.envs.mountain_car import MountainCarState
+
+IDS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
+LIMITS = {"CartPole-v1": 500, "Acrobot-v1": 500, "MountainCar-v0": 200}
+NUM_ACTIONS = {"CartPole-v1": 2, "Acrobot-v1": 3, "MountainCar-v0": 3}
+STATE_CLS = {"CartPole-v1": CartPoleState, "Acrobot-v1": AcrobotState, "MountainCar-v0": MountainCarState}
+ATOL = 1e-5
+BAND = {"CartPole-v1": 1e-6, "Acrobot-v1": 1e-4, "MountainCar-v0": 1e-6}
+THETA_THRESHOLD = 12 * 2 * math.pi / 360
+
+COMPARE_CASES = [
+    ("CartPole-v1", {}),
+    ("CartPole-v1", {"sutton_barto_reward": True}),
+    ("Acrobot-v1", {}),
+    ("MountainCar-v0", {}),
+    ("MountainCar-v0", {"goal_velocity": 0.02}),
+]
+
+
+def _gym(env_id, **kwargs):
+    return gymnasium.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+
+
+def _draw_states(env_id, rng, n=2000):
+    """Float32 states ``[n, k]``: uniform, near the discontinuities, and from Gymnasium rollouts."""
+    u = rng.uniform
+    if env_id == "CartPole-v1":
+        s = np.stack([u(-2.6, 2.6, n), u(-3, 3, n), u(-0.25, 0.25, n), u(-3.5, 3.5, n)], 1)
+        q = n // 4  # x (then theta) placed so that one Euler step lands within 1e-3 of the threshold
+        side = rng.choice([-1.0, 1.0], n)
+        s[:q, 0] = side[:q] * 2.4 - 0.02 * s[:q, 1] + u(-1e-3, 1e-3, q)
+        s[q : 2 * q, 2] = side[q : 2 * q] * THETA_THRESHOLD - 0.02 * s[q : 2 * q, 3] + u(-1e-3, 1e-3, q)
+    elif env_id == "Acrobot-v1":
+        s = np.stack(
+            [u(-np.pi, np.pi, n), u(-np.pi, np.pi, n), u(-4 * np.pi, 4 * np.pi, n), u(-9 * np.pi, 9 * np.pi, n)], 1
+        )
+        q = n // 4  # slow, with the tip near height 1 (the termination line)
+        t1 = u(np.pi / 2, np.pi, q) * rng.choice([-1.0, 1.0], q)
+        c = np.clip(-1.0 - np.cos(t1) - u(-0.05, 0.05, q), -1, 1)
+        s[:q] = np.stack([t1, rng.choice([-1.0, 1.0], q) * np.arccos(c) - t1, u(-0.5, 0.5, q), u(-0.5, 0.5, q)], 1)
+        s[:q, 1] = (s[:q, 1] + np.pi) % (2 * np.pi) - np.pi
+    else:
+        s = np.stack([u(-1.2, 0.6, n), u(-0.07, 0.07, n)], 1)
+        q = n // 4
+        s[:q] = np.stack([u(-1.2, -1.1, q), u(-0.07, 0.0, q)], 1)  # at the left wall
+        s[:q:5, 0] = -1.2
+        s[q : 2 * q] = np.stack([u(0.42, 0.6, q), u(-0.03, 0.07, q)], 1)  # at the goal
+    return np.concatenate([s, _rollout_states(env_id, rng)]).astype(np.float32)
+
+
+def _rollout_states(env_id, rng, n=500):
+    env, states = _gym(env_id), []
+    env.reset(seed=int(rng.integers(2**31)))
+    while len(states) < n:
+        states.append(np.array(env.state, np.float64))
+        _, _, term, _, _ = env.step(int(rng.integers(NUM_ACTIONS[env_id])))
+        if term or len(states) % 200 == 0:
+            env.reset()
+    return np.stack(states)
+
+
+def _margin(env_id, s, a, next_s, kwargs):
+    """Distance of the float64 transition ``s --a--> next_s`` from a discontinuity."""
+    if env_id == "CartPole-v1":
+        return min(abs(abs(next_s[0]) - 2.4), abs(abs(next_s[2]) - THETA_THRESHOLD))
+    if env_id == "Acrobot-v1":
+        return abs(-np.cos(next_s[0]) - np.cos(next_s[0] + next_s[1]) - 1.0)
+    goal_v = kwargs.get("goal_velocity", 0.0)
+    v = np.clip(s[1] + (a - 1) * 0.001 - 0.0025 * np.cos(3 * s[0]), -0.07, 0.07)
+    wall = abs(s[0] + v + 1.2)
+    goal = abs(next_s[0] - 0.5) if next_s[0] < 0.5 else min(next_s[0] - 0.5, abs(next_s[1] - goal_v))
+    return min(wall, goal)
+
+
+def _batched_step_env(env):
+    return jax.jit(jax.vmap(env.step_env, in_axes=(0, 0, 0, None)))
+
+
+def _acrobot_obs64(state):
+    t1, t2, v1, v2 = np.asarray(state, np.float64)
+    return np.array([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), v1, v2])
+
+
+def _acrobot_sensitivity(gym_env, s, a, rng, base):
+    """How far Gymnasium's own float64 successor moves when ``s`` moves by one float32 rounding."""
+    change = np.zeros(6)
+    for _ in range(4):
+        gym_env.state = s * (1 + 2.0**-24 * rng.choice([-1.0, 1.0], 4))
+        gym_env.step(a)
+        change = np.maximum(change, np.abs(_acrobot_obs64(gym_env.state) - base))
+    return change
+
+
+@pytest.mark.parametrize("env_id, kwargs", COMPARE_CASES, ids=[f"{i}{k}" for i, k in COMPARE_CASES])
+def test_transitions_match_gymnasium(env_id, kwargs):
+    rng = np.random.default_rng(COMPARE_CASES.index((env_id, kwargs)))
+    states = _draw_states(env_id, rng)
+    n = len(states)
+    actions = rng.integers(NUM_ACTIONS[env_id], size=n)
+    gym_env = _gym(env_id, **kwargs)
+    gym_env.reset(seed=0)
+    ref_obs, ref_reward, ref_term, margins, sens = [], [], [], [], []
+    for s, a in zip(states.astype(np.float64), actions.tolist(), strict=True):
+        gym_env.reset()  # clears CartPole's steps_beyond_terminated
+        gym_env.state = s.copy()
+        obs, reward, term, trunc, _ = gym_env.step(a)
+        assert not trunc
+        next_s = np.array(gym_env.state, np.float64)
+        ref_obs.append(obs)
+        ref_reward.append(reward)
+        ref_term.append(term)
+        margins.append(_margin(env_id, s, a, next_s, kwargs))
+        if env_id == "Acrobot-v1":
+            sens.append(_acrobot_sensitivity(gym_env, s, a, rng, _acrobot_obs64(next_s)))
+    ref_obs, ref_reward, ref_term = np.stack(ref_obs), np.array(ref_reward), np.array(ref_term)
+    close = np.array(margins) < BAND[env_id]
+
+    env, params = jrl.make(env_id, **kwargs)
+    state = STATE_CLS[env_id](*(jnp.asarray(c) for c in states.T), time=jnp.zeros(n, jnp.int32))
+    keys = jax.random.split(jax.random.key(0), n)
+    obs, next_state, reward, term, trunc, info = jax.device_get(
+        _batched_step_env(env)(keys, state, jnp.asarray(actions, jnp.int32), params)
+    )
+    assert obs.dtype == np.float32 and obs.shape == ref_obs.shape and info == {}
+    assert not trunc.any() and (next_state.time == 1).all()
+
+    ok = ~close
+    assert close.sum() <= max(2, n // 200), f"{close.sum()} of {n} states within {BAND[env_id]} of a discontinuity"
+    diff = np.abs(obs - ref_obs)[ok]
+    worst = diff.max()
+    if env_id == "Acrobot-v1":
+        # Velocities reach 9 pi: relative tolerance there. Fast states are ill-conditioned (one RK4
+        # step of 0.2 s at up to 9 pi rad/s): there the float64 reference itself moves by
+        # ``sens`` when the start state moves by one float32 rounding, which float32 cannot beat.
+        scaled = diff / np.maximum(1.0, np.abs(ref_obs[ok]))
+        allowance = 10 * np.stack(sens)[ok] / np.maximum(1.0, np.abs(ref_obs[ok]))
+        excess = (scaled - ATOL - allowance).max()
+        assert excess < 0, f"error beyond tolerance by {excess:.3g}"
+        needs = (scaled.max(1) >= ATOL).sum()
+        assert needs <= n // 100, f"{needs} states need the conditioning allowance"
+        worst_rel = scaled.max()
+        print(f"max |diff| {worst:.3g}, max relative {worst_rel:.3g}, {needs} states over {ATOL} relative")
+    else:
+        assert worst < ATOL, f"max difference {worst:.3g} at state {states[ok][diff.max(1).argmax()]}"
+    np.testing.assert_array_equal(term[ok], ref_term[ok])
+    np.testing.assert_array_equal(reward[ok], ref_reward[ok].astype(np.float32))
+    # Both outcomes are exercised.
+    assert ref_term[ok].any() and not ref_term[ok].all()
+    print(f"{env_id} {kwargs}: {n} states, max |diff| {worst:.3g}, {close.sum()} near a discontinuity")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_reset_distribution(env_id):
+    env, params = jrl.make(env_id)
+    obs, state = jax.device_get(
+        jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(1), 20_000), params)
+    )
+    assert obs.dtype == np.float32 and (state.time == 0).all()
+    if env_id == "MountainCar-v0":
+        samples, (low, high) = [obs[:, 0]], (-0.6, -0.4)
+        assert (obs[:, 1] == 0).all()
+    else:
+        fields = (
+            ["x", "x_dot", "theta", "theta_dot"]
+            if env_id == "CartPole-v1"
+            else ["theta1", "theta2", "dtheta1", "dtheta2"]
+        )
+        samples = [getattr(state, f) for f in fields]
+        low, high = (-0.05, 0.05) if env_id == "CartPole-v1" else (-0.1, 0.1)
+        if env_id == "Acrobot-v1":
+            t1, t2 = samples[0], samples[1]
+            expected = np.stack([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), samples[2], samples[3]], 1)
+            np.testing.assert_allclose(obs, expected, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(obs, np.stack(samples, 1))
+    for x in samples:
+        assert low <= x.min() and x.max() <= high
+        assert abs(x.mean() - (low + high) / 2) < 0.05 * (high - low)
+        assert stats.kstest(x, "uniform", args=(low, high - low)).pvalue > 1e-4
+    # Gymnasium's resets lie in the same range.
+    gym_env = _gym(env_id)
+    for seed in range(20):
+        gym_env.reset(seed=seed)
+        s = np.asarray(gym_env.state, np.float64)
+        s = s[:1] if env_id == "MountainCar-v0" else s
+        assert (low <= s).all() and (s <= high).all()
+
+
+def _smart_action(env_id, obs):
+    """A policy that survives (CartPole) or reaches the goal (Acrobot, MountainCar)."""
+    if env_id == "CartPole-v1":
+        return (jnp.dot(jnp.array([0.1, 0.5, 10.0, 2.0]), obs) > 0).astype(jnp.int32)
+    velocity = obs[5] if env_id == "Acrobot-v1" else obs[1]  # pump energy
+    return jnp.where(velocity > 0, 2, 0).astype(jnp.int32)
+
+
+@functools.cache
+def _rollout_fn(env_id, num_steps, num_envs=8):
+    """Jitted ``(params) -> records`` of ``num_envs`` environments (even: smart policy, odd:
+    uniform random) stepped ``num_steps`` times with auto-reset."""
+    env, _ = jrl.make(env_id)
+    space = env.observation_space(None)
+
+    def one(key, smart, params):
+        key, k0 = jax.random.split(key)
+        obs, state = env.reset(k0, params)
+
+        def body(carry, k):
+            obs, state = carry
+            k_act, k_step = jax.random.split(k)
+            random = jax.random.randint(k_act, (), 0, NUM_ACTIONS[env_id], jnp.int32)
+            action = jnp.where(smart, _smart_action(env_id, obs), random)
+            obs, state, _, term, trunc, info = env.step(k_step, state, action, params)
+            in_space = space.contains(obs) & space.contains(info["final_observation"])
+            return (obs, state), {"term": term, "trunc": trunc, "time": state.time, "in_space": in_space}
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(key, num_steps))[1]
+
+    keys = jax.random.split(jax.random.key(7), num_envs)
+    smart = jnp.arange(num_envs) % 2 == 0
+    rollout = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+    return lambda params: jax.device_get(rollout(keys, smart, params))
+
+
+def _check_time_limit(rec, limit):
+    """``truncated`` exactly when the elapsed count reaches ``limit``; returns the truncation count."""
+    assert rec["in_space"].all()
+    num_truncations = 0
+    for e in range(rec["term"].shape[0]):
+        elapsed = 0
+        for t in range(rec["term"].shape[1]):
+            elapsed += 1
+            term, trunc = bool(rec["term"][e, t]), bool(rec["trunc"][e, t])
+            assert trunc == (elapsed == limit), f"env {e} step {t}: elapsed {elapsed}"
+            assert int(rec["time"][e, t]) == (0 if term or trunc else elapsed)
+            num_truncations += trunc
+            elapsed = 0 if term or trunc else elapsed
+    return num_truncations
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_time_limit_and_observations_in_space(env_id):
+    limit = LIMITS[env_id]
+    env, params = jrl.make(env_id)
+    assert int(params.max_steps_in_episode) == limit == gymnasium.make(env_id).spec.max_episode_steps
+    assert int(env.default_params().max_steps_in_episode) == limit
+    assert int(jrl.make(env_id, max_episode_steps=7)[1].max_steps_in_episode) == 7
+    assert int(jrl.make(env_id, max_episode_steps=-1)[1].max_steps_in_episode) == jrl.NO_TIME_LIMIT
+    rollout = _rollout_fn(env_id, 2 * limit + 100)
+    rec = rollout(params)
+    assert _check_time_limit(rec, limit) >= 2
+    # The smart policies terminate where they should (CartPole's survives).
+    assert rec["term"][0::2].any() == (env_id != "CartPole-v1")
+    # A tiny limit (same compiled rollout): a surviving episode is truncated every third step.
+    rec = rollout(params.replace(max_steps_in_episode=jnp.int32(3)))
+    _check_time_limit(rec, 3)
+    assert (rec["trunc"][0] == (np.arange(rec["trunc"].shape[1]) % 3 == 2)).all()
+
+
+def _abstract(tree):
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, [(x.shape, x.dtype, getattr(x, "weak_type", False)) for x in leaves]
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("key_fn", [jax.random.key, jax.random.PRNGKey], ids=["typed", "raw"])
+def test_shapes_and_no_retracing(env_id, key_fn):
+    env, params = jrl.make(env_id)
+    reset_out = jax.eval_shape(env.reset, key_fn(0), params)
+    action = jax.ShapeDtypeStruct((), jnp.int32)
+    step_out = jax.eval_shape(env.step, key_fn(0), reset_out[1], action, params)
+    step_env_out = jax.eval_shape(env.step_env, key_fn(0), reset_out[1], action, params)
+    assert _abstract(reset_out) == _abstract(step_out[:2]) == _abstract(step_env_out[:2])
+    assert reset_out[0].shape == env.observation_space(params).shape and reset_out[0].dtype == jnp.float32
+    for out in (step_out, step_env_out):
+        assert _abstract(out[2:5])[1] == [((), jnp.float32, False), ((), jnp.bool_, False), ((), jnp.bool_, False)]
+
+    other = {"CartPole-v1": {"sutton_barto_reward": True}, "MountainCar-v0": {"goal_velocity": 0.01}}
+    params_b = jrl.make(env_id, **other.get(env_id, {}))[1].replace(max_steps_in_episode=jnp.int32(4))
+
+    chex.clear_trace_counter()  # the counter is shared by the parametrized copies of this test
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(key, state, action, params):
+        return env.step(key, state, action, params)
+
+    _, state = jax.jit(env.reset)(key_fn(0), params)
+    for i in range(8):
+        _, state, *_ = step(key_fn(i), state, jnp.int32(i % 2), params if i % 2 else params_b)
+    _, state = jax.jit(env.reset)(key_fn(99), params_b)
+    step(key_fn(100), state, jnp.int32(1), params)
+
+
+VMAP_PARAM = {"CartPole-v1": ("gravity", 20.0), "Acrobot-v1": ("link_mass_2", 2.0), "MountainCar-v0": ("force", 0.003)}
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_vmap_over_params(env_id):
+    env, params = jrl.make(env_id)
+    field, value = VMAP_PARAM[env_id]
+    other = params.replace(**{field: jnp.float32(value)})
+    both = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), params, other)
+    key = jax.random.key(3)
+    step_env = jax.jit(env.step_env)
+    _, state = env.reset(key, params)
+    action = jnp.int32(1 if env_id == "CartPole-v1" else 2)
+    for _ in range(3):  # move away from rest so every parameter matters
+        _, state, *_ = step_env(key, state, action, params)
+    batched = jax.jit(jax.vmap(env.step_env, in_axes=(None, None, None, 0)))(key, state, action, both)
+    alone = [step_env(key, state, action, p) for p in (params, other)]
+    for i in range(2):
+        chex.assert_trees_all_close(
+            jax.tree_util.tree_map(lambda x, i=i: x[i], batched), alone[i], rtol=1e-6, atol=1e-7
+        )
+    assert not np.allclose(alone[0][0], alone[1][0])
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs, error",
+    [
+        ("CartPole-v1", {"bogus": 1}, TypeError),
+        ("CartPole-v1", {"sutton_barto_reward": 1}, TypeError),
+        ("CartPole-v1", {"sutton_barto_reward": "yes"}, TypeError),
+        ("Acrobot-v1", {"sutton_barto_reward": True}, TypeError),
+        ("Acrobot-v1", {"book_or_nips": "nips"}, TypeError),
+        ("MountainCar-v0", {"goal_velocity": "0.1"}, TypeError),
+        ("MountainCar-v0", {"goal_velocity": None}, TypeError),
+        ("MountainCar-v0", {"goal_velocity": float("nan")}, ValueError),
+        ("MountainCar-v0", {"gravity": 0.1}, TypeError),
+        ("MountainCar-v0", {"render_mode": "human"}, ValueError),
+    ],
+)
+def test_bad_keywords(env_id, kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        jrl.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("method", ["step", "step_env"])
+def test_eager_out_of_range_action(env_id, method):
+    env, params = jrl.make(env_id)
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    for bad in (-1, NUM_ACTIONS[env_id], 0.5):
+        with pytest.raises(ValueError, match="action"):
+            getattr(env, method)(key, state, bad, params)
+    getattr(env, method)(key, state, NUM_ACTIONS[env_id] - 1, params)  # the largest action is fine

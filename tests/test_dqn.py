@@ -1,0 +1,141 @@
+"""DQN: analytic values on probe environments, non-finite detection, replay buffer, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl.algorithms import dqn
+from jrl.algorithms.replay import replay_add, replay_init, replay_sample
+from jrl.envs.probes import ProbeEnv, ProbeParams, ProbeState
+from jrl.spaces import Box
+
+GAMMA = 0.9
+PROBE_CONFIG = dqn.DQNConfig(
+    num_envs=4,
+    num_steps=1000,
+    buffer_size=1000,
+    batch_size=32,
+    learning_starts=100,
+    gamma=GAMMA,
+    learning_rate=1e-2,
+    updates_per_iteration=4,
+    target_update_interval=10,
+    epsilon_start=1.0,
+    epsilon_end=1.0,
+    hidden_sizes=(32,),
+    eval_episodes=2,
+    log_interval=100,
+)
+
+
+def q_values(config, env, params, result, obs):
+    network = dqn._network(config, env.action_space(params).n)
+    return np.asarray(network.apply(result.params, jnp.asarray(obs, jnp.float32)))
+
+
+@pytest.mark.parametrize(
+    "env_id, expected",
+    [
+        ("Probe-OneStep-v0", {0.0: [1.0]}),  # reward, no bootstrap after termination
+        ("Probe-TwoStep-v0", {0.0: [GAMMA], 1.0: [1.0]}),  # discounting through one bootstrap
+        ("Probe-ActionReward-v0", {0.0: [-1.0, 1.0]}),  # action-dependent values
+        ("Probe-Truncation-v0", {0.0: [1.0 / (1.0 - GAMMA)]}),  # only by bootstrapping on truncation
+    ],
+)
+def test_dqn_learns_analytic_values_on_probes(env_id, expected):
+    env, params = jrl.make(env_id)
+    result = dqn.check_finite(jax.jit(dqn.make_train(PROBE_CONFIG, env, params))(jax.random.key(0)))
+    for obs, values in expected.items():
+        np.testing.assert_allclose(
+            q_values(PROBE_CONFIG, env, params, result, [obs]), values, atol=0.05 * max(1.0, max(map(abs, values)))
+        )
+    assert np.all(np.asarray(result.metrics["nonfinite_updates"]) == 0)
+    assert int(result.metrics["updates"].sum()) > 0
+
+
+def test_same_seed_same_result_and_vmapped_seeds_train_in_one_call():
+    env, params = jrl.make("Probe-ActionReward-v0")
+    config = PROBE_CONFIG.replace(num_steps=200, log_interval=50)
+    train = dqn.make_train(config, env, params)
+    a = jax.jit(train)(jax.random.key(3))
+    b = jax.jit(train)(jax.random.key(3))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    grid = jax.tree.map(lambda x: jnp.stack([x, x * 0.5]), config.hyperparams())
+    batched = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2), grid)
+    assert batched.metrics["loss"].shape == (2, 4)
+
+
+class _HugeReward(ProbeEnv):
+    """Rewards near float32's limit: targets overflow to inf."""
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, truncated, info = super().step_env(key, state, action, params)
+        return obs, state, reward * 3e38, terminated, truncated, info
+
+
+def test_non_finite_updates_are_skipped_counted_and_reported():
+    env = _HugeReward("Truncation")
+    params = ProbeParams(max_steps_in_episode=jnp.int32(1))
+    config = PROBE_CONFIG.replace(num_steps=200, log_interval=50, eval_episodes=0)
+    result = jax.jit(dqn.make_train(config, env, params))(jax.random.key(0))
+    assert int(result.metrics["nonfinite_updates"].sum()) > 0
+    for leaf in jax.tree.leaves(result.params):  # parameters keep their last finite values
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        dqn.check_finite(result)
+
+
+def test_replay_buffer_wraps_and_samples_only_filled_entries():
+    buffer = replay_init({"x": jnp.int32(0)}, capacity=6)
+    buffer = replay_add(buffer, {"x": jnp.array([1, 2])})
+    samples = np.asarray(replay_sample(buffer, jax.random.key(0), 1000)["x"])
+    assert set(np.unique(samples)) == {1, 2}
+    for block in ([3, 4], [5, 6], [7, 8]):
+        buffer = replay_add(buffer, {"x": jnp.array(block)})
+    np.testing.assert_array_equal(np.asarray(buffer.data["x"]), [7, 8, 3, 4, 5, 6])
+    assert int(buffer.size) == 6 and int(buffer.position) == 2
+    samples = np.asarray(replay_sample(buffer, jax.random.key(1), 6000)["x"])
+    counts = np.bincount(samples, minlength=9)[3:]
+    assert np.all(np.abs(counts / 6000 - 1 / 6) < 5 * np.sqrt((1 / 6) * (5 / 6) / 6000))
+
+
+class _ContinuousActions(ProbeEnv):
+    def action_space(self, params=None):
+        return Box(-1.0, 1.0, (1,))
+
+
+@pytest.mark.parametrize(
+    "changes, error, fragment",
+    [
+        ({"learning_rate": -1e-3}, ValueError, "learning_rate"),
+        ({"batch_size": 2000, "buffer_size": 1000}, ValueError, "batch_size=2000 must be <= buffer_size=1000"),
+        ({"buffer_size": 2, "batch_size": 2}, ValueError, "multiple of num_envs"),
+        ({"network": "transformer"}, ValueError, "network must be one of"),
+        ({"tau": 0.0}, ValueError, "tau"),
+        ({"hidden_sizes": [64]}, TypeError, "hidden_sizes"),
+        ({"double_dqn": 1}, TypeError, "double_dqn"),
+    ],
+)
+def test_config_validation(changes, error, fragment):
+    with pytest.raises(error, match=None) as info:
+        PROBE_CONFIG.replace(**changes)
+    assert fragment in str(info.value)
+
+
+def test_make_train_refuses_continuous_actions_and_mismatched_networks():
+    params = ProbeParams(max_steps_in_episode=jnp.int32(1))
+    with pytest.raises(TypeError, match="discrete action space"):
+        dqn.make_train(PROBE_CONFIG, _ContinuousActions("OneStep"), params)
+    env, params = jrl.make("Probe-OneStep-v0")
+    with pytest.raises(ValueError, match="cnn"):
+        dqn.make_train(PROBE_CONFIG.replace(network="cnn"), env, params)
+    with pytest.raises(TypeError, match="DQNConfig"):
+        dqn.make_train(dataclasses.asdict(PROBE_CONFIG), env, params)
+    assert isinstance(ProbeState(time=jnp.int32(0)), ProbeState)
