@@ -65,3 +65,17 @@ def test_bad_arguments_are_refused(kwargs, error, fragment):
         jrl.evaluate(jax.random.key(0), UP, None, env, params, **kwargs)
     with pytest.raises(TypeError, match="Environment"):
         jrl.evaluate(jax.random.key(0), UP, None, "FrozenLake-v1", params)
+
+
+def test_policy_learned_in_jrl_runs_in_gymnasium_with_the_same_returns():
+    from jrl.wrappers import evaluate_in_gymnasium
+
+    env, params = jrl.make("CliffWalking-v1")
+    q_star = jrl.planning.value_iteration(env.mdp(params), 1.0)
+
+    def greedy(q, obs, key):
+        del key
+        return jnp.argmax(q[obs]).astype(jnp.int32)
+
+    returns = evaluate_in_gymnasium(greedy, q_star, "CliffWalking-v1", num_episodes=3)
+    np.testing.assert_array_equal(returns, [-13.0, -13.0, -13.0])
