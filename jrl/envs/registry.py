@@ -18,6 +18,7 @@ from jrl.envs.core import NO_TIME_LIMIT, Environment
 from jrl.envs.frozen_lake import frozen_lake_model
 from jrl.envs.mountain_car import mountain_car_factory
 from jrl.envs.probes import probe_factory
+from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
 from jrl.envs.tabular import TabularEnv, TabularParams
 from jrl.envs.taxi import taxi_model
@@ -85,6 +86,7 @@ for _spec in (
     EnvSpec("CartPole-v1", cartpole_factory, {}, 500),
     EnvSpec("Acrobot-v1", acrobot_factory, {}, 500),
     EnvSpec("MountainCar-v0", mountain_car_factory, {}, 200),
+    EnvSpec("RandomLake-v0", random_lake_factory, {}, 256),  # 4 * 8 * 8, whatever size (random_lake.py)
 ):
     register(_spec)
 
