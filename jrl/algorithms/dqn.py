@@ -32,8 +32,8 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int
+from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
 from jrl.algorithms.networks import NETWORKS, QNetwork
-from jrl.algorithms.q_learning import epsilon_greedy
 from jrl.algorithms.replay import replay_add, replay_init, replay_sample
 from jrl.envs.core import Environment
 from jrl.evaluate import evaluate
@@ -139,18 +139,13 @@ class DQNConfig:
 
     def replace(self, **changes: Any) -> DQNConfig:
         """A copy with ``changes`` applied (and validated)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"DQNConfig has no field(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        return replace_config(self, changes)
 
     def resolved_log_interval(self) -> int:
         """``log_interval``, or the divisor of ``num_steps`` giving closest to 50 records."""
         if self.log_interval is not None:
             return self.log_interval
-        n = self.num_steps
-        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-        return min(small + [n // d for d in small], key=lambda d: (abs(n // d - 50), d))
+        return divisor_closest_to(self.num_steps, 50)
 
     def hyperparams(self) -> DQNHyperparams:
         """This config's numeric hyperparameters as float32 scalars."""
@@ -208,10 +203,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
     q_values = jax.vmap(network.apply, in_axes=(None, 0))
 
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
-        if decay_steps == 0:
-            return jnp.broadcast_to(hp.epsilon_end, jnp.shape(t)).astype(jnp.float32)
-        frac = jnp.minimum(t.astype(jnp.float32) / decay_steps, 1.0)
-        return hp.epsilon_start + rounded(frac * (hp.epsilon_end - hp.epsilon_start))
+        return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
     def greedy(params, obs, key):
         del key

@@ -22,9 +22,7 @@ transition *terminated*; a *truncated* transition (time limit) bootstraps as usu
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +32,7 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_choice, check_float, check_int
+from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
 from jrl.planning import policy_evaluation
 
@@ -115,19 +114,13 @@ class QLearningConfig:
 
     def replace(self, **changes: Any) -> QLearningConfig:
         """A copy with ``changes`` applied (and validated)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"QLearningConfig has no field(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        return replace_config(self, changes)
 
     def resolved_log_interval(self) -> int:
         """``log_interval``, or the divisor of ``num_steps`` giving closest to 100 records."""
         if self.log_interval is not None:
             return self.log_interval
-        n = self.num_steps
-        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-        divisors = small + [n // d for d in small]
-        return min(divisors, key=lambda d: (abs(self.num_steps // d - 100), d))
+        return divisor_closest_to(self.num_steps, 100)
 
     def hyperparams(self) -> QLearningHyperparams:
         """This config's numeric hyperparameters as a pytree of float32 scalars."""
@@ -179,32 +172,6 @@ class QLearningResult:
 
     q_table: jax.Array
     metrics: dict
-
-
-def epsilon_greedy(q_rows: jax.Array, epsilon: jax.Array, u: jax.Array) -> jax.Array:
-    """Epsilon-greedy actions with uniformly random tie-breaking, from one uniform per row.
-
-    ``u < epsilon`` explores (action ``floor(u / epsilon * A)``); otherwise ``(u - epsilon) /
-    (1 - epsilon)``, again uniform on [0, 1), picks among the actions tied for the maximum.
-    ``q_rows``: float ``[N, A]``; ``epsilon``: scalar; ``u``: ``[N]`` in [0, 1). Returns int32 ``[N]``.
-    """
-    num_actions = q_rows.shape[-1]
-    # Loops over the (small, static) action axis: column-wise ops on [N] vectors vectorize well on
-    # CPU, where reductions over a short minor axis, argmax and cumsum (reduce-window) do not.
-    columns = [q_rows[..., j] for j in range(num_actions)]
-    best = functools.reduce(jnp.maximum, columns)
-    is_max = [(c == best).astype(jnp.int32) for c in columns]
-    num_max = functools.reduce(jnp.add, is_max)
-    u_greedy = (u - epsilon) / jnp.maximum(1.0 - epsilon, 1e-30)
-    pick = jnp.minimum(jnp.floor(u_greedy * num_max).astype(jnp.int32), num_max - 1)
-    # The pick-th (0-based) maximal action: the last index whose running count of maxima is <= pick.
-    greedy_action = jnp.zeros_like(pick)
-    seen = jnp.zeros_like(pick)
-    for j in range(1, num_actions):
-        seen = seen + is_max[j - 1]
-        greedy_action = jnp.where(seen <= pick, j, greedy_action)
-    random_action = jnp.floor(u / jnp.maximum(epsilon, 1e-30) * num_actions).astype(jnp.int32)
-    return jnp.where(u < epsilon, jnp.minimum(random_action, num_actions - 1), greedy_action)
 
 
 def _epsilon_greedy_probs(q_rows: jax.Array, epsilon: jax.Array) -> jax.Array:
@@ -267,10 +234,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
     num_uniforms = 4 if algorithm in ("sarsa", "double_q_learning") else 3
 
     def epsilon_at(hp: QLearningHyperparams, t: jax.Array) -> jax.Array:
-        if decay_steps == 0:
-            return jnp.broadcast_to(hp.epsilon_end, jnp.shape(t)).astype(jnp.float32)
-        frac = jnp.minimum(t.astype(jnp.float32) / decay_steps, 1.0)
-        return hp.epsilon_start + rounded(frac * (hp.epsilon_end - hp.epsilon_start))
+        return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
     def bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u):
         """Bootstrap values at the final observations, and SARSA's next action. ``[N]`` each."""
