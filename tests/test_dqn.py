@@ -121,6 +121,7 @@ class _ContinuousActions(ProbeEnv):
         ({"tau": 0.0}, ValueError, "tau"),
         ({"hidden_sizes": [64]}, TypeError, "hidden_sizes"),
         ({"double_dqn": 1}, TypeError, "double_dqn"),
+        ({"loss": "l1"}, ValueError, "loss must be one of"),
     ],
 )
 def test_config_validation(changes, error, fragment):

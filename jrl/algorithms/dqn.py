@@ -39,6 +39,8 @@ from jrl.envs.core import Environment
 from jrl.evaluate import evaluate
 from jrl.spaces import Discrete
 
+LOSSES = ("huber", "mse")
+
 __all__ = ["DQNConfig", "DQNHyperparams", "DQNResult", "check_finite", "default_config", "greedy_policy", "make_train"]
 
 
@@ -72,6 +74,7 @@ class DQNConfig:
         double_dqn: double-DQN targets.
         network: ``"mlp"`` or ``"cnn"``; ``hidden_sizes`` its dense widths; ``dueling`` its head.
         max_grad_norm: global gradient-norm clip, > 0.
+        loss: ``"huber"`` (delta 1) or ``"mse"`` (half squared error) on the TD error.
         epsilon_start, epsilon_end, epsilon_decay_fraction: linear exploration schedule over the
             first fraction of the iterations, as in tabular Q-learning.
         eval_episodes: greedy episodes evaluated inside the loop at every log point (0: none).
@@ -95,6 +98,7 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     dueling: bool = False
     max_grad_norm: float = 10.0
+    loss: str = "huber"
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_decay_fraction: float = 0.5
@@ -121,6 +125,7 @@ class DQNConfig:
         ):
             raise TypeError(f"hidden_sizes must be a tuple of positive ints, got {self.hidden_sizes!r}")
         check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e30, low_open=True)
+        check_choice("loss", self.loss, LOSSES)
         check_float("epsilon_start", self.epsilon_start, 0.0, 1.0)
         check_float("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
@@ -243,7 +248,9 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
             boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
             not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
             y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
-            return jnp.mean(optax.huber_loss(q_sa, y))
+            if config.loss == "huber":
+                return jnp.mean(optax.huber_loss(q_sa, y))
+            return 0.5 * jnp.mean(jnp.square(q_sa - y))
 
         def learn_phase(params, opt_state, target, buffer, key):
             """``updates_per_iteration`` gradient steps; non-finite ones are skipped and counted."""
