@@ -385,7 +385,29 @@ def check_finite(result: DQNResult) -> DQNResult:
     return result
 
 
-_DEFAULTS: dict[str, dict] = {}
+# From experiments/tune_dqn.py (docs/dqn.md): the best of its sweep, not yet a reliable solver.
+_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(
+        num_envs=10,
+        num_steps=20_000,
+        buffer_size=10_000,
+        batch_size=128,
+        learning_starts=10_000,
+        updates_per_iteration=1,
+        tau=1.0,
+        target_update_interval=200,
+        double_dqn=False,
+        loss="mse",
+        learning_rate=1e-3,
+        gamma=0.99,
+        hidden_sizes=(120, 84),
+        epsilon_start=1.0,
+        epsilon_end=0.05,
+        epsilon_decay_fraction=0.5,
+        eval_episodes=16,
+        log_interval=1000,
+    ),
+}
 
 
 def default_config(env_id: str) -> DQNConfig:
