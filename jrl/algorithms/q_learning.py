@@ -236,19 +236,19 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
     def epsilon_at(hp: QLearningHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
-    def bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u):
-        """Bootstrap values at the final observations, and SARSA's next action. ``[N]`` each."""
+    def bootstrap(runner, final_obs, next_obs, done, epsilon_next, u):
+        """Bootstrap values at the final observations, and the action carried to the next step
+        (SARSA's already-chosen action; unused otherwise). ``[N]`` each."""
         q_next = runner.q_a[final_obs]
         if algorithm == "q_learning":
             return jnp.max(q_next, axis=-1), runner.action
         if algorithm == "expected_sarsa":
             return jnp.sum(rounded(_epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), runner.action
-        if algorithm == "sarsa":
-            # The action the agent will take at next_obs; after a reset, a fresh draw at final_obs.
-            next_action = epsilon_greedy(runner.q_a[next_obs], epsilon_next, u[0])
-            done_action = epsilon_greedy(q_next, epsilon_next, u[3])
-            return None, next_action, done_action
-        raise AssertionError(algorithm)  # pragma: no cover
+        # SARSA: the action the agent takes next, at next_obs; after a reset that action belongs to
+        # the new episode, so the bootstrap uses a fresh draw at final_obs instead.
+        next_action = epsilon_greedy(runner.q_a[next_obs], epsilon_next, u[0])
+        boot_action = jnp.where(done, epsilon_greedy(q_next, epsilon_next, u[3]), next_action)
+        return select_index(boot_action, q_next), next_action
 
     def env_step(hp, runner, t, key):
         # [num_uniforms, N]: contiguous rows are markedly faster on CPU than [N, num_uniforms] columns.
@@ -282,12 +282,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
             q_b = _mean_update(runner.q_b, index, delta, 1.0 - weight_a, hp.alpha)
             next_action = runner.action
         else:
-            if algorithm == "sarsa":
-                _, next_action, done_action = bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u)
-                boot_action = jnp.where(done, done_action, next_action)
-                boot = select_index(boot_action, runner.q_a[final_obs])
-            else:
-                boot, next_action = bootstrap(hp, runner, final_obs, next_obs, epsilon_next, u)
+            boot, next_action = bootstrap(runner, final_obs, next_obs, done, epsilon_next, u)
             q_sa = select_index(action, rows_a)
             delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
             q_a = _mean_update(runner.q_a, index, delta, jnp.ones_like(delta), hp.alpha)

@@ -1,0 +1,91 @@
+"""Replay-buffer sampling cost does not grow with capacity (jrl's buffer is O(batch_size)).
+
+Times one compiled call that draws ``--samples`` batches of 128 CartPole-sized transitions from a
+full buffer of capacity 10,000 and of 1,000,000, in the same run, and prints the ratio. For
+comparison it also times ``jax.random.choice(replace=False, p=...)`` index sampling, whose cost
+grows with capacity (the method ``../shared/BASELINES.md`` reports rejax using).
+
+    python3 benchmarks/replay_buffer.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+
+from jrl.algorithms.replay import replay_add, replay_init, replay_sample
+
+BATCH = 128
+CHOICE_SAMPLES = 10  # the capacity-dependent method is slow at 1M: fewer batches suffice to time it
+
+
+def full_buffer(capacity: int):
+    example = {
+        "obs": jnp.zeros(4),
+        "action": jnp.int32(0),
+        "reward": jnp.float32(0),
+        "next_obs": jnp.zeros(4),
+        "terminated": jnp.bool_(False),
+    }
+    buffer = replay_init(example, capacity)
+    block = {k: jnp.broadcast_to(v, (capacity, *jnp.shape(v))) for k, v in example.items()}
+    return replay_add(buffer, block)
+
+
+def time_call(fn, *args, repeats: int = 5) -> float:
+    compiled = jax.jit(fn).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1000, help="batches drawn per timed call")
+    args = parser.parse_args()
+
+    def jrl_sampling(buffer, key):
+        def body(total, k):
+            batch = replay_sample(buffer, k, BATCH)
+            return total + batch["reward"].sum() + batch["obs"].sum(), None
+
+        return jax.lax.scan(body, jnp.float32(0), jax.random.split(key, args.samples))[0]
+
+    def choice_sampling(buffer, key):
+        capacity = buffer.capacity
+
+        def body(total, k):
+            index = jax.random.choice(k, capacity, (BATCH,), replace=False, p=jnp.full(capacity, 1.0 / capacity))
+            return total + buffer.data["reward"][index].sum(), None
+
+        return jax.lax.scan(body, jnp.float32(0), jax.random.split(key, CHOICE_SAMPLES))[0]
+
+    print(f"{'capacity':>10} | {'jrl us/batch':>12} | {'choice(replace=False, p) us/batch':>34}")
+    results = {}
+    for capacity in (10_000, 1_000_000):
+        buffer = full_buffer(capacity)
+        key = jax.random.key(0)
+        ours = time_call(jrl_sampling, buffer, key) / args.samples * 1e6
+        theirs = (
+            time_call(choice_sampling, buffer, key, repeats=1) / args.samples * 1e6
+            if capacity <= 10_000 or args.samples <= 1000
+            else float("nan")
+        )
+        results[capacity] = (ours, theirs)
+        print(f"{capacity:>10,} | {ours:>12.2f} | {theirs:>34.1f}", flush=True)
+    ratio = results[1_000_000][0] / results[10_000][0]
+    ratio_choice = results[1_000_000][1] / results[10_000][1]
+    print(
+        f"\ncapacity 1,000,000 vs 10,000: jrl {ratio:.2f}x the time per batch; choice(replace=False, p) {ratio_choice:.0f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
