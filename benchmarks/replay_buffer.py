@@ -63,7 +63,7 @@ def main() -> None:
 
         def body(total, k):
             index = jax.random.choice(k, capacity, (BATCH,), replace=False, p=jnp.full(capacity, 1.0 / capacity))
-            return total + buffer.data["reward"][index].sum(), None
+            return total + buffer.data["reward"][index].sum() + buffer.data["obs"][index].sum(), None
 
         return jax.lax.scan(body, jnp.float32(0), jax.random.split(key, CHOICE_SAMPLES))[0]
 
