@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jrl
+from jrl.algorithms import q_learning
 
 
 def always(action: int):
@@ -21,6 +22,12 @@ def always(action: int):
 UP = always(0)  # CliffWalking: up from the start, then bump into the top wall forever
 
 
+def optimal_greedy_policy(env, params):
+    """The greedy policy of the undiscounted Q* (CliffWalking: the 13-step path along the cliff)."""
+    q_star = jrl.planning.value_iteration(env.mdp(params), 1.0)
+    return q_learning.greedy_policy(q_learning.QLearningResult(q_table=q_star, metrics={}))
+
+
 def test_non_terminating_policy_is_cut_by_the_evaluation_time_limit():
     env, params = jrl.make("CliffWalking-v1")
     returns = jrl.evaluate(jax.random.key(0), UP, None, env, params, num_episodes=8, max_steps_in_episode=25)
@@ -29,12 +36,7 @@ def test_non_terminating_policy_is_cut_by_the_evaluation_time_limit():
 
 def test_optimal_cliff_walking_path_returns_minus_13():
     env, params = jrl.make("CliffWalking-v1")
-    q_star = jrl.planning.value_iteration(env.mdp(params), 1.0)
-
-    def greedy(q, obs, key):
-        del key
-        return jnp.argmax(q[obs]).astype(jnp.int32)
-
+    greedy, q_star = optimal_greedy_policy(env, params)
     returns = jrl.evaluate(jax.random.key(0), greedy, q_star, env, params, num_episodes=4)
     np.testing.assert_array_equal(np.asarray(returns), np.full(4, -13.0, np.float32))
 
@@ -70,12 +72,6 @@ def test_bad_arguments_are_refused(kwargs, error, fragment):
 def test_policy_learned_in_jrl_runs_in_gymnasium_with_the_same_returns():
     from jrl.wrappers import evaluate_in_gymnasium
 
-    env, params = jrl.make("CliffWalking-v1")
-    q_star = jrl.planning.value_iteration(env.mdp(params), 1.0)
-
-    def greedy(q, obs, key):
-        del key
-        return jnp.argmax(q[obs]).astype(jnp.int32)
-
+    greedy, q_star = optimal_greedy_policy(*jrl.make("CliffWalking-v1"))
     returns = evaluate_in_gymnasium(greedy, q_star, "CliffWalking-v1", num_episodes=3)
     np.testing.assert_array_equal(returns, [-13.0, -13.0, -13.0])
