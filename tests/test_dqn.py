@@ -12,7 +12,7 @@ import pytest
 import jrl
 from jrl.algorithms import dqn
 from jrl.algorithms.replay import replay_add, replay_init, replay_sample
-from jrl.envs.probes import ProbeEnv, ProbeParams, ProbeState
+from jrl.envs.probes import ProbeEnv, ProbeParams
 from jrl.spaces import Box
 
 GAMMA = 0.9
@@ -139,4 +139,3 @@ def test_make_train_refuses_continuous_actions_and_mismatched_networks():
         dqn.make_train(PROBE_CONFIG.replace(network="cnn"), env, params)
     with pytest.raises(TypeError, match="DQNConfig"):
         dqn.make_train(dataclasses.asdict(PROBE_CONFIG), env, params)
-    assert isinstance(ProbeState(time=jnp.int32(0)), ProbeState)

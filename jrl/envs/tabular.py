@@ -146,11 +146,6 @@ def outcome_thresholds(probs: jax.Array) -> jax.Array:
     return jnp.where(jnp.arange(num - 1) >= last_positive[..., None], jnp.inf, cdf)
 
 
-def sample_categorical(u: jax.Array, probs: jax.Array) -> jax.Array:
-    """Index ``k`` drawn from ``probs [..., K]`` by inverse CDF with ``u`` ~ U[0, 1): int32 ``[...]``."""
-    return count_below(outcome_thresholds(probs), u)
-
-
 def count_below(thresholds: jax.Array, u: jax.Array) -> jax.Array:
     """``#{j : thresholds[..., j] <= u}`` as int32 for sorted thresholds: unrolled compares for a
     short (static) last axis, binary search for a long one (e.g. Taxi's 500 start states)."""
