@@ -139,3 +139,20 @@ def test_make_train_refuses_continuous_actions_and_mismatched_networks():
         dqn.make_train(PROBE_CONFIG.replace(network="cnn"), env, params)
     with pytest.raises(TypeError, match="DQNConfig"):
         dqn.make_train(dataclasses.asdict(PROBE_CONFIG), env, params)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"learning_starts": 0, "train_interval": 3},
+        {"learning_starts": 101, "train_interval": 4, "updates_per_iteration": 2},
+        {"learning_starts": 1200},  # never learns: 300 iterations x 4 envs stores 1200 steps
+    ],
+)
+def test_total_updates_counts_the_gradient_steps_training_takes(changes):
+    # anneal_lr's schedule spans config.total_updates(): it must equal what the loop really does.
+    env, params = jrl.make("Probe-OneStep-v0")
+    config = PROBE_CONFIG.replace(num_steps=300, log_interval=100, eval_episodes=0, anneal_lr=True, **changes)
+    result = jax.jit(dqn.make_train(config, env, params))(jax.random.key(0))
+    assert int(result.metrics["updates"].sum()) == config.total_updates()

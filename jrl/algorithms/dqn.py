@@ -74,6 +74,8 @@ class DQNConfig:
         double_dqn: double-DQN targets.
         network: ``"mlp"`` or ``"cnn"``; ``hidden_sizes`` its dense widths; ``dueling`` its head.
         max_grad_norm: global gradient-norm clip, > 0.
+        anneal_lr: decay the learning rate linearly from ``learning_rate`` to 0 over all the run's
+            gradient steps (settles the final policy instead of leaving it oscillating).
         loss: ``"huber"`` (delta 1) or ``"mse"`` (half squared error) on the TD error.
         epsilon_start, epsilon_end, epsilon_decay_fraction: linear exploration schedule over the
             first fraction of the iterations, as in tabular Q-learning.
@@ -98,6 +100,7 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     dueling: bool = False
     max_grad_norm: float = 10.0
+    anneal_lr: bool = False
     loss: str = "huber"
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
@@ -119,6 +122,7 @@ class DQNConfig:
         check_float("tau", self.tau, 0.0, 1.0, low_open=True)
         check_bool("double_dqn", self.double_dqn)
         check_bool("dueling", self.dueling)
+        check_bool("anneal_lr", self.anneal_lr)
         check_choice("network", self.network, NETWORKS)
         if not isinstance(self.hidden_sizes, tuple) or not all(
             isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in self.hidden_sizes
@@ -151,6 +155,13 @@ class DQNConfig:
         if self.log_interval is not None:
             return self.log_interval
         return divisor_closest_to(self.num_steps, 50)
+
+    def total_updates(self) -> int:
+        """Gradient steps in a full run: ``updates_per_iteration`` per update phase."""
+        first = math.ceil(self.learning_starts / self.num_envs)
+        first = -(-first // self.train_interval) * self.train_interval  # first multiple of train_interval
+        phases = max(0, -(-(self.num_steps - first) // self.train_interval))
+        return phases * self.updates_per_iteration
 
     def hyperparams(self) -> DQNHyperparams:
         """This config's numeric hyperparameters as float32 scalars."""
@@ -216,7 +227,10 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
 
     def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
         hp = config.hyperparams() if hyperparams is None else hyperparams
-        optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate))
+        learning_rate = hp.learning_rate
+        if config.anneal_lr:
+            learning_rate = optax.linear_schedule(hp.learning_rate, 0.0, max(config.total_updates(), 1))
+        optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
         params = network.init(k_init, obs[0])
