@@ -156,3 +156,24 @@ def test_total_updates_counts_the_gradient_steps_training_takes(changes):
     config = PROBE_CONFIG.replace(num_steps=300, log_interval=100, eval_episodes=0, anneal_lr=True, **changes)
     result = jax.jit(dqn.make_train(config, env, params))(jax.random.key(0))
     assert int(result.metrics["updates"].sum()) == config.total_updates()
+
+
+def test_keep_best_returns_the_parameters_of_the_best_evaluation():
+    # A constant epsilon and learning rate make a shorter run an exact prefix of the longer one, so
+    # the run stopped at the best evaluation must end with the parameters keep_best returned.
+    env, params = jrl.make("CartPole-v1")
+    config = dqn.DQNConfig(
+        num_envs=4, num_steps=600, buffer_size=400, batch_size=32, learning_starts=100, learning_rate=3e-3,
+        epsilon_start=0.2, epsilon_end=0.2, hidden_sizes=(16,), eval_episodes=4, log_interval=50, keep_best=True,
+    )  # fmt: skip
+    result = jax.jit(dqn.make_train(config, env, params))(jax.random.key(1))
+    returns = np.asarray(result.metrics["eval_return"])
+    best = len(returns) - 1 - int(np.argmax(returns[::-1]))  # the latest of equal bests
+    assert best < len(returns) - 1, "the test needs a run whose best evaluation is not its last"
+    prefix = config.replace(num_steps=(best + 1) * config.log_interval, keep_best=False)
+    stopped = jax.jit(dqn.make_train(prefix, env, params))(jax.random.key(1))
+    np.testing.assert_array_equal(np.asarray(stopped.metrics["eval_return"]), returns[: best + 1])
+    for x, y in zip(jax.tree.leaves(result.params), jax.tree.leaves(stopped.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="eval_episodes > 0"):
+        config.replace(eval_episodes=0)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int
@@ -82,6 +83,9 @@ class DQNConfig:
         eval_episodes: greedy episodes evaluated inside the loop at every log point (0: none).
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
+        keep_best: return the parameters of the best in-loop greedy evaluation (the latest of
+            equals) instead of the last ones, like a best-model checkpoint; needs
+            ``eval_episodes > 0``.
     """
 
     num_envs: int = 10
@@ -107,6 +111,7 @@ class DQNConfig:
     epsilon_decay_fraction: float = 0.5
     eval_episodes: int = 16
     log_interval: int | None = None
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         check_int("num_envs", self.num_envs, 1, 2**20)
@@ -134,6 +139,9 @@ class DQNConfig:
         check_float("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        check_bool("keep_best", self.keep_best)
+        if self.keep_best and self.eval_episodes == 0:
+            raise ValueError("keep_best=True selects parameters by in-loop evaluation: it needs eval_episodes > 0")
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size={self.batch_size} must be <= buffer_size={self.buffer_size}")
         if self.buffer_size < self.num_envs or self.buffer_size % self.num_envs:
@@ -176,7 +184,8 @@ class DQNConfig:
 
 @struct.dataclass
 class DQNResult:
-    """``params``: the online network's Flax parameters. ``metrics``: dict of arrays ``[num_logs]``:
+    """``params``: the online network's Flax parameters at the end of training (with
+    ``config.keep_best``: at its best in-loop evaluation). ``metrics``: dict of arrays ``[num_logs]``:
     ``step`` (iterations so far; environment steps = step * num_envs), ``epsilon``,
     ``episode_return`` (mean return of training episodes finished in the interval, NaN if none),
     ``episodes``, ``loss`` (mean over the interval's gradient steps, NaN if none), ``updates``,
@@ -216,14 +225,23 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
     num_logs = config.num_steps // log_interval
     decay_steps = config.epsilon_decay_fraction * config.num_steps
     learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
-    q_values = jax.vmap(network.apply, in_axes=(None, 0))
+    # The online, target and optimizer states are single flat vectors: Adam, clipping, the
+    # finite-check and Polyak averaging then compile to a few fused loops instead of several per
+    # parameter leaf (CartPole default: 392 -> 359 fusions, compile about 15% shorter on CPU).
+    # ``unravel`` restores the Flax tree for the result.
+    example_obs = jnp.zeros(obs_space.shape, obs_space.dtype)
+    shapes = jax.eval_shape(network.init, jax.random.key(0), example_obs)
+    _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+
+    def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
+        return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
 
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
-    def greedy(params, obs, key):
+    def greedy(flat_params, obs, key):
         del key
-        return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
+        return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
 
     def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
         hp = config.hyperparams() if hyperparams is None else hyperparams
@@ -233,7 +251,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
         optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-        params = network.init(k_init, obs[0])
+        params, _ = ravel_pytree(network.init(k_init, obs[0]))
         example = {
             "obs": obs[0],
             "action": jnp.int32(0),
@@ -335,7 +353,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
                     nonfinite.astype(jnp.float32),
                 ]
             )
-            carry = {
+            carry = carry | {
                 "params": params,
                 "target": target,
                 "opt_state": opt_state,
@@ -356,6 +374,12 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
                 )
             else:
                 eval_return = jnp.float32(jnp.nan)
+            if config.keep_best:
+                better = eval_return >= carry["best_return"]
+                carry = carry | {
+                    "best_params": jnp.where(better, carry["params"], carry["best_params"]),
+                    "best_return": jnp.where(better, eval_return, carry["best_return"]),
+                }
             metrics = {
                 "step": (log_index + 1) * log_interval,
                 "epsilon": epsilon_at(hp, (log_index + 1) * log_interval - 1),
@@ -368,8 +392,11 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
             }
             return carry, metrics
 
+        if config.keep_best:
+            carry = carry | {"best_params": params, "best_return": jnp.float32(-jnp.inf)}
         carry, metrics = jax.lax.scan(log_block, carry, jnp.arange(num_logs, dtype=jnp.int32))
-        return DQNResult(params=carry["params"], metrics=metrics)
+        final = carry["best_params"] if config.keep_best else carry["params"]
+        return DQNResult(params=unravel(final), metrics=metrics)
 
     return train
 
