@@ -426,7 +426,7 @@ def check_finite(result: DQNResult) -> DQNResult:
     return result
 
 
-# From experiments/tune_dqn.py (docs/dqn.md): the best of its sweep, not yet a reliable solver.
+# From experiments/tune_dqn.py (docs/dqn.md).
 _DEFAULTS: dict[str, dict] = {
     "CartPole-v1": dict(
         num_envs=10,
@@ -447,6 +447,7 @@ _DEFAULTS: dict[str, dict] = {
         epsilon_decay_fraction=0.5,
         eval_episodes=16,
         log_interval=1000,
+        keep_best=True,
     ),
 }
 

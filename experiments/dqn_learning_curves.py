@@ -1,0 +1,300 @@
+"""Learning curves of jrl's DQN on the classic-control environments, several seeds each.
+
+For each environment id (``CartPole-v1``, ``Acrobot-v1``, ``MountainCar-v0``, or ``--envs``) the
+run uses the tuned default, ``dqn.default_config(env_id)``; an id without one is skipped with a
+printed note. All seeds of an environment train in one compiled call,
+``jax.jit(jax.vmap(dqn.make_train(config, env, env_params)))(keys)`` with ``keys[i] =
+jax.random.key(seed_i)`` and seeds ``0 .. N-1``. Every ``log_interval`` iterations the training
+loop records, per seed, the greedy evaluation return (``config.eval_episodes`` episodes, inside the
+compiled loop), the mean return of the training episodes that finished, the loss and epsilon.
+After training, each seed's final greedy policy (``dqn.greedy_policy``) is evaluated over 100
+episodes with ``jrl.evaluate``, keyed by ``jax.random.fold_in(jax.random.key(seed), 1)``. Every
+random number comes from those keys: the same seeds give the same tables (the timings aside).
+
+    python experiments/dqn_learning_curves.py                               # every env, seeds 0..4
+    python experiments/dqn_learning_curves.py --envs CartPole-v1 --seeds 3  # a subset
+    python experiments/dqn_learning_curves.py --quick --envs CartPole-v1    # smoke test, about a minute
+
+A full run takes minutes per environment on 2 CPU cores (CartPole-v1: 200k environment steps per
+seed). It writes, under ``experiments/results/``, holding exactly the environments of that run:
+
+- ``dqn_learning_curves.csv``: long format, one row per environment, seed and log record:
+  ``env_id, seed, env_steps, eval_return, episode_return, loss, epsilon`` (``env_steps =
+  metrics["step"] * config.num_envs``; ``episode_return`` is NaN in an interval where no training
+  episode finished, ``loss`` NaN before learning starts).
+- ``dqn_final_returns.csv``: one row per environment and seed: ``env_id, seed,
+  final_return_100_episodes, train_seconds`` (the run time of the environment's one vmapped call,
+  compilation excluded, shared by its seeds), ``compile_seconds``, and ``nonfinite_updates``
+  (skipped non-finite gradient steps; should be 0).
+- ``dqn_learning_curves.png``: one panel per environment, greedy evaluation return against
+  environment steps, a thin line per seed, their mean in bold, and a dashed line at Gymnasium's
+  ``reward_threshold`` for the id (the return that counts as solved). It needs matplotlib, the
+  ``plot`` extra (``pip install -e ".[plot]"``); without it the CSV files are still written.
+  ``--no-plot`` skips it.
+
+``--quick`` shrinks every config (fewer iterations, earlier learning start, more frequent logs) for
+a smoke test and writes ``*_quick.csv`` and ``*_quick.png`` instead, so it never overwrites real
+results; its returns say nothing about how well DQN learns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jrl
+from jrl.algorithms import dqn
+
+DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+# Gymnasium's reward_threshold for each id (gymnasium.spec(env_id).reward_threshold).
+SOLVED_AT = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0}
+FINAL_EVAL_EPISODES = 100
+FINAL_EVAL_STREAM = 1  # final-evaluation key: jax.random.fold_in(jax.random.key(seed), FINAL_EVAL_STREAM)
+QUICK_ITERATIONS = 2_000
+QUICK_LOGS = 20
+RESULTS = Path(__file__).resolve().parent / "results"
+CURVE_FIELDS = ("env_id", "seed", "env_steps", "eval_return", "episode_return", "loss", "epsilon")
+FINAL_FIELDS = (
+    "env_id",
+    "seed",
+    "final_return_100_episodes",
+    "train_seconds",
+    "compile_seconds",
+    "nonfinite_updates",
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--envs",
+        default=",".join(DEFAULT_ENVS),
+        help=f"comma-separated environment ids (default {','.join(DEFAULT_ENVS)})",
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="train seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--quick", action="store_true", help="shrunken configs, a smoke test; writes *_quick files")
+    parser.add_argument("--no-plot", action="store_true", help="write the CSV files only")
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    args.envs = [e.strip() for e in args.envs.split(",") if e.strip()]
+    if not args.envs:
+        parser.error("--envs names no environment")
+    unknown = [e for e in args.envs if e not in jrl.registered_envs()]
+    if unknown:
+        parser.error(f"unknown environment id(s) {unknown}; registered: {jrl.registered_envs()}")
+    return args
+
+
+def quick_config(config: dqn.DQNConfig) -> dqn.DQNConfig:
+    """``config`` shrunk for a smoke test: at most ``QUICK_ITERATIONS`` iterations, learning from
+    a quarter of the way in (or earlier if the config starts earlier), ``QUICK_LOGS`` log records.
+    Everything else (buffer, batch, network, schedule fractions) is the tuned config's."""
+    num_steps = min(config.num_steps, QUICK_ITERATIONS)
+    # None lets DQNConfig pick the divisor of num_steps closest to 50 records.
+    log_interval = num_steps // QUICK_LOGS if num_steps % QUICK_LOGS == 0 else None
+    learning_starts = min(config.learning_starts, config.num_envs * num_steps // 4)
+    return config.replace(num_steps=num_steps, learning_starts=learning_starts, log_interval=log_interval)
+
+
+def sig(x) -> float:
+    """``x`` as a float with 6 significant digits (the metrics are float32; NaN stays NaN)."""
+    return float(f"{float(x):.6g}")
+
+
+def run_env(env_id: str, config: dqn.DQNConfig, seeds: list[int]) -> tuple[list[dict], list[dict], dict]:
+    """Train every seed in one compiled call and evaluate each final greedy policy.
+
+    Returns the learning-curve rows, the final-return rows and a summary for the table."""
+    env, env_params = jrl.make(env_id)
+    keys = jnp.stack([jax.random.key(seed) for seed in seeds])
+    train = jax.jit(jax.vmap(dqn.make_train(config, env, env_params)))
+    start = time.perf_counter()
+    compiled = train.lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = jax.block_until_ready(compiled(keys))
+    train_s = time.perf_counter() - start
+
+    metrics = {name: np.asarray(value) for name, value in results.metrics.items()}  # each [seeds, num_logs]
+    env_steps = metrics["step"].astype(np.int64) * config.num_envs
+    curve_rows = [
+        {
+            "env_id": env_id,
+            "seed": seed,
+            "env_steps": int(env_steps[i, j]),
+            "eval_return": sig(metrics["eval_return"][i, j]),
+            "episode_return": sig(metrics["episode_return"][i, j]),
+            "loss": sig(metrics["loss"][i, j]),
+            "epsilon": sig(metrics["epsilon"][i, j]),
+        }
+        for i, seed in enumerate(seeds)
+        for j in range(env_steps.shape[1])
+    ]
+
+    # One policy function for every seed (only its parameters differ), so jrl.evaluate compiles once.
+    policy, batched_params = dqn.greedy_policy(config, env, env_params, results)
+    start = time.perf_counter()
+    final_rows = []
+    for i, seed in enumerate(seeds):
+        params = jax.tree.map(lambda x, i=i: x[i], batched_params)
+        eval_key = jax.random.fold_in(jax.random.key(seed), FINAL_EVAL_STREAM)
+        returns = jrl.evaluate(eval_key, policy, params, env, env_params, num_episodes=FINAL_EVAL_EPISODES)
+        nonfinite = int(metrics["nonfinite_updates"][i].sum())
+        if nonfinite:
+            print(f"  warning: {env_id} seed {seed} skipped {nonfinite} non-finite gradient step(s)")
+        final_rows.append(
+            {
+                "env_id": env_id,
+                "seed": seed,
+                "final_return_100_episodes": sig(np.mean(returns)),
+                "train_seconds": round(train_s, 3),
+                "compile_seconds": round(compile_s, 3),
+                "nonfinite_updates": nonfinite,
+            }
+        )
+    eval_s = time.perf_counter() - start
+    finals = np.array([r["final_return_100_episodes"] for r in final_rows])
+    summary = {
+        "env_id": env_id,
+        "env_steps": int(config.num_envs * config.num_steps),
+        "finals": finals,
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "eval_s": eval_s,
+    }
+    return curve_rows, final_rows, summary
+
+
+def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
+
+
+def print_summary(summaries: list[dict]) -> None:
+    print()
+    print(f"Final greedy return over {FINAL_EVAL_EPISODES} episodes, per seed (seeds in order):")
+    header = (
+        f"{'env':<16} {'env steps':>10}  {'per seed':<42} {'mean':>8} {'std':>7} {'solved':>7} "
+        f"{'compile s':>9} {'train s':>8} {'eval s':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for s in summaries:
+        finals = s["finals"]
+        per_seed = " ".join(f"{x:.1f}" for x in finals)
+        threshold = SOLVED_AT.get(s["env_id"])
+        solved = f"{int(np.sum(finals >= threshold))}/{len(finals)}" if threshold is not None else "-"
+        print(
+            f"{s['env_id']:<16} {s['env_steps']:>10,}  {per_seed:<42} {finals.mean():>8.1f} {finals.std():>7.1f} "
+            f"{solved:>7} {s['compile_s']:>9.1f} {s['train_s']:>8.1f} {s['eval_s']:>7.1f}"
+        )
+    print("std: over seeds (ddof=0); solved: seeds whose final return reaches Gymnasium's reward_threshold")
+
+
+def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episodes: dict[str, int]) -> None:
+    """One panel per environment: greedy eval return per seed (thin), their mean (bold), threshold (dashed)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(
+            'matplotlib is not installed, so no plot was written (the CSV files were). Install the plot extra: pip install -e ".[plot]"'
+        )
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
+
+    fig, axes = plt.subplots(1, len(summaries), figsize=(5.5 * len(summaries), 4.2), squeeze=False)
+    for ax, s in zip(axes[0], summaries, strict=True):
+        env_id = s["env_id"]
+        rows = [r for r in curve_rows if r["env_id"] == env_id]
+        seeds = sorted({r["seed"] for r in rows})
+        curves = []
+        for seed in seeds:
+            seed_rows = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["env_steps"])
+            steps = np.array([r["env_steps"] for r in seed_rows])
+            returns = np.array([r["eval_return"] for r in seed_rows])
+            curves.append(returns)
+            ax.plot(steps, returns, color="tab:blue", linewidth=0.8, alpha=0.45)
+        ax.plot(steps, np.mean(curves, axis=0), color="tab:blue", linewidth=2.5, label=f"mean of {len(seeds)} seeds")
+        ax.plot([], [], color="tab:blue", linewidth=0.8, alpha=0.45, label="one seed")
+        if env_id in SOLVED_AT:
+            ax.axhline(
+                SOLVED_AT[env_id],
+                color="tab:red",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"solved ({SOLVED_AT[env_id]:g})",
+            )
+        ax.set_title(f"{env_id}: mean final return {s['finals'].mean():.1f}")
+        ax.set_xlabel("environment steps")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100k, 1M
+        ax.set_ylabel(f"greedy eval return ({eval_episodes[env_id]} episodes)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle("jrl DQN, default configs (final return: greedy policy over 100 episodes)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    args = parse_args()
+    seeds = list(range(args.seeds))
+    suffix = "_quick" if args.quick else ""
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; seeds {seeds}; {'quick' if args.quick else 'full'} run"
+    )
+    curve_rows: list[dict] = []
+    final_rows: list[dict] = []
+    summaries: list[dict] = []
+    eval_episodes: dict[str, int] = {}
+    for env_id in args.envs:
+        try:
+            config = dqn.default_config(env_id)
+        except ValueError as err:
+            print(f"\n{env_id}: skipped ({err})")
+            continue
+        if args.quick:
+            config = quick_config(config)
+        print(
+            f"\n{env_id}: {len(seeds)} seeds x {config.num_envs * config.num_steps:,} environment steps "
+            f"({config.num_envs} envs x {config.num_steps:,} iterations, a record every "
+            f"{config.resolved_log_interval()} iterations), one compiled call",
+            flush=True,
+        )
+        curves, finals, summary = run_env(env_id, config, seeds)
+        print(
+            f"  compile {summary['compile_s']:.1f} s, train {summary['train_s']:.1f} s, final evaluation "
+            f"{summary['eval_s']:.1f} s; final returns {np.round(summary['finals'], 1).tolist()}",
+            flush=True,
+        )
+        curve_rows += curves
+        final_rows += finals
+        summaries.append(summary)
+        eval_episodes[env_id] = config.eval_episodes
+    if not summaries:
+        raise SystemExit("no environment had a default DQN config; nothing was written")
+    print_summary(summaries)
+    print()
+    write_csv(RESULTS / f"dqn_learning_curves{suffix}.csv", CURVE_FIELDS, curve_rows)
+    write_csv(RESULTS / f"dqn_final_returns{suffix}.csv", FINAL_FIELDS, final_rows)
+    if not args.no_plot:
+        plot(RESULTS / f"dqn_learning_curves{suffix}.png", curve_rows, summaries, eval_episodes)
+
+
+if __name__ == "__main__":
+    main()
