@@ -74,7 +74,7 @@ def main() -> None:
         key = jax.random.key(0)
         ours = time_call(jrl_sampling, buffer, key) / args.samples * 1e6
         theirs = (
-            time_call(choice_sampling, buffer, key, repeats=1) / args.samples * 1e6
+            time_call(choice_sampling, buffer, key, repeats=1) / CHOICE_SAMPLES * 1e6
             if capacity <= 10_000 or args.samples <= 1000
             else float("nan")
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,23 +17,8 @@ from jrl.algorithms.replay import replay_add, replay_init, replay_sample
 from jrl.envs.probes import ProbeEnv, ProbeParams
 from jrl.spaces import Box
 
-GAMMA = 0.9
-PROBE_CONFIG = dqn.DQNConfig(
-    num_envs=4,
-    num_steps=1000,
-    buffer_size=1000,
-    batch_size=32,
-    learning_starts=100,
-    gamma=GAMMA,
-    learning_rate=1e-2,
-    updates_per_iteration=4,
-    target_update_interval=10,
-    epsilon_start=1.0,
-    epsilon_end=1.0,
-    hidden_sizes=(32,),
-    eval_episodes=2,
-    log_interval=100,
-)
+PROBE_CONFIG = dqn.default_config("Probe-OneStep-v0")  # the same for every probe
+GAMMA = PROBE_CONFIG.gamma
 
 
 def q_values(config, env, params, result, obs):
@@ -50,6 +37,7 @@ def q_values(config, env, params, result, obs):
 )
 def test_dqn_learns_analytic_values_on_probes(env_id, expected):
     env, params = jrl.make(env_id)
+    assert dqn.default_config(env_id) == PROBE_CONFIG
     result = dqn.check_finite(jax.jit(dqn.make_train(PROBE_CONFIG, env, params))(jax.random.key(0)))
     for obs, values in expected.items():
         np.testing.assert_allclose(
@@ -177,3 +165,34 @@ def test_keep_best_returns_the_parameters_of_the_best_evaluation():
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     with pytest.raises(ValueError, match="eval_episodes > 0"):
         config.replace(eval_episodes=0)
+
+
+def test_default_configs_are_the_recorded_sweep_choices():
+    # docs/dqn.md's tables come from experiments/dqn_candidates.py: the defaults must be its choices.
+    path = Path(__file__).resolve().parents[1] / "experiments" / "dqn_candidates.py"
+    spec = importlib.util.spec_from_file_location("dqn_candidates", path)
+    candidates = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(candidates)
+    assert set(candidates.CHOSEN) == set(dqn._DEFAULTS) - {e for e in dqn._DEFAULTS if e.startswith("Probe-")}
+    for env_id, name in candidates.CHOSEN.items():
+        assert dqn.default_config(env_id) == dqn.DQNConfig(**candidates.CANDIDATES[env_id][name]), env_id
+
+
+def test_scale_observations_maps_the_box_bounds_to_minus_one_one():
+    env, params = jrl.make("MountainCar-v0")
+    space = env.observation_space(params)
+    config = dqn.default_config("Acrobot-v1").replace(scale_observations=True)
+    scaled = dqn._network(config, 3, space)
+    plain = dqn._network(config.replace(scale_observations=False), 3, space)
+    obs = jnp.array([[-1.2, -0.07], [0.6, 0.07], [-0.5, 0.01]], jnp.float32)
+    net_params = plain.init(jax.random.key(0), obs[0])  # scaling adds no parameters
+    by_hand = 2.0 * (obs - space.low) / (space.high - space.low) - 1.0
+    np.testing.assert_allclose(by_hand[:2], [[-1, -1], [1, 1]], atol=1e-6)
+    np.testing.assert_allclose(
+        jax.vmap(scaled.apply, (None, 0))(net_params, obs),
+        jax.vmap(plain.apply, (None, 0))(net_params, by_hand),
+        atol=1e-5,
+    )
+    cartpole, cartpole_params = jrl.make("CartPole-v1")  # unbounded velocities: refused, not silently wrong
+    with pytest.raises(ValueError, match="finite observation bounds"):
+        dqn.make_train(config, cartpole, cartpole_params)

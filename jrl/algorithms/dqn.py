@@ -74,6 +74,9 @@ class DQNConfig:
         tau: target update rate in (0, 1]; 1 is a hard copy.
         double_dqn: double-DQN targets.
         network: ``"mlp"`` or ``"cnn"``; ``hidden_sizes`` its dense widths; ``dueling`` its head.
+        scale_observations: map each observation dimension linearly from the observation space's
+            ``[low, high]`` to ``[-1, 1]`` before the network (needs finite bounds). Gives inputs
+            of very different ranges, such as MountainCar's position and velocity, equal weight.
         max_grad_norm: global gradient-norm clip, > 0.
         anneal_lr: decay the learning rate linearly from ``learning_rate`` to 0 over all the run's
             gradient steps (settles the final policy instead of leaving it oscillating).
@@ -103,6 +106,7 @@ class DQNConfig:
     network: str = "mlp"
     hidden_sizes: tuple[int, ...] = (64, 64)
     dueling: bool = False
+    scale_observations: bool = False
     max_grad_norm: float = 10.0
     anneal_lr: bool = False
     loss: str = "huber"
@@ -127,6 +131,7 @@ class DQNConfig:
         check_float("tau", self.tau, 0.0, 1.0, low_open=True)
         check_bool("double_dqn", self.double_dqn)
         check_bool("dueling", self.dueling)
+        check_bool("scale_observations", self.scale_observations)
         check_bool("anneal_lr", self.anneal_lr)
         check_choice("network", self.network, NETWORKS)
         if not isinstance(self.hidden_sizes, tuple) or not all(
@@ -196,8 +201,17 @@ class DQNResult:
     metrics: dict
 
 
-def _network(config: DQNConfig, num_actions: int) -> QNetwork:
-    return QNetwork(num_actions, config.network, config.hidden_sizes, config.dueling)
+def _network(config: DQNConfig, num_actions: int, obs_space: Any = None) -> QNetwork:
+    scale = None
+    if config.scale_observations:
+        low, high = np.asarray(obs_space.low, np.float64), np.asarray(obs_space.high, np.float64)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(
+                f"scale_observations=True needs finite observation bounds; this space has low={low}, high={high}"
+            )
+        span = np.where(high > low, high - low, 1.0)
+        scale = (tuple(low.reshape(-1).tolist()), tuple(span.reshape(-1).tolist()))
+    return QNetwork(num_actions, config.network, config.hidden_sizes, config.dueling, scale)
 
 
 def _check_env(env: Environment, env_params: Any) -> Discrete:
@@ -219,7 +233,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
         raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
     if config.network == "mlp" and len(obs_space.shape) > 1:
         raise ValueError(f"network='mlp' needs vector observations; these are {obs_space.shape}: use 'cnn'")
-    network = _network(config, num_actions)
+    network = _network(config, num_actions, obs_space)
     num_envs = config.num_envs
     log_interval = config.resolved_log_interval()
     num_logs = config.num_steps // log_interval
@@ -403,7 +417,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
 
 def greedy_policy(config: DQNConfig, env: Environment, env_params: Any, result: DQNResult) -> tuple[Callable, Any]:
     """``(policy, policy_params)`` for ``jrl.evaluate``: the argmax of the trained network."""
-    network = _network(config, _check_env(env, env_params).n)
+    network = _network(config, _check_env(env, env_params).n, env.observation_space(env_params))
 
     def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key
@@ -426,8 +440,28 @@ def check_finite(result: DQNResult) -> DQNResult:
     return result
 
 
-# From experiments/tune_dqn.py (docs/dqn.md).
+# Probe environments (jrl/envs/probes.py): fully random behaviour (epsilon 1 throughout) so every
+# state-action pair is sampled; tests/test_dqn.py checks the learned values against the analytic ones.
+_PROBE = dict(
+    num_envs=4,
+    num_steps=1000,
+    buffer_size=1000,
+    batch_size=32,
+    learning_starts=100,
+    gamma=0.9,
+    learning_rate=1e-2,
+    updates_per_iteration=4,
+    target_update_interval=10,
+    epsilon_start=1.0,
+    epsilon_end=1.0,
+    hidden_sizes=(32,),
+    eval_episodes=2,
+    log_interval=100,
+)
+
+# The classic-control defaults are candidates of experiments/dqn_candidates.py (docs/dqn.md).
 _DEFAULTS: dict[str, dict] = {
+    **{f"Probe-{name}-v0": _PROBE for name in ("OneStep", "TwoStep", "ActionReward", "Truncation")},
     "CartPole-v1": dict(
         num_envs=10,
         num_steps=20_000,
@@ -446,6 +480,54 @@ _DEFAULTS: dict[str, dict] = {
         epsilon_end=0.05,
         epsilon_decay_fraction=0.5,
         eval_episodes=16,
+        log_interval=1000,
+        keep_best=True,
+    ),
+    # experiments/dqn_candidates.py "u4_anneal": rl-baselines3-zoo's Acrobot settings on 8
+    # parallel environments, 4 gradient steps per iteration, the learning rate decayed to 0.
+    "Acrobot-v1": dict(
+        num_envs=8,
+        num_steps=12_500,
+        learning_rate=6.3e-4,
+        anneal_lr=True,
+        batch_size=128,
+        buffer_size=50_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=32,
+        updates_per_iteration=4,
+        epsilon_start=1.0,
+        epsilon_end=0.1,
+        epsilon_decay_fraction=0.12,
+        hidden_sizes=(64, 64),
+        loss="huber",
+        double_dqn=False,
+        eval_episodes=8,
+        log_interval=500,
+    ),
+    # experiments/dqn_candidates.py "low_eps_g99_long_mse_anneal_keep_best": rl-baselines3-zoo's
+    # MountainCar settings on 16 environments with little random exploration (epsilon 0.1 -> 0.01:
+    # the optimistic start, Q near 0 against true values near -100, drives the greedy policy to
+    # rarely visited high-energy states, which random actions would undo), gamma 0.99, the squared
+    # loss, 240k environment steps and the best of 32-episode in-loop evaluations.
+    "MountainCar-v0": dict(
+        num_envs=16,
+        num_steps=15_000,
+        learning_rate=4e-3,
+        anneal_lr=True,
+        batch_size=128,
+        buffer_size=10_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=38,
+        updates_per_iteration=8,
+        epsilon_start=0.1,
+        epsilon_end=0.01,
+        epsilon_decay_fraction=0.1,
+        hidden_sizes=(64, 64),
+        loss="mse",
+        double_dqn=False,
+        eval_episodes=32,
         log_interval=1000,
         keep_best=True,
     ),
