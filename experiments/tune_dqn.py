@@ -1,4 +1,7 @@
-"""How ``dqn.default_config("CartPole-v1")`` was chosen: a small recorded sweep.
+"""The first CartPole DQN sweep: loss, target interval, double DQN and learning rate.
+
+Its best setting is the ``sweep_best`` candidate of ``experiments/dqn_candidates.py``, from which
+``dqn.default_config("CartPole-v1")`` was then refined (docs/dqn.md).
 
 Fixed: 10 environments x 20,000 iterations (200k environment steps), buffer 10,000, batch 128,
 learning starts after 10,000 steps, one gradient step per iteration, hard target copies, MLP

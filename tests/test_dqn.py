@@ -196,3 +196,46 @@ def test_scale_observations_maps_the_box_bounds_to_minus_one_one():
     cartpole, cartpole_params = jrl.make("CartPole-v1")  # unbounded velocities: refused, not silently wrong
     with pytest.raises(ValueError, match="finite observation bounds"):
         dqn.make_train(config, cartpole, cartpole_params)
+
+
+def test_conv3x3_equals_flax_conv():
+    # The CNN's convolution is a patch matmul (fast gradients under scan on CPU); it must compute
+    # exactly what flax.linen.Conv(features, (3, 3)) does with the same parameters.
+    from flax import linen as nn
+
+    from jrl.algorithms.networks import Conv3x3
+
+    x = jax.random.normal(jax.random.key(0), (5, 7, 3))
+    ours = Conv3x3(4)
+    params = ours.init(jax.random.key(1), x)
+    reference = nn.Conv(4, (3, 3)).apply(params, x)  # same parameter names and shapes
+    np.testing.assert_allclose(ours.apply(params, x), reference, rtol=1e-5, atol=1e-5)
+    flax_params = nn.Conv(4, (3, 3)).init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, flax_params) == jax.tree.map(jnp.shape, params)
+
+
+def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():
+    env, params = jrl.make("CartPole-v1")
+    config = dqn.DQNConfig(
+        num_envs=4, num_steps=600, buffer_size=400, batch_size=32, learning_starts=100, learning_rate=3e-3,
+        epsilon_start=0.2, epsilon_end=0.2, hidden_sizes=(16,), eval_episodes=4, log_interval=50,
+    )  # fmt: skip
+    full = jax.jit(dqn.make_train(config, env, params))(jax.random.key(2))
+    returns = np.asarray(full.metrics["eval_return"])
+    above_first = [r for r in returns[1:-1] if r > returns[0]]
+    assert above_first, "the test needs a run that improves on its first evaluation"
+    threshold = float(min(above_first))  # reached, but neither at the first nor only at the last evaluation
+    first = int(np.argmax(returns >= threshold))
+    assert 0 < first < len(returns) - 1
+    stopped = jax.jit(dqn.make_train(config.replace(stop_return=threshold), env, params))(jax.random.key(2))
+    np.testing.assert_array_equal(np.asarray(stopped.metrics["eval_return"])[: first + 1], returns[: first + 1])
+    assert np.all(np.isnan(np.asarray(stopped.metrics["eval_return"])[first + 1 :]))
+    np.testing.assert_array_equal(np.asarray(stopped.metrics["stopped"]), np.arange(len(returns)) > first)
+    assert np.all(np.asarray(stopped.metrics["updates"])[first + 1 :] == 0)
+    # the parameters are those of the stopping evaluation: a run planned to end there ends the same,
+    # up to float rounding (the loop body sits inside a cond here, which XLA fuses differently)
+    prefix = jax.jit(dqn.make_train(config.replace(num_steps=(first + 1) * 50), env, params))(jax.random.key(2))
+    for x, y in zip(jax.tree.leaves(stopped.params), jax.tree.leaves(prefix.params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="eval_episodes > 0"):
+        config.replace(eval_episodes=0, stop_return=1.0)

@@ -89,6 +89,10 @@ class DQNConfig:
         keep_best: return the parameters of the best in-loop greedy evaluation (the latest of
             equals) instead of the last ones, like a best-model checkpoint; needs
             ``eval_episodes > 0``.
+        stop_return: stop training at the first in-loop evaluation whose mean return is at least
+            this (early stopping; the rest of the compiled loop is skipped, and its log records
+            have ``stopped`` True, no updates or episodes and NaN returns); ``None``: never. Needs
+            ``eval_episodes > 0``. Under ``vmap`` the stopped members idle while the others train.
     """
 
     num_envs: int = 10
@@ -116,6 +120,7 @@ class DQNConfig:
     eval_episodes: int = 16
     log_interval: int | None = None
     keep_best: bool = False
+    stop_return: float | None = None
 
     def __post_init__(self) -> None:
         check_int("num_envs", self.num_envs, 1, 2**20)
@@ -147,6 +152,10 @@ class DQNConfig:
         check_bool("keep_best", self.keep_best)
         if self.keep_best and self.eval_episodes == 0:
             raise ValueError("keep_best=True selects parameters by in-loop evaluation: it needs eval_episodes > 0")
+        if self.stop_return is not None:
+            check_float("stop_return", self.stop_return, -1e30, 1e30)
+            if self.eval_episodes == 0:
+                raise ValueError("stop_return stops on an in-loop evaluation: it needs eval_episodes > 0")
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size={self.batch_size} must be <= buffer_size={self.buffer_size}")
         if self.buffer_size < self.num_envs or self.buffer_size % self.num_envs:
@@ -195,7 +204,8 @@ class DQNResult:
     ``episode_return`` (mean return of training episodes finished in the interval, NaN if none),
     ``episodes``, ``loss`` (mean over the interval's gradient steps, NaN if none), ``updates``,
     ``nonfinite_updates`` (skipped non-finite gradient steps), ``eval_return`` (mean greedy return
-    over ``eval_episodes`` episodes at the end of the interval)."""
+    over ``eval_episodes`` episodes at the end of the interval), and with ``config.stop_return``,
+    ``stopped`` (True where training had already stopped, so the interval was not run)."""
 
     params: Any
     metrics: dict
@@ -378,7 +388,8 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
             }
             return (carry, stats), None
 
-        def log_block(carry, log_index):
+        def train_block(carry, log_index):
+            """``log_interval`` iterations, then the greedy evaluation: (carry, stats, eval_return)."""
             steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
             (carry, stats), _ = jax.lax.scan(iteration, (carry, jnp.zeros(5, jnp.float32)), steps)
             if config.eval_episodes > 0:
@@ -388,6 +399,21 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
                 )
             else:
                 eval_return = jnp.float32(jnp.nan)
+            return carry, stats, eval_return
+
+        def log_block(carry, log_index):
+            skipped = carry["stopped"] if config.stop_return is not None else None
+            if config.stop_return is None:
+                carry, stats, eval_return = train_block(carry, log_index)
+            else:
+                carry, stats, eval_return = jax.lax.cond(
+                    skipped,
+                    lambda c, i: (c, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)),
+                    train_block,
+                    carry,
+                    log_index,
+                )
+                carry = carry | {"stopped": carry["stopped"] | (eval_return >= config.stop_return)}
             if config.keep_best:
                 better = eval_return >= carry["best_return"]
                 carry = carry | {
@@ -404,10 +430,14 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
                 "nonfinite_updates": stats[4].astype(jnp.int32),
                 "eval_return": eval_return,
             }
+            if config.stop_return is not None:
+                metrics["stopped"] = skipped  # this record's iterations were not run
             return carry, metrics
 
         if config.keep_best:
             carry = carry | {"best_params": params, "best_return": jnp.float32(-jnp.inf)}
+        if config.stop_return is not None:
+            carry = carry | {"stopped": jnp.bool_(False)}
         carry, metrics = jax.lax.scan(log_block, carry, jnp.arange(num_logs, dtype=jnp.int32))
         final = carry["best_params"] if config.keep_best else carry["params"]
         return DQNResult(params=unravel(final), metrics=metrics)
@@ -462,6 +492,10 @@ _PROBE = dict(
 # The classic-control defaults are candidates of experiments/dqn_candidates.py (docs/dqn.md).
 _DEFAULTS: dict[str, dict] = {
     **{f"Probe-{name}-v0": _PROBE for name in ("OneStep", "TwoStep", "ActionReward", "Truncation")},
+    # experiments/dqn_candidates.py "mlp64_eval100_stop500": the tune_dqn.py sweep's best setting
+    # (squared loss, hard target copies every 50 iterations, double DQN, lr 1e-3) on a (64, 64)
+    # MLP, evaluated in the loop on 100 episodes every 10k steps, stopping at the first perfect
+    # evaluation and returning the best-evaluated parameters.
     "CartPole-v1": dict(
         num_envs=10,
         num_steps=20_000,
@@ -475,13 +509,14 @@ _DEFAULTS: dict[str, dict] = {
         loss="mse",
         learning_rate=1e-3,
         gamma=0.99,
-        hidden_sizes=(120, 84),
+        hidden_sizes=(64, 64),
         epsilon_start=1.0,
         epsilon_end=0.05,
         epsilon_decay_fraction=0.5,
-        eval_episodes=16,
+        eval_episodes=100,
         log_interval=1000,
         keep_best=True,
+        stop_return=500.0,
     ),
     # experiments/dqn_candidates.py "u4_anneal": rl-baselines3-zoo's Acrobot settings on 8
     # parallel environments, 4 gradient steps per iteration, the learning rate decayed to 0.
@@ -505,11 +540,11 @@ _DEFAULTS: dict[str, dict] = {
         eval_episodes=8,
         log_interval=500,
     ),
-    # experiments/dqn_candidates.py "low_eps_g99_long_mse_anneal_keep_best": rl-baselines3-zoo's
+    # experiments/dqn_candidates.py "low_eps_g99_long_mse_double_anneal_keep_best": rl-baselines3-zoo's
     # MountainCar settings on 16 environments with little random exploration (epsilon 0.1 -> 0.01:
     # the optimistic start, Q near 0 against true values near -100, drives the greedy policy to
     # rarely visited high-energy states, which random actions would undo), gamma 0.99, the squared
-    # loss, 240k environment steps and the best of 32-episode in-loop evaluations.
+    # loss, double DQN, 240k environment steps and the best of 32-episode in-loop evaluations.
     "MountainCar-v0": dict(
         num_envs=16,
         num_steps=15_000,
@@ -526,7 +561,7 @@ _DEFAULTS: dict[str, dict] = {
         epsilon_decay_fraction=0.1,
         hidden_sizes=(64, 64),
         loss="mse",
-        double_dqn=False,
+        double_dqn=True,
         eval_episodes=32,
         log_interval=1000,
         keep_best=True,

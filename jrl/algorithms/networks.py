@@ -9,9 +9,32 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["NETWORKS", "QNetwork"]
+__all__ = ["NETWORKS", "Conv3x3", "QNetwork"]
 
 NETWORKS = ("mlp", "cnn")
+
+
+class Conv3x3(nn.Module):
+    """A 3x3, stride 1, zero-padded ("SAME") convolution of one ``[H, W, C]`` image, written as
+    patch extraction and one matmul: ``[H, W, 9 C] @ [9 C, features]``.
+
+    Same parameters (``kernel [3, 3, C, features]``, ``bias [features]``), initialisation and
+    output as ``flax.linen.Conv(features, (3, 3))``. Why not that: inside a ``lax.scan`` (every
+    training loop here) XLA CPU computes ``lax.conv``'s kernel gradient tens of times slower than
+    this form's matmul (measured: 67 ms vs 1.7 ms per gradient of a 16 -> 32 channel 8x8 layer).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        height, width, channels = x.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        padded = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
+        # patches[h, w, (di, dj, c)] = padded[h + di, w + dj, c], the kernel's (row, column, channel) order
+        patches = jnp.stack([padded[di : di + height, dj : dj + width] for di in range(3) for dj in range(3)], axis=2)
+        return patches.reshape(height, width, 9 * channels) @ kernel.reshape(9 * channels, self.features) + bias
 
 
 class QNetwork(nn.Module):
@@ -40,8 +63,8 @@ class QNetwork(nn.Module):
             low, span = (jnp.asarray(v, jnp.float32).reshape(x.shape) for v in self.input_scale)
             x = 2.0 * (x - low) / span - 1.0
         if self.kind == "cnn":
-            x = nn.relu(nn.Conv(16, (3, 3))(x))
-            x = nn.relu(nn.Conv(32, (3, 3))(x))
+            x = nn.relu(Conv3x3(16)(x))
+            x = nn.relu(Conv3x3(32)(x))
         x = x.reshape(-1)
         for width in self.hidden_sizes:
             x = nn.relu(nn.Dense(width)(x))
