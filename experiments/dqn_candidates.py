@@ -228,7 +228,7 @@ CANDIDATES: dict[str, dict[str, dict]] = {
 CHOSEN = {
     "CartPole-v1": "mlp64_eval100_stop500",
     "Acrobot-v1": "u4_anneal",
-    "MountainCar-v0": "low_eps_g99_long_mse_double_anneal_keep_best",
+    "MountainCar-v0": "low_eps_g99_long_mse_double_anneal_keep_best_eval100",
 }
 
 

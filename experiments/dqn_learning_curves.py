@@ -14,6 +14,7 @@ random number comes from those keys: the same seeds give the same tables (the ti
     python experiments/dqn_learning_curves.py                               # every env, seeds 0..4
     python experiments/dqn_learning_curves.py --envs CartPole-v1 --seeds 3  # a subset
     python experiments/dqn_learning_curves.py --quick --envs CartPole-v1    # smoke test, about a minute
+    python experiments/dqn_learning_curves.py --plot-only                   # redraw the PNG from the CSVs
 
 A full run takes minutes per environment on 2 CPU cores (CartPole-v1: 200k environment steps per
 seed). It writes, under ``experiments/results/``, holding exactly the environments of that run:
@@ -81,6 +82,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5, help="train seeds 0 .. N-1 (default 5)")
     parser.add_argument("--quick", action="store_true", help="shrunken configs, a smoke test; writes *_quick files")
     parser.add_argument("--no-plot", action="store_true", help="write the CSV files only")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the PNG from the recorded CSV files; no training"
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
@@ -225,7 +229,12 @@ def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episode
         for seed in seeds:
             seed_rows = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["env_steps"])
             steps = np.array([r["env_steps"] for r in seed_rows])
-            returns = np.array([r["eval_return"] for r in seed_rows])
+            returns = np.array([r["eval_return"] for r in seed_rows], dtype=np.float64)
+            # A run that stopped early (stop_return) records NaN afterwards; it holds the policy of
+            # its last evaluation, so the curve carries that value on.
+            for j in range(1, len(returns)):
+                if np.isnan(returns[j]):
+                    returns[j] = returns[j - 1]
             curves.append(returns)
             ax.plot(steps, returns, color="tab:blue", linewidth=0.8, alpha=0.45)
         ax.plot(steps, np.mean(curves, axis=0), color="tab:blue", linewidth=2.5, label=f"mean of {len(seeds)} seeds")
@@ -252,8 +261,29 @@ def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episode
     print(f"wrote {path}")
 
 
+def replot(suffix: str) -> None:
+    """Redraw the PNG from the CSV files a previous run wrote."""
+    with (RESULTS / f"dqn_learning_curves{suffix}.csv").open() as f:
+        curve_rows = [{k: (v if k == "env_id" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+    with (RESULTS / f"dqn_final_returns{suffix}.csv").open() as f:
+        final_rows = list(csv.DictReader(f))
+    env_ids = list(dict.fromkeys(r["env_id"] for r in final_rows))
+    summaries = [
+        {
+            "env_id": e,
+            "finals": np.array([float(r["final_return_100_episodes"]) for r in final_rows if r["env_id"] == e]),
+        }
+        for e in env_ids
+    ]
+    eval_episodes = {e: dqn.default_config(e).eval_episodes for e in env_ids}
+    plot(RESULTS / f"dqn_learning_curves{suffix}.png", curve_rows, summaries, eval_episodes)
+
+
 def main() -> None:
     args = parse_args()
+    if args.plot_only:
+        replot("_quick" if args.quick else "")
+        return
     seeds = list(range(args.seeds))
     suffix = "_quick" if args.quick else ""
     print(

@@ -540,11 +540,11 @@ _DEFAULTS: dict[str, dict] = {
         eval_episodes=8,
         log_interval=500,
     ),
-    # experiments/dqn_candidates.py "low_eps_g99_long_mse_double_anneal_keep_best": rl-baselines3-zoo's
+    # experiments/dqn_candidates.py "low_eps_g99_long_mse_double_anneal_keep_best_eval100": rl-baselines3-zoo's
     # MountainCar settings on 16 environments with little random exploration (epsilon 0.1 -> 0.01:
     # the optimistic start, Q near 0 against true values near -100, drives the greedy policy to
     # rarely visited high-energy states, which random actions would undo), gamma 0.99, the squared
-    # loss, double DQN, 240k environment steps and the best of 32-episode in-loop evaluations.
+    # loss, double DQN, 240k environment steps and the best of 100-episode in-loop evaluations.
     "MountainCar-v0": dict(
         num_envs=16,
         num_steps=15_000,
@@ -562,8 +562,8 @@ _DEFAULTS: dict[str, dict] = {
         hidden_sizes=(64, 64),
         loss="mse",
         double_dqn=True,
-        eval_episodes=32,
-        log_interval=1000,
+        eval_episodes=100,
+        log_interval=500,
         keep_best=True,
     ),
 }
