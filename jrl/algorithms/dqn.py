@@ -249,24 +249,9 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
     num_logs = config.num_steps // log_interval
     decay_steps = config.epsilon_decay_fraction * config.num_steps
     learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
-    # The online, target and optimizer states are single flat vectors: Adam, clipping, the
-    # finite-check and Polyak averaging then compile to a few fused loops instead of several per
-    # parameter leaf (an earlier CartPole config: 392 -> 359 fusions, compile about 15% shorter on
-    # CPU). ``unravel`` restores the Flax tree for the result. ``eval_shape`` computes shapes only:
-    # its key's value is never used.
-    example_obs = jnp.zeros(obs_space.shape, obs_space.dtype)
-    shapes = jax.eval_shape(network.init, jax.random.key(0), example_obs)
-    _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes))
-
-    def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
-        return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
 
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
-
-    def greedy(flat_params, obs, key):
-        del key
-        return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
 
     def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
         hp = config.hyperparams() if hyperparams is None else hyperparams
@@ -276,7 +261,19 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
         optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-        params, _ = ravel_pytree(network.init(k_init, obs[0]))
+        # The online, target and optimizer states are single flat vectors: Adam, clipping, the
+        # finite-check and Polyak averaging then compile to a few fused loops instead of several per
+        # parameter leaf (an earlier CartPole config: 392 -> 359 fusions, compile about 15% shorter
+        # on CPU). ``unravel`` restores the Flax tree where the network is applied, and for the result.
+        params, unravel = ravel_pytree(network.init(k_init, obs[0]))
+
+        def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
+            return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
+
+        def greedy(flat_params, obs, key):
+            del key
+            return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
+
         example = {
             "obs": obs[0],
             "action": jnp.int32(0),
