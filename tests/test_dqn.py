@@ -94,6 +94,66 @@ def test_replay_buffer_wraps_and_samples_only_filled_entries():
     assert np.all(np.abs(counts / 6000 - 1 / 6) < 5 * np.sqrt((1 / 6) * (5 / 6) / 6000))
 
 
+@pytest.mark.parametrize("n_step, gamma", [(3, 0.9), (1, 0.5), (4, 1.0)])
+def test_n_step_batch_matches_a_python_reference(n_step, gamma):
+    num_envs, capacity, blocks = 3, 12, 7  # the ring wraps: the last 4 blocks are stored
+    rng = np.random.default_rng(n_step)
+    reward = rng.normal(size=(blocks, num_envs)).astype(np.float32)
+    terminated = rng.random((blocks, num_envs)) < 0.25
+    truncated = rng.random((blocks, num_envs)) < 0.2
+    ident = np.arange(blocks * num_envs, dtype=np.int32).reshape(blocks, num_envs)  # obs = 10 * id
+    buffer = replay_init(
+        {"obs": jnp.int32(0), "action": jnp.int32(0), "reward": jnp.float32(0), "next_obs": jnp.int32(0),
+         "terminated": jnp.bool_(False), "truncated": jnp.bool_(False)},
+        capacity,
+    )  # fmt: skip
+    for t in range(blocks):
+        buffer = replay_add(
+            buffer,
+            {"obs": jnp.asarray(10 * ident[t]), "action": jnp.asarray(ident[t]), "reward": jnp.asarray(reward[t]),
+             "next_obs": jnp.asarray(10 * ident[t] + 1), "terminated": jnp.asarray(terminated[t]),
+             "truncated": jnp.asarray(truncated[t])},
+        )  # fmt: skip
+    batch = jax.jit(dqn.n_step_batch, static_argnums=(2, 3, 4))(
+        buffer, jax.random.key(0), 2000, n_step, num_envs, jnp.float32(gamma)
+    )
+    starts = set()
+    for i in range(2000):
+        t, e = divmod(int(batch["action"][i]), num_envs)
+        starts.add((t, e))
+        assert int(batch["obs"][i]) == 10 * ident[t, e]
+        total, k = 0.0, 0
+        while True:  # the reference: follow environment e from block t
+            total += gamma**k * float(reward[t + k, e])
+            if terminated[t + k, e] or truncated[t + k, e] or k == n_step - 1:
+                break
+            k += 1
+        np.testing.assert_allclose(float(batch["reward"][i]), total, rtol=1e-5, atol=1e-6)
+        assert int(batch["next_obs"][i]) == 10 * ident[t + k, e] + 1
+        assert bool(batch["terminated"][i]) == bool(terminated[t + k, e])
+        np.testing.assert_allclose(float(batch["discount"][i]), gamma ** (k + 1), rtol=1e-6)
+    # Every stored start whose n steps are all stored, and no other, is drawn.
+    stored = range(blocks - capacity // num_envs, blocks - n_step + 1)
+    assert starts == {(t, e) for t in stored for e in range(num_envs)}
+
+
+@pytest.mark.parametrize(
+    "env_id, expected",
+    [
+        ("Probe-TwoStep-v0", {0.0: [GAMMA], 1.0: [1.0]}),  # termination cuts the three steps
+        ("Probe-Truncation-v0", {0.0: [1.0 / (1.0 - GAMMA)]}),  # truncation cuts them, then bootstraps
+    ],
+)
+def test_n_step_dqn_learns_analytic_values_on_probes(env_id, expected):
+    env, params = jrl.make(env_id)
+    config = PROBE_CONFIG.replace(n_step=3)
+    result = dqn.check_finite(jax.jit(dqn.make_train(config, env, params))(jax.random.key(0)))
+    for obs, values in expected.items():
+        np.testing.assert_allclose(
+            q_values(config, env, params, result, [obs]), values, atol=0.05 * max(1.0, max(map(abs, values)))
+        )
+
+
 class _ContinuousActions(ProbeEnv):
     def action_space(self, params=None):
         return Box(-1.0, 1.0, (1,))
@@ -108,8 +168,16 @@ class _ContinuousActions(ProbeEnv):
         ({"network": "transformer"}, ValueError, "network must be one of"),
         ({"tau": 0.0}, ValueError, "tau"),
         ({"hidden_sizes": [64]}, TypeError, "hidden_sizes"),
+        ({"conv_features": (16, 0)}, TypeError, "conv_features"),
         ({"double_dqn": 1}, TypeError, "double_dqn"),
         ({"loss": "l1"}, ValueError, "loss must be one of"),
+        ({"n_step": 0}, ValueError, "n_step"),
+        ({"n_step": 300, "buffer_size": 1000}, ValueError, "buffer_size=1000 must be >= n_step * num_envs = 1200"),
+        (
+            {"n_step": 30, "learning_starts": 100},
+            ValueError,
+            "learning_starts=100 must be >= (n_step - 1) * num_envs = 116",
+        ),
     ],
 )
 def test_config_validation(changes, error, fragment):
@@ -212,6 +280,34 @@ def test_conv3x3_equals_flax_conv():
     np.testing.assert_allclose(ours.apply(params, x), reference, rtol=1e-5, atol=1e-5)
     flax_params = nn.Conv(4, (3, 3)).init(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, flax_params) == jax.tree.map(jnp.shape, params)
+
+
+def test_conv_features_set_the_cnn_layers():
+    env, params = jrl.make("RandomLake-v0")
+    config = dqn.DQNConfig(network="cnn", conv_features=(8, 4, 2), hidden_sizes=(5,))
+    network = dqn._network(config, 4, env.observation_space(params))
+    obs, _ = env.reset(jax.random.key(0), params)
+    variables = network.init(jax.random.key(1), obs)["params"]
+    kernels = [variables[f"Conv3x3_{i}"]["kernel"].shape for i in range(3)]
+    assert kernels == [(3, 3, 3, 8), (3, 3, 8, 4), (3, 3, 4, 2)]
+    assert variables["Dense_0"]["kernel"].shape == (8 * 8 * 2, 5)
+    assert network.apply({"params": variables}, obs).shape == (4,)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_q_init_sets_the_initial_q_values(dueling):
+    env, params = jrl.make("CartPole-v1")
+    obs, _ = env.reset(jax.random.key(0), params)
+    for q_init in (0.0, 2.5):
+        config = dqn.DQNConfig(q_init=q_init, dueling=dueling)
+        network = dqn._network(config, 2, env.observation_space(params))
+        variables = network.init(jax.random.key(1), obs)
+        head = variables["params"]["Dense_3" if dueling else "Dense_2"]["bias"]  # the (value) output
+        np.testing.assert_array_equal(np.asarray(head), q_init)
+        # The same weights, so the Q-values move by exactly q_init.
+        zero = dqn._network(config.replace(q_init=0.0), 2, env.observation_space(params)).init(jax.random.key(1), obs)
+        shift = network.apply(variables, obs) - network.apply(zero, obs)
+        np.testing.assert_allclose(np.asarray(shift), q_init, atol=1e-5)
 
 
 def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():

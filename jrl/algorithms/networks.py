@@ -42,8 +42,12 @@ class QNetwork(nn.Module):
 
     Attributes:
         num_actions: A.
-        kind: ``"mlp"`` or ``"cnn"`` (two 3x3 convolutions, 16 and 32 channels, then the MLP).
+        kind: ``"mlp"`` or ``"cnn"`` (3x3 "SAME" convolutions with ReLU, then the MLP).
         hidden_sizes: widths of the fully connected layers.
+        conv_features: the ``cnn``'s output channels, one entry per convolution.
+        q_init: the output layer's initial bias (the value head's, when dueling): the initial
+            Q-values are about ``q_init`` for every input (optimistic initialisation when it is
+            above the values the task can reach; 0 is Flax's default).
         dueling: ``Q = V + (Adv - mean(Adv))`` from separate value and advantage heads.
         input_scale: ``None``, or ``(low, span)`` (flat tuples, one entry per observation
             element): the input becomes ``2 * (obs - low) / span - 1``, i.e. ``[low, high]`` maps
@@ -55,6 +59,8 @@ class QNetwork(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     dueling: bool = False
     input_scale: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    conv_features: Sequence[int] = (16, 32)
+    q_init: float = 0.0
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -63,13 +69,14 @@ class QNetwork(nn.Module):
             low, span = (jnp.asarray(v, jnp.float32).reshape(x.shape) for v in self.input_scale)
             x = 2.0 * (x - low) / span - 1.0
         if self.kind == "cnn":
-            x = nn.relu(Conv3x3(16)(x))
-            x = nn.relu(Conv3x3(32)(x))
+            for features in self.conv_features:
+                x = nn.relu(Conv3x3(features)(x))
         x = x.reshape(-1)
         for width in self.hidden_sizes:
             x = nn.relu(nn.Dense(width)(x))
+        bias_init = nn.initializers.constant(self.q_init)
         if not self.dueling:
-            return nn.Dense(self.num_actions)(x)
+            return nn.Dense(self.num_actions, bias_init=bias_init)(x)
         advantage = nn.Dense(self.num_actions)(x)
-        value = nn.Dense(1)(x)
+        value = nn.Dense(1, bias_init=bias_init)(x)
         return value + advantage - jnp.mean(advantage)

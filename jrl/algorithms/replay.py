@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["ReplayBuffer", "replay_add", "replay_init", "replay_sample"]
+__all__ = ["ReplayBuffer", "replay_add", "replay_init", "replay_sample", "sequence_indices"]
 
 
 @struct.dataclass
@@ -56,3 +56,20 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
     """``batch_size`` transitions drawn uniformly with replacement from the filled part."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return jax.tree_util.tree_map(lambda store: store[index], buffer.data)
+
+
+def sequence_indices(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int, stride: int) -> jax.Array:
+    """Storage indices of ``batch_size`` runs of ``length`` entries, int32 ``[batch_size, length]``.
+
+    Row ``b`` is ``start_b + k * stride`` (mod capacity) for ``k = 0 .. length - 1``: with blocks of
+    ``stride = num_envs`` transitions per write, that is one environment's ``length`` consecutive
+    transitions. The starts are uniform, with replacement, over the filled entries whose whole run
+    is written (so the newest ``length - 1`` blocks start none); the caller makes sure at least
+    ``length`` blocks are stored. Cost O(batch_size * length), whatever the capacity.
+    """
+    capacity = buffer.capacity
+    startable = jnp.maximum(buffer.size - (length - 1) * stride, 1)
+    oldest = (buffer.position - buffer.size) % capacity
+    offset = jax.random.randint(key, (batch_size,), 0, startable)
+    steps = jnp.arange(length, dtype=jnp.int32) * stride
+    return ((oldest + offset)[:, None] + steps[None, :]) % capacity
