@@ -61,6 +61,10 @@ RANDOM_LAKE = dict(
     double_dqn=True, loss="mse", learning_rate=1e-3, gamma=0.99, epsilon_start=1.0, epsilon_end=0.05,
     epsilon_decay_fraction=0.5, eval_episodes=32, log_interval=60, anneal_lr=True, keep_best=True,
 )  # fmt: skip
+LAKE_OPTIMISTIC = dict(
+    num_envs=64, num_steps=30_000, buffer_size=192_000, learning_starts=6_400, train_interval=1, batch_size=32,
+    eval_episodes=64, log_interval=2_500, conv_features=(16, 16), n_step=8, q_init=1.0,
+)  # fmt: skip
 # Little random exploration for MountainCar (see the candidates that use it).
 LOW_EPSILON = dict(epsilon_start=0.1, epsilon_end=0.01, epsilon_decay_fraction=0.1)
 CANDIDATES: dict[str, dict[str, dict]] = {
@@ -204,15 +208,29 @@ CANDIDATES: dict[str, dict[str, dict]] = {
             epsilon_end=0.1,
             epsilon_decay_fraction=0.9,
         ),
+        # Optimism and n-step returns (scratch runs, seed 0: without both, the success rate stayed
+        # below 0.1). q_init=1 (no return exceeds 1) makes stepping into a hole the first thing
+        # learned, so exploration survives long enough to find the goal; 8-step returns carry
+        # the goal's reward 8 cells back per backup. Smaller convolutions (16, 16) halve the
+        # gradient step's cost; 64 environments, 30k iterations (1.92M environment steps).
+        "n8_q1_g09": dict(RANDOM_LAKE, **LAKE_OPTIMISTIC, gamma=0.9),
+        "n8_q1_g099": dict(RANDOM_LAKE, **LAKE_OPTIMISTIC, gamma=0.99),
     },
 }
 
+
+# n-step returns on the MountainCar default: a reward sequence of -1s and the goal's end reach
+# the states that built up speed n times faster.
+_MC_DEFAULT = CANDIDATES["MountainCar-v0"]["low_eps_g99_long_mse_double_anneal_keep_best_eval100"]
+CANDIDATES["MountainCar-v0"]["default_n3"] = dict(_MC_DEFAULT, n_step=3)
+CANDIDATES["MountainCar-v0"]["default_n5"] = dict(_MC_DEFAULT, n_step=5)
 
 # The candidate each ``dqn.default_config`` is (tests/test_dqn.py checks they stay equal).
 CHOSEN = {
     "CartPole-v1": "mlp64_eval100_stop500",
     "Acrobot-v1": "u4_anneal",
     "MountainCar-v0": "low_eps_g99_long_mse_double_anneal_keep_best_eval100",
+    "RandomLake-v0": "n8_q1_g09",
 }
 
 
@@ -264,9 +282,10 @@ def summarize(rows: list[dict]) -> None:
     print(f"{'env':16} {'candidate':24} {'seeds':>5} {'mean':>8} {'min':>8}  final returns (100 episodes)")
     for (env_id, candidate), group in groups.items():
         finals = np.array([float(r["final_return"]) for r in group])
+        digits = 1 if np.max(np.abs(finals)) >= 10 else 3  # RandomLake's returns are success rates
         print(
-            f"{env_id:16} {candidate:24} {len(group):>5} {finals.mean():>8.1f} {finals.min():>8.1f}  "
-            + " ".join(f"{x:.1f}" for x in finals)
+            f"{env_id:16} {candidate:24} {len(group):>5} {finals.mean():>8.{digits}f} {finals.min():>8.{digits}f}  "
+            + " ".join(f"{x:.{digits}f}" for x in finals)
         )
 
 
