@@ -1,4 +1,4 @@
-"""Learning curves of jrl's DQN on the classic-control environments, several seeds each.
+"""Learning curves of jrl's DQN on the classic-control environments and RandomLake, several seeds each.
 
 For each environment id (``CartPole-v1``, ``Acrobot-v1``, ``MountainCar-v0``, or ``--envs``) the
 run uses the tuned default, ``dqn.default_config(env_id)``; an id without one is skipped with a
@@ -13,11 +13,13 @@ random number comes from those keys: the same seeds give the same tables (the ti
 
     python experiments/dqn_learning_curves.py                               # every env, seeds 0..4
     python experiments/dqn_learning_curves.py --envs CartPole-v1 --seeds 3  # a subset
+    python experiments/dqn_learning_curves.py --envs RandomLake-v0 --seeds 3  # about 10 minutes
     python experiments/dqn_learning_curves.py --quick --envs CartPole-v1    # smoke test, about a minute
     python experiments/dqn_learning_curves.py --plot-only                   # redraw the PNG from the CSVs
 
 A full run takes minutes per environment on 2 CPU cores (CartPole-v1: 200k environment steps per
-seed). It writes, under ``experiments/results/``, holding exactly the environments of that run:
+seed; RandomLake-v0, not in the default list: 1.92M, about 3.3 minutes per seed). It writes, under
+``experiments/results/``, replacing the rows of the environments it ran and keeping the others':
 
 - ``dqn_learning_curves.csv``: long format, one row per environment, seed and log record:
   ``env_id, seed, env_steps, eval_return, episode_return, loss, epsilon`` (``env_steps =
@@ -29,7 +31,9 @@ seed). It writes, under ``experiments/results/``, holding exactly the environmen
   (skipped non-finite gradient steps; should be 0).
 - ``dqn_learning_curves.png``: one panel per environment, greedy evaluation return against
   environment steps, a thin line per seed, their mean in bold, and a dashed line at the return
-  that counts as solved (``SOLVED_AT``: the learning tests' bar). It needs matplotlib, the
+  that counts as solved (``SOLVED_AT``: the learning tests' bar; for RandomLake-v0 the success
+  rate of the optimal policy, 1.0: ``experiments/random_lake_dqn.py``). Every environment in the
+  CSV files gets a panel. It needs matplotlib, the
   ``plot`` extra (``pip install -e ".[plot]"``); without it the CSV files are still written.
   ``--no-plot`` skips it.
 
@@ -56,6 +60,11 @@ DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 # The bar jrl's learning tests hold the default configs to (tests/test_dqn_learning.py): Gymnasium's
 # reward_threshold for CartPole-v1 and Acrobot-v1; -120 for MountainCar-v0 (Gymnasium's is -110).
 SOLVED_AT = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -120.0}
+# The dashed line of each panel: the bar above, or RandomLake-v0's optimum (every map is solvable
+# and not slippery, so the best policy reaches the goal in every episode).
+REFERENCE_LINES = {env_id: (value, f"solved ({value:g})") for env_id, value in SOLVED_AT.items()} | {
+    "RandomLake-v0": (1.0, "optimum (1.0)")
+}
 FINAL_EVAL_EPISODES = 100
 FINAL_EVAL_STREAM = 1  # final-evaluation key: jax.random.fold_in(jax.random.key(seed), FINAL_EVAL_STREAM)
 QUICK_ITERATIONS = 2_000
@@ -106,6 +115,11 @@ def quick_config(config: dqn.DQNConfig) -> dqn.DQNConfig:
     log_interval = num_steps // QUICK_LOGS if num_steps % QUICK_LOGS == 0 else None
     learning_starts = min(config.learning_starts, config.num_envs * num_steps // 4)
     return config.replace(num_steps=num_steps, learning_starts=learning_starts, log_interval=log_interval)
+
+
+def digits(values: np.ndarray) -> int:
+    """Decimals to print: 1 for returns in the tens and hundreds, 3 for success rates (RandomLake)."""
+    return 1 if np.max(np.abs(values)) >= 10 else 3
 
 
 def sig(x) -> float:
@@ -197,11 +211,12 @@ def print_summary(summaries: list[dict]) -> None:
     print("-" * len(header))
     for s in summaries:
         finals = s["finals"]
-        per_seed = " ".join(f"{x:.1f}" for x in finals)
+        d = digits(finals)
+        per_seed = " ".join(f"{x:.{d}f}" for x in finals)
         threshold = SOLVED_AT.get(s["env_id"])
         solved = f"{int(np.sum(finals >= threshold))}/{len(finals)}" if threshold is not None else "-"
         print(
-            f"{s['env_id']:<16} {s['env_steps']:>10,}  {per_seed:<42} {finals.mean():>8.1f} {finals.std():>7.1f} "
+            f"{s['env_id']:<16} {s['env_steps']:>10,}  {per_seed:<42} {finals.mean():>8.{d}f} {finals.std():>7.{d}f} "
             f"{solved:>7} {s['compile_s']:>9.1f} {s['train_s']:>8.1f} {s['eval_s']:>7.1f}"
         )
     print("std: over seeds (ddof=0); solved: seeds whose final return reaches SOLVED_AT (the learning tests' bar)")
@@ -220,8 +235,12 @@ def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episode
     import matplotlib.pyplot as plt
     from matplotlib.ticker import EngFormatter
 
-    fig, axes = plt.subplots(1, len(summaries), figsize=(5.5 * len(summaries), 4.2), squeeze=False)
-    for ax, s in zip(axes[0], summaries, strict=True):
+    columns = min(len(summaries), 3)
+    grid_rows = -(-len(summaries) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(5.5 * columns, 4.2 * grid_rows), squeeze=False)
+    for ax in axes.reshape(-1)[len(summaries) :]:
+        ax.set_visible(False)
+    for ax, s in zip(axes.reshape(-1), summaries, strict=False):
         env_id = s["env_id"]
         rows = [r for r in curve_rows if r["env_id"] == env_id]
         seeds = sorted({r["seed"] for r in rows})
@@ -239,15 +258,10 @@ def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episode
             ax.plot(steps, returns, color="tab:blue", linewidth=0.8, alpha=0.45)
         ax.plot(steps, np.mean(curves, axis=0), color="tab:blue", linewidth=2.5, label=f"mean of {len(seeds)} seeds")
         ax.plot([], [], color="tab:blue", linewidth=0.8, alpha=0.45, label="one seed")
-        if env_id in SOLVED_AT:
-            ax.axhline(
-                SOLVED_AT[env_id],
-                color="tab:red",
-                linestyle="--",
-                linewidth=1.2,
-                label=f"solved ({SOLVED_AT[env_id]:g})",
-            )
-        ax.set_title(f"{env_id}: mean final return {s['finals'].mean():.1f}")
+        if env_id in REFERENCE_LINES:
+            value, label = REFERENCE_LINES[env_id]
+            ax.axhline(value, color="tab:red", linestyle="--", linewidth=1.2, label=label)
+        ax.set_title(f"{env_id}: mean final return {s['finals'].mean():.{digits(s['finals'])}f}")
         ax.set_xlabel("environment steps")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100k, 1M
         ax.set_ylabel(f"greedy eval return ({eval_episodes[env_id]} episodes)")
@@ -321,10 +335,18 @@ def main() -> None:
         raise SystemExit("no environment had a default DQN config; nothing was written")
     print_summary(summaries)
     print()
-    write_csv(RESULTS / f"dqn_learning_curves{suffix}.csv", CURVE_FIELDS, curve_rows)
-    write_csv(RESULTS / f"dqn_final_returns{suffix}.csv", FINAL_FIELDS, final_rows)
+    ran = {s["env_id"] for s in summaries}
+    for name, fields, rows in (
+        (f"dqn_learning_curves{suffix}.csv", CURVE_FIELDS, curve_rows),
+        (f"dqn_final_returns{suffix}.csv", FINAL_FIELDS, final_rows),
+    ):
+        kept = []
+        if (RESULTS / name).exists():  # the other environments' recorded rows stay
+            with (RESULTS / name).open() as f:
+                kept = [r for r in csv.DictReader(f) if r["env_id"] not in ran]
+        write_csv(RESULTS / name, fields, kept + rows)
     if not args.no_plot:
-        plot(RESULTS / f"dqn_learning_curves{suffix}.png", curve_rows, summaries, eval_episodes)
+        replot(suffix)
 
 
 if __name__ == "__main__":

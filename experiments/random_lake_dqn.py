@@ -9,15 +9,18 @@ return ``jrl.evaluate`` measures), or, with ``horizon=None``, by value iteration
 (the infinite-horizon value, an upper bound). ``policy="random"`` gives the uniform random
 policy's success probability instead: the floor.
 
-The script trains ``dqn.default_config("RandomLake-v0")`` (or, while there is none, the candidate
-``CHOSEN`` of ``experiments/dqn_candidates.py``) on one seed, evaluates the greedy policy on
-``--episodes`` fresh maps with ``jrl.evaluate`` keyed by ``jax.random.key(--eval-seed)``, rebuilds
-those very maps (``maps_of_evaluation``: the resets ``jrl.evaluate`` does from that key) and
-prints the DQN success rate, the mean per-map optimum, their ratio and the random policy's
-exact and sampled success rates on the same maps. Every random number comes from ``--seed`` and
-``--eval-seed``.
+A policy that sees only its position (what a Q-table indexed by the agent's cell can represent)
+follows one fixed path on every map; ``best_fixed_route`` finds the best shortest such path on the
+evaluation maps themselves, the ceiling of a map-agnostic learner taking a shortest route.
 
-    python experiments/random_lake_dqn.py                  # train one seed, compare (about 2 minutes)
+The script trains ``dqn.default_config("RandomLake-v0")`` on one seed, evaluates the greedy policy
+on ``--episodes`` fresh maps with ``jrl.evaluate`` keyed by ``jax.random.key(--eval-seed)``,
+rebuilds those very maps (``maps_of_evaluation``: the resets ``jrl.evaluate`` does from that key)
+and prints the DQN success rate, the mean per-map optimum, their ratio, the random policy's
+exact and sampled success rates and the best fixed route's on the same maps. Every random number
+comes from ``--seed`` and ``--eval-seed``.
+
+    python experiments/random_lake_dqn.py                  # train one seed, compare (about 4 minutes)
     python experiments/random_lake_dqn.py --check          # validate the solver only, no training
     python experiments/random_lake_dqn.py --reference-only # optimum and random floor, no training
 
@@ -30,8 +33,7 @@ the same maps, which the trained agent does not face.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
+import itertools
 import time
 from collections import deque
 
@@ -44,8 +46,6 @@ from jrl.algorithms import dqn
 from jrl.planning import value_iteration
 
 ENV_ID = "RandomLake-v0"
-#: The dqn_candidates.py entry used while dqn.default_config has no RandomLake-v0 entry.
-CHOSEN = "cnn64_e32_anneal_keep_best"
 #: FrozenLake's moves of actions 0 left, 1 down, 2 right, 3 up (row change, column change).
 MOVES = ((0, -1), (1, 0), (0, 1), (-1, 0))
 
@@ -153,6 +153,29 @@ def shortest_path(holes: np.ndarray) -> int:
     return dist[n - 1, n - 1]
 
 
+def best_fixed_route(maps: np.ndarray) -> tuple[float, str]:
+    """The best map-agnostic shortest route on ``maps`` (bool ``[M, n, n]``): over every monotone
+    (right/down) path from start to goal, the largest fraction of maps on which it crosses no hole.
+
+    A policy that sees only its position (a position-indexed Q-table) follows one fixed path on
+    every map, so this is what the best such policy taking a shortest route achieves on these
+    maps (picked on the maps themselves, so a little optimistic). Returns ``(success, moves)``,
+    ``moves`` the path as a string of ``R``/``D``."""
+    maps = np.asarray(maps, bool)
+    n = maps.shape[1]
+    best, best_moves = -1.0, ""
+    for downs in itertools.combinations(range(2 * (n - 1)), n - 1):
+        rows, cols = [0], [0]
+        for step in range(2 * (n - 1)):
+            down = step in downs
+            rows.append(rows[-1] + down)
+            cols.append(cols[-1] + (not down))
+        success = float(np.mean(~np.any(maps[:, rows, cols], axis=1)))
+        if success > best:
+            best, best_moves = success, "".join("D" if step in downs else "R" for step in range(2 * (n - 1)))
+    return best, best_moves
+
+
 def random_policy(params, obs, key):
     del params, obs
     return jax.random.randint(key, (), 0, 4)
@@ -201,18 +224,17 @@ def check_reference() -> None:
         bound = 4 * np.sqrt(np.mean(exact * (1 - exact)) / n) + 1e-9
         assert gap < bound, (slippery, sampled.mean(), exact.mean())
         print(f"random policy, slippery={slippery}: exact {exact.mean():.4f}, sampled {sampled.mean():.4f} (n={n})")
+    # 5. The best fixed route, on hand-made 4x4 maps (True = hole).
+    maps = np.ones((2, 4, 4), bool)
+    maps[:, 0, :] = maps[:, :, 3] = False  # the top row and the right column are frozen
+    maps[1, 3, :] = False  # the second map also has its bottom row frozen
+    assert best_fixed_route(maps) == (1.0, "RRRDDD"), best_fixed_route(maps)
+    assert best_fixed_route(np.zeros((3, 4, 4), bool))[0] == 1.0
+    maps[:, 0, 2] = True  # block the top row: only the second map's bottom-row route is left
+    maps[:, 0, 0] = maps[:, 1, 0] = maps[:, 2, 0] = False
+    assert best_fixed_route(maps) == (0.5, "DDDRRR"), best_fixed_route(maps)
+    print("best fixed route: checked on hand-made maps")
     print("reference checks passed")
-
-
-def chosen_config() -> tuple[dqn.DQNConfig, str]:
-    try:
-        return dqn.default_config(ENV_ID), f'dqn.default_config("{ENV_ID}")'
-    except ValueError:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dqn_candidates.py")
-        spec = importlib.util.spec_from_file_location("dqn_candidates", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return dqn.DQNConfig(**module.CANDIDATES[ENV_ID][CHOSEN]), f"dqn_candidates {CHOSEN}"
 
 
 def references(maps: np.ndarray, slippery: bool, horizon: int) -> dict[str, np.ndarray]:
@@ -248,13 +270,15 @@ def main() -> None:
         f"  optimum within {horizon} steps: mean {ref['optimum'].mean():.4f} (no limit {ref['optimum_no_limit'].mean():.4f})"
     )
     print(f"  random policy: exact {ref['random'].mean():.4f}, sampled {random_sampled:.4f}")
+    route_success, route = best_fixed_route(maps)
+    print(f"  best map-agnostic shortest route ({route}): {route_success:.4f}")
     if args.slippery:
         slip = references(maps, True, horizon)
         print(f"  slippery variant, same maps: optimum {slip['optimum'].mean():.4f} (no limit "
               f"{slip['optimum_no_limit'].mean():.4f}), random {slip['random'].mean():.4f}")  # fmt: skip
     if args.reference_only:
         return
-    config, source = chosen_config()
+    config, source = dqn.default_config(ENV_ID), f'dqn.default_config("{ENV_ID}")'
     start = time.perf_counter()
     result = dqn.check_finite(
         jax.block_until_ready(jax.jit(dqn.make_train(config, env, env_params))(jax.random.key(args.seed)))

@@ -117,6 +117,7 @@ def test_n_step_batch_matches_a_python_reference(n_step, gamma):
     batch = jax.jit(dqn.n_step_batch, static_argnums=(2, 3, 4))(
         buffer, jax.random.key(0), 2000, n_step, num_envs, jnp.float32(gamma)
     )
+    batch = {name: np.asarray(value) for name, value in batch.items()}
     starts = set()
     for i in range(2000):
         t, e = divmod(int(batch["action"][i]), num_envs)

@@ -20,6 +20,7 @@ import pytest
 from scipy import ndimage
 
 import jrl
+from jrl.envs.core import Environment
 from jrl.envs.random_lake import RandomLake, RandomLakeState, draw_holes
 
 N = 512  # environments per batched call (one shape, so each function compiles once)
@@ -423,6 +424,28 @@ def test_batched_rollouts_match_python_reference(slippery, limit):
     assert dones > 0
     if limit < 40:
         assert truncations > 0
+
+
+@pytest.mark.parametrize("hole_probability", [0.2, 0.45])
+def test_step_equals_the_generic_auto_reset_step(hole_probability):
+    """RandomLake.step generates reset maps only where episodes end; what it returns must be
+    exactly Environment.step's (which generates one for every environment and selects)."""
+    env, params = _env8()
+    params = params.replace(hole_probability=jnp.float32(hole_probability), max_steps_in_episode=jnp.int32(9))
+    generic = jax.jit(jax.vmap(lambda k, s, a, p: Environment.step(env, k, s, a, p), in_axes=(0, 0, 0, None)))
+    ours = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(_keys(3), params)
+    rng = np.random.default_rng(0)
+    ended = 0
+    for t in range(30):
+        actions = jnp.asarray(rng.integers(4, size=N), jnp.int32)
+        keys = _keys(500 + t)
+        expected, got = generic(keys, state, actions, params), ours(keys, state, actions, params)
+        for x, y in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        ended += int(np.sum(np.asarray(got[3]) | np.asarray(got[4])))
+        state = got[1]
+    assert ended > N  # many resets, including time-limit ones
 
 
 # --------------------------------------------------------------------------------------------

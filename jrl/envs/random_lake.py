@@ -43,8 +43,11 @@ the id, not to the keyword arguments: ``jrl.make("RandomLake-v0", size=16)`` sti
 pass ``max_episode_steps=4 * 16 * 16`` along with ``size`` to keep the ``4 * size * size`` rule.
 ``RandomLake(size).default_params()`` (building the environment directly) uses ``4 * size * size``.
 
-Note: ``Environment.step`` computes a reset on every step (and selects it where the episode
-ended), so each ``step`` also generates a map: stepping costs about as much as a reset.
+Auto-reset: ``Environment.step`` computes a reset on every step and keeps it where the episode
+ended. ``RandomLake.step`` gives the same results but passes ``done`` into the map loops, so a map
+is generated only where it is kept: under ``vmap`` a batched ``while_loop`` runs until every
+member's condition fails, and without that every step of a batch would pay for a full map
+generation of all its environments.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jrl._validation import check_bool, check_float, check_int
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, auto_reset
 from jrl.spaces import Box, Discrete
 
 __all__ = [
@@ -118,11 +121,14 @@ def draw_holes(key: jax.Array, hole_probability: jax.Array, size: int) -> tuple[
     return holes, path
 
 
-def reachable(free: jax.Array) -> jax.Array:
+def reachable(free: jax.Array, active: jax.Array | bool = True) -> jax.Array:
     """Cells reachable from ``(0, 0)`` through ``free`` cells (4-neighbour), bool ``[n, m]``.
 
     Grows the reached set by one step per round (zero-padded shifts) until it stops growing or
     contains the bottom-right cell, so the result is exact at the goal and wherever growth stopped.
+    ``active=False`` skips the growth (the result is then just the start cell): under ``vmap`` a
+    batched ``while_loop`` runs as long as any member's condition holds, so members whose result
+    is not needed must not keep it running.
     """
     n, m = free.shape
     start = jnp.zeros((n, m), bool).at[0, 0].set(free[0, 0])
@@ -133,7 +139,7 @@ def reachable(free: jax.Array) -> jax.Array:
 
     def cond(carry):
         reach, changed, rounds = carry
-        return changed & ~reach[n - 1, m - 1] & (rounds < n * m)
+        return active & changed & ~reach[n - 1, m - 1] & (rounds < n * m)
 
     def body(carry):
         reach, _, rounds = carry
@@ -145,17 +151,21 @@ def reachable(free: jax.Array) -> jax.Array:
     return reach
 
 
-def generate_map(key: jax.Array, hole_probability: jax.Array, size: int) -> jax.Array:
-    """A solvable map, bool ``[size, size]`` of holes (see the module docstring)."""
+def generate_map(key: jax.Array, hole_probability: jax.Array, size: int, needed: jax.Array | bool = True) -> jax.Array:
+    """A solvable map, bool ``[size, size]`` of holes (see the module docstring).
+
+    ``needed=False`` returns an arbitrary map without drawing (``step`` passes whether the
+    episode ended, so under ``vmap`` only the environments that reset keep the loops running).
+    """
 
     def cond(carry):
         _, solvable, attempt = carry
-        return ~solvable & (attempt < MAX_ATTEMPTS)
+        return needed & ~solvable & (attempt < MAX_ATTEMPTS)
 
     def body(carry):
         _, _, attempt = carry
         holes, path = draw_holes(jax.random.fold_in(key, attempt), hole_probability, size)
-        return (holes, path), reachable(~holes)[size - 1, size - 1], attempt + 1
+        return (holes, path), reachable(~holes, needed)[size - 1, size - 1], attempt + 1
 
     empty = jnp.zeros((size, size), bool)
     init = ((empty, empty), jnp.bool_(False), jnp.int32(0))
@@ -200,10 +210,24 @@ class RandomLake(Environment):
         return jnp.stack([state.holes, goal, agent], axis=-1).astype(jnp.float32)
 
     def reset_env(self, key: jax.Array, params: RandomLakeParams) -> tuple[jax.Array, RandomLakeState]:
-        holes = generate_map(key, params.hole_probability, self.size)
+        return self._reset(key, params, True)
+
+    def _reset(self, key: jax.Array, params: RandomLakeParams, needed: jax.Array | bool):
+        holes = generate_map(key, params.hole_probability, self.size, needed)
         zero = jnp.zeros((), jnp.int32)
         state = RandomLakeState(holes=holes, row=zero, col=zero, time=zero)
         return self.get_obs(state), state
+
+    def step(self, key: jax.Array, state: RandomLakeState, action: jax.Array, params: RandomLakeParams):
+        """``Environment.step`` (same keys, same results), but the reset map is generated only
+        where the episode ended: elsewhere auto-reset discards it, and under ``vmap`` generating
+        it for every environment would keep the map loops running for all of them."""
+        self._check_action(action, params)
+        key_step, key_reset = jax.random.split(key)
+        obs, next_state, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_out, state_out = auto_reset(done, (obs, next_state), self._reset(key_reset, params, done))
+        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
 
     def step_env(self, key: jax.Array, state: RandomLakeState, action: jax.Array, params: RandomLakeParams):
         self._check_action(action, params)
