@@ -318,7 +318,8 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(kept + rows)
         finals = [r["final_return"] for r in rows]
-        print(f"{args.env_id} {name}: mean {np.mean(finals):.1f}, min {min(finals):.1f}: {finals}", flush=True)
+        d = 1 if max(abs(x) for x in finals) >= 10 else 3
+        print(f"{args.env_id} {name}: mean {np.mean(finals):.{d}f}, min {min(finals):.{d}f}: {finals}", flush=True)
     summarize(read_rows())
 
 

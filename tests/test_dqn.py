@@ -47,9 +47,10 @@ def test_dqn_learns_analytic_values_on_probes(env_id, expected):
     assert int(result.metrics["updates"].sum()) > 0
 
 
-def test_same_seed_same_result_and_vmapped_seeds_train_in_one_call():
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_same_seed_same_result_and_vmapped_seeds_train_in_one_call(n_step):
     env, params = jrl.make("Probe-ActionReward-v0")
-    config = PROBE_CONFIG.replace(num_steps=200, log_interval=50)
+    config = PROBE_CONFIG.replace(num_steps=200, log_interval=50, n_step=n_step)
     train = dqn.make_train(config, env, params)
     a = jax.jit(train)(jax.random.key(3))
     b = jax.jit(train)(jax.random.key(3))
