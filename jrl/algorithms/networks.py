@@ -3,6 +3,7 @@ either with a plain or a dueling head."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -12,6 +13,14 @@ import jax.numpy as jnp
 __all__ = ["NETWORKS", "Conv3x3", "QNetwork"]
 
 NETWORKS = ("mlp", "cnn")
+
+
+def _flat_lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """``lecun_normal`` drawn as the ``[9 C, features]`` matrix and reshaped to ``shape``: the same
+    fan-in, the same random bits in the same order, so the same values as drawing ``shape``
+    directly, but XLA CPU compiles the 2-D truncated normal several times faster (measured: 0.5 s
+    against 3.5 s for a ``[3, 3, 3, 8]`` kernel)."""
+    return nn.initializers.lecun_normal()(key, (math.prod(shape[:-1]), shape[-1]), dtype).reshape(shape)
 
 
 class Conv3x3(nn.Module):
@@ -29,7 +38,7 @@ class Conv3x3(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         height, width, channels = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, channels, self.features))
+        kernel = self.param("kernel", _flat_lecun_normal, (3, 3, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         padded = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
         # patches[h, w, (di, dj, c)] = padded[h + di, w + dj, c], the kernel's (row, column, channel) order
