@@ -20,7 +20,7 @@ import pytest
 from scipy import ndimage
 
 import jrl
-from jrl.envs.core import Environment
+from jrl.envs.core import auto_reset
 from jrl.envs.random_lake import RandomLake, RandomLakeState, draw_holes
 
 N = 512  # environments per batched call (one shape, so each function compiles once)
@@ -428,11 +428,19 @@ def test_batched_rollouts_match_python_reference(slippery, limit):
 
 @pytest.mark.parametrize("hole_probability", [0.2, 0.45])
 def test_step_equals_the_generic_auto_reset_step(hole_probability):
-    """RandomLake.step generates reset maps only where episodes end; what it returns must be
-    exactly Environment.step's (which generates one for every environment and selects)."""
+    """RandomLake generates reset maps only where episodes end (reset_where); what step returns
+    must be exactly the plain auto-reset's: a full reset_env for every environment, selected."""
     env, params = _env8()
     params = params.replace(hole_probability=jnp.float32(hole_probability), max_steps_in_episode=jnp.int32(5))
-    generic = jax.jit(jax.vmap(lambda k, s, a, p: Environment.step(env, k, s, a, p), in_axes=(0, 0, 0, None)))
+
+    def reference_step(key, state, action, params):
+        key_step, key_reset = jax.random.split(key)
+        obs, next_state, reward, terminated, truncated, info = env.step_env(key_step, state, action, params)
+        reset = env.reset_env(key_reset, params)
+        obs_out, state_out = auto_reset(terminated | truncated, (obs, next_state), reset)
+        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
+
+    generic = jax.jit(jax.vmap(reference_step, in_axes=(0, 0, 0, None)))
     ours = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
     _, state = jax.vmap(env.reset, in_axes=(0, None))(_keys(3), params)
     rng = np.random.default_rng(0)

@@ -82,10 +82,19 @@ class Environment:
         self._check_action(action, params)
         key_step, key_reset = jax.random.split(key)
         obs, next_state, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
-        reset = self.reset_env(key_reset, params)
         done = jnp.logical_or(terminated, truncated)
-        obs_out, state_out = auto_reset(done, (obs, next_state), reset)
+        obs_out, state_out = auto_reset(done, (obs, next_state), self.reset_where(key_reset, params, done))
         return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
+
+    def reset_where(self, key: jax.Array, params: Any, done: jax.Array) -> tuple[jax.Array, Any]:
+        """The reset ``step`` keeps where ``done`` (bool scalar) and discards elsewhere.
+
+        ``reset_env(key, params)`` here. An environment whose reset is costly may override it to
+        skip the work where ``done`` is False, returning anything of the same shape there (under
+        ``vmap`` every environment computes its reset on every step).
+        """
+        del done
+        return self.reset_env(key, params)
 
     def _check_action(self, action: Any, params: Any) -> None:
         """Refuse a concrete out-of-space action on the host (under ``jit`` this cannot run)."""

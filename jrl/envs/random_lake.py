@@ -44,10 +44,10 @@ pass ``max_episode_steps=4 * 16 * 16`` along with ``size`` to keep the ``4 * siz
 ``RandomLake(size).default_params()`` (building the environment directly) uses ``4 * size * size``.
 
 Auto-reset: ``Environment.step`` computes a reset on every step and keeps it where the episode
-ended. ``RandomLake.step`` gives the same results but passes ``done`` into the map loops, so a map
-is generated only where it is kept: under ``vmap`` a batched ``while_loop`` runs until every
-member's condition fails, and without that every step of a batch would pay for a full map
-generation of all its environments.
+ended. ``RandomLake.reset_where`` passes ``done`` into the map loops, so a map is generated only
+where it is kept: under ``vmap`` a batched ``while_loop`` runs until every member's condition
+fails, and without that every step of a batch would pay for a full map generation of all its
+environments. The results are the same (tested).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jrl._validation import check_bool, check_float, check_int
-from jrl.envs.core import Environment, auto_reset
+from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
 
 __all__ = [
@@ -210,24 +210,15 @@ class RandomLake(Environment):
         return jnp.stack([state.holes, goal, agent], axis=-1).astype(jnp.float32)
 
     def reset_env(self, key: jax.Array, params: RandomLakeParams) -> tuple[jax.Array, RandomLakeState]:
-        return self._reset(key, params, True)
+        return self.reset_where(key, params, jnp.bool_(True))
 
-    def _reset(self, key: jax.Array, params: RandomLakeParams, needed: jax.Array | bool):
-        holes = generate_map(key, params.hole_probability, self.size, needed)
+    def reset_where(self, key: jax.Array, params: RandomLakeParams, done: jax.Array):
+        """``reset_env``'s map where ``done``; elsewhere (``step`` discards it) no map is drawn:
+        under ``vmap`` the map loops would otherwise keep running for every environment."""
+        holes = generate_map(key, params.hole_probability, self.size, done)
         zero = jnp.zeros((), jnp.int32)
         state = RandomLakeState(holes=holes, row=zero, col=zero, time=zero)
         return self.get_obs(state), state
-
-    def step(self, key: jax.Array, state: RandomLakeState, action: jax.Array, params: RandomLakeParams):
-        """``Environment.step`` (same keys, same results), but the reset map is generated only
-        where the episode ended: elsewhere auto-reset discards it, and under ``vmap`` generating
-        it for every environment would keep the map loops running for all of them."""
-        self._check_action(action, params)
-        key_step, key_reset = jax.random.split(key)
-        obs, next_state, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
-        done = jnp.logical_or(terminated, truncated)
-        obs_out, state_out = auto_reset(done, (obs, next_state), self._reset(key_reset, params, done))
-        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
 
     def step_env(self, key: jax.Array, state: RandomLakeState, action: jax.Array, params: RandomLakeParams):
         self._check_action(action, params)
