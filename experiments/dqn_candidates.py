@@ -228,6 +228,9 @@ CANDIDATES: dict[str, dict[str, dict]] = {
 _MC_DEFAULT = CANDIDATES["MountainCar-v0"]["low_eps_g99_long_mse_double_anneal_keep_best_eval100"]
 CANDIDATES["MountainCar-v0"]["default_n3"] = dict(_MC_DEFAULT, n_step=3)
 CANDIDATES["MountainCar-v0"]["default_n5"] = dict(_MC_DEFAULT, n_step=5)
+# More data for the default: 1.5x the iterations, or twice the environments per iteration.
+CANDIDATES["MountainCar-v0"]["default_long"] = dict(_MC_DEFAULT, num_steps=22_500)
+CANDIDATES["MountainCar-v0"]["default_e32"] = dict(_MC_DEFAULT, num_envs=32, buffer_size=9_984)
 
 # The candidate each ``dqn.default_config`` is (tests/test_dqn.py checks they stay equal).
 CHOSEN = {
