@@ -10,6 +10,7 @@ Trains, one after the other in this process:
    (``hyperparams/dqn.yml``: 50k steps, lr 2.3e-3, train_freq 256, 128 gradient steps, [256, 256]);
 4. jrl's default config for 8 seeds in one call, ``jax.jit(jax.vmap(train))(keys)``, against 1,
    both without early stopping (``stop_return=None``) so that they do the same work per seed.
+   ``benchmarks/dqn_seeds.py`` measures the same with the seeds sharded over CPU cores, and why.
 
 jrl's time to solve is its default config's: training stops at the first in-loop greedy
 evaluation (100 episodes) that scores 500 and returns the best-evaluated parameters; rejax and
