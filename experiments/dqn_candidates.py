@@ -231,6 +231,12 @@ CANDIDATES["MountainCar-v0"]["default_n5"] = dict(_MC_DEFAULT, n_step=5)
 # More data for the default: 1.5x the iterations, or twice the environments per iteration.
 CANDIDATES["MountainCar-v0"]["default_long"] = dict(_MC_DEFAULT, num_steps=22_500)
 CANDIDATES["MountainCar-v0"]["default_e32"] = dict(_MC_DEFAULT, num_envs=32, buffer_size=9_984)
+# Keeping more of the past: a buffer of 50k transitions (3,125 iterations) instead of 10k (625), so
+# that the rare goal-reaching episodes stay in replay longer; and a dueling head, or a smaller
+# learning rate, for a steadier refinement once the goal is found.
+CANDIDATES["MountainCar-v0"]["default_buf50k"] = dict(_MC_DEFAULT, buffer_size=50_000)
+CANDIDATES["MountainCar-v0"]["default_dueling"] = dict(_MC_DEFAULT, dueling=True)
+CANDIDATES["MountainCar-v0"]["default_lr2e3"] = dict(_MC_DEFAULT, learning_rate=2e-3)
 
 # The candidate each ``dqn.default_config`` is (tests/test_dqn.py checks they stay equal).
 CHOSEN = {
