@@ -75,3 +75,32 @@ def test_policy_learned_in_jrl_runs_in_gymnasium_with_the_same_returns():
     greedy, q_star = optimal_greedy_policy(*jrl.make("CliffWalking-v1"))
     returns = evaluate_in_gymnasium(greedy, q_star, "CliffWalking-v1", num_episodes=3)
     np.testing.assert_array_equal(returns, [-13.0, -13.0, -13.0])
+
+
+def test_gymnasium_episodes_of_different_lengths_match_a_plain_gymnasium_loop():
+    """Episodes are independent: each return equals a plain loop over Gymnasium's env reset with
+    ``seed + i``, while the episodes end at different steps (terminated early, or truncated at 500)."""
+    import gymnasium
+
+    from jrl.wrappers import evaluate_in_gymnasium
+
+    def lean(params, obs, key):  # push toward the pole's lean; the weight on its velocity varies the length
+        del key
+        return (obs[2] > params * obs[3]).astype(jnp.int32)  # one float32 product: rounds as NumPy does
+
+    def reference(weight, seed, episodes):
+        env, returns = gymnasium.make("CartPole-v1"), []
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(int(obs[2] > weight * obs[3]))
+                total, done = total + reward, terminated or truncated
+            returns.append(total)
+        env.close()
+        return np.array(returns)
+
+    for weight, distinct in ((-0.015, 8), (-0.05, 1)):  # seeds 3-10: lengths 75 to 358; all truncated at 500
+        returns = evaluate_in_gymnasium(lean, jnp.float32(weight), "CartPole-v1", num_episodes=8, seed=3)
+        np.testing.assert_array_equal(returns, reference(np.float32(weight), 3, 8))
+        assert len(set(returns.tolist())) == distinct

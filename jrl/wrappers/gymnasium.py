@@ -22,8 +22,10 @@ def evaluate_in_gymnasium(
 ) -> np.ndarray:
     """Undiscounted returns of ``num_episodes`` episodes of ``gymnasium.make(env_id, **make_kwargs)``
     driven by ``policy(policy_params, obs, key)`` (the same signature ``jrl.evaluate`` takes):
-    float64 ``[num_episodes]``. Episode ``i`` is reset with seed ``seed + i``; the policy's keys come
-    from ``jax.random.key(seed)``. A check that what was learned in jrl holds in the reference.
+    float64 ``[num_episodes]``. Episode ``i`` runs in its own environment instance, reset with seed
+    ``seed + i``; all episodes advance together, one batched (vmapped, compiled) policy call per
+    step, until each has ended. The policy's keys come from ``jax.random.key(seed)``. A check that
+    what was learned in jrl holds in the reference.
     """
     try:
         import gymnasium
@@ -31,18 +33,22 @@ def evaluate_in_gymnasium(
         raise ImportError("evaluate_in_gymnasium needs gymnasium: pip install -e '.[dev]'") from err
     check_int("num_episodes", num_episodes, 1)
     check_int("seed", seed, 0)
-    act = jax.jit(policy)
-    env = gymnasium.make(env_id, **make_kwargs)
+    # One policy call for all episodes per step, instead of one per episode-step: a compiled call
+    # costs tens of microseconds to dispatch, more than a classic-control step in Gymnasium.
+    act = jax.jit(jax.vmap(policy, in_axes=(None, 0, 0)))
+    envs = [gymnasium.make(env_id, **make_kwargs) for _ in range(num_episodes)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     key = jax.random.key(seed)
     returns = np.zeros(num_episodes)
-    for episode in range(num_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            key, step_key = jax.random.split(key)
-            action = int(act(policy_params, jnp.asarray(obs), step_key))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            returns[episode] += float(reward)
-            done = terminated or truncated
-    env.close()
+    running = np.ones(num_episodes, dtype=bool)
+    while running.any():
+        key, step_key = jax.random.split(key)
+        # Ended episodes keep their last observation; their actions are computed and ignored.
+        actions = np.asarray(act(policy_params, jnp.asarray(obs), jax.random.split(step_key, num_episodes)))
+        for i in np.flatnonzero(running):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            returns[i] += float(reward)
+            running[i] = not (terminated or truncated)
+    for env in envs:
+        env.close()
     return returns
