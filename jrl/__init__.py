@@ -6,8 +6,8 @@ Pure-functional environments (``jrl.make``), exact tabular models and planning
 """
 
 from jrl import algorithms, envs, planning, spaces
-from jrl.envs import NO_TIME_LIMIT, TabularMDP, make, make_tabular, registered_envs
-from jrl.evaluate import evaluate
+from jrl.envs import NO_TIME_LIMIT, Environment, TabularMDP, make, make_tabular, register, registered_envs
+from jrl.evaluate import EpisodeStats, evaluate, evaluate_episodes
 from jrl.spaces import Box, Discrete
 
 __version__ = "0.1.0"
@@ -16,13 +16,17 @@ __all__ = [
     "NO_TIME_LIMIT",
     "Box",
     "Discrete",
+    "Environment",
+    "EpisodeStats",
     "TabularMDP",
     "algorithms",
     "envs",
     "evaluate",
+    "evaluate_episodes",
     "make",
     "make_tabular",
     "planning",
+    "register",
     "registered_envs",
     "spaces",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -50,3 +51,24 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_key(name: str, key: Any) -> None:
+    """A single JAX PRNG key: a typed key (``jax.random.key(seed)``, shape ``()``) or a raw uint32
+    key (``jax.random.PRNGKey(seed)``, shape ``(2,)`` for the default implementation). Works on
+    tracers (it reads only dtype and shape), so it also guards code under ``jit`` and ``vmap``."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(
+                f"{name} must be a single PRNG key, got a batch of keys of shape {shape}; "
+                "split keys per call or use jax.vmap over them"
+            )
+        return
+    if dtype is not None and np.dtype(dtype) == np.uint32 and shape is not None and len(shape) == 1:
+        return
+    shown = f"{type(key).__name__} {key!r}" if dtype is None else f"an array of dtype {dtype} and shape {shape}"
+    raise TypeError(
+        f"{name} must be a JAX PRNG key: pass jax.random.key(seed) (or jax.random.PRNGKey(seed)), got {shown}"
+    )

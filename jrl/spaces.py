@@ -77,6 +77,9 @@ class Discrete(Space):
         integral = jnp.floor(x) == x if jnp.issubdtype(x.dtype, jnp.floating) else True
         return jnp.logical_and(integral, jnp.logical_and(x >= 0, x < self.n))
 
+    def __repr__(self) -> str:
+        return f"Discrete({self.n})"
+
     def check(self, x: Any, what: str = "value") -> None:
         """Raise ``TypeError``/``ValueError`` naming ``x`` unless it is an element (host side, concrete ``x``)."""
         arr = _as_concrete_array(x, what)
@@ -142,6 +145,9 @@ class Box(Space):
             raise ValueError(f"{what}={arr} is outside the bounds [{self.low}, {self.high}]")
 
     def __repr__(self) -> str:
-        return (
-            f"Box(low={self.low.min()}, high={self.high.max()}, shape={self.shape}, dtype={np.dtype(self.dtype).name})"
-        )
+        """As Gymnasium prints a Box: a scalar bound when it is uniform, else every bound."""
+
+        def bound(b: np.ndarray) -> str:
+            return str(b.min()) if b.size and np.all(b == b.min()) else str(b)
+
+        return f"Box({bound(self.low)}, {bound(self.high)}, {self.shape}, {np.dtype(self.dtype).name})"

@@ -270,7 +270,7 @@ def test_time_limit_and_observations_in_space(env_id):
     limit = LIMITS[env_id]
     env, params = jrl.make(env_id)
     assert int(params.max_steps_in_episode) == limit == gymnasium.make(env_id).spec.max_episode_steps
-    assert int(env.default_params().max_steps_in_episode) == limit
+    assert int(env.default_params.max_steps_in_episode) == limit
     assert int(jrl.make(env_id, max_episode_steps=7)[1].max_steps_in_episode) == 7
     assert int(jrl.make(env_id, max_episode_steps=-1)[1].max_steps_in_episode) == jrl.NO_TIME_LIMIT
     rollout = _rollout_fn(env_id, 2 * limit + 100)
@@ -369,7 +369,10 @@ def test_eager_out_of_range_action(env_id, method):
     env, params = jrl.make(env_id)
     key = jax.random.key(0)
     _, state = env.reset(key, params)
-    for bad in (-1, NUM_ACTIONS[env_id], 0.5):
+    for bad in (-1, NUM_ACTIONS[env_id]):
         with pytest.raises(ValueError, match="action"):
             getattr(env, method)(key, state, bad, params)
+    for not_an_integer in (0.5, 1.0):  # Gymnasium's Discrete refuses floats too, even integral ones
+        with pytest.raises(TypeError, match="must be integers, got dtype float32"):
+            getattr(env, method)(key, state, not_an_integer, params)
     getattr(env, method)(key, state, NUM_ACTIONS[env_id] - 1, params)  # the largest action is fine

@@ -9,6 +9,7 @@ import pytest
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.evaluate import UNLIMITED_EPISODE_CAP
 
 
 def always(action: int):
@@ -104,3 +105,70 @@ def test_gymnasium_episodes_of_different_lengths_match_a_plain_gymnasium_loop():
         returns = evaluate_in_gymnasium(lean, jnp.float32(weight), "CartPole-v1", num_episodes=8, seed=3)
         np.testing.assert_array_equal(returns, reference(np.float32(weight), 3, 8))
         assert len(set(returns.tolist())) == distinct
+
+
+# --- episodes that would never end, and actions outside the space ------------------------------------
+def test_environment_without_time_limit_is_cut_at_the_cap_and_reported():
+    """CliffWalking-v1 has no time limit: a policy that never reaches the goal used to keep
+    ``evaluate`` running until killed. Now it stops at ``UNLIMITED_EPISODE_CAP`` steps and warns."""
+    env, params = jrl.make("CliffWalking-v1")
+    with pytest.warns(UserWarning, match=r"4 of 4 episodes had not ended after 10000 steps; CliffWalking-v1 has no"):
+        returns = jrl.evaluate(jax.random.key(0), UP, None, env, params, num_episodes=4)
+    np.testing.assert_array_equal(np.asarray(returns), np.full(4, -float(UNLIMITED_EPISODE_CAP)))
+    stats = jrl.evaluate_episodes(jax.random.key(0), UP, None, env, params, num_episodes=4)
+    assert bool(jnp.all(stats.truncated)) and not bool(jnp.any(stats.terminated))
+    np.testing.assert_array_equal(np.asarray(stats.lengths), np.full(4, 10_000))
+    # Under jit, with the params traced, the cap still holds (a select, not a Python branch).
+    jitted = jax.jit(lambda p: jrl.evaluate(jax.random.key(0), UP, None, env, p, num_episodes=4))(params)
+    np.testing.assert_array_equal(np.asarray(jitted), np.asarray(returns))
+
+
+def test_episodes_that_end_report_lengths_and_terminations_without_warning(recwarn):
+    env, params = jrl.make("CliffWalking-v1")
+    greedy, q_star = optimal_greedy_policy(env, params)
+    stats = jrl.evaluate_episodes(jax.random.key(0), greedy, q_star, env, params, num_episodes=3)
+    np.testing.assert_array_equal(np.asarray(stats.lengths), [13, 13, 13])
+    assert bool(jnp.all(stats.terminated)) and not bool(jnp.any(stats.truncated))
+    jrl.evaluate(jax.random.key(0), greedy, q_star, env, params, num_episodes=3)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_out_of_range_actions_are_refused_not_clamped():
+    """A Taxi policy returning 7 used to be clamped to 5 (dropoff) and score -2000 an episode."""
+    env, params = jrl.make("Taxi-v4")
+    seven = always(7)
+    with pytest.raises(ValueError, match=r"outside Discrete\(6\) in 800 step\(s\) of 4 of 4 episodes; Taxi-v4 would"):
+        jrl.evaluate(jax.random.key(0), seven, None, env, params, num_episodes=4)
+    stats = jrl.evaluate_episodes(jax.random.key(0), seven, None, env, params, num_episodes=4)
+    np.testing.assert_array_equal(np.asarray(stats.invalid_actions), np.asarray(stats.lengths))
+    assert bool(jnp.all(jnp.isnan(stats.returns)))
+    # Under jit no error can be raised: the returns are NaN, never a clamped score.
+    jitted = jax.jit(lambda k: jrl.evaluate(k, seven, None, env, params, num_episodes=4))(jax.random.key(0))
+    assert bool(jnp.all(jnp.isnan(jitted)))
+
+
+def test_only_the_episodes_with_invalid_actions_are_marked():
+    env, params = jrl.make("FrozenLake-v1", is_slippery=False)
+
+    def sometimes_invalid(p, obs, key):
+        return jnp.where(jax.random.uniform(key) < 0.1, jnp.int32(4), jnp.int32(1))
+
+    stats = jrl.evaluate_episodes(jax.random.key(2), sometimes_invalid, None, env, params, num_episodes=64)
+    marked = np.asarray(stats.invalid_actions) > 0
+    assert 0 < marked.sum() < 64
+    np.testing.assert_array_equal(np.isnan(np.asarray(stats.returns)), marked)
+
+
+@pytest.mark.parametrize(
+    "policy, error, fragment",
+    [
+        (lambda p, o, k: 1.0, TypeError, r"integer actions for Discrete\(6\), got dtype float32"),
+        (lambda p, o, k: jnp.array([0, 1]), ValueError, r"one action of shape \(\) for Discrete\(6\).*shape \(2,\)"),
+        (lambda p, o: 0, TypeError, r"policy\(policy_params, obs, key\)"),
+    ],
+    ids=["float", "batch", "two-arguments"],
+)
+def test_policy_output_is_checked_before_the_loop(policy, error, fragment):
+    env, params = jrl.make("Taxi-v4")
+    with pytest.raises(error, match=fragment):
+        jrl.evaluate(jax.random.key(0), policy, None, env, params, num_episodes=4)

@@ -469,7 +469,7 @@ def _abstract(tree):
 @pytest.mark.parametrize("key_fn", [jax.random.key, jax.random.PRNGKey], ids=["typed", "raw"])
 def test_eval_shape_reset_equals_step(size, key_fn):
     env = RandomLake(size)
-    params = env.default_params()
+    params = env.default_params
     obs, state = jax.eval_shape(env.reset, key_fn(0), params)
     assert (obs.shape, obs.dtype) == ((size, size, 3), jnp.float32)
     assert (state.holes.shape, state.holes.dtype) == ((size, size), jnp.bool_)
@@ -530,7 +530,7 @@ def test_registry_defaults_and_time_limit():
     assert float(params5.hole_probability) == np.float32(0.3)
     assert int(jrl.make("RandomLake-v0", size=5, max_episode_steps=100)[1].max_steps_in_episode) == 100
     assert int(jrl.make("RandomLake-v0", max_episode_steps=-1)[1].max_steps_in_episode) == jrl.NO_TIME_LIMIT
-    assert int(RandomLake(5).default_params().max_steps_in_episode) == 100
+    assert int(RandomLake(5).default_params.max_steps_in_episode) == 100
 
 
 @pytest.mark.parametrize(

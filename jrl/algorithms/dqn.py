@@ -33,7 +33,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from jrl._numerics import rounded
-from jrl._validation import check_bool, check_choice, check_float, check_int
+from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
 from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
 from jrl.algorithms.networks import NETWORKS, QNetwork
 from jrl.algorithms.replay import ReplayBuffer, replay_add, replay_init, replay_sample, sequence_indices
@@ -252,9 +252,16 @@ class DQNResult:
     metrics: dict
 
 
-def _network(config: DQNConfig, num_actions: int, obs_space: Any = None) -> QNetwork:
+def _network(config: DQNConfig, num_actions: int, obs_space: Any) -> QNetwork:
+    """The Q-network for this config and observation space: ``Discrete`` observations enter one-hot."""
+    one_hot = obs_space.n if isinstance(obs_space, Discrete) else None
     scale = None
     if config.scale_observations:
+        if one_hot is not None:
+            raise ValueError(
+                f"scale_observations=True rescales Box observations to [-1, 1]; these are {obs_space!r}, which "
+                "DQN already feeds to the network one-hot: leave scale_observations=False"
+            )
         low, high = np.asarray(obs_space.low, np.float64), np.asarray(obs_space.high, np.float64)
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ValueError(
@@ -263,7 +270,14 @@ def _network(config: DQNConfig, num_actions: int, obs_space: Any = None) -> QNet
         span = np.where(high > low, high - low, 1.0)
         scale = (tuple(low.reshape(-1).tolist()), tuple(span.reshape(-1).tolist()))
     return QNetwork(
-        num_actions, config.network, config.hidden_sizes, config.dueling, scale, config.conv_features, config.q_init
+        num_actions,
+        config.network,
+        config.hidden_sizes,
+        config.dueling,
+        scale,
+        config.conv_features,
+        config.q_init,
+        one_hot,
     )
 
 
@@ -297,6 +311,7 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
     def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
+        check_key("key", key)
         hp = config.hyperparams() if hyperparams is None else hyperparams
         learning_rate = hp.learning_rate
         if config.anneal_lr:

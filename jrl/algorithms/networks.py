@@ -47,7 +47,8 @@ class Conv3x3(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Q-values ``float32 [A]`` for one observation (``[D]`` for ``mlp``, ``[H, W, C]`` for ``cnn``).
+    """Q-values ``float32 [A]`` for one observation (``[D]`` for ``mlp``, ``[H, W, C]`` for ``cnn``,
+    or an int32 index ``0 <= obs < num_inputs`` when ``one_hot``).
 
     Attributes:
         num_actions: A.
@@ -58,6 +59,9 @@ class QNetwork(nn.Module):
             Q-values are about ``q_init`` for every input (optimistic initialisation when it is
             above the values the task can reach; 0 is Flax's default).
         dueling: ``Q = V + (Adv - mean(Adv))`` from separate value and advantage heads.
+        one_hot: ``None``, or the number ``n`` of a ``Discrete(n)`` observation space: the index
+            enters the network as a one-hot float32 ``[n]`` vector (as Stable-Baselines3 does),
+            not as one number whose size would mean nothing.
         input_scale: ``None``, or ``(low, span)`` (flat tuples, one entry per observation
             element): the input becomes ``2 * (obs - low) / span - 1``, i.e. ``[low, high]`` maps
             to ``[-1, 1]``.
@@ -70,10 +74,11 @@ class QNetwork(nn.Module):
     input_scale: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     conv_features: Sequence[int] = (16, 32)
     q_init: float = 0.0
+    one_hot: int | None = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.astype(jnp.float32)
+        x = jax.nn.one_hot(obs, self.one_hot) if self.one_hot is not None else obs.astype(jnp.float32)
         if self.input_scale is not None:
             low, span = (jnp.asarray(v, jnp.float32).reshape(x.shape) for v in self.input_scale)
             x = 2.0 * (x - low) / span - 1.0

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jrl._numerics import rounded
-from jrl._validation import check_choice, check_float, check_int
+from jrl._validation import check_choice, check_float, check_int, check_key
 from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
 from jrl.planning import policy_evaluation
@@ -310,6 +310,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
         return runner, stats
 
     def train(key: jax.Array, hyperparams: QLearningHyperparams | None = None) -> QLearningResult:
+        check_key("key", key)
         hp = config.hyperparams() if hyperparams is None else hyperparams
         key_init, key_loop = jax.random.split(key)
         u0 = jax.random.uniform(key_init, (2, num_envs))

@@ -89,6 +89,9 @@ def _wrap(x: jax.Array, low: float, high: float) -> jax.Array:
 class Acrobot(Environment):
     """Gymnasium's ``AcrobotEnv`` (no static settings)."""
 
+    num_actions = 3  # a class constant, not a field
+
+    @property
     def default_params(self) -> AcrobotParams:
         f32 = jnp.float32
         return AcrobotParams(
@@ -113,7 +116,7 @@ class Acrobot(Environment):
         return Box(-high, high, (6,))
 
     def action_space(self, params: Any = None) -> Discrete:
-        return Discrete(3)
+        return Discrete(self.num_actions)
 
     def reset_env(self, key: jax.Array, params: AcrobotParams) -> tuple[jax.Array, AcrobotState]:
         s = jax.random.uniform(key, (4,), jnp.float32, -0.1, 0.1)
@@ -121,7 +124,6 @@ class Acrobot(Environment):
         return _obs(state), state
 
     def step_env(self, key: jax.Array, state: AcrobotState, action: jax.Array, params: AcrobotParams):
-        self._check_action(action, params)
         p = params
         noise = jax.random.uniform(key, (), jnp.float32, -1.0, 1.0) * p.torque_noise_max
         torque = p.avail_torque[action] + noise
@@ -155,4 +157,4 @@ def acrobot_factory(env_id: str, max_steps_in_episode: int) -> tuple[Acrobot, Ac
     """Registry factory (Gymnasium's ``Acrobot-v1`` takes no keyword arguments but ``render_mode``)."""
     del env_id
     env = Acrobot()
-    return env, env.default_params().replace(max_steps_in_episode=jnp.int32(max_steps_in_episode))
+    return env, env.default_params.replace(max_steps_in_episode=jnp.int32(max_steps_in_episode))

@@ -56,6 +56,9 @@ class CartPoleState:
 class CartPole(Environment):
     """Gymnasium's ``CartPoleEnv`` (no static settings)."""
 
+    num_actions = 2  # a class constant, not a field
+
+    @property
     def default_params(self) -> CartPoleParams:
         f32 = jnp.float32
         return CartPoleParams(
@@ -77,7 +80,7 @@ class CartPole(Environment):
         return Box(-high, high, (4,))
 
     def action_space(self, params: Any = None) -> Discrete:
-        return Discrete(2)
+        return Discrete(self.num_actions)
 
     def reset_env(self, key: jax.Array, params: CartPoleParams) -> tuple[jax.Array, CartPoleState]:
         s = jax.random.uniform(key, (4,), jnp.float32, -0.05, 0.05)
@@ -86,7 +89,6 @@ class CartPole(Environment):
 
     def step_env(self, key: jax.Array, state: CartPoleState, action: jax.Array, params: CartPoleParams):
         del key
-        self._check_action(action, params)
         p = params
         force = jnp.where(action == 1, p.force_mag, -p.force_mag)
         total_mass = p.masspole + p.masscart
@@ -120,7 +122,7 @@ def cartpole_factory(
     """Registry factory: Gymnasium's ``CartPole-v1`` keyword ``sutton_barto_reward`` (bool)."""
     del env_id
     env = CartPole()
-    params = env.default_params().replace(
+    params = env.default_params.replace(
         sutton_barto_reward=jnp.bool_(check_bool("sutton_barto_reward", sutton_barto_reward)),
         max_steps_in_episode=jnp.int32(max_steps_in_episode),
     )

@@ -18,12 +18,16 @@ Conventions (Gymnasium's, made pure):
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jrl.spaces import Space
+from jrl._validation import check_key
+from jrl.spaces import Discrete, Space
 
 __all__ = ["NO_TIME_LIMIT", "Environment", "auto_reset", "is_concrete"]
 
@@ -45,11 +49,88 @@ def auto_reset(done: jax.Array, stepped: tuple[Any, Any], reset: tuple[Any, Any]
     return jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset, stepped)
 
 
-class Environment:
-    """Base class. Subclasses implement ``reset_env``, ``step_env``, the two spaces and
-    ``default_params``; ``reset`` and ``step`` (with auto-reset) come from here."""
+_SIGNATURES = {
+    "reset": ("key", "params"),
+    "reset_env": ("key", "params"),
+    "step": ("key", "state", "action", "params"),
+    "step_env": ("key", "state", "action", "params"),
+}
+_GYMNASIUM_HINT = {
+    "reset": "obs, state = env.reset(jax.random.key(seed), env_params)",
+    "reset_env": "obs, state = env.reset_env(jax.random.key(seed), env_params)",
+    "step": "obs, state, reward, terminated, truncated, info = env.step(key, state, action, env_params)",
+    "step_env": "obs, state, reward, terminated, truncated, info = env.step_env(key, state, action, env_params)",
+}
 
+
+def _checked(method: Callable) -> Callable:
+    """Wrap ``reset``/``reset_env``/``step``/``step_env`` with the interface checks.
+
+    The checks read only Python values, dtypes and shapes, so they run once per trace under
+    ``jit`` and cost nothing in compiled code: a Gymnasium-style call (``env.reset(seed=0)``,
+    ``env.step(action)``), an int where a key belongs, or an action of the wrong shape or dtype
+    get an error that says what jrl expects instead of a JAX error deep inside the step.
+    """
+    name = method.__name__
+    names = _SIGNATURES[name]
+
+    @functools.wraps(method)
+    def checked(self: Environment, *args: Any, **kwargs: Any) -> Any:
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown or len(args) + len(kwargs) != len(names) or set(names[: len(args)]) & set(kwargs):
+            got = ", ".join([f"{len(args)} positional"] + [f"{k}=" for k in kwargs])
+            gymnasium = (
+                " (that is Gymnasium's interface)"
+                if {"seed", "options"} & set(kwargs) or (name.startswith("step") and len(args) + len(kwargs) == 1)
+                else ""
+            )
+            raise TypeError(
+                f"{self.env_id or type(self).__name__}.{name} takes ({', '.join(names)}), got ({got}){gymnasium}. "
+                f"jrl environments are pure functions: {_GYMNASIUM_HINT[name]}, with "
+                "env, env_params = jrl.make(env_id). To run a jrl policy in Gymnasium's own environment, "
+                "see jrl.wrappers.evaluate_in_gymnasium"
+            )
+        bound = dict(zip(names, args, strict=False)) | kwargs
+        check_key("key", bound["key"])
+        if "action" in bound:
+            self._check_action(bound["action"], bound["params"])
+        return method(self, *(bound[n] for n in names))
+
+    checked.__jrl_checked__ = True
+    return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """Base class. Subclasses are frozen dataclasses of *static* settings that implement
+    ``reset_env``, ``step_env``, the two spaces and the ``default_params`` property; ``reset`` and
+    ``step`` (with auto-reset) come from here.
+
+    Environments with ``Discrete`` actions also have ``num_actions`` (an int).
+
+    Attributes:
+        env_id: the id the environment was made with (``jrl.make`` sets it; ``""`` when built
+            directly). Keyword-only, shown in ``repr`` and error messages; it does not take part in
+            equality, so environments that differ only in their id share compiled functions.
+
+    ``reset``, ``reset_env``, ``step`` and ``step_env`` (here and in every subclass) check their
+    arguments while tracing: a PRNG key where the key belongs, and an action of the action
+    space's shape and dtype (integer for ``Discrete``); a concrete action outside the space is
+    refused too (under ``jit`` its value is unknown, so that check cannot run).
+    """
+
+    env_id: str = dataclasses.field(default="", kw_only=True, compare=False)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _SIGNATURES:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__jrl_checked__", False):
+                setattr(cls, name, _checked(method))
+
+    @property
     def default_params(self) -> Any:  # pragma: no cover - abstract
+        """The params pytree of this environment's default settings (a property, as in gymnax)."""
         raise NotImplementedError
 
     def reset_env(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:  # pragma: no cover
@@ -66,10 +147,12 @@ class Environment:
     def action_space(self, params: Any) -> Space:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @_checked
     def reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
         """Start an episode. Returns ``(obs, state)``."""
         return self.reset_env(key, params)
 
+    @_checked
     def step(
         self, key: jax.Array, state: Any, action: jax.Array, params: Any
     ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
@@ -79,7 +162,6 @@ class Environment:
         ``terminated``/``truncated`` bool scalars, ``info["final_observation"]`` the observation
         the transition led to (before any reset).
         """
-        self._check_action(action, params)
         key_step, key_reset = jax.random.split(key)
         obs, next_state, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
@@ -97,6 +179,17 @@ class Environment:
         return self.reset_env(key, params)
 
     def _check_action(self, action: Any, params: Any) -> None:
-        """Refuse a concrete out-of-space action on the host (under ``jit`` this cannot run)."""
-        if is_concrete(action, params) and jnp.ndim(action) == len(self.action_space(params).shape):
-            self.action_space(params).check(action, "action")
+        """Refuse an action of the wrong shape or dtype (also while tracing), and a concrete one
+        outside the space (host side: under ``jit`` the value is unknown)."""
+        space = self.action_space(params)
+        shape = tuple(jnp.shape(action))
+        name = self.env_id or type(self).__name__
+        if shape != space.shape:
+            batch = " (for a batch of environments, jax.vmap the step)" if len(shape) > len(space.shape) else ""
+            raise ValueError(f"{name}: action must have shape {space.shape} ({space!r}), got shape {shape}{batch}")
+        if isinstance(space, Discrete) and not jnp.issubdtype(jnp.result_type(action), jnp.integer):
+            raise TypeError(
+                f"{name}: actions of {space!r} must be integers, got dtype {jnp.result_type(action)} ({action!r})"
+            )
+        if is_concrete(action):
+            space.check(action, "action")

@@ -11,6 +11,7 @@ terminal; Gymnasium lists their rows as a single self-loop ``(1.0, s, 0, True)``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +34,31 @@ MAPS = {
 _MOVES = {0: (0, -1), 1: (1, 0), 2: (0, 1), 3: (-1, 0)}  # left, down, right, up
 
 
-def _check_desc(desc: Sequence[str]) -> tuple[str, ...]:
-    rows = tuple(desc)
-    if not rows or any(not isinstance(r, str) for r in rows):
-        raise TypeError(f"desc must be a non-empty list of strings, got {desc!r}")
+def _check_desc(desc: Any) -> tuple[str, ...]:
+    """Gymnasium's forms of a map, as rows of letters: a list of strings (``["SFF", ...]``), a list
+    of character lists (``[list("SFF"), ...]``), or a NumPy array of characters (``str`` or
+    ``bytes``, e.g. Gymnasium's own ``np.asarray(desc, dtype="c")``)."""
+
+    def letter(c: Any) -> str:
+        c = c.decode() if isinstance(c, (bytes, np.bytes_)) else c
+        if not isinstance(c, str) or len(c) != 1:
+            raise TypeError(f"desc must hold single characters, got {c!r} in {desc!r}")
+        return c
+
+    def row(r: Any) -> str:
+        if isinstance(r, (bytes, np.bytes_)):
+            return r.decode()
+        if isinstance(r, str):
+            return str(r)
+        if isinstance(r, (Sequence, np.ndarray)):
+            return "".join(letter(c) for c in r)
+        raise TypeError(f"desc rows must be strings or sequences of characters, got {r!r}")
+
+    if isinstance(desc, (str, bytes)) or not isinstance(desc, (Sequence, np.ndarray)):
+        raise TypeError(f"desc must be a list of strings, a list of character lists or a character array, got {desc!r}")
+    rows = tuple(row(r) for r in desc)
+    if not rows or not rows[0]:
+        raise ValueError(f"desc must have at least one row and one column, got {desc!r}")
     if len({len(r) for r in rows}) != 1:
         raise ValueError(f"desc rows must all have the same length, got lengths {[len(r) for r in rows]}")
     if any(c not in "SFHG" for r in rows for c in r):
@@ -78,7 +100,7 @@ def frozen_lake_mdp(desc: Sequence[str], is_slippery: bool, success_rate: float,
 
 
 def frozen_lake_model(
-    desc: Sequence[str] | None = None,
+    desc: Any = None,
     map_name: str | None = "4x4",
     is_slippery: bool = True,
     success_rate: float = 1.0 / 3.0,

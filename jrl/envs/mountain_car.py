@@ -51,6 +51,9 @@ class MountainCarState:
 class MountainCar(Environment):
     """Gymnasium's ``MountainCarEnv`` (no static settings)."""
 
+    num_actions = 3  # a class constant, not a field
+
+    @property
     def default_params(self) -> MountainCarParams:
         f32 = jnp.float32
         return MountainCarParams(
@@ -69,7 +72,7 @@ class MountainCar(Environment):
         return Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32), (2,))
 
     def action_space(self, params: Any = None) -> Discrete:
-        return Discrete(3)
+        return Discrete(self.num_actions)
 
     def reset_env(self, key: jax.Array, params: MountainCarParams) -> tuple[jax.Array, MountainCarState]:
         position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
@@ -78,7 +81,6 @@ class MountainCar(Environment):
 
     def step_env(self, key: jax.Array, state: MountainCarState, action: jax.Array, params: MountainCarParams):
         del key
-        self._check_action(action, params)
         p = params
         push = (jnp.asarray(action, jnp.float32) - 1.0) * p.force
         velocity = state.velocity + (push + jnp.cos(3 * state.position) * -p.gravity)
@@ -102,7 +104,7 @@ def mountain_car_factory(
     del env_id
     goal_velocity = check_float("goal_velocity", goal_velocity, -math.inf, math.inf)
     env = MountainCar()
-    params = env.default_params().replace(
+    params = env.default_params.replace(
         goal_velocity=jnp.float32(goal_velocity), max_steps_in_episode=jnp.int32(max_steps_in_episode)
     )
     return env, params

@@ -45,14 +45,19 @@ class ProbeEnv(Environment):
 
     kind: str
 
+    @property
     def default_params(self) -> ProbeParams:
         return ProbeParams(max_steps_in_episode=jnp.int32(1 if self.kind == "Truncation" else 2**31 - 1))
+
+    @property
+    def num_actions(self) -> int:
+        return PROBES[self.kind][0]
 
     def observation_space(self, params: Any = None) -> Box:
         return Box(0.0, 1.0, (1,))
 
     def action_space(self, params: Any = None) -> Discrete:
-        return Discrete(PROBES[self.kind][0])
+        return Discrete(self.num_actions)
 
     def reset_env(self, key: jax.Array, params: ProbeParams) -> tuple[jax.Array, ProbeState]:
         del key
@@ -60,7 +65,6 @@ class ProbeEnv(Environment):
 
     def step_env(self, key: jax.Array, state: ProbeState, action: jax.Array, params: ProbeParams):
         del key
-        self._check_action(action, params)
         length = PROBES[self.kind][1]
         time = state.time + 1
         if self.kind == "ActionReward":

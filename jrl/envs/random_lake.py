@@ -41,7 +41,7 @@ Time limit: ``jrl.make("RandomLake-v0")`` registers ``max_episode_steps = 256 = 
 with Gymnasium's ``FrozenLake-v1`` (100 steps whatever its map), the registered limit belongs to
 the id, not to the keyword arguments: ``jrl.make("RandomLake-v0", size=16)`` still has 256 steps;
 pass ``max_episode_steps=4 * 16 * 16`` along with ``size`` to keep the ``4 * size * size`` rule.
-``RandomLake(size).default_params()`` (building the environment directly) uses ``4 * size * size``.
+``RandomLake(size).default_params`` (building the environment directly) uses ``4 * size * size``.
 
 Auto-reset: ``Environment.step`` computes a reset on every step and keeps it where the episode
 ended. ``RandomLake.reset_where`` passes ``done`` into the map loops, so a map is generated only
@@ -187,6 +187,9 @@ class RandomLake(Environment):
     def __post_init__(self) -> None:
         check_int("size", self.size, MIN_SIZE, MAX_SIZE)
 
+    num_actions = 4  # a class constant, not a field
+
+    @property
     def default_params(self) -> RandomLakeParams:
         return RandomLakeParams(
             hole_probability=jnp.float32(0.2),
@@ -199,7 +202,7 @@ class RandomLake(Environment):
         return Box(0.0, 1.0, (self.size, self.size, 3))
 
     def action_space(self, params: Any = None) -> Discrete:
-        return Discrete(4)
+        return Discrete(self.num_actions)
 
     def get_obs(self, state: RandomLakeState) -> jax.Array:
         """float32 ``[size, size, 3]``: one-hot channels (hole, goal, agent)."""
@@ -221,7 +224,6 @@ class RandomLake(Environment):
         return self.get_obs(state), state
 
     def step_env(self, key: jax.Array, state: RandomLakeState, action: jax.Array, params: RandomLakeParams):
-        self._check_action(action, params)
         n = self.size
         action = jnp.asarray(action, jnp.int32)
         success = params.success_rate
@@ -263,7 +265,7 @@ def random_lake_factory(
     is_slippery = check_bool("is_slippery", is_slippery)
     success_rate = check_float("success_rate", success_rate, 0.0, 1.0)
     env = RandomLake(size)
-    params = env.default_params().replace(
+    params = env.default_params.replace(
         hole_probability=jnp.float32(hole_probability),
         is_slippery=jnp.bool_(is_slippery),
         success_rate=jnp.float32(success_rate),

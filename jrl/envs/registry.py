@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +21,13 @@ from jrl.envs.mountain_car import mountain_car_factory
 from jrl.envs.probes import probe_factory
 from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
-from jrl.envs.tabular import TabularEnv, TabularParams
+from jrl.envs.tabular import TabularEnv, TabularParams, make_tabular
 from jrl.envs.taxi import taxi_model
 
-__all__ = ["EnvSpec", "make", "registered_envs"]
+__all__ = ["EnvSpec", "make", "register", "registered_envs"]
+
+# Gymnasium's id grammar: an optional "namespace/", a name, an optional "-v<version>".
+_ID_PATTERN = re.compile(r"^(?:[\w:.-]+/)?[\w:.-]+?(?:-v\d+)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,63 +36,127 @@ class EnvSpec:
 
     Attributes:
         env_id: the id (Gymnasium's where Gymnasium has the environment).
-        factory: ``factory(env_id, max_steps_in_episode, **kwargs) -> (env, params)``; the keyword
-            arguments it accepts are its ``keywords`` attribute, or its signature after the first two.
+        factory: ``factory(env_id, max_steps_in_episode, **kwargs) -> (env, params)``, where
+            ``max_steps_in_episode`` is an int, or ``None`` to keep the params' own time limit.
         kwargs: keyword arguments fixed by this id (e.g. ``map_name="8x8"``).
-        max_episode_steps: the default time limit, as ``gymnasium.make`` gives it (``None``: no limit).
+        max_episode_steps: the default time limit, as ``gymnasium.make`` gives it
+            (``NO_TIME_LIMIT`` for none; ``None``: the factory's own params decide).
+        keywords: the keyword arguments the factory accepts (``None``: any).
     """
 
     env_id: str
     factory: Callable[..., tuple[Environment, Any]]
     kwargs: dict
     max_episode_steps: int | None
-
-    def keywords(self) -> tuple[str, ...]:
-        """The keyword arguments the factory accepts."""
-        if hasattr(self.factory, "keywords"):
-            return tuple(self.factory.keywords)
-        return tuple(inspect.signature(self.factory).parameters)[2:]
+    keywords: tuple[str, ...] | None
 
 
 def tabular_factory(model_fn: Callable[..., Any]) -> Callable[..., tuple[TabularEnv, TabularParams]]:
     """A factory for a tabular environment from a function that builds its ``TabularMDP``."""
 
     def factory(env_id: str, max_steps_in_episode: int, **kwargs: Any) -> tuple[TabularEnv, TabularParams]:
-        mdp = model_fn(**kwargs)
-        env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id)
-        return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
+        return make_tabular(model_fn(**kwargs), max_steps_in_episode, env_id)
 
-    factory.keywords = tuple(inspect.signature(model_fn).parameters)
     return factory
+
+
+def _keywords(fn: Callable[..., Any], skip: int) -> tuple[str, ...] | None:
+    """The keyword arguments ``fn`` takes after its first ``skip`` parameters (``None``: ``**kwargs``)."""
+    parameters = list(inspect.signature(fn).parameters.values())[skip:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
-def register(spec: EnvSpec) -> None:
-    """Add an id to the registry (ids are unique)."""
+def _add(spec: EnvSpec) -> None:
     if spec.env_id in _REGISTRY:
         raise ValueError(f"environment id {spec.env_id!r} is already registered")
     _REGISTRY[spec.env_id] = spec
 
 
-for _spec in (
-    EnvSpec("FrozenLake-v1", tabular_factory(frozen_lake_model), {"map_name": "4x4"}, 100),
-    EnvSpec("FrozenLake8x8-v1", tabular_factory(frozen_lake_model), {"map_name": "8x8"}, 200),
-    EnvSpec("CliffWalking-v1", tabular_factory(cliff_walking_model), {}, None),
-    EnvSpec("CliffWalkingSlippery-v1", tabular_factory(cliff_walking_model), {"is_slippery": True}, None),
-    EnvSpec("Taxi-v4", tabular_factory(taxi_model), {}, 200),
-    EnvSpec("RandomMDP-v0", tabular_factory(random_mdp_model), {}, 100),
-    EnvSpec("Probe-OneStep-v0", probe_factory("OneStep"), {}, None),
-    EnvSpec("Probe-TwoStep-v0", probe_factory("TwoStep"), {}, None),
-    EnvSpec("Probe-ActionReward-v0", probe_factory("ActionReward"), {}, None),
-    EnvSpec("Probe-Truncation-v0", probe_factory("Truncation"), {}, 1),
-    EnvSpec("CartPole-v1", cartpole_factory, {}, 500),
-    EnvSpec("Acrobot-v1", acrobot_factory, {}, 500),
-    EnvSpec("MountainCar-v0", mountain_car_factory, {}, 200),
-    EnvSpec("RandomLake-v0", random_lake_factory, {}, 256),  # 4 * 8 * 8, whatever size (random_lake.py)
+for _env_id, _model, _kwargs, _limit in (
+    ("FrozenLake-v1", frozen_lake_model, {"map_name": "4x4"}, 100),
+    ("FrozenLake8x8-v1", frozen_lake_model, {"map_name": "8x8"}, 200),
+    ("CliffWalking-v1", cliff_walking_model, {}, NO_TIME_LIMIT),
+    ("CliffWalkingSlippery-v1", cliff_walking_model, {"is_slippery": True}, NO_TIME_LIMIT),
+    ("Taxi-v4", taxi_model, {}, 200),
+    ("RandomMDP-v0", random_mdp_model, {}, 100),
 ):
-    register(_spec)
+    _add(EnvSpec(_env_id, tabular_factory(_model), _kwargs, _limit, _keywords(_model, 0)))
+for _env_id, _factory, _limit in (
+    ("Probe-OneStep-v0", probe_factory("OneStep"), NO_TIME_LIMIT),
+    ("Probe-TwoStep-v0", probe_factory("TwoStep"), NO_TIME_LIMIT),
+    ("Probe-ActionReward-v0", probe_factory("ActionReward"), NO_TIME_LIMIT),
+    ("Probe-Truncation-v0", probe_factory("Truncation"), 1),
+    ("CartPole-v1", cartpole_factory, 500),
+    ("Acrobot-v1", acrobot_factory, 500),
+    ("MountainCar-v0", mountain_car_factory, 200),
+    ("RandomLake-v0", random_lake_factory, 256),  # 4 * 8 * 8, whatever size (random_lake.py)
+):
+    _add(EnvSpec(_env_id, _factory, {}, _limit, _keywords(_factory, 2)))
+
+
+def register(env_id: str, factory: Callable[..., Any], *, max_episode_steps: int | None = None, **kwargs: Any) -> None:
+    """Register your own environment under ``env_id``, so ``jrl.make(env_id, **overrides)`` builds it.
+
+    Args:
+        env_id: Gymnasium's id form, ``[namespace/]Name[-vN]`` (e.g. ``"my/GridWorld-v0"``); ids
+            are unique, built-in ones included.
+        factory: called as ``factory(**kwargs)``; returns an ``Environment`` (its
+            ``default_params`` are used) or an ``(env, params)`` pair. An ``Environment``
+            subclass itself is a factory (its dataclass fields are the keywords).
+        max_episode_steps: the time limit ``jrl.make`` sets in the params, as Gymnasium's
+            ``register`` (``NO_TIME_LIMIT`` for none); ``None`` keeps the params' own
+            ``max_steps_in_episode``. ``jrl.make(env_id, max_episode_steps=...)`` overrides it.
+        **kwargs: default keyword arguments for the factory; ``jrl.make``'s keywords override them.
+
+    Raises:
+        ValueError: a malformed or already registered id, or a bad ``max_episode_steps``.
+        TypeError: ``factory`` is not callable, or a default keyword it does not accept.
+    """
+    if not isinstance(env_id, str) or not _ID_PATTERN.match(env_id):
+        raise ValueError(
+            f"env_id must be a string of Gymnasium's form '[namespace/]Name[-vN]' (letters, digits, "
+            f"'_', '-', '.', ':'), got {env_id!r}"
+        )
+    if env_id in _REGISTRY:
+        raise ValueError(f"environment id {env_id!r} is already registered; choose another id or version")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable (a function or an Environment class), got {factory!r}")
+    if max_episode_steps is not None:
+        check_int("max_episode_steps", max_episode_steps, 1, NO_TIME_LIMIT)
+    keywords = _keywords(factory, 0)
+    if keywords is not None:
+        unknown = sorted(set(kwargs) - set(keywords))
+        if unknown:
+            raise TypeError(
+                f"{env_id}: factory {factory!r} does not accept keyword(s) {unknown}; it takes {list(keywords)}"
+            )
+
+    def adapter(env_id: str, max_steps_in_episode: int | None, **kw: Any) -> tuple[Environment, Any]:
+        built = factory(**kw)
+        if isinstance(built, Environment):
+            env, params = built, built.default_params
+        elif isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], Environment):
+            env, params = built
+        else:
+            raise TypeError(
+                f"{env_id}: the registered factory must return a jrl Environment or an (env, params) pair, "
+                f"got {type(built).__name__}"
+            )
+        if not hasattr(params, "max_steps_in_episode") or not hasattr(params, "replace"):
+            raise TypeError(
+                f"{env_id}: params must be a flax.struct.dataclass with a max_steps_in_episode field, "
+                f"got {type(params).__name__}"
+            )
+        if max_steps_in_episode is not None:
+            params = params.replace(max_steps_in_episode=jnp.int32(max_steps_in_episode))
+        return env, params
+
+    _add(EnvSpec(env_id, adapter, dict(kwargs), max_episode_steps, keywords))
 
 
 def registered_envs() -> list[str]:
@@ -101,8 +169,8 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
 
     Keyword arguments are Gymnasium's for the same id, plus ``max_episode_steps`` (as in
     ``gymnasium.make``: overrides the registered time limit; ``None`` keeps it, ``-1`` removes it,
-    giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as
-    ``None`` (jrl environments do not render).
+    giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as ``None`` (jrl environments do
+    not render). The environment's ``env_id`` is ``env_id``.
 
     Raises:
         ValueError: unknown id (the message lists the registered ids and the closest match), or a
@@ -122,17 +190,19 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     if max_steps is None:
         max_steps = spec.max_episode_steps
     elif max_steps == -1 and not isinstance(max_steps, bool):
-        max_steps = None
+        max_steps = NO_TIME_LIMIT
     if kwargs.pop("render_mode", None) is not None:
         raise ValueError(f"{env_id}: jrl environments do not render; render_mode must be None")
-    accepted = set(spec.keywords())
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise TypeError(
-            f"{env_id} got unexpected keyword argument(s) {unknown}; it accepts "
-            f"{sorted(accepted | {'max_episode_steps', 'render_mode'})}"
-        )
-    if max_steps is None:
-        max_steps = NO_TIME_LIMIT
-    check_int("max_episode_steps", max_steps, 1, NO_TIME_LIMIT)
-    return spec.factory(env_id, max_steps, **{**spec.kwargs, **kwargs})
+    if spec.keywords is not None:
+        unknown = sorted(set(kwargs) - set(spec.keywords))
+        if unknown:
+            raise TypeError(
+                f"{env_id} got unexpected keyword argument(s) {unknown}; it accepts "
+                f"{sorted(set(spec.keywords) | {'max_episode_steps', 'render_mode'})}"
+            )
+    if max_steps is not None:
+        check_int("max_episode_steps", max_steps, 1, NO_TIME_LIMIT)
+    env, params = spec.factory(env_id, max_steps, **{**spec.kwargs, **kwargs})
+    if env.env_id != env_id:
+        env = dataclasses.replace(env, env_id=env_id)
+    return env, params

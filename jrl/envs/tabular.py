@@ -185,17 +185,26 @@ def select_index(index: jax.Array, values: jax.Array) -> jax.Array:
 class TabularEnv(Environment):
     """A finite MDP sampled from its explicit model (``params.mdp``).
 
-    Static settings: ``num_states`` (S), ``num_actions`` (A), ``num_outcomes`` (K) and a name.
-    Observations are the int32 state index, ``0 <= obs < S``.
+    Static settings: ``num_states`` (S), ``num_actions`` (A), ``num_outcomes`` (K), and the
+    ``env_id`` (keyword-only). Observations are the int32 state index, ``0 <= obs < S``.
+    ``model_params`` (keyword-only) is the params ``jrl.make`` or ``make_tabular`` built with it,
+    returned by ``default_params``; it takes no part in equality or hashing (the model is data).
     """
 
     num_states: int
     num_actions: int
     num_outcomes: int
-    name: str = "Tabular"
+    model_params: TabularParams | None = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
 
-    def default_params(self) -> TabularParams:  # pragma: no cover - built by the registry
-        raise NotImplementedError(f"{self.name}: params come from jrl.make or make_tabular")
+    @property
+    def default_params(self) -> TabularParams:
+        """The params (model and time limit) this environment was made with."""
+        if self.model_params is None:
+            raise ValueError(
+                f"{self!r} was built without a model, so it has no default params: "
+                "build tabular environments with jrl.make or jrl.make_tabular"
+            )
+        return self.model_params
 
     def observation_space(self, params: Any = None) -> Discrete:
         return Discrete(self.num_states)
@@ -245,22 +254,21 @@ class TabularEnv(Environment):
         return self.reset_from_uniform(jax.random.uniform(key), params)
 
     def step_env(self, key: jax.Array, state: TabularState, action: jax.Array, params: TabularParams):
-        self._check_action(action, params)
         return self.step_env_from_uniform(jax.random.uniform(key), state, action, params)
 
     def step(self, key: jax.Array, state: TabularState, action: jax.Array, params: TabularParams):
         """One transition with same-step auto-reset (see ``Environment.step``)."""
-        self._check_action(action, params)
         u = jax.random.uniform(key, (2,))
         return self.step_from_uniforms(u[0], u[1], state, action, params)
 
 
 def make_tabular(mdp: TabularMDP, max_steps_in_episode: int, name: str = "Tabular") -> tuple[TabularEnv, TabularParams]:
-    """A tabular environment for your own model: ``(env, params)``. The model is validated."""
+    """A tabular environment for your own model: ``(env, params)``. The model is validated;
+    ``name`` becomes the environment's ``env_id`` (shown in its repr and errors)."""
     mdp.validate()
     if isinstance(max_steps_in_episode, bool) or not isinstance(max_steps_in_episode, (int, np.integer)):
         raise TypeError(f"max_steps_in_episode must be an int, got {max_steps_in_episode!r}")
     if max_steps_in_episode < 1:
         raise ValueError(f"max_steps_in_episode must be >= 1, got {max_steps_in_episode}")
-    env = TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, name)
-    return env, TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
+    params = TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
+    return TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id=name, model_params=params), params

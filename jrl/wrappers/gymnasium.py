@@ -1,4 +1,4 @@
-"""Run a jrl policy in Gymnasium's own environment (needs ``gymnasium``: the ``dev`` extra)."""
+"""Run a jrl policy in Gymnasium's own environment (needs ``gymnasium``: the ``gymnasium`` extra)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ def evaluate_in_gymnasium(
     """
     try:
         import gymnasium
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise ImportError("evaluate_in_gymnasium needs gymnasium: pip install -e '.[dev]'") from err
+    except ImportError as err:
+        raise ImportError(
+            "evaluate_in_gymnasium needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
+            "pip install 'jrl[gymnasium]' (from a checkout: pip install -e '.[gymnasium]')"
+        ) from err
     check_int("num_episodes", num_episodes, 1)
     check_int("seed", seed, 0)
     # One policy call for all episodes per step, instead of one per episode-step: a compiled call
