@@ -14,8 +14,8 @@ import pytest
 import jrl
 from jrl.algorithms import dqn
 from jrl.algorithms.replay import replay_add, replay_init, replay_sample
-from jrl.envs.probes import ProbeEnv, ProbeParams
-from jrl.spaces import Box
+from jrl.envs.probes import ProbeEnv, ProbeParams, ProbeState
+from jrl.spaces import Box, Discrete
 
 PROBE_CONFIG = dqn.default_config("Probe-OneStep-v0")  # the same for every probe
 GAMMA = PROBE_CONFIG.gamma
@@ -154,6 +154,48 @@ def test_n_step_dqn_learns_analytic_values_on_probes(env_id, expected):
         np.testing.assert_allclose(
             q_values(config, env, params, result, [obs]), values, atol=0.05 * max(1.0, max(map(abs, values)))
         )
+
+
+# --- double DQN: the online network chooses, the target network evaluates -----------------------
+class _TwoArms(ProbeEnv):
+    """Two actions, reward 1 for action 1 and 0 for action 0, never terminates, truncated after every
+    step; the observation is always [1] (an all-zero input would give every action the same initial
+    Q-value, the output bias)."""
+
+    def action_space(self, params=None):
+        return Discrete(2)
+
+    def reset_env(self, key, params):
+        return jnp.ones(1, jnp.float32), ProbeState(time=jnp.int32(0))
+
+    def step_env(self, key, state, action, params):
+        time = state.time + 1
+        reward = (action == 1).astype(jnp.float32)
+        return jnp.ones(1, jnp.float32), ProbeState(time=time), reward, jnp.bool_(False), time >= 1, {}
+
+
+def test_double_dqn_chooses_the_next_action_with_the_online_network():
+    """With a target update interval longer than the run the target network is the initial network
+    Q0 throughout, so every target is ``r(a) + gamma * Q0(1, b)`` and the online network converges to
+    exactly that. Double DQN picks ``b`` by the online network, which learns that action 1 is the
+    better one: ``b = 1``. This seed's Q0 prefers action 0, so choosing ``b`` by the target network
+    (plain DQN's max) would give ``b = 0`` and values higher by ``gamma * (Q0(1, 0) - Q0(1, 1))``.
+
+    Q0 comes from the same compiled training run with learning rate 0 (vmapped alongside), which
+    returns its initial parameters.
+    """
+    env, params = _TwoArms("Truncation"), ProbeParams(max_steps_in_episode=jnp.int32(1))
+    config = PROBE_CONFIG.replace(num_steps=300, target_update_interval=10**9, eval_episodes=0, double_dqn=True)
+    assert config.num_steps < config.target_update_interval
+    hyperparams = jax.tree.map(lambda x: jnp.stack([x, x]), config.hyperparams())
+    hyperparams = hyperparams.replace(learning_rate=jnp.array([config.learning_rate, 0.0], jnp.float32))
+    result = jax.jit(jax.vmap(dqn.make_train(config, env, params), in_axes=(None, 0)))(jax.random.key(2), hyperparams)
+    network = dqn._network(config, 2)
+    learned, initial = np.asarray(jax.vmap(network.apply, in_axes=(0, None))(result.params, jnp.ones(1)))
+    assert int(result.metrics["updates"][0].sum()) > 0
+    assert initial[0] - initial[1] > 0.3, f"the test needs an initial network that prefers action 0: {initial}"
+    rewards = np.array([0.0, 1.0])
+    np.testing.assert_allclose(learned, rewards + GAMMA * initial[1], atol=0.02)  # plain DQN: + GAMMA * initial[0]
 
 
 class _ContinuousActions(ProbeEnv):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ import pytest
 import jrl
 from jrl.algorithms import q_learning as ql
 from jrl.envs.core import Environment
+from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
 from jrl.planning import policy_evaluation, policy_q_values, value_iteration
 
 GAMMA = 0.9
@@ -211,6 +213,166 @@ def test_greedy_policy_evaluated_in_parallel_matches_exact_finite_horizon_value(
     stderr = returns.std() / np.sqrt(returns.size)
     assert returns.shape == (20_000,) and returns.dtype == np.float32
     assert abs(returns.mean() - expected) < 5 * stderr, (returns.mean(), expected)
+
+
+# --- end-of-episode bootstrapping, Expected SARSA's probabilities, Double Q's two tables ----------
+# On RandomMDP-v0 under a uniform policy the successor and the reset state have the same
+# distribution, so most of these mechanisms are invisible there. The models below make them differ.
+def chain_mdp(first_rewards, loop_rewards):
+    """Start in state 0; any action moves to state 1 with reward ``first_rewards[a]``; state 1 loops
+    on itself with reward ``loop_rewards[a]``. Nothing terminates: with a time limit of 2 every
+    episode is 0 -> 1 -> 1, truncated in state 1 (its final observation) and reset to state 0."""
+    num_actions = len(first_rewards)
+    outcomes = {(0, a): [(1.0, 1, r, False)] for a, r in enumerate(first_rewards)}
+    outcomes |= {(1, a): [(1.0, 1, r, False)] for a, r in enumerate(loop_rewards)}
+    return tabular_mdp_from_numpy(*outcome_table(2, num_actions, outcomes), np.array([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("algorithm", ["q_learning", "sarsa", "expected_sarsa"])
+def test_truncated_step_bootstraps_from_the_final_observation_exactly(algorithm):
+    """One action, one environment, alpha = gamma = 1/2: the run is deterministic and every value is
+    a short binary fraction, so the table after 8 steps equals a by-hand replay bit for bit.
+
+    Each truncated step (1 -> 1, reward 1) must bootstrap from its final observation, state 1, not
+    from the state 0 the environment has already been reset to (that would give 0.78125 instead of
+    0.875 for Q(1) after the fourth step).
+    """
+    env, params = jrl.make_tabular(chain_mdp([0.0], [1.0]), max_steps_in_episode=2)
+    config = ql.QLearningConfig(
+        num_envs=1,
+        num_steps=8,
+        alpha=0.5,
+        gamma=0.5,
+        epsilon_start=0.0,
+        epsilon_end=0.0,
+        algorithm=algorithm,
+        log_interval=2,
+    )
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    q0 = q1 = 0.0
+    for t in range(config.num_steps):
+        if t % 2 == 0:  # 0 -> 1, reward 0, not the last step of the episode
+            q0 += 0.5 * (0.0 + 0.5 * q1 - q0)
+        else:  # 1 -> 1, reward 1, truncated: final observation 1, next observation 0
+            q1 += 0.5 * (1.0 + 0.5 * q1 - q1)
+    assert (q0, q1) == (0.4296875, 1.3671875)
+    np.testing.assert_array_equal(np.asarray(result.q_table), np.array([[q0], [q1]], np.float32))
+    np.testing.assert_array_equal(np.asarray(result.metrics["episode_length"]), 2.0)
+
+
+@pytest.mark.parametrize("algorithm", ql.ALGORITHMS)
+def test_truncated_episodes_converge_to_the_values_of_the_final_observation(algorithm):
+    """The chain 0 -> 1 -> 1 (time limit 2) with rewards [0, 2] in state 0 and [1, 0] in state 1,
+    gamma 0.5, fixed epsilon 0.2. Off-policy methods must reach Q* = [[1, 3], [2, 1]], on-policy ones
+    the values of the epsilon-greedy policy, [[0.9, 2.9], [1.9, 0.9]].
+
+    Both need the truncated step 1 -> 1 to bootstrap from state 1 (bootstrapping from the reset state
+    0 gives Q(1) = [2.67, 1.67] for Q-learning). SARSA additionally needs a fresh epsilon-greedy
+    action at state 1 for that bootstrap: the next episode's already-chosen action was picked at
+    state 0, where the greedy action is 1, while state 1's is 0; bootstrapping with it gives Q(1) =
+    [1.1, 0.1].
+    """
+    epsilon, gamma = 0.2, 0.5
+    mdp = chain_mdp([0.0, 2.0], [1.0, 0.0])
+    env, params = jrl.make_tabular(mdp, max_steps_in_episode=2)
+    config = ql.QLearningConfig(
+        num_envs=64,
+        num_steps=400,
+        alpha=0.2,
+        gamma=gamma,
+        epsilon_start=epsilon,
+        epsilon_end=epsilon,
+        algorithm=algorithm,
+        log_interval=400,
+    )
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    if algorithm in ("sarsa", "expected_sarsa"):
+        greedy = np.array([1, 0])
+        policy = epsilon / 2 + (1 - epsilon) * np.eye(2)[greedy]
+        reference = np.asarray(policy_q_values(mdp, jnp.asarray(policy), gamma))
+        np.testing.assert_array_equal(reference.argmax(axis=1), greedy)  # the policy is epsilon-greedy in its own Q
+        np.testing.assert_allclose(reference, [[0.9, 2.9], [1.9, 0.9]], atol=1e-5)
+    else:
+        reference = np.asarray(value_iteration(mdp, gamma))
+        np.testing.assert_allclose(reference, [[1.0, 3.0], [2.0, 1.0]], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(result.q_table), reference, atol=0.03, err_msg=algorithm)
+
+
+def test_expected_sarsa_probabilities_are_the_epsilon_greedy_action_frequencies():
+    """Expected SARSA's bootstrap weights (``_epsilon_greedy_probs``) must be the distribution of the
+    actions ``epsilon_greedy`` draws, ties included: actions tied for the maximum share the greedy
+    mass ``1 - epsilon`` (each row sums to 1).
+
+    ``epsilon_greedy`` is a deterministic function of its uniform ``u``; on a grid of N evenly spaced
+    ``u`` the share of each action is its probability to within a few grid points (its ``u`` are at
+    most two intervals: one exploring, one greedy). Small integer Q-values make most rows ties.
+    """
+    rng = np.random.default_rng(0)
+    num_rows, grid = 24, 4096
+    u = jnp.tile((jnp.arange(grid, dtype=jnp.float32) + 0.5) / grid, num_rows)
+    draw = jax.jit(ql.epsilon_greedy)
+    for num_actions in (2, 3, 5):
+        rows = rng.integers(0, 3, size=(num_rows, num_actions)).astype(np.float32)
+        rows[0] = 1.0  # every action tied
+        is_max = rows == rows.max(axis=1, keepdims=True)
+        assert np.sum(is_max.sum(axis=1) > 1) >= num_rows // 4, "the test needs many tied rows"
+        for epsilon in (0.0, 0.1, 0.5, 1.0):
+            probs = np.asarray(ql._epsilon_greedy_probs(jnp.asarray(rows), jnp.float32(epsilon)))
+            np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+            expected = epsilon / num_actions + (1 - epsilon) * is_max / is_max.sum(axis=1, keepdims=True)
+            np.testing.assert_allclose(probs, expected, atol=1e-6)
+            actions = np.asarray(draw(jnp.asarray(np.repeat(rows, grid, axis=0)), jnp.float32(epsilon), u))
+            counts = np.stack([np.bincount(a, minlength=num_actions) for a in actions.reshape(num_rows, grid)])
+            np.testing.assert_allclose(counts / grid, probs, atol=3 / grid, err_msg=f"A={num_actions}, eps={epsilon}")
+
+
+def maximization_bias_mdp(num_actions: int = 10, num_rewards: int = 8):
+    """Sutton & Barto's Example 6.7 as a table: start state A (0) and state B (1).
+
+    In A, action 0 ("right") terminates with reward 0; the others ("left", several copies because
+    every state has the same actions) move to B with reward 0. Every action in B terminates with a
+    reward drawn uniformly from ``num_rewards`` normal quantiles, standardised to mean exactly -0.1
+    and variance 1. With gamma 1, Q*(A, left) = -0.1 < Q*(A, right) = 0.
+    """
+    z = np.array([statistics.NormalDist().inv_cdf((k + 0.5) / num_rewards) for k in range(num_rewards)])
+    rewards = -0.1 + z / np.sqrt(np.mean(z**2))
+    outcomes = {(0, 0): [(1.0, 0, 0.0, True)]}
+    outcomes |= {(0, a): [(1.0, 1, 0.0, False)] for a in range(1, num_actions)}
+    outcomes |= {(1, a): [(1.0 / num_rewards, 0, r, True) for r in rewards] for a in range(num_actions)}
+    return tabular_mdp_from_numpy(*outcome_table(2, num_actions, outcomes), np.array([1.0, 0.0]))
+
+
+def test_double_q_learning_avoids_the_maximization_bias():
+    """Example 6.7 / Figure 6.5: Q-learning's max over B's noisy estimates makes going left look
+    better than it is; Double Q-learning selects B's action with one table and evaluates it with the
+    other, whose noise is independent, and does not.
+
+    64 single-environment runs of each, alpha 0.1, in one vmapped call per algorithm, under two
+    behaviours: uniformly random (the estimates alone: Q-learning's Q(A, left) ends near +0.25,
+    Double Q-learning's near -0.07, true -0.1), and epsilon-greedy with epsilon 0.1 (the textbook's
+    control problem: the share of episodes that go left in the first 250 steps, about 0.8 against
+    0.3). If Double Q-learning evaluated with the selecting table it would behave like Q-learning
+    on both counts.
+    """
+    mdp = maximization_bias_mdp()
+    np.testing.assert_allclose(np.asarray(value_iteration(mdp, 1.0))[0, :2], [0.0, -0.1], atol=1e-6)
+    env, params = jrl.make_tabular(mdp, max_steps_in_episode=100)
+    seeds = 64
+    epsilon = jnp.repeat(jnp.array([0.1, 1.0], jnp.float32), seeds)
+    hyperparams = ql.QLearningHyperparams(
+        alpha=jnp.full_like(epsilon, 0.1), gamma=jnp.ones_like(epsilon), epsilon_start=epsilon, epsilon_end=epsilon
+    )
+    keys = jax.random.split(jax.random.key(0), 2 * seeds)
+    q_left, left_share = {}, {}
+    for algorithm in ("q_learning", "double_q_learning"):
+        config = ql.QLearningConfig(num_envs=1, num_steps=1000, gamma=1.0, algorithm=algorithm, log_interval=250)
+        result = jax.jit(jax.vmap(ql.make_train(config, env, params)))(keys, hyperparams)
+        q_left[algorithm] = float(jnp.mean(result.q_table[seeds:, 0, 1:]))  # uniform behaviour
+        left_share[algorithm] = float(jnp.mean(result.metrics["episode_length"][:seeds, 0])) - 1.0  # epsilon 0.1
+    assert q_left["q_learning"] > 0.15, q_left
+    assert -0.2 < q_left["double_q_learning"] < -0.02, q_left
+    assert left_share["q_learning"] > 0.6, left_share
+    assert left_share["double_q_learning"] < left_share["q_learning"] - 0.3, left_share
 
 
 # --- bad input, before any tracing -------------------------------------------------------------
