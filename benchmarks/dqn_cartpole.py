@@ -59,7 +59,7 @@ NUM_SEEDS = 8
 TARGET_REJAX = 4.0  # jrl's total time at most 1/4 of rejax's
 TARGET_SB3 = 5.0  # ... and at most 1/5 of SB3's
 TARGET_SEEDS = 2.5  # 8 vmapped seeds at most 2.5x the time of one
-REJAX_SEEDS_MEASURED = 5.8  # ../shared/BASELINES.md
+REJAX_SEEDS_MEASURED = 5.8  # docs/benchmarks.md, "Reference figures for the baselines"
 
 # rejax's published CartPole DQN (rejax repository, configs/gymnax/cartpole.yaml, the ``dqn`` entry,
 # whose field names are rejax 0.1.3's). ``target_update_freq`` is commented out there, so rejax's

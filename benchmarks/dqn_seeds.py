@@ -59,7 +59,7 @@ from jrl.algorithms import dqn  # noqa: E402
 
 ENV_ID = "CartPole-v1"
 TARGET_SEEDS = 2.5  # issue 3: N = 8 vmapped seeds at most 2.5x the run time of one
-REJAX_SEEDS_MEASURED = 5.8  # ../shared/BASELINES.md: rejax, 8 seeds vmapped vs 1
+REJAX_SEEDS_MEASURED = 5.8  # docs/benchmarks.md, "Reference figures for the baselines": rejax, 8 seeds vmapped vs 1
 GRAD_BATCH = 128
 GRAD_STEPS = 2_000
 

@@ -4,7 +4,7 @@ Times one compiled call that draws ``--samples`` batches of 128 CartPole-sized t
 field read) from a full buffer of capacity 10,000, 100,000, 1,000,000 and 10,000,000, in the same
 run, and prints the ratios. For comparison it also times ``jax.random.choice(replace=False, p=...)``
 index sampling at 10,000 and 1,000,000, whose cost grows with capacity (the method
-``../shared/BASELINES.md`` reports rejax using). The work per batch is the same at every capacity;
+docs/benchmarks.md's reference figures report rejax using). The work per batch is the same at every capacity;
 what can change is memory: a small buffer sits in the CPU's caches, a large one does not, so the
 random rows of a batch become cache misses. Past the caches (1M and 10M) the cost is flat.
 

@@ -7,13 +7,14 @@ Pure-functional environments (``jrl.make``), exact tabular models and planning
 
 from jrl import algorithms, envs, planning, spaces
 from jrl.envs import NO_TIME_LIMIT, Environment, TabularMDP, make, make_tabular, register, registered_envs
-from jrl.evaluate import EpisodeStats, evaluate, evaluate_episodes
+from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
 from jrl.spaces import Box, Discrete
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NO_TIME_LIMIT",
+    "UNLIMITED_EPISODE_CAP",
     "Box",
     "Discrete",
     "Environment",

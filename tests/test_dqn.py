@@ -190,7 +190,7 @@ def test_double_dqn_chooses_the_next_action_with_the_online_network():
     hyperparams = jax.tree.map(lambda x: jnp.stack([x, x]), config.hyperparams())
     hyperparams = hyperparams.replace(learning_rate=jnp.array([config.learning_rate, 0.0], jnp.float32))
     result = jax.jit(jax.vmap(dqn.make_train(config, env, params), in_axes=(None, 0)))(jax.random.key(2), hyperparams)
-    network = dqn._network(config, 2)
+    network = dqn._network(config, 2, env.observation_space(params))
     learned, initial = np.asarray(jax.vmap(network.apply, in_axes=(0, None))(result.params, jnp.ones(1)))
     assert int(result.metrics["updates"][0].sum()) > 0
     assert initial[0] - initial[1] > 0.3, f"the test needs an initial network that prefers action 0: {initial}"
