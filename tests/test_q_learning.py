@@ -12,6 +12,7 @@ import pytest
 
 import jrl
 from jrl.algorithms import q_learning as ql
+from jrl.algorithms.common import METRICS
 from jrl.envs.core import Environment
 from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
 from jrl.planning import policy_evaluation, policy_q_values, value_iteration
@@ -173,23 +174,16 @@ def test_metrics_shapes_and_nan_when_no_episode_finished():
     env, params = jrl.make("CliffWalking-v1")
     config = ql.QLearningConfig(num_envs=4, num_steps=10, log_interval=5, epsilon_start=0.0, epsilon_end=0.0)
     result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
-    assert set(result.metrics) == {
-        "step",
-        "epsilon",
-        "episode_return",
-        "episode_length",
-        "episodes",
-        "td_error",
-        "greedy_value",
-        "q_finite",
-    }
+    assert set(result.metrics) == set(METRICS) | {"episode_length", "td_error", "greedy_value"}
     for values in result.metrics.values():
         assert values.shape == (2,)
     # The shortest CliffWalking episode takes 13 steps: none can finish within 10.
     assert np.all(np.asarray(result.metrics["episodes"]) == 0)
     assert np.all(np.isnan(np.asarray(result.metrics["episode_return"])))
     np.testing.assert_array_equal(np.asarray(result.metrics["step"]), [5, 10])
-    assert bool(jnp.all(result.metrics["q_finite"]))
+    np.testing.assert_array_equal(np.asarray(result.metrics["env_steps"]), [20.0, 40.0])
+    assert bool(jnp.all(result.metrics["finite"]))
+    assert bool(jnp.all(jnp.isnan(result.metrics["eval_return"])))  # eval_episodes = 0: no evaluation
 
 
 def test_greedy_policy_evaluated_in_parallel_matches_exact_finite_horizon_value():

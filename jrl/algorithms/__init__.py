@@ -1,5 +1,89 @@
-"""Training algorithms: each a readable ``make_train(config, env, env_params) -> train``."""
+"""Training algorithms, each one readable file with the same contract (``jrl.algorithms.common``):
+``make_algorithm(config, env, env_params)`` -> ``init`` / ``run`` / ``result``, ``make_train``,
+``greedy_policy(config, env, env_params, result)``, ``default_config(env_id)``.
 
-from jrl.algorithms import dqn, q_learning
+``get(name)`` finds one by the name the command line uses (``jrl train --algo NAME``).
+"""
 
-__all__ = ["dqn", "q_learning"]
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from jrl.algorithms import common, dqn, q_learning
+from jrl.envs.core import Environment
+from jrl.envs.tabular import TabularEnv
+from jrl.spaces import Discrete
+
+__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSpec:
+    """What a runner needs to drive an algorithm by name.
+
+    Attributes:
+        name: the name (``q_learning``, ``sarsa``, ``expected_sarsa``, ``double_q_learning``, ``dqn``).
+        module: the algorithm's module (``make_algorithm``, ``make_train``, ``greedy_policy``).
+        config_class: its config dataclass.
+        fixed: config fields this name fixes (``sarsa`` is ``q_learning`` with ``algorithm="sarsa"``).
+    """
+
+    name: str
+    module: ModuleType
+    config_class: type
+    fixed: dict
+
+    def default_config(self, env_id: str) -> Any:
+        """The tuned config for ``env_id`` (with this name's fixed fields); ``ValueError`` if none."""
+        return self.module.default_config(env_id).replace(**self.fixed)
+
+    def make_config(self, **fields: Any) -> Any:
+        """A config from fields; this name's fixed fields win (a conflicting value is refused)."""
+        for key, value in self.fixed.items():
+            if key in fields and fields[key] != value:
+                raise ValueError(f"--algo {self.name} fixes {key}={value!r}; got {key}={fields[key]!r}")
+        return self.config_class.from_dict({**fields, **self.fixed})
+
+    def make_algorithm(self, config: Any, env: Environment, env_params: Any) -> common.Algorithm:
+        return self.module.make_algorithm(config, env, env_params)
+
+    @property
+    def greedy_policy(self) -> Callable[..., Any]:
+        return self.module.greedy_policy
+
+    def check_env(self, env: Environment, env_params: Any) -> None:
+        """Raise ``ValueError`` saying why this algorithm does not fit ``env`` (host side)."""
+        if self.module is q_learning and not isinstance(env, TabularEnv):
+            raise ValueError(
+                f"{self.name} is tabular: it needs a finite model (a tabular environment); "
+                f"{env.env_id or type(env).__name__} is not tabular: use --algo dqn"
+            )
+        if self.module is dqn and not isinstance(env.action_space(env_params), Discrete):
+            raise ValueError(f"dqn needs Discrete actions; {env.env_id} has {env.action_space(env_params)!r}")
+
+
+_SPECS = {
+    **{
+        name: AlgorithmSpec(name, q_learning, q_learning.QLearningConfig, {"algorithm": name})
+        for name in q_learning.ALGORITHMS
+    },
+    "dqn": AlgorithmSpec("dqn", dqn, dqn.DQNConfig, {}),
+}
+
+
+def names() -> list[str]:
+    """Every name ``get`` accepts."""
+    return list(_SPECS)
+
+
+def get(name: str) -> AlgorithmSpec:
+    """The algorithm called ``name``; ``ValueError`` naming the known ones (and the closest) otherwise."""
+    if name not in _SPECS:
+        close = difflib.get_close_matches(str(name), list(_SPECS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown algorithm {name!r}.{hint} Known: {names()}")
+    return _SPECS[name]

@@ -34,7 +34,16 @@ from jax.flatten_util import ravel_pytree
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
-from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
+from jrl.algorithms.common import (
+    Algorithm,
+    Config,
+    _runtime_values,
+    check_finite,
+    epsilon_greedy,
+    hyperparam_grid,
+    linear_epsilon,
+    train_function,
+)
 from jrl.algorithms.networks import NETWORKS, QNetwork
 from jrl.algorithms.replay import ReplayBuffer, replay_add, replay_init, replay_sample, sequence_indices
 from jrl.envs.core import Environment
@@ -47,9 +56,12 @@ __all__ = [
     "DQNConfig",
     "DQNHyperparams",
     "DQNResult",
+    "DQNState",
     "check_finite",
     "default_config",
     "greedy_policy",
+    "hyperparam_grid",
+    "make_algorithm",
     "make_train",
     "n_step_batch",
 ]
@@ -67,7 +79,7 @@ class DQNHyperparams:
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(Config):
     """Settings of a DQN run; validated on construction and on ``replace``.
 
     Attributes:
@@ -118,6 +130,9 @@ class DQNConfig:
             have ``stopped`` True, no updates or episodes and NaN returns); ``None``: never. Needs
             ``eval_episodes > 0``. Under ``vmap`` the stopped members idle while the others train.
     """
+
+    HYPERPARAMS = DQNHyperparams
+    DEFAULT_RECORDS = 50
 
     num_envs: int = 10
     num_steps: int = 10_000
@@ -209,16 +224,6 @@ class DQNConfig:
             if self.num_steps % self.log_interval:
                 raise ValueError(f"log_interval={self.log_interval} must divide num_steps={self.num_steps}")
 
-    def replace(self, **changes: Any) -> DQNConfig:
-        """A copy with ``changes`` applied (and validated)."""
-        return replace_config(self, changes)
-
-    def resolved_log_interval(self) -> int:
-        """``log_interval``, or the divisor of ``num_steps`` giving closest to 50 records."""
-        if self.log_interval is not None:
-            return self.log_interval
-        return divisor_closest_to(self.num_steps, 50)
-
     def total_updates(self) -> int:
         """Gradient steps in a full run: ``updates_per_iteration`` per update phase."""
         first = math.ceil(self.learning_starts / self.num_envs)
@@ -226,27 +231,17 @@ class DQNConfig:
         phases = max(0, -(-(self.num_steps - first) // self.train_interval))
         return phases * self.updates_per_iteration
 
-    def hyperparams(self) -> DQNHyperparams:
-        """This config's numeric hyperparameters as float32 scalars."""
-        return DQNHyperparams(
-            learning_rate=jnp.float32(self.learning_rate),
-            gamma=jnp.float32(self.gamma),
-            epsilon_start=jnp.float32(self.epsilon_start),
-            epsilon_end=jnp.float32(self.epsilon_end),
-            tau=jnp.float32(self.tau),
-        )
-
 
 @struct.dataclass
 class DQNResult:
     """``params``: the online network's Flax parameters at the end of training (with
-    ``config.keep_best``: at its best in-loop evaluation). ``metrics``: dict of arrays ``[num_logs]``:
-    ``step`` (iterations so far; environment steps = step * num_envs), ``epsilon``,
-    ``episode_return`` (mean return of training episodes finished in the interval, NaN if none),
-    ``episodes``, ``loss`` (mean over the interval's gradient steps, NaN if none), ``updates``,
-    ``nonfinite_updates`` (skipped non-finite gradient steps), ``eval_return`` (mean greedy return
-    over ``eval_episodes`` episodes at the end of the interval), and with ``config.stop_return``,
-    ``stopped`` (True where training had already stopped, so the interval was not run)."""
+    ``config.keep_best``: at its best in-loop evaluation). ``metrics``: dict of arrays
+    ``[num_logs]``: the shared ones (``jrl.algorithms.common.METRICS``: ``step`` = iterations so
+    far, ``env_steps``, ``epsilon``, ``episode_return``, ``episodes``, ``eval_return`` = mean greedy
+    return over ``eval_episodes`` episodes at the end of the interval, ``finite`` = no non-finite
+    gradient step in the interval), then ``loss`` (mean over the interval's gradient steps, NaN if
+    none), ``updates``, ``nonfinite_updates`` (skipped non-finite gradient steps) and ``stopped``
+    (True where ``stop_return`` had already been reached, so the interval was not run)."""
 
     params: Any
     metrics: dict
@@ -290,8 +285,48 @@ def _check_env(env: Environment, env_params: Any) -> Discrete:
     return space
 
 
-def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable[..., DQNResult]:
-    """Validate on the host, then return ``train(key, hyperparams=None) -> DQNResult`` (pure)."""
+@struct.dataclass
+class DQNState:
+    """Everything a DQN run needs to continue (``N = num_envs``, ``P`` network parameters).
+
+    Attributes:
+        params, target: float32 ``[P]``, the online and target networks' parameters as flat
+            vectors (Adam, clipping, the finite-check and Polyak averaging then compile to a few
+            fused loops; ``result`` restores the Flax tree).
+        opt_state: the optimizer's state (over the flat vector).
+        buffer: the replay buffer (``jrl.algorithms.replay.ReplayBuffer``).
+        obs: ``[N, ...]`` current observations; env_state: the environments' states.
+        episode_return: float32 ``[N]``, of the episodes under way.
+        best_params: float32 ``[P]``, the parameters of the best in-loop evaluation so far
+            (``keep_best``; otherwise the initial parameters, unused).
+        best_return: float32, that evaluation's mean return (``-inf`` before any).
+        stopped: bool, ``stop_return`` was reached (always False without ``stop_return``).
+        key, eval_key: the loop's and the in-loop evaluations' keys (iteration ``t`` uses
+            ``fold_in(key, t)``, interval ``i`` ``fold_in(eval_key, i)``).
+        hyperparams: ``DQNHyperparams`` (float32 scalars).
+        log_index: int32, logging intervals done (iteration = log_index * log_interval).
+    """
+
+    params: jax.Array
+    target: jax.Array
+    opt_state: Any
+    buffer: ReplayBuffer
+    obs: jax.Array
+    env_state: Any
+    episode_return: jax.Array
+    best_params: jax.Array
+    best_return: jax.Array
+    stopped: jax.Array
+    key: jax.Array
+    eval_key: jax.Array
+    hyperparams: DQNHyperparams
+    log_index: jax.Array
+
+
+def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algorithm:
+    """Validate on the host, then return the ``Algorithm`` (``init``, ``run``, ``result``; see
+    ``jrl.algorithms.common``) of this config on this environment. All three are pure: jit ``run``
+    with ``static_argnums=1`` (the number of intervals)."""
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
     num_actions = _check_env(env, env_params).n
@@ -303,35 +338,36 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
     network = _network(config, num_actions, obs_space)
     num_envs = config.num_envs
     log_interval = config.resolved_log_interval()
-    num_logs = config.num_steps // log_interval
     decay_steps = config.epsilon_decay_fraction * config.num_steps
     learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
+    # The flat-vector layout depends only on the parameters' shapes, so it is built from an
+    # abstract initialisation (nothing runs); the real one happens in init.
+    obs_example = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0]
+    param_shapes = jax.eval_shape(network.init, jax.random.key(0), obs_example)
+    _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), param_shapes))
 
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
-    def train(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNResult:
-        check_key("key", key)
-        hp = config.hyperparams() if hyperparams is None else hyperparams
+    def optimizer_for(hp: DQNHyperparams) -> optax.GradientTransformation:
         learning_rate = hp.learning_rate
         if config.anneal_lr:
             learning_rate = optax.linear_schedule(hp.learning_rate, 0.0, max(config.total_updates(), 1))
-        optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
+
+    def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
+        return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
+
+    def greedy(flat_params, obs, key):
+        del key
+        return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
+
+    def init(key: jax.Array, hyperparams: DQNHyperparams | None = None) -> DQNState:
+        check_key("key", key)
+        hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-        # The online, target and optimizer states are single flat vectors: Adam, clipping, the
-        # finite-check and Polyak averaging then compile to a few fused loops instead of several per
-        # parameter leaf (an earlier CartPole config: 392 -> 359 fusions, compile about 15% shorter
-        # on CPU). ``unravel`` restores the Flax tree where the network is applied, and for the result.
-        params, unravel = ravel_pytree(network.init(k_init, obs[0]))
-
-        def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
-            return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
-
-        def greedy(flat_params, obs, key):
-            del key
-            return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
-
+        params, _ = ravel_pytree(network.init(k_init, obs[0]))
         example = {
             "obs": obs[0],
             "action": jnp.int32(0),
@@ -341,173 +377,184 @@ def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable
         }
         if config.n_step > 1:
             example["truncated"] = jnp.bool_(False)
-        carry = {
-            "params": params,
-            "target": params,
-            "opt_state": optimizer.init(params),
-            "buffer": replay_init(example, config.buffer_size),
-            "obs": obs,
-            "env_state": env_state,
-            "episode_return": jnp.zeros(num_envs, jnp.float32),
-        }
+        return DQNState(
+            params=params,
+            target=params,
+            opt_state=optimizer_for(hp).init(params),
+            buffer=replay_init(example, config.buffer_size),
+            obs=obs,
+            env_state=env_state,
+            episode_return=jnp.zeros(num_envs, jnp.float32),
+            best_params=params,
+            best_return=jnp.float32(-jnp.inf),
+            stopped=jnp.bool_(False),
+            key=k_loop,
+            eval_key=k_eval,
+            hyperparams=hp,
+            log_index=jnp.int32(0),
+        )
 
-        def loss_fn(params, target, batch):
-            q = q_values(params, batch["obs"])
-            q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
-            q_next_target = q_values(target, batch["next_obs"])
-            if config.double_dqn:
-                best = jnp.argmax(q_values(params, batch["next_obs"]), axis=-1)
-            else:
-                best = jnp.argmax(q_next_target, axis=-1)
-            boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
-            not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
+    def loss_fn(params, target, batch, hp):
+        q = q_values(params, batch["obs"])
+        q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
+        q_next_target = q_values(target, batch["next_obs"])
+        if config.double_dqn:
+            best = jnp.argmax(q_values(params, batch["next_obs"]), axis=-1)
+        else:
+            best = jnp.argmax(q_next_target, axis=-1)
+        boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
+        not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
+        if config.n_step == 1:
+            y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
+        else:
+            y = jax.lax.stop_gradient(batch["reward"] + rounded(batch["discount"] * not_terminal * boot))
+        if config.loss == "huber":
+            return jnp.mean(optax.huber_loss(q_sa, y))
+        return 0.5 * jnp.mean(jnp.square(q_sa - y))
+
+    def learn_phase(params, opt_state, target, buffer, key, hp):
+        """``updates_per_iteration`` gradient steps; non-finite ones are skipped and counted."""
+        optimizer = optimizer_for(hp)
+
+        def gradient_step(carry, key):
+            params, opt_state, loss_sum, nonfinite = carry
             if config.n_step == 1:
-                y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
+                batch = replay_sample(buffer, key, config.batch_size)
             else:
-                y = jax.lax.stop_gradient(batch["reward"] + rounded(batch["discount"] * not_terminal * boot))
-            if config.loss == "huber":
-                return jnp.mean(optax.huber_loss(q_sa, y))
-            return 0.5 * jnp.mean(jnp.square(q_sa - y))
+                batch = n_step_batch(buffer, key, config.batch_size, config.n_step, num_envs, hp.gamma)
+            loss, grads = jax.value_and_grad(loss_fn)(params, target, batch, hp)
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
+            finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
 
-        def learn_phase(params, opt_state, target, buffer, key):
-            """``updates_per_iteration`` gradient steps; non-finite ones are skipped and counted."""
+            def keep(new, old):
+                return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
 
-            def gradient_step(state, key):
-                params, opt_state, loss_sum, nonfinite = state
-                if config.n_step == 1:
-                    batch = replay_sample(buffer, key, config.batch_size)
-                else:
-                    batch = n_step_batch(buffer, key, config.batch_size, config.n_step, num_envs, hp.gamma)
-                loss, grads = jax.value_and_grad(loss_fn)(params, target, batch)
-                updates, new_opt_state = optimizer.update(grads, opt_state, params)
-                new_params = optax.apply_updates(params, updates)
-                leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
-                finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
-
-                def keep(new, old):
-                    return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
-
-                state = (
-                    keep(new_params, params),
-                    keep(new_opt_state, opt_state),
-                    loss_sum + jnp.where(finite, loss, 0.0),
-                    nonfinite + (~finite).astype(jnp.int32),
-                )
-                return state, None
-
-            state = (params, opt_state, jnp.float32(0), jnp.int32(0))
-            state, _ = jax.lax.scan(gradient_step, state, jax.random.split(key, config.updates_per_iteration))
-            return state
-
-        def iteration(carry_stats, t):
-            carry, stats = carry_stats
-            k_step = jax.random.fold_in(k_loop, t)
-            k_act, k_env, k_learn = jax.random.split(k_step, 3)
-            epsilon = epsilon_at(hp, t)
-            u = jax.random.uniform(k_act, (num_envs,))
-            actions = epsilon_greedy(q_values(carry["params"], carry["obs"]), epsilon, u)
-            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, num_envs), carry["env_state"], actions, env_params
+            carry = (
+                keep(new_params, params),
+                keep(new_opt_state, opt_state),
+                loss_sum + jnp.where(finite, loss, 0.0),
+                nonfinite + (~finite).astype(jnp.int32),
             )
-            buffer = replay_add(
-                carry["buffer"],
-                {
-                    "obs": carry["obs"],
-                    "action": actions,
-                    "reward": reward,
-                    "next_obs": info["final_observation"],
-                    "terminated": terminated,
-                    **({"truncated": truncated} if config.n_step > 1 else {}),
-                },
-            )
-            learn = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
-            params, opt_state, loss_sum, nonfinite = jax.lax.cond(
-                learn,
-                lambda: learn_phase(carry["params"], carry["opt_state"], carry["target"], buffer, k_learn),
-                lambda: (carry["params"], carry["opt_state"], jnp.float32(0), jnp.int32(0)),
-            )
-            update_target = (t % config.target_update_interval == 0) & learn
-            polyak = jax.tree_util.tree_map(
-                lambda online, tgt: rounded(hp.tau * online) + rounded((1.0 - hp.tau) * tgt), params, carry["target"]
-            )
-            target = jax.tree_util.tree_map(lambda p, q: jnp.where(update_target, p, q), polyak, carry["target"])
-            done = terminated | truncated
-            episode_return = carry["episode_return"] + reward
-            stats = stats + jnp.stack(
-                [
-                    jnp.sum(jnp.where(done, episode_return, 0.0)),
-                    jnp.sum(done.astype(jnp.float32)),
-                    loss_sum,
-                    jnp.where(learn, config.updates_per_iteration, 0).astype(jnp.float32),
-                    nonfinite.astype(jnp.float32),
-                ]
-            )
-            carry = carry | {
-                "params": params,
-                "target": target,
-                "opt_state": opt_state,
-                "buffer": buffer,
-                "obs": next_obs,
-                "env_state": env_state,
-                "episode_return": jnp.where(done, 0.0, episode_return),
-            }
-            return (carry, stats), None
+            return carry, None
 
-        def train_block(carry, log_index):
-            """``log_interval`` iterations, then the greedy evaluation: (carry, stats, eval_return)."""
-            steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
-            (carry, stats), _ = jax.lax.scan(iteration, (carry, jnp.zeros(5, jnp.float32)), steps)
-            if config.eval_episodes > 0:
-                eval_key = jax.random.fold_in(k_eval, log_index)
-                eval_return = jnp.mean(
-                    evaluate(eval_key, greedy, carry["params"], env, env_params, num_episodes=config.eval_episodes)
-                )
-            else:
-                eval_return = jnp.float32(jnp.nan)
-            return carry, stats, eval_return
+        carry = (params, opt_state, jnp.float32(0), jnp.int32(0))
+        carry, _ = jax.lax.scan(gradient_step, carry, jax.random.split(key, config.updates_per_iteration))
+        return carry
 
-        def log_block(carry, log_index):
-            skipped = carry["stopped"] if config.stop_return is not None else None
-            if config.stop_return is None:
-                carry, stats, eval_return = train_block(carry, log_index)
-            else:
-                carry, stats, eval_return = jax.lax.cond(
-                    skipped,
-                    lambda c, i: (c, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)),
-                    train_block,
-                    carry,
-                    log_index,
-                )
-                carry = carry | {"stopped": carry["stopped"] | (eval_return >= config.stop_return)}
-            if config.keep_best:
-                better = eval_return >= carry["best_return"]
-                carry = carry | {
-                    "best_params": jnp.where(better, carry["params"], carry["best_params"]),
-                    "best_return": jnp.where(better, eval_return, carry["best_return"]),
-                }
-            metrics = {
-                "step": (log_index + 1) * log_interval,
-                "epsilon": epsilon_at(hp, (log_index + 1) * log_interval - 1),
-                "episode_return": jnp.where(stats[1] > 0, stats[0] / stats[1], jnp.nan),
-                "episodes": stats[1].astype(jnp.int32),
-                "loss": jnp.where(stats[3] > 0, stats[2] / jnp.maximum(stats[3] - stats[4], 1.0), jnp.nan),
-                "updates": stats[3].astype(jnp.int32),
-                "nonfinite_updates": stats[4].astype(jnp.int32),
-                "eval_return": eval_return,
-            }
-            if config.stop_return is not None:
-                metrics["stopped"] = skipped  # this record's iterations were not run
-            return carry, metrics
+    def iteration(carry_stats, t):
+        state, stats = carry_stats
+        hp = state.hyperparams
+        k_act, k_env, k_learn = jax.random.split(jax.random.fold_in(state.key, t), 3)
+        epsilon = epsilon_at(hp, t)
+        u = jax.random.uniform(k_act, (num_envs,))
+        actions = epsilon_greedy(q_values(state.params, state.obs), epsilon, u)
+        next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, num_envs), state.env_state, actions, env_params
+        )
+        buffer = replay_add(
+            state.buffer,
+            {
+                "obs": state.obs,
+                "action": actions,
+                "reward": reward,
+                "next_obs": info["final_observation"],
+                "terminated": terminated,
+                **({"truncated": truncated} if config.n_step > 1 else {}),
+            },
+        )
+        learn = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
+        params, opt_state, loss_sum, nonfinite = jax.lax.cond(
+            learn,
+            lambda: learn_phase(state.params, state.opt_state, state.target, buffer, k_learn, hp),
+            lambda: (state.params, state.opt_state, jnp.float32(0), jnp.int32(0)),
+        )
+        update_target = (t % config.target_update_interval == 0) & learn
+        polyak = jax.tree_util.tree_map(
+            lambda online, tgt: rounded(hp.tau * online) + rounded((1.0 - hp.tau) * tgt), params, state.target
+        )
+        target = jax.tree_util.tree_map(lambda p, q: jnp.where(update_target, p, q), polyak, state.target)
+        done = terminated | truncated
+        episode_return = state.episode_return + reward
+        stats = stats + jnp.stack(
+            [
+                jnp.sum(jnp.where(done, episode_return, 0.0)),
+                jnp.sum(done.astype(jnp.float32)),
+                loss_sum,
+                jnp.where(learn, config.updates_per_iteration, 0).astype(jnp.float32),
+                nonfinite.astype(jnp.float32),
+            ]
+        )
+        state = state.replace(
+            params=params,
+            target=target,
+            opt_state=opt_state,
+            buffer=buffer,
+            obs=next_obs,
+            env_state=env_state,
+            episode_return=jnp.where(done, 0.0, episode_return),
+        )
+        return (state, stats), None
 
+    def train_block(state):
+        """``log_interval`` iterations, then the greedy evaluation: (state, stats, eval_return)."""
+        steps = state.log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
+        (state, stats), _ = jax.lax.scan(iteration, (state, jnp.zeros(5, jnp.float32)), steps)
+        if config.eval_episodes > 0:
+            eval_key = jax.random.fold_in(state.eval_key, state.log_index)
+            returns = evaluate(eval_key, greedy, state.params, env, env_params, num_episodes=config.eval_episodes)
+            eval_return = jnp.mean(returns)
+        else:
+            eval_return = jnp.float32(jnp.nan)
+        return state, stats, eval_return
+
+    def log_block(state: DQNState, _: Any) -> tuple[DQNState, dict]:
+        skipped = state.stopped
+        if config.stop_return is None:
+            state, stats, eval_return = train_block(state)
+        else:
+            state, stats, eval_return = jax.lax.cond(
+                skipped, lambda s: (s, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)), train_block, state
+            )
+            state = state.replace(stopped=state.stopped | (eval_return >= config.stop_return))
         if config.keep_best:
-            carry = carry | {"best_params": params, "best_return": jnp.float32(-jnp.inf)}
-        if config.stop_return is not None:
-            carry = carry | {"stopped": jnp.bool_(False)}
-        carry, metrics = jax.lax.scan(log_block, carry, jnp.arange(num_logs, dtype=jnp.int32))
-        final = carry["best_params"] if config.keep_best else carry["params"]
+            better = eval_return >= state.best_return
+            state = state.replace(
+                best_params=jnp.where(better, state.params, state.best_params),
+                best_return=jnp.where(better, eval_return, state.best_return),
+            )
+        step = (state.log_index + 1) * log_interval
+        metrics = {
+            "step": step,
+            "env_steps": step.astype(jnp.float32) * num_envs,
+            "epsilon": epsilon_at(state.hyperparams, step - 1),
+            "episode_return": jnp.where(stats[1] > 0, stats[0] / stats[1], jnp.nan),
+            "episodes": stats[1].astype(jnp.int32),
+            "eval_return": eval_return,
+            "finite": stats[4] == 0,
+            "loss": jnp.where(stats[3] > 0, stats[2] / jnp.maximum(stats[3] - stats[4], 1.0), jnp.nan),
+            "updates": stats[3].astype(jnp.int32),
+            "nonfinite_updates": stats[4].astype(jnp.int32),
+            "stopped": skipped,  # this record's iterations were not run (stop_return reached before)
+        }
+        return state.replace(log_index=state.log_index + 1), metrics
+
+    def run(state: DQNState, num_logs: int) -> tuple[DQNState, dict]:
+        check_int("num_logs", num_logs, 1)
+        return jax.lax.scan(log_block, state, None, length=num_logs)
+
+    def result(state: DQNState, metrics: dict) -> DQNResult:
+        final = state.best_params if config.keep_best else state.params
         return DQNResult(params=unravel(final), metrics=metrics)
 
-    return train
+    return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
+
+
+def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable[..., DQNResult]:
+    """Validate on the host, then return ``train(key, hyperparams=None) -> DQNResult`` (pure): the
+    ``init`` of ``make_algorithm``, one ``run`` over every logging interval, and ``result``."""
+    return train_function(make_algorithm(config, env, env_params))
 
 
 def n_step_batch(
@@ -549,20 +596,6 @@ def greedy_policy(config: DQNConfig, env: Environment, env_params: Any, result: 
         return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
 
     return policy, result.params
-
-
-def check_finite(result: DQNResult) -> DQNResult:
-    """Raise ``FloatingPointError`` if any gradient step was non-finite (skipped); else return ``result``."""
-    counts = np.asarray(result.metrics["nonfinite_updates"])
-    if counts.sum() > 0:
-        steps = np.asarray(result.metrics["step"])
-        first = steps.reshape(-1)[np.argmax(counts.reshape(-1) > 0)]
-        raise FloatingPointError(
-            f"DQN training produced non-finite losses or gradients in {int(counts.sum())} gradient step(s), "
-            f"first in the interval ending at iteration {int(first)}; those steps were skipped. "
-            "The usual cause is a learning rate that is too high (or unbounded rewards)."
-        )
-    return result
 
 
 # Probe environments (jrl/envs/probes.py): fully random behaviour (epsilon 1 throughout) so every

@@ -1,8 +1,10 @@
 """Tabular Q-learning (and SARSA, Expected SARSA, Double Q-learning), compiled end to end.
 
-``make_train(config, env, env_params) -> train(key, hyperparams=None)``: one ``lax.scan`` under
-``jit`` steps ``num_envs`` environments ``num_steps`` times, choosing epsilon-greedy actions and
-updating one shared Q-table every step, and logs metrics every ``log_interval`` steps.
+``make_algorithm(config, env, env_params)`` gives the ``init`` / ``run`` / ``result`` functions
+every jrl algorithm has (``jrl.algorithms.common``); ``make_train(config, env, env_params) ->
+train(key, hyperparams=None)`` is all of it in one call. Under ``jit`` one ``lax.scan`` steps
+``num_envs`` environments ``num_steps`` times, choosing epsilon-greedy actions and updating one
+shared Q-table every step, and logs metrics every ``log_interval`` steps.
 
 How many environments update one table in the same step (a design decision, see
 ``docs/q_learning.md``): every environment computes its TD error against the same pre-step table;
@@ -22,8 +24,7 @@ transition *terminated*; a *truncated* transition (time limit) bootstraps as usu
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -32,8 +33,18 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_choice, check_float, check_int, check_key
-from jrl.algorithms.common import divisor_closest_to, epsilon_greedy, linear_epsilon, replace_config
+from jrl.algorithms.common import (
+    Algorithm,
+    Config,
+    _runtime_values,
+    check_finite,
+    epsilon_greedy,
+    hyperparam_grid,
+    linear_epsilon,
+    train_function,
+)
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
+from jrl.evaluate import evaluate
 from jrl.planning import policy_evaluation
 
 __all__ = [
@@ -41,10 +52,13 @@ __all__ = [
     "QLearningConfig",
     "QLearningHyperparams",
     "QLearningResult",
+    "QLearningState",
+    "check_finite",
     "default_config",
     "epsilon_greedy",
     "greedy_policy",
     "hyperparam_grid",
+    "make_algorithm",
     "make_train",
 ]
 
@@ -66,7 +80,7 @@ class QLearningHyperparams:
 
 
 @dataclasses.dataclass(frozen=True)
-class QLearningConfig:
+class QLearningConfig(Config):
     """Settings of a tabular run; validated on construction and on ``replace``.
 
     Attributes:
@@ -81,7 +95,13 @@ class QLearningConfig:
         q_init: initial value of every table entry (optimistic initialization if high).
         log_interval: steps between metric records; must divide ``num_steps``. ``None`` picks the
             divisor of ``num_steps`` that gives closest to 100 records.
+        eval_episodes: greedy episodes run with ``jrl.evaluate`` at the end of every logging
+            interval (the ``eval_return`` metric); 0 (the default) skips them (``eval_return``
+            NaN: the exact ``greedy_value`` is usually the better measure for a tabular model).
     """
+
+    HYPERPARAMS = QLearningHyperparams
+    DEFAULT_RECORDS = 100
 
     num_envs: int = 1024
     num_steps: int = 10_000
@@ -93,6 +113,7 @@ class QLearningConfig:
     algorithm: str = "q_learning"
     q_init: float = 0.0
     log_interval: int | None = None
+    eval_episodes: int = 0
 
     def __post_init__(self) -> None:
         check_int("num_envs", self.num_envs, 1, 2**24)
@@ -111,48 +132,7 @@ class QLearningConfig:
                     f"log_interval={self.log_interval} must divide num_steps={self.num_steps} "
                     "(or be None to choose one)"
                 )
-
-    def replace(self, **changes: Any) -> QLearningConfig:
-        """A copy with ``changes`` applied (and validated)."""
-        return replace_config(self, changes)
-
-    def resolved_log_interval(self) -> int:
-        """``log_interval``, or the divisor of ``num_steps`` giving closest to 100 records."""
-        if self.log_interval is not None:
-            return self.log_interval
-        return divisor_closest_to(self.num_steps, 100)
-
-    def hyperparams(self) -> QLearningHyperparams:
-        """This config's numeric hyperparameters as a pytree of float32 scalars."""
-        return QLearningHyperparams(
-            alpha=jnp.float32(self.alpha),
-            gamma=jnp.float32(self.gamma),
-            epsilon_start=jnp.float32(self.epsilon_start),
-            epsilon_end=jnp.float32(self.epsilon_end),
-        )
-
-
-def hyperparam_grid(config: QLearningConfig, **axes: Sequence[float]) -> QLearningHyperparams:
-    """Every combination of the given values (Cartesian product), stacked: leaves float32 ``[G]``.
-
-    ``hyperparam_grid(config, alpha=[0.05, 0.1], gamma=[0.9, 0.99])`` has G = 4, in row-major order
-    of the keywords. Every combination is validated like a config. Train the grid in one call with
-    ``jax.vmap(train, in_axes=(None, 0))(key, grid)`` (or per-member keys with ``in_axes=0``).
-    """
-    names = [f.name for f in dataclasses.fields(QLearningHyperparams)]
-    unknown = sorted(set(axes) - set(names))
-    if unknown:
-        raise TypeError(f"hyperparam_grid sweeps only {names}; got {unknown}")
-    if not axes:
-        raise ValueError("hyperparam_grid needs at least one axis, e.g. alpha=[0.05, 0.1]")
-    for name, values in axes.items():
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise TypeError(f"{name} must be a non-empty sequence of numbers, got {values!r}")
-    members = [
-        config.replace(**dict(zip(axes, combo, strict=True))).hyperparams()
-        for combo in itertools.product(*axes.values())
-    ]
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *members)
+        check_int("eval_episodes", self.eval_episodes, 0, 2**20)
 
 
 @struct.dataclass
@@ -161,13 +141,13 @@ class QLearningResult:
 
     Attributes:
         q_table: float32 ``[S, A]`` (Double Q-learning: the mean of its two tables).
-        metrics: dict of arrays ``[num_logs]``, one entry per ``log_interval`` steps:
-            ``step`` (steps per environment so far; environment steps = step * num_envs),
-            ``epsilon``, ``episode_return`` / ``episode_length`` (mean undiscounted return and
-            length of the episodes that finished in the interval, NaN if none did),
-            ``episodes`` (how many finished), ``td_error`` (mean absolute TD error),
-            ``greedy_value`` (exact discounted value of the greedy policy from the initial
-            distribution, from the model), ``q_finite`` (every table entry finite).
+        metrics: dict of arrays ``[num_logs]``, one entry per ``log_interval`` steps: the shared
+            ones (``jrl.algorithms.common.METRICS``: ``step``, ``env_steps``, ``epsilon``,
+            ``episode_return``, ``episodes``, ``eval_return``, ``finite`` = every table entry
+            finite) and ``episode_length`` (mean length of the episodes that ended in the
+            interval, NaN if none did), ``td_error`` (mean absolute TD error), ``greedy_value``
+            (exact discounted value of the greedy policy from the initial distribution, from the
+            model).
     """
 
     q_table: jax.Array
@@ -190,21 +170,39 @@ def _mean_update(q: jax.Array, index: jax.Array, delta: jax.Array, weight: jax.A
 
 
 @struct.dataclass
-class _Runner:
-    q_a: jax.Array  # [S, A]
-    q_b: jax.Array  # [S, A]; Double Q-learning's second table (unused otherwise)
-    obs: jax.Array  # [N]
+class QLearningState:
+    """Everything a tabular run needs to continue (``N = num_envs``).
+
+    Attributes:
+        q_a: float32 ``[S, A]``, the Q-table (Double Q-learning: its first table).
+        q_b: float32 ``[S, A]``, Double Q-learning's second table (``[1, 1]`` and unused otherwise).
+        obs: int32 ``[N]``, every environment's current observation.
+        env_state: the environments' states (leaves ``[N, ...]``).
+        action: int32 ``[N]``, SARSA's already-chosen next action (unused otherwise).
+        episode_return, episode_length: ``[N]`` float32 / int32, of the episodes under way.
+        key: the loop's key; step ``t`` uses ``fold_in(key, t)``.
+        eval_key: the in-loop evaluations' key; interval ``i`` uses ``fold_in(eval_key, i)``.
+        hyperparams: ``QLearningHyperparams`` (float32 scalars).
+        log_index: int32, logging intervals done (step = log_index * log_interval).
+    """
+
+    q_a: jax.Array
+    q_b: jax.Array
+    obs: jax.Array
     env_state: Any
-    action: jax.Array  # [N]; SARSA's already-chosen next action
-    episode_return: jax.Array  # [N]
-    episode_length: jax.Array  # [N]
+    action: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    key: jax.Array
+    eval_key: jax.Array
+    hyperparams: QLearningHyperparams
+    log_index: jax.Array
 
 
-def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Callable[..., QLearningResult]:
-    """Validate everything on the host, then return ``train(key, hyperparams=None) -> QLearningResult``.
-
-    ``hyperparams`` (a ``QLearningHyperparams``) defaults to ``config.hyperparams()``; pass it to
-    sweep alpha, gamma and epsilon with ``vmap``. ``train`` is pure: ``jax.jit(train)(key)``.
+def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Algorithm:
+    """Validate everything on the host, then return the ``Algorithm`` (``init``, ``run``,
+    ``result``; see ``jrl.algorithms.common``) of this config on this environment. All three are
+    pure: jit ``run`` with ``static_argnums=1`` (the number of intervals).
 
     Raises:
         TypeError: ``config`` is not a ``QLearningConfig``, or ``env`` is not tabular (Q-learning
@@ -225,7 +223,6 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
         )
     num_envs, num_actions = config.num_envs, env.num_actions
     log_interval = config.resolved_log_interval()
-    num_logs = config.num_steps // log_interval
     decay_steps = config.epsilon_decay_fraction * config.num_steps  # 0: epsilon_end throughout
     algorithm = config.algorithm
     double = algorithm == "double_q_learning"
@@ -236,60 +233,61 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
     def epsilon_at(hp: QLearningHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
-    def bootstrap(runner, final_obs, next_obs, done, epsilon_next, u):
+    def bootstrap(state, final_obs, next_obs, done, epsilon_next, u):
         """Bootstrap values at the final observations, and the action carried to the next step
         (SARSA's already-chosen action; unused otherwise). ``[N]`` each."""
-        q_next = runner.q_a[final_obs]
+        q_next = state.q_a[final_obs]
         if algorithm == "q_learning":
-            return jnp.max(q_next, axis=-1), runner.action
+            return jnp.max(q_next, axis=-1), state.action
         if algorithm == "expected_sarsa":
-            return jnp.sum(rounded(_epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), runner.action
+            return jnp.sum(rounded(_epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), state.action
         # SARSA: the action the agent takes next, at next_obs; after a reset that action belongs to
         # the new episode, so the bootstrap uses a fresh draw at final_obs instead.
-        next_action = epsilon_greedy(runner.q_a[next_obs], epsilon_next, u[0])
+        next_action = epsilon_greedy(state.q_a[next_obs], epsilon_next, u[0])
         boot_action = jnp.where(done, epsilon_greedy(q_next, epsilon_next, u[3]), next_action)
         return select_index(boot_action, q_next), next_action
 
-    def env_step(hp, runner, t, key):
+    def env_step(state: QLearningState, t: jax.Array) -> tuple[QLearningState, jax.Array]:
+        hp = state.hyperparams
         # [num_uniforms, N]: contiguous rows are markedly faster on CPU than [N, num_uniforms] columns.
-        u = jax.random.uniform(key, (num_uniforms, num_envs))
+        u = jax.random.uniform(jax.random.fold_in(state.key, t), (num_uniforms, num_envs))
         epsilon = epsilon_at(hp, t)
-        rows_a = runner.q_a[runner.obs]  # [N, A], gathered once: gathers are the costly part on CPU
-        rows_behave = rows_a + runner.q_b[runner.obs] if double else rows_a
+        rows_a = state.q_a[state.obs]  # [N, A], gathered once: gathers are the costly part on CPU
+        rows_behave = rows_a + state.q_b[state.obs] if double else rows_a
         if algorithm == "sarsa":
-            action = runner.action
+            action = state.action
         else:
             action = epsilon_greedy(rows_behave, epsilon, u[0])
         next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
             env.step_from_uniforms, in_axes=(0, 0, 0, 0, None)
-        )(u[1], u[2], runner.env_state, action, env_params)
+        )(u[1], u[2], state.env_state, action, env_params)
         final_obs = info["final_observation"]
         done = terminated | truncated
         epsilon_next = epsilon_at(hp, t + 1)
-        index = runner.obs * num_actions + action
+        index = state.obs * num_actions + action
         not_terminal = 1.0 - terminated.astype(jnp.float32)
 
         if double:
             coin = u[3] < 0.5  # True: update table A, evaluated by B
-            q_upd = jnp.where(coin[:, None], rows_a, runner.q_b[runner.obs])
-            sel = jnp.where(coin[:, None], runner.q_a[final_obs], runner.q_b[final_obs])
-            ev = jnp.where(coin[:, None], runner.q_b[final_obs], runner.q_a[final_obs])
+            q_upd = jnp.where(coin[:, None], rows_a, state.q_b[state.obs])
+            sel = jnp.where(coin[:, None], state.q_a[final_obs], state.q_b[final_obs])
+            ev = jnp.where(coin[:, None], state.q_b[final_obs], state.q_a[final_obs])
             boot = jnp.take_along_axis(ev, jnp.argmax(sel, axis=-1)[:, None], axis=-1)[:, 0]
             q_sa = select_index(action, q_upd)
             delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
             weight_a = coin.astype(jnp.float32)
-            q_a = _mean_update(runner.q_a, index, delta, weight_a, hp.alpha)
-            q_b = _mean_update(runner.q_b, index, delta, 1.0 - weight_a, hp.alpha)
-            next_action = runner.action
+            q_a = _mean_update(state.q_a, index, delta, weight_a, hp.alpha)
+            q_b = _mean_update(state.q_b, index, delta, 1.0 - weight_a, hp.alpha)
+            next_action = state.action
         else:
-            boot, next_action = bootstrap(runner, final_obs, next_obs, done, epsilon_next, u)
+            boot, next_action = bootstrap(state, final_obs, next_obs, done, epsilon_next, u)
             q_sa = select_index(action, rows_a)
             delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
-            q_a = _mean_update(runner.q_a, index, delta, jnp.ones_like(delta), hp.alpha)
-            q_b = runner.q_b
+            q_a = _mean_update(state.q_a, index, delta, jnp.ones_like(delta), hp.alpha)
+            q_b = state.q_b
 
-        episode_return = runner.episode_return + reward
-        episode_length = runner.episode_length + 1
+        episode_return = state.episode_return + reward
+        episode_length = state.episode_length + 1
         stats = jnp.stack(
             [
                 jnp.sum(jnp.where(done, episode_return, 0.0)),
@@ -298,7 +296,7 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
                 jnp.mean(jnp.abs(delta)),
             ]
         )
-        runner = _Runner(
+        state = state.replace(
             q_a=q_a,
             q_b=q_b,
             obs=next_obs,
@@ -307,69 +305,116 @@ def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularPara
             episode_return=jnp.where(done, 0.0, episode_return),
             episode_length=jnp.where(done, 0, episode_length),
         )
-        return runner, stats
+        return state, stats
 
-    def train(key: jax.Array, hyperparams: QLearningHyperparams | None = None) -> QLearningResult:
+    def init(key: jax.Array, hyperparams: QLearningHyperparams | None = None) -> QLearningState:
         check_key("key", key)
-        hp = config.hyperparams() if hyperparams is None else hyperparams
+        hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
         key_init, key_loop = jax.random.split(key)
         u0 = jax.random.uniform(key_init, (2, num_envs))
         obs, env_state = jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u0[0], env_params)
         q0 = jnp.full((env.num_states, num_actions), config.q_init, jnp.float32)
-        q_b0 = q0 if double else jnp.zeros((1, 1), jnp.float32)  # keep the carry small when unused
-        first_action = epsilon_greedy(q0[obs], epsilon_at(hp, jnp.int32(0)), u0[1])
-        runner = _Runner(
+        q_b0 = q0 if double else jnp.zeros((1, 1), jnp.float32)  # keep the state small when unused
+        return QLearningState(
             q_a=q0,
             q_b=q_b0,
             obs=obs,
             env_state=env_state,
-            action=first_action,
+            action=epsilon_greedy(q0[obs], epsilon_at(hp, jnp.int32(0)), u0[1]),
             episode_return=jnp.zeros(num_envs, jnp.float32),
             episode_length=jnp.zeros(num_envs, jnp.int32),
+            key=key_loop,
+            # Its own stream: key_init is consumed by u0 above, key_loop by fold_in(key_loop, t).
+            eval_key=jax.random.fold_in(key_init, 1),
+            hyperparams=hp,
+            log_index=jnp.int32(0),
         )
 
+    def q_table(state: QLearningState) -> jax.Array:
+        return 0.5 * (state.q_a + state.q_b) if double else state.q_a
+
+    def log_block(state: QLearningState, _: Any) -> tuple[QLearningState, dict]:
+        hp, log_index = state.hyperparams, state.log_index
+
         def inner(carry, t):
-            runner, stats = carry
-            runner, step_stats = env_step(hp, runner, t, jax.random.fold_in(key_loop, t))
-            return (runner, stats + step_stats), None
+            state, stats = carry
+            state, step_stats = env_step(state, t)
+            return (state, stats + step_stats), None
 
-        def outer(runner, log_index):
-            steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
-            (runner, stats), _ = jax.lax.scan(inner, (runner, jnp.zeros(4, jnp.float32)), steps)
-            q = 0.5 * (runner.q_a + runner.q_b) if double else runner.q_a
-            greedy = jnp.argmax(q, axis=-1)
-            values = policy_evaluation(env_params.mdp, greedy, hp.gamma)
-            finished = stats[2]
-            metrics = {
-                "step": (log_index + 1) * log_interval,
-                "epsilon": epsilon_at(hp, (log_index + 1) * log_interval - 1),
-                "episode_return": jnp.where(finished > 0, stats[0] / finished, jnp.nan),
-                "episode_length": jnp.where(finished > 0, stats[1] / finished, jnp.nan),
-                "episodes": finished.astype(jnp.int32),
-                "td_error": stats[3] / log_interval,
-                # An elementwise product and a sum, not a dot: batched and unbatched dots run
-                # different kernels and round differently.
-                "greedy_value": jnp.sum(rounded(env_params.mdp.initial_distribution * values)),
-                "q_finite": jnp.all(jnp.isfinite(q)),
-            }
-            return runner, metrics
+        steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
+        (state, stats), _ = jax.lax.scan(inner, (state, jnp.zeros(4, jnp.float32)), steps)
+        q = q_table(state)
+        values = policy_evaluation(env_params.mdp, jnp.argmax(q, axis=-1), hp.gamma)
+        if config.eval_episodes > 0:
+            returns = evaluate(
+                jax.random.fold_in(state.eval_key, log_index), _greedy_action, q, env, env_params, config.eval_episodes
+            )
+            eval_return = jnp.mean(returns)
+        else:
+            eval_return = jnp.float32(jnp.nan)
+        finished = stats[2]
+        step = (log_index + 1) * log_interval
+        metrics = {
+            "step": step,
+            "env_steps": step.astype(jnp.float32) * num_envs,
+            "epsilon": epsilon_at(hp, step - 1),
+            "episode_return": jnp.where(finished > 0, stats[0] / finished, jnp.nan),
+            "episodes": finished.astype(jnp.int32),
+            "eval_return": eval_return,
+            "finite": jnp.all(jnp.isfinite(q)),
+            "episode_length": jnp.where(finished > 0, stats[1] / finished, jnp.nan),
+            "td_error": stats[3] / log_interval,
+            # An elementwise product and a sum, not a dot: batched and unbatched dots run
+            # different kernels and round differently.
+            "greedy_value": jnp.sum(rounded(env_params.mdp.initial_distribution * values)),
+        }
+        return state.replace(log_index=log_index + 1), metrics
 
-        runner, metrics = jax.lax.scan(outer, runner, jnp.arange(num_logs, dtype=jnp.int32))
-        q = 0.5 * (runner.q_a + runner.q_b) if double else runner.q_a
-        return QLearningResult(q_table=q, metrics=metrics)
+    def run(state: QLearningState, num_logs: int) -> tuple[QLearningState, dict]:
+        check_int("num_logs", num_logs, 1)
+        return jax.lax.scan(log_block, state, None, length=num_logs)
 
-    return train
+    def result(state: QLearningState, metrics: dict) -> QLearningResult:
+        return QLearningResult(q_table=q_table(state), metrics=metrics)
+
+    return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
 
 
-def greedy_policy(result: QLearningResult) -> tuple[Callable, jax.Array]:
+def make_train(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Callable[..., QLearningResult]:
+    """Validate everything on the host, then return ``train(key, hyperparams=None) -> QLearningResult``.
+
+    ``hyperparams`` (a ``QLearningHyperparams``) defaults to ``config.hyperparams()``; pass it to
+    sweep alpha, gamma and epsilon with ``vmap``. ``train`` is pure: ``jax.jit(train)(key)``. It is
+    ``make_algorithm``'s ``init``, one ``run`` over every logging interval, and ``result``.
+
+    Raises:
+        TypeError: ``config`` is not a ``QLearningConfig``, or ``env`` is not tabular (Q-learning
+            needs a finite state space; use ``jrl.algorithms.dqn`` for the others).
+    """
+    return train_function(make_algorithm(config, env, env_params))
+
+
+def greedy_policy(
+    config: Any, env: TabularEnv | None = None, env_params: Any = None, result: QLearningResult | None = None
+) -> tuple[Callable, jax.Array]:
     """``(policy, policy_params)`` for ``jrl.evaluate``: the greedy action of the learned table
-    (first maximal action on ties). ``policy(q_table, obs, key) -> int32 action``."""
+    (first maximal action on ties). ``policy(q_table, obs, key) -> int32 action``.
+
+    The signature every jrl algorithm shares is ``greedy_policy(config, env, env_params, result)``;
+    a table needs nothing but itself, so ``greedy_policy(result)`` works too.
+    """
+    if result is None and env is None and env_params is None:
+        config, result = None, config
     if not isinstance(result, QLearningResult):
         raise TypeError(f"greedy_policy needs a QLearningResult, got {type(result).__name__}")
     if result.q_table.ndim != 2:
         raise ValueError(
             f"result.q_table must be [S, A], got shape {result.q_table.shape}; "
             "for vmapped results pick one member first, e.g. jax.tree.map(lambda x: x[0], results)"
+        )
+    if isinstance(env, TabularEnv) and result.q_table.shape != (env.num_states, env.num_actions):
+        raise ValueError(
+            f"result.q_table has shape {result.q_table.shape} but {env!r} has [{env.num_states}, {env.num_actions}]"
         )
     return _greedy_action, result.q_table
 

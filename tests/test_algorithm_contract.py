@@ -1,0 +1,192 @@
+"""The contract every algorithm keeps (``jrl.algorithms.common``): ``init`` / ``run`` / ``result``
+in any number of chunks gives make_train's bits, typed states, shared metric names, configs that
+round-trip through TOML, one grid helper, one finiteness check, and ``jrl.algorithms.get``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl import algorithms
+from jrl.algorithms import common, dqn
+from jrl.algorithms import q_learning as ql
+
+
+def tree_equal(a, b) -> list[str]:
+    """Paths of the leaves that differ (NaN equals NaN; typed keys compared by their data)."""
+
+    def data(x):
+        x = jnp.asarray(x)
+        return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+    flat_a, flat_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)
+    assert len(flat_a) == len(flat_b)
+    return [
+        jax.tree_util.keystr(path)
+        for (path, x), y in zip(flat_a, flat_b, strict=True)
+        if not np.array_equal(data(x), data(y), equal_nan=True)
+    ]
+
+
+def run_in_chunks(algorithm: common.Algorithm, key, chunks: list[int]):
+    run = jax.jit(algorithm.run, static_argnums=1)
+    state = jax.jit(algorithm.init)(key)
+    pieces = []
+    for num_logs in chunks:
+        state, metrics = run(state, num_logs)
+        pieces.append(metrics)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
+
+
+CASES = {
+    # Q-learning and Double Q-learning (two tables, a coin per step); with in-loop evaluations.
+    **{
+        f"q_learning-{name}": (
+            "FrozenLake-v1",
+            ql.QLearningConfig(num_envs=16, num_steps=300, algorithm=name, log_interval=50, eval_episodes=2),
+            [2, 4],
+        )
+        for name in ("q_learning", "double_q_learning")
+    },
+    # keep_best and stop_return together: seed 1 stops at its third evaluation (>= 150), midway
+    # through the second chunk, and the best parameters come from before the stop.
+    "dqn-keep_best-stop_return": (
+        "CartPole-v1",
+        dqn.default_config("CartPole-v1").replace(
+            num_steps=6000, learning_starts=2000, log_interval=500, eval_episodes=20, stop_return=150.0
+        ),
+        [1, 11],
+    ),
+    "dqn-n_step": ("Probe-TwoStep-v0", dqn.default_config("Probe-TwoStep-v0").replace(n_step=3), [7, 3]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_any_split_into_chunks_is_bit_identical_to_make_train(case):
+    env_id, config, chunks = CASES[case]
+    env, params = jrl.make(env_id)
+    module = dqn if isinstance(config, dqn.DQNConfig) else ql
+    algorithm = module.make_algorithm(config, env, params)
+    assert sum(chunks) == algorithm.num_logs == config.num_logs()
+    key = jax.random.key(1)
+    whole = jax.jit(module.make_train(config, env, params))(key)
+    state, metrics = run_in_chunks(algorithm, key, chunks)
+    assert tree_equal(whole, algorithm.result(state, metrics)) == []
+    assert int(state.log_index) == algorithm.num_logs
+    if case.startswith("dqn-keep"):
+        stopped = np.asarray(metrics["stopped"])
+        assert stopped.any() and not stopped[: chunks[0]].any(), stopped  # the stop happens after a boundary
+
+
+def test_states_are_typed_with_every_field_present():
+    env, params = jrl.make("CartPole-v1")
+    plain = dqn.make_algorithm(
+        dqn.default_config("CartPole-v1").replace(keep_best=False, stop_return=None), env, params
+    )
+    state = jax.eval_shape(plain.init, jax.random.key(0))
+    assert isinstance(state, dqn.DQNState)
+    assert {f.name for f in dataclasses.fields(dqn.DQNState)} == set(state.__dict__)
+    assert state.best_params.shape == state.params.shape and state.stopped.dtype == jnp.bool_
+    env, params = jrl.make("Taxi-v4")
+    state = jax.eval_shape(ql.make_algorithm(ql.default_config("Taxi-v4"), env, params).init, jax.random.key(0))
+    assert isinstance(state, ql.QLearningState) and state.q_a.shape == (500, 6)
+
+
+@pytest.mark.parametrize("env_id, module", [("FrozenLake-v1", ql), ("Probe-OneStep-v0", dqn)])
+def test_every_algorithm_logs_the_shared_metrics(env_id, module):
+    env, params = jrl.make(env_id)
+    config = module.default_config(env_id).replace(num_steps=100, log_interval=50)
+    metrics = jax.eval_shape(module.make_train(config, env, params), jax.random.key(0)).metrics
+    assert set(common.METRICS) <= set(metrics)
+    assert metrics["step"].dtype == jnp.int32 and metrics["finite"].dtype == jnp.bool_
+    assert all(value.shape == (2,) for value in metrics.values())
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        algorithms.get(name).default_config(env_id)
+        for name, env_id in [("q_learning", "Taxi-v4"), ("sarsa", "FrozenLake-v1")]
+    ]
+    + [dqn.default_config(env_id) for env_id in sorted(dqn._DEFAULTS)],
+    ids=lambda c: type(c).__name__,
+)
+def test_configs_round_trip_through_toml(config):
+    text = config.to_toml()
+    assert type(config).from_toml(text) == config
+    assert "None" not in text  # None fields are left out (TOML has no null) and come back as defaults
+
+
+def test_config_fields_from_toml_are_checked_and_coerced():
+    config = ql.QLearningConfig.from_toml("alpha = 1\nnum_envs = 8\n")
+    assert config.alpha == 1.0 and isinstance(config.alpha, float)
+    assert dqn.DQNConfig.from_dict({"hidden_sizes": [32, 16]}).hidden_sizes == (32, 16)
+    with pytest.raises(TypeError, match=r"has no field\(s\) 'alhpa' \(did you mean 'alpha'\?\)"):
+        ql.QLearningConfig.from_toml("alhpa = 0.1\n")
+    with pytest.raises(TypeError, match=r"num_envs must be an int, got float 2\.5"):
+        ql.QLearningConfig.from_dict({"num_envs": 2.5})
+    with pytest.raises(ValueError, match=r"gamma must be in \[0.0, 1.0\], got 2.0"):
+        dqn.DQNConfig.from_toml("gamma = 2\n")
+
+
+def test_one_grid_helper_for_every_algorithm():
+    grid = dqn.hyperparam_grid(dqn.default_config("CartPole-v1"), learning_rate=[1e-3, 3e-4], gamma=[0.9, 0.99])
+    np.testing.assert_array_equal(np.asarray(grid.learning_rate), np.float32([1e-3, 1e-3, 3e-4, 3e-4]))
+    np.testing.assert_array_equal(np.asarray(grid.tau), np.ones(4, np.float32))
+    assert ql.hyperparam_grid is dqn.hyperparam_grid is common.hyperparam_grid
+    with pytest.raises(TypeError, match="sweeps only"):
+        dqn.hyperparam_grid(dqn.default_config("CartPole-v1"), alpha=[0.1])
+    with pytest.raises(ValueError, match="learning_rate"):
+        dqn.hyperparam_grid(dqn.default_config("CartPole-v1"), learning_rate=[0.0])
+
+
+def test_one_finiteness_check_for_every_algorithm():
+    """A reward of 1e37 per step, bootstrapped with gamma 1, overflows a float32 table (max 3.4e38)
+    after 34 steps: tabular Q-learning reports it the way DQN does."""
+    mdp = jrl.TabularMDP(
+        transition_probs=jnp.ones((1, 1, 1)),
+        next_states=jnp.zeros((1, 1, 1), jnp.int32),
+        rewards=jnp.full((1, 1, 1), 1e37),
+        terminals=jnp.zeros((1, 1, 1), bool),
+        initial_distribution=jnp.ones(1),
+    )
+    env, params = jrl.make_tabular(mdp, 5)
+    config = ql.QLearningConfig(num_envs=1, num_steps=40, alpha=1.0, gamma=1.0, log_interval=10)
+    result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(result.metrics["finite"]), [True, True, True, False])
+    assert ql.check_finite is dqn.check_finite is common.check_finite
+    with pytest.raises(
+        FloatingPointError,
+        match="non-finite values in 1 of 4 logging intervals, first in the interval ending at step 40",
+    ):
+        ql.check_finite(result)
+
+
+def test_algorithms_are_found_by_name():
+    assert algorithms.names() == ["q_learning", "sarsa", "expected_sarsa", "double_q_learning", "dqn"]
+    sarsa = algorithms.get("sarsa")
+    assert sarsa.module is ql and sarsa.default_config("Taxi-v4").algorithm == "sarsa"
+    assert sarsa.make_config(alpha=0.3).algorithm == "sarsa"
+    with pytest.raises(ValueError, match="fixes algorithm='sarsa'"):
+        sarsa.make_config(algorithm="q_learning")
+    with pytest.raises(ValueError, match="Did you mean 'dqn'"):
+        algorithms.get("dqm")
+    env, params = jrl.make("CartPole-v1")
+    with pytest.raises(ValueError, match="not tabular: use --algo dqn"):
+        algorithms.get("q_learning").check_env(env, params)
+    algorithms.get("dqn").check_env(env, params)
+
+
+def test_greedy_policy_has_one_signature():
+    env, params = jrl.make("FrozenLake-v1")
+    config = ql.default_config("FrozenLake-v1")
+    result = ql.QLearningResult(q_table=jrl.planning.value_iteration(env.mdp(params), 0.99), metrics={})
+    policy, policy_params = ql.greedy_policy(config, env, params, result)
+    assert (policy, policy_params) == ql.greedy_policy(result)  # the table alone is enough, too
+    with pytest.raises(ValueError, match=r"has shape \(16, 4\) but"):
+        ql.greedy_policy(config, *jrl.make("Taxi-v4"), result)
