@@ -135,7 +135,9 @@ class Config:
             value = getattr(self, f.name)
             if value is None:
                 if f.default is not None:
-                    raise ValueError(f"{f.name}=None cannot be written: TOML has no null and its default is {f.default}")
+                    raise ValueError(
+                        f"{f.name}=None cannot be written: TOML has no null and its default is {f.default}"
+                    )
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
