@@ -119,7 +119,7 @@ def test_every_algorithm_logs_the_shared_metrics(env_id, module):
 def test_configs_round_trip_through_toml(config):
     text = config.to_toml()
     assert type(config).from_toml(text) == config
-    assert "None" not in text  # None fields are left out (TOML has no null) and come back as defaults
+    assert "None" not in text  # TOML has no null: None is written "none" and read back as None
 
 
 def test_config_fields_from_toml_are_checked_and_coerced():

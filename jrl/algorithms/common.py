@@ -56,6 +56,10 @@ __all__ = [
 METRICS = ("step", "env_steps", "epsilon", "episode_return", "episodes", "eval_return", "finite")
 
 
+#: How a config's ``None`` is written in TOML, which has no null (``stop_return = "none"``).
+NONE = "none"
+
+
 class Algorithm(NamedTuple):
     """An algorithm bound to a config and an environment (see the module docstring).
 
@@ -102,8 +106,8 @@ class Config:
 
     Subclasses set ``HYPERPARAMS`` (the ``flax.struct`` class of the numeric fields ``train``
     takes as data) and ``DEFAULT_RECORDS`` (logging intervals when ``log_interval`` is ``None``),
-    and have ``num_steps`` and ``log_interval`` fields. The TOML form holds every field except
-    those that are ``None`` (TOML has no null); reading it back gives an equal config.
+    and have ``num_steps`` and ``log_interval`` fields. The TOML form holds every field (``None``
+    as ``"none"``); reading it back gives an equal config.
     """
 
     HYPERPARAMS: ClassVar[type]
@@ -129,17 +133,12 @@ class Config:
         return self.HYPERPARAMS(**{name: jnp.float32(getattr(self, name)) for name in names})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field that is not ``None``, tuples as lists (TOML and JSON values)."""
+        """Every field, as TOML and JSON values: tuples as lists, ``None`` as the string ``"none"``
+        (TOML has no null; ``from_dict`` reads it back as ``None`` for a field that allows it)."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None:
-                if f.default is not None:
-                    raise ValueError(
-                        f"{f.name}=None cannot be written: TOML has no null and its default is {f.default}"
-                    )
-                continue
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            out[f.name] = NONE if value is None else list(value) if isinstance(value, tuple) else value
         return out
 
     def to_toml(self) -> str:
@@ -174,11 +173,12 @@ def _closest(name: str, names: set[str]) -> str | None:
 
 def coerce_field(cls: type, name: str, value: Any) -> Any:
     """``value`` converted losslessly to the type of field ``name`` of the dataclass ``cls``:
-    int -> float for a float field, list -> tuple for a tuple field; anything else unchanged (the
-    config's own validation then names a wrong type)."""
+    int -> float for a float field, list -> tuple for a tuple field, ``"none"`` -> ``None`` for a
+    field that may be ``None``; anything else unchanged (the config's own validation then names a
+    wrong type)."""
     hint = typing.get_type_hints(cls)[name]
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None:
+    if value is None or (value == NONE and type(None) in options):
         return None
     if float in options and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
