@@ -2,6 +2,7 @@
 exact checkpoints and resumption (see ``docs/experiments.md``)."""
 
 from jrl.experiment.checkpoint import CheckpointError
+from jrl.experiment.harness import Timing, evaluation_keys, read_csv, timed, train_keys, train_seeds, write_csv
 from jrl.experiment.runner import RunError, RunSettings, evaluate_state, load_run, resume, train
 from jrl.experiment.spec import EVALUATION_STREAM, RunSpec, evaluation_key, train_key
 
@@ -11,10 +12,17 @@ __all__ = [
     "RunError",
     "RunSettings",
     "RunSpec",
+    "Timing",
     "evaluate_state",
     "evaluation_key",
+    "evaluation_keys",
     "load_run",
+    "read_csv",
     "resume",
+    "timed",
     "train",
     "train_key",
+    "train_keys",
+    "train_seeds",
+    "write_csv",
 ]

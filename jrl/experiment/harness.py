@@ -1,0 +1,107 @@
+"""The host-side helpers every experiment and benchmark script uses: compile-then-run timing,
+many seeds in one call under the one key rule, CSV files.
+
+The key rule (``jrl.experiment.spec``): seed ``s`` trains with ``train_key(s) = jax.random.key(s)``
+and is evaluated with ``evaluation_key(s) = fold_in(key(s), EVALUATION_STREAM)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jrl.experiment.spec import evaluation_key, train_key
+
+__all__ = ["Timing", "evaluation_keys", "read_csv", "timed", "train_keys", "train_seeds", "write_csv"]
+
+
+class Timing(NamedTuple):
+    """``output`` of a compiled call, its ``compile_seconds`` (lowering + XLA compile) and
+    ``run_seconds`` (the fastest of the timed runs, until every output is ready)."""
+
+    output: Any
+    compile_seconds: float
+    run_seconds: float
+
+
+def timed(
+    fn: Callable[..., Any],
+    *args: Any,
+    repeats: int = 1,
+    warmup: bool = False,
+    in_shardings: Any = None,
+    static_argnums: int | Sequence[int] = (),
+) -> Timing:
+    """Compile ``jax.jit(fn)`` for ``args`` ahead of time, then run it ``repeats`` times.
+
+    Compile time is measured apart from run time (benchmarks report both, separately). ``warmup``
+    runs once untimed first (caches, page faults); ``in_shardings`` and ``static_argnums`` go to
+    ``jax.jit``.
+    """
+    jit_kwargs: dict[str, Any] = {"static_argnums": static_argnums}
+    if in_shardings is not None:
+        jit_kwargs["in_shardings"] = in_shardings
+    dynamic = [a for i, a in enumerate(args) if i not in _as_tuple(static_argnums)]
+    start = time.perf_counter()
+    compiled = jax.jit(fn, **jit_kwargs).lower(*args).compile()
+    compile_seconds = time.perf_counter() - start
+    if warmup:
+        jax.block_until_ready(compiled(*dynamic))
+    best, output = float("inf"), None
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        output = jax.block_until_ready(compiled(*dynamic))
+        best = min(best, time.perf_counter() - start)
+    return Timing(output, compile_seconds, best)
+
+
+def _as_tuple(x: int | Sequence[int]) -> tuple[int, ...]:
+    return (x,) if isinstance(x, int) else tuple(x)
+
+
+def train_keys(seeds: Iterable[int]) -> jax.Array:
+    """Stacked training keys of ``seeds`` (typed keys ``[len(seeds)]``)."""
+    return jnp.stack([train_key(int(s)) for s in seeds])
+
+
+def evaluation_keys(seeds: Iterable[int]) -> jax.Array:
+    """Stacked evaluation keys of ``seeds``."""
+    return jnp.stack([evaluation_key(int(s)) for s in seeds])
+
+
+def train_seeds(train: Callable[..., Any], seeds: Sequence[int], hyperparams: Any = None) -> Timing:
+    """Every seed of ``seeds`` trained in one compiled call: ``jit(vmap(train))(train_keys(seeds))``
+    (with ``hyperparams`` shared by all, when given). Returns the ``Timing`` of that call; its
+    output has a leading ``[len(seeds)]`` axis."""
+    keys = train_keys(seeds)
+    if hyperparams is None:
+        return timed(jax.vmap(train), keys)
+    return timed(jax.vmap(train, in_axes=(0, None)), keys, hyperparams)
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], fields: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` (dicts) as CSV with a header (``fields``, default: the first row's keys);
+    creates the parent directory. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(fields) if fields is not None else list(rows[0]) if rows else []
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header, as dicts of strings (``[]`` if the file is missing)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
