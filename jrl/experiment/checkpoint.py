@@ -75,10 +75,22 @@ def latest(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save(directory: str | Path, state: Any, *, log_index: int, meta: dict, keep: int = 3) -> Path:
+def save(
+    directory: str | Path,
+    state: Any,
+    *,
+    log_index: int,
+    meta: dict,
+    keep: int = 3,
+    sync_first: tuple[str | Path, ...] = (),
+) -> Path:
     """Write ``state`` (a pytree of arrays) as ``directory/ckpt-<log_index>``, atomically, and
     delete all but the newest ``keep`` checkpoints. ``meta`` (JSON values: algorithm, spec digest,
-    ...) goes into the header. Returns the checkpoint's path."""
+    ...) goes into the header. ``sync_first``: files to fsync before the checkpoint appears (the
+    run's metrics, so that a checkpoint never outlives the records it covers). Returns its path."""
+    for path in sync_first:
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{_PREFIX}{log_index:08d}"

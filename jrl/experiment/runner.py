@@ -11,6 +11,7 @@ are those of an uninterrupted run, bit for bit, because ``run`` in chunks is ``m
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import shutil
@@ -208,6 +209,11 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
     metrics_path = run.directory / records.METRICS
     chunks_done = 0
     reported_nonfinite: set[int] = set()
+    # Checkpoints are written by one background thread while the next chunk trains: a save is
+    # mostly waiting on the disk (a fsync per file), which would otherwise stall the run.
+    # Arrays are immutable, so the state being written cannot change under the writer.
+    saver = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jrl-checkpoint")
+    pending: concurrent.futures.Future | None = None
     try:
         while log_index < num_logs:
             size = min(chunk, num_logs - log_index)
@@ -244,10 +250,21 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
             chunks_done += 1
             progress.update(run.env_steps(log_index), seconds, _latest(rows))
             if chunks_done % settings.checkpoint_every == 0 or log_index == num_logs:
-                checkpoint.save(
-                    run.checkpoint_dir, state, log_index=log_index, meta=run.checkpoint_meta(), keep=settings.keep
+                if pending is not None:
+                    pending.result()  # one save at a time, in order; re-raises a failed save
+                pending = saver.submit(
+                    checkpoint.save,
+                    run.checkpoint_dir,
+                    state,
+                    log_index=log_index,
+                    meta=run.checkpoint_meta(),
+                    keep=settings.keep,
+                    sync_first=(metrics_path,),
                 )
+        if pending is not None:
+            pending.result()
     finally:
+        saver.shutdown(wait=True)
         if writer is not None:
             writer.close()
     return state
@@ -303,7 +320,12 @@ def _train_from(run: Run, state: Any, log_index: int, show: bool) -> dict:
     progress = Progress(run.env_steps(run.algorithm.num_logs), run.env_steps(log_index), enabled=show)
     try:
         if state is None:
-            state = run.init(run.keys)
+            progress.compiling("init")
+            started = time.perf_counter()
+            init = run.init.lower(run.keys).compile()
+            session["compile_seconds"] += time.perf_counter() - started
+            progress.compiled("init", time.perf_counter() - started)
+            state = init(run.keys)
         state = _advance(run, state, log_index, progress, session)
         return _finish(run, state, progress, session)
     finally:
