@@ -17,6 +17,7 @@ from jrl.envs.cartpole import cartpole_factory
 from jrl.envs.cliff_walking import cliff_walking_model
 from jrl.envs.core import NO_TIME_LIMIT, Environment
 from jrl.envs.frozen_lake import frozen_lake_model
+from jrl.envs.maximization_bias import maximization_bias_factory
 from jrl.envs.mountain_car import mountain_car_factory
 from jrl.envs.probes import probe_factory
 from jrl.envs.random_lake import random_lake_factory
@@ -87,6 +88,7 @@ for _env_id, _model, _kwargs, _limit in (
 ):
     _add(EnvSpec(_env_id, tabular_factory(_model), _kwargs, _limit, _keywords(_model, 0)))
 for _env_id, _factory, _limit in (
+    ("MaximizationBias-v0", maximization_bias_factory, NO_TIME_LIMIT),  # episodes last 1 or 2 steps
     ("Probe-OneStep-v0", probe_factory("OneStep"), NO_TIME_LIMIT),
     ("Probe-TwoStep-v0", probe_factory("TwoStep"), NO_TIME_LIMIT),
     ("Probe-ActionReward-v0", probe_factory("ActionReward"), NO_TIME_LIMIT),
