@@ -29,18 +29,17 @@ a short table.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.experiment import RunSpec
+from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_csv
 
 HERE = Path(__file__).resolve().parent
 RUN_FILES = ("q_learning.toml", "double_q_learning.toml")
@@ -51,41 +50,12 @@ QUICK_SEEDS = 500
 
 
 def load_run(path: Path) -> dict[str, Any]:
-    """Read one run file: ``algo``, ``env``, ``seeds``, ``[env_kwargs]``, ``[config]``.
-
-    Returns ``dict(name, env_id, env_kwargs, seeds, config)`` with ``config`` a
-    ``QLearningConfig`` whose ``algorithm`` is ``algo``. Refuses unknown keys, and a config that
-    could finish two episodes in one record (per-episode curves need ``num_envs = 1`` and
-    ``log_interval = 1``).
-    """
-    with open(path, "rb") as f:
-        spec = tomllib.load(f)
-    unknown = sorted(set(spec) - {"algo", "env", "seeds", "env_kwargs", "config"})
-    missing = sorted({"algo", "env", "seeds"} - set(spec))
-    if unknown or missing:
-        raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing}")
-    fields = dict(spec.get("config", {}))
-    if fields.setdefault("algorithm", spec["algo"]) != spec["algo"]:
-        raise ValueError(f"{path}: [config] algorithm = {fields['algorithm']!r} but algo = {spec['algo']!r}")
-    config = q_learning.QLearningConfig(**fields)
-    if config.num_envs != 1 or config.log_interval != 1:
-        raise ValueError(f"{path}: per-episode curves need num_envs = 1 and log_interval = 1")
-    if isinstance(spec["seeds"], bool) or not isinstance(spec["seeds"], int) or spec["seeds"] < 1:
-        raise ValueError(f"{path}: seeds must be an int >= 1, got {spec['seeds']!r}")
-    return dict(
-        name=path.stem, env_id=spec["env"], env_kwargs=spec.get("env_kwargs", {}), seeds=spec["seeds"], config=config
-    )
-
-
-def first_episodes(metrics: dict, num_episodes: int) -> dict[str, jax.Array]:
-    """The first ``num_episodes`` episodes of one run, from metrics with at most one finished
-    episode per record: ``length`` float32 ``[num_episodes]`` (NaN where the run finished fewer)
-    and ``finished``, int32, how many episodes the run finished in all."""
-    count = jnp.cumsum(metrics["episodes"])
-    # The k-th finished episode (k from 1) ends in the record where the count first reaches k.
-    index = jnp.where(metrics["episodes"] == 1, count - 1, num_episodes)  # num_episodes: dropped
-    length = jnp.full(num_episodes, jnp.nan).at[index].set(metrics["episode_length"], mode="drop")
-    return dict(length=length, finished=count[-1])
+    """Read one run file (``jrl.experiment.RunSpec``: algo, env, seeds, [env_kwargs], [config])
+    and check it records every step of one environment. Returns ``dict(name, env_id,
+    env_kwargs, seeds, config)``."""
+    spec = RunSpec.load(path)
+    check_per_step(spec, str(path))
+    return dict(name=path.stem, env_id=spec.env, env_kwargs=spec.env_kwargs, seeds=len(spec.seeds), config=spec.config)
 
 
 def train_runs(run: dict[str, Any], seeds: int) -> dict[str, Any]:
@@ -95,18 +65,14 @@ def train_runs(run: dict[str, Any], seeds: int) -> dict[str, Any]:
     train = q_learning.make_train(run["config"], env, env_params)
 
     def one_run(key: jax.Array) -> dict[str, jax.Array]:
-        return first_episodes(train(key).metrics, NUM_EPISODES)
+        return episodes_from_steps(train(key).metrics, NUM_EPISODES)
 
-    keys = jax.vmap(jax.random.key)(jnp.arange(seeds))
-    start = time.perf_counter()
-    compiled = jax.jit(lambda k: jax.lax.map(one_run, k, batch_size=min(BATCH_SIZE, seeds))).lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    out = jax.device_get(compiled(keys))
-    run_seconds = time.perf_counter() - start
+    # lax.map over batches of vmapped runs bounds the memory of the per-step metrics.
+    timing = timed(lambda k: jax.lax.map(one_run, k, batch_size=min(BATCH_SIZE, seeds)), train_keys(range(seeds)))
+    out, compile_seconds, run_seconds = jax.device_get(timing.output), timing.compile_seconds, timing.run_seconds
     if out["finished"].min() < NUM_EPISODES:
         raise RuntimeError(f"{run['name']}: a run finished only {out['finished'].min()} episodes; raise num_steps")
-    return dict(left=out["length"] == 2, compile_seconds=compile_seconds, run_seconds=run_seconds)
+    return dict(left=out["lengths"] == 2, compile_seconds=compile_seconds, run_seconds=run_seconds)
 
 
 def _epsilon_greedy(rng: np.random.Generator, q: np.ndarray, epsilon: float) -> np.ndarray:
@@ -164,12 +130,10 @@ def summarize(curve: np.ndarray) -> dict[str, float]:
     )
 
 
-def write_csv(path: Path, curves: dict[str, np.ndarray]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["episode", *curves])
-        for i in range(NUM_EPISODES):
-            writer.writerow([i + 1, *(f"{c[i]:.3f}" for c in curves.values())])
+def write_curves(path: Path, curves: dict[str, np.ndarray]) -> None:
+    """One row per episode, one column per curve (3 decimals)."""
+    rows = [{"episode": i + 1, **{name: f"{c[i]:.3f}" for name, c in curves.items()}} for i in range(NUM_EPISODES)]
+    write_csv(path, rows)
 
 
 def plot(path: Path, curves: dict[str, np.ndarray], runs: int) -> None:
@@ -224,7 +188,7 @@ def main() -> None:
         curves[f"same_mdp_{name}"] = reference_percent_left(5, 5, 10, double, runs)
         curves[f"book_mdp_{name}"] = reference_percent_left(1, 1, 10, double, runs)
     reference_seconds = time.perf_counter() - start
-    write_csv(HERE / f"percent_left{suffix}.csv", curves)
+    write_curves(HERE / f"percent_left{suffix}.csv", curves)
     plot(HERE / f"percent_left{suffix}.png", curves, runs)
 
     print(f"{'curve':28s} {'ep 1-10':>8s} {'peak (ep)':>12s} {'ep 11-50':>8s} {'ep 201-300':>10s} {'ep 251-300':>10s}")

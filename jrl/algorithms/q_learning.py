@@ -433,6 +433,9 @@ _DEFAULTS: dict[str, dict] = {
     "CliffWalkingSlippery-v1": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.05, epsilon_end=0.05),
     "Taxi-v4": dict(num_envs=1024, num_steps=5000, gamma=0.99, alpha=0.5, epsilon_end=0.05),
     "RandomMDP-v0": dict(num_envs=256, num_steps=2000, gamma=0.9, alpha=0.05, epsilon_end=0.3),
+    # Not swept: Sutton & Barto's Figure 6.5 settings (one environment, epsilon 0.1 throughout,
+    # alpha 0.1, 300 episodes of at most 2 steps); experiments/maximization_bias/ reproduces it.
+    "MaximizationBias-v0": dict(num_envs=1, num_steps=600, gamma=1.0, alpha=0.1, epsilon_start=0.1, epsilon_end=0.1),
 }
 
 

@@ -16,9 +16,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jrl.experiment.spec import evaluation_key, train_key
+from jrl.experiment.spec import RunSpec, evaluation_key, train_key
 
-__all__ = ["Timing", "evaluation_keys", "read_csv", "timed", "train_keys", "train_seeds", "write_csv"]
+__all__ = [
+    "Timing",
+    "check_per_step",
+    "episodes_from_steps",
+    "evaluation_keys",
+    "read_csv",
+    "timed",
+    "train_keys",
+    "train_seeds",
+    "write_csv",
+]
 
 
 class Timing(NamedTuple):
@@ -105,3 +115,37 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def check_per_step(spec: RunSpec, where: str = "the run") -> None:
+    """Refuse a spec whose metrics cannot give per-episode curves: ``episodes_from_steps`` needs
+    at most one episode to end per record, so one environment (``num_envs = 1``) and a record
+    every step (``log_interval = 1``)."""
+    config = spec.config
+    if config.num_envs != 1 or config.log_interval != 1:
+        raise ValueError(
+            f"{where}: per-episode curves need num_envs = 1 and log_interval = 1, got {config.num_envs} and "
+            f"{config.log_interval}"
+        )
+
+
+def episodes_from_steps(metrics: dict, num_episodes: int) -> dict[str, jax.Array]:
+    """The first ``num_episodes`` episodes of one run from its per-step metrics (one environment,
+    a record every step: ``check_per_step``), inside ``jit``.
+
+    Returns ``returns`` and ``lengths`` float32 ``[num_episodes]`` (NaN past the episodes the run
+    finished), ``finished`` (int32, episodes finished in all) and ``steps_needed`` (int32, the
+    step at which episode ``num_episodes`` ended; 0 if it did not).
+    """
+    count = jnp.cumsum(metrics["episodes"])
+    # The k-th episode (k from 1) ends in the record where the count reaches k; other records
+    # scatter to index num_episodes, which is dropped.
+    index = jnp.where(metrics["episodes"] == 1, count - 1, num_episodes)
+    empty = jnp.full(num_episodes, jnp.nan, jnp.float32)
+    reached = count >= num_episodes
+    return {
+        "returns": empty.at[index].set(metrics["episode_return"], mode="drop"),
+        "lengths": empty.at[index].set(metrics["episode_length"], mode="drop"),
+        "finished": count[-1],
+        "steps_needed": jnp.where(jnp.any(reached), jnp.argmax(reached) + 1, 0),
+    }
