@@ -1,10 +1,10 @@
-"""RandomMDP-v0: the founding document's example, made exact.
+"""RandomMDP-v0: the classic 10-state Q-learning example, made exact.
 
 ``num_states`` states (default 10), ``num_actions`` actions (default 2: 0 left, 1 right), a
 reward table ``R[s, a]`` drawn uniformly in [0, 1) from ``seed``, and a next state drawn uniformly
 at random whatever the action (K = S outcomes, probability 1/S each). Episodes start in a uniformly
 random state and never terminate; they end by truncation after ``max_episode_steps`` (default 100;
-the founding example's one-step episodes are ``max_episode_steps=1``). Because nothing terminates,
+the example's one-step episodes are ``max_episode_steps=1``). Because nothing terminates,
 Q-learning reaches Q* only by bootstrapping through truncation.
 
 Q* is known in closed form: ``Q*(s, a) = R[s, a] + gamma / (1 - gamma) * mean_s' max_a' R[s', a']``.

@@ -271,8 +271,10 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
 
 
 def _finish(run: Run, state: Any, progress: Progress, session: dict) -> dict:
+    started = time.perf_counter()
     summary = _summary(run, state, run.settings.eval_episodes)
     records.write_json(run.directory / records.SUMMARY, summary)
+    session["summary_seconds"] = time.perf_counter() - started
     session["finished"] = records.now()
     meta_path = run.directory / records.METADATA
     metadata = records.read_json(meta_path)
@@ -326,7 +328,12 @@ def _train_from(run: Run, state: Any, log_index: int, show: bool) -> dict:
             session["compile_seconds"] += time.perf_counter() - started
             progress.compiled("init", time.perf_counter() - started)
             state = init(run.keys)
+        started = time.perf_counter()
+        compiled_before = session["compile_seconds"]
         state = _advance(run, state, log_index, progress, session)
+        # The training loop's wall time without its compilations: chunks, records, progress and
+        # checkpoints (benchmarks/experiment_overhead.py compares it with one compiled call).
+        session["loop_seconds"] = time.perf_counter() - started - (session["compile_seconds"] - compiled_before)
         return _finish(run, state, progress, session)
     finally:
         progress.close()
