@@ -18,7 +18,8 @@ SB3 train their published number of steps (neither config stops early).
 
 JAX runs are timed by ``jrl.experiment.timed``, as compile (``jax.jit(train).lower(key).compile()``)
 and run (the compiled call, ``jax.block_until_ready``); total = compile + run. SB3 has no compile:
-total = building the model plus ``learn``, timed with ``time.perf_counter``. Each library's in-training evaluation, as its config has it, is part of its run.
+total = building the model plus ``learn``, timed with ``time.perf_counter``. Each library's
+in-training evaluation, as its config has it, is part of its run.
 
 Every trained policy is then evaluated greedily over 100 episodes (not timed): in the library's
 own CartPole (jrl: ``jrl.evaluate``; rejax: ``rejax.evaluate.evaluate`` in gymnax's CartPole with
