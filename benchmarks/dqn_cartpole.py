@@ -16,9 +16,10 @@ jrl's time to solve is its default config's: training stops at the first in-loop
 evaluation (100 episodes) that scores 500 and returns the best-evaluated parameters; rejax and
 SB3 train their published number of steps (neither config stops early).
 
-JAX runs are timed as compile (``jax.jit(train).lower(key).compile()``) and run (the compiled call,
-``jax.block_until_ready``); total = compile + run. SB3 has no compile: total = building the model
-plus ``learn``. Each library's in-training evaluation, as its config has it, is part of its run.
+JAX runs are timed by ``jrl.experiment.timed``, as compile (``jax.jit(train).lower(key).compile()``)
+and run (the compiled call, ``jax.block_until_ready``); total = compile + run. SB3 has no compile:
+total = building the model plus ``learn``, timed with ``time.perf_counter``. Each library's
+in-training evaluation, as its config has it, is part of its run.
 
 Every trained policy is then evaluated greedily over 100 episodes (not timed): in the library's
 own CartPole (jrl: ``jrl.evaluate``; rejax: ``rejax.evaluate.evaluate`` in gymnax's CartPole with
@@ -49,12 +50,15 @@ import numpy as np
 
 import jrl
 from jrl.algorithms import dqn
+from jrl.experiment import timed, train_key
 from jrl.wrappers import evaluate_in_gymnasium
 
 ENV_ID = "CartPole-v1"
 SOLVED = 475.0
 EVAL_EPISODES = 100
-EVAL_SEED = 10_000  # evaluation episodes are seeded apart from every training seed
+# Evaluation episodes are seeded apart from every training seed, and every library (jrl, rejax,
+# Gymnasium) is evaluated from this one seed; that is why jrl's runs here do not use evaluation_key(seed).
+EVAL_SEED = 10_000
 NUM_SEEDS = 8
 TARGET_REJAX = 4.0  # jrl's total time at most 1/4 of rejax's
 TARGET_SB3 = 5.0  # ... and at most 1/5 of SB3's
@@ -130,16 +134,6 @@ def version(package: str) -> str:
         return "not installed"
 
 
-def compile_and_run(fn, *args):
-    """``(compile_s, run_s, output)`` of ``jax.jit(fn)`` on ``args``: compile and run timed apart."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    return compile_s, time.perf_counter() - start, out
-
-
 # --- jrl ----------------------------------------------------------------------------------------
 def quick_jrl_config(config: dqn.DQNConfig) -> dqn.DQNConfig:
     """A much shorter run of the same config (a smoke test of the script, not a result)."""
@@ -154,7 +148,7 @@ def quick_jrl_config(config: dqn.DQNConfig) -> dqn.DQNConfig:
 def bench_jrl(config: dqn.DQNConfig, gym_episodes: int) -> Row:
     env, env_params = jrl.make(ENV_ID)
     train = dqn.make_train(config, env, env_params)
-    compile_s, run_s, result = compile_and_run(train, jax.random.key(0))
+    result, compile_s, run_s = timed(train, train_key(0))
     skipped = int(np.sum(result.metrics["nonfinite_updates"]))
     if skipped:
         print(f"  jrl: {skipped} non-finite gradient steps were skipped during training")
@@ -173,9 +167,12 @@ def bench_jrl_seeds(config: dqn.DQNConfig, num_seeds: int) -> dict:
     config = config.replace(stop_return=None)
     env, env_params = jrl.make(ENV_ID)
     train = dqn.make_train(config, env, env_params)
-    one_compile_s, one_run_s, _ = compile_and_run(train, jax.random.key(0))
+    _, one_compile_s, one_run_s = timed(train, train_key(0))
+    # Not train_keys(range(num_seeds)): docs/benchmarks.md's 8 seeds' returns (and docs/dqn.md's
+    # "seeds split(key(0), 8) of the benchmark") were recorded with these keys, the same as
+    # benchmarks/dqn_seeds.py's, and re-recording needs the full comparison (rejax, SB3 and torch).
     keys = jax.random.split(jax.random.key(0), num_seeds)
-    compile_s, run_s, result = compile_and_run(jax.vmap(train), keys)
+    result, compile_s, run_s = timed(jax.vmap(train), keys)
     policy, params = dqn.greedy_policy(config, env, env_params, result)
     returns = []
     for i in range(num_seeds):
@@ -247,7 +244,7 @@ def bench_rejax(quick: bool, gym_episodes: int) -> Row:
     if quick:
         config.update(total_timesteps=10_000, fill_buffer=1_000)
     algo = rejax.DQN.create(env=env, env_params=env_params, **config)
-    compile_s, run_s, (train_state, _) = compile_and_run(algo.train, jax.random.key(0))
+    (train_state, _), compile_s, run_s = timed(algo.train, jax.random.key(0))
     q_params = train_state.q_ts.params
 
     def greedy_act(obs, key):  # rejax's act(obs, rng) for its own evaluate; its make_act keeps epsilon 0.005

@@ -14,12 +14,12 @@ random rows of a batch become cache misses. Past the caches (1M and 10M) the cos
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 
 from jrl.algorithms.replay import replay_add, replay_init, replay_sample
+from jrl.experiment import timed
 
 BATCH = 128
 CHOICE_SAMPLES = 10  # the capacity-dependent method is slow at 1M: fewer batches suffice to time it
@@ -36,17 +36,6 @@ def full_buffer(capacity: int):
     buffer = replay_init(example, capacity)
     block = {k: jnp.broadcast_to(v, (capacity, *jnp.shape(v))) for k, v in example.items()}
     return replay_add(buffer, block)
-
-
-def time_call(fn, *args, repeats: int = 7) -> float:
-    compiled = jax.jit(fn).lower(*args).compile()
-    jax.block_until_ready(compiled(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -75,9 +64,10 @@ def main() -> None:
     for capacity in (10_000, 100_000, 1_000_000, 10_000_000):
         buffer = full_buffer(capacity)
         key = jax.random.key(0)
-        ours = time_call(jrl_sampling, buffer, key) / args.samples * 1e6
+        # A warm-up call first: the first run of a call this short pays for page faults and caches.
+        ours = timed(jrl_sampling, buffer, key, repeats=7, warmup=True).run_seconds / args.samples * 1e6
         theirs = (
-            time_call(choice_sampling, buffer, key, repeats=1) / CHOICE_SAMPLES * 1e6
+            timed(choice_sampling, buffer, key, warmup=True).run_seconds / CHOICE_SAMPLES * 1e6
             if capacity in (10_000, 1_000_000)
             else float("nan")
         )

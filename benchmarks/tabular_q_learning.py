@@ -27,15 +27,18 @@ import numpy as np
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.experiment import timed, train_key, train_keys
 
 ALPHA, GAMMA, EPSILON = 0.1, 0.99, 0.1
 
 
 def best_time(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` calls of a plain Python loop (the Gymnasium baselines: nothing
+    compiles, so ``timed`` does not apply)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(fn())
+        fn()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -57,11 +60,7 @@ def bench_jrl(num_envs: int, num_steps: int, repeats: int) -> dict:
         epsilon_end=EPSILON,
         log_interval=num_steps // 10,
     )
-    train = jax.jit(q_learning.make_train(config, env, params))
-    start = time.perf_counter()
-    compiled = train.lower(jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - start
-    seconds = best_time(lambda: compiled(jax.random.key(1)).q_table, repeats)
+    _, compile_s, seconds = timed(q_learning.make_train(config, env, params), train_key(0), repeats=repeats)
     return {"compile_s": compile_s, "steps_per_s": num_envs * num_steps / seconds}
 
 
@@ -79,12 +78,9 @@ def bench_jrl_grid(num_agents: int, num_envs: int, num_steps: int, repeats: int)
         epsilon_start=np.linspace(0.05, 1.0, side).tolist(),
     )
     train = q_learning.make_train(config, env, params)
-    sweep = jax.jit(jax.vmap(train, in_axes=(0, 0)))
-    keys = jax.random.split(jax.random.key(0), side * side)
-    start = time.perf_counter()
-    compiled = sweep.lower(keys, grid).compile()
-    compile_s = time.perf_counter() - start
-    seconds = best_time(lambda: compiled(keys, grid).q_table, repeats)
+    keys = train_keys(range(side * side))  # grid member i is seed i
+    _, compile_s, seconds = timed(jax.vmap(train), keys, grid, repeats=repeats)
+    # The loop is many calls of one compiled function, not one call: timed by hand.
     single = jax.jit(train).lower(keys[0], jax.tree.map(lambda x: x[0], grid)).compile()
     members = [jax.tree.map(lambda x, i=i: x[i], grid) for i in range(side * side)]
     single(keys[0], members[0]).q_table.block_until_ready()
@@ -130,17 +126,13 @@ def bench_gymnax(num_envs: int, num_steps: int, repeats: int) -> dict:
         q = q + ALPHA * (sums / jnp.maximum(counts, 1.0)).reshape(q.shape)
         return (q, next_obs, state), None
 
-    @jax.jit
     def run(key):
         k_reset, k_steps = jax.random.split(key)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), params)
         q = jnp.zeros((num_states, num_actions))
         return jax.lax.scan(step, (q, obs, state), jax.random.split(k_steps, num_steps))[0][0]
 
-    start = time.perf_counter()
-    compiled = run.lower(jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - start
-    seconds = best_time(lambda: compiled(jax.random.key(1)), repeats)
+    _, compile_s, seconds = timed(run, jax.random.key(0), repeats=repeats)
     return {"compile_s": compile_s, "steps_per_s": num_envs * num_steps / seconds}
 
 

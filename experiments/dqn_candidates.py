@@ -1,6 +1,7 @@
 """How ``dqn.default_config`` was chosen for each classic-control environment: named candidate
 configs, each trained on several seeds (vmapped, one compiled call per candidate) and scored by
-the final greedy policy's mean return over 100 fresh episodes (``jrl.evaluate``).
+the final greedy policy's mean return over 100 fresh episodes (``jrl.evaluate``). Keys follow
+``jrl.experiment``'s rule: seed ``s`` trains with ``key(s)`` and is evaluated with ``evaluation_key(s)``.
 
 Every candidate run appends rows to ``experiments/results/dqn_candidates.csv`` (env_id, candidate,
 seed, final_return: the returned parameters over 100 episodes, last_eval_return: the in-loop
@@ -18,16 +19,13 @@ is whatever ``dqn.default_config(env_id)`` is now (docs/dqn.md says which candid
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jrl
 from jrl.algorithms import dqn
+from jrl.experiment import evaluation_key, read_csv, train_seeds, write_csv
 
 OUT = "experiments/results/dqn_candidates.csv"
 FIELDS = ["env_id", "candidate", "seed", "final_return", "last_eval_return", "seconds_for_group", "nonfinite_updates"]
@@ -257,16 +255,15 @@ def run(env_id: str, candidate: str, seeds: list[int]) -> list[dict]:
     """Train ``candidate`` on ``seeds`` in one vmapped call; one row per seed."""
     env, env_params = jrl.make(env_id)
     config = config_for(env_id, candidate)
-    keys = jnp.stack([jax.random.key(seed) for seed in seeds])
-    start = time.perf_counter()
-    results = jax.block_until_ready(jax.jit(jax.vmap(dqn.make_train(config, env, env_params)))(keys))
-    seconds = time.perf_counter() - start
+    trained = train_seeds(dqn.make_train(config, env, env_params), seeds)
+    # The recorded seconds_for_group always included compilation: keep the column comparable.
+    seconds = trained.compile_seconds + trained.run_seconds
     rows = []
     for i, seed in enumerate(seeds):
-        member = jax.tree.map(lambda x, i=i: x[i], results)
+        member = jax.tree.map(lambda x, i=i: x[i], trained.output)
         policy, policy_params = dqn.greedy_policy(config, env, env_params, member)
-        eval_key = jax.random.fold_in(jax.random.key(seed), 1)  # not a key training used
-        final = float(jrl.evaluate(eval_key, policy, policy_params, env, env_params, num_episodes=100).mean())
+        returns = jrl.evaluate(evaluation_key(seed), policy, policy_params, env, env_params, num_episodes=100)
+        final = float(returns.mean())
         rows.append(
             dict(
                 env_id=env_id,
@@ -279,13 +276,6 @@ def run(env_id: str, candidate: str, seeds: list[int]) -> list[dict]:
             )
         )
     return rows
-
-
-def read_rows() -> list[dict]:
-    if not os.path.exists(OUT):
-        return []
-    with open(OUT) as f:
-        return list(csv.DictReader(f))
 
 
 def summarize(rows: list[dict]) -> None:
@@ -312,7 +302,7 @@ def main() -> None:
     parser.add_argument("--summarize", action="store_true", help="print the recorded table; no training")
     args = parser.parse_args()
     if args.summarize or args.env_id is None:
-        summarize(read_rows())
+        summarize(read_csv(OUT))
         return
     names = args.candidates.split(",") if args.candidates else list(CANDIDATES[args.env_id])
     for name in names:
@@ -320,16 +310,12 @@ def main() -> None:
             parser.error(f"unknown candidate {name!r} for {args.env_id}; known: {sorted(CANDIDATES[args.env_id])}")
     for name in names:
         rows = run(args.env_id, name, list(range(args.seeds)))
-        kept = [r for r in read_rows() if (r["env_id"], r["candidate"]) != (args.env_id, name)]
-        os.makedirs(os.path.dirname(OUT), exist_ok=True)
-        with open(OUT, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(kept + rows)
+        kept = [r for r in read_csv(OUT) if (r["env_id"], r["candidate"]) != (args.env_id, name)]
+        write_csv(OUT, kept + rows, FIELDS)
         finals = [r["final_return"] for r in rows]
         d = 1 if max(abs(x) for x in finals) >= 10 else 3
         print(f"{args.env_id} {name}: mean {np.mean(finals):.{d}f}, min {min(finals):.{d}f}: {finals}", flush=True)
-    summarize(read_rows())
+    summarize(read_csv(OUT))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ jax.random.key(seed_i)`` and seeds ``0 .. N-1``. Every ``log_interval`` iteratio
 loop records, per seed, the greedy evaluation return (``config.eval_episodes`` episodes, inside the
 compiled loop), the mean return of the training episodes that finished, the loss and epsilon.
 After training, each seed's final greedy policy (``dqn.greedy_policy``) is evaluated over 100
-episodes with ``jrl.evaluate``, keyed by ``jax.random.fold_in(jax.random.key(seed), 1)``. Every
-random number comes from those keys: the same seeds give the same tables (the timings aside).
+episodes with ``jrl.evaluate``, keyed by ``evaluation_key(seed) = jax.random.fold_in(jax.random.key(seed), 1)``
+(both keys: ``jrl.experiment``'s rule). Every random number comes from those keys: the same seeds
+give the same tables (the timings aside).
 
     python experiments/dqn_learning_curves.py                               # every env, seeds 0..4
     python experiments/dqn_learning_curves.py --envs CartPole-v1 --seeds 3  # a subset
@@ -45,16 +46,15 @@ results; its returns say nothing about how well DQN learns.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jrl
 from jrl.algorithms import dqn
+from jrl.experiment import evaluation_key, read_csv, train_seeds, write_csv
 
 DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 # The bar jrl's learning tests hold the default configs to (tests/test_dqn_learning.py): Gymnasium's
@@ -66,7 +66,6 @@ REFERENCE_LINES = {env_id: (value, f"solved ({value:g})") for env_id, value in S
     "RandomLake-v0": (1.0, "optimum (1.0)")
 }
 FINAL_EVAL_EPISODES = 100
-FINAL_EVAL_STREAM = 1  # final-evaluation key: jax.random.fold_in(jax.random.key(seed), FINAL_EVAL_STREAM)
 QUICK_ITERATIONS = 2_000
 QUICK_LOGS = 20
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -132,14 +131,8 @@ def run_env(env_id: str, config: dqn.DQNConfig, seeds: list[int]) -> tuple[list[
 
     Returns the learning-curve rows, the final-return rows and a summary for the table."""
     env, env_params = jrl.make(env_id)
-    keys = jnp.stack([jax.random.key(seed) for seed in seeds])
-    train = jax.jit(jax.vmap(dqn.make_train(config, env, env_params)))
-    start = time.perf_counter()
-    compiled = train.lower(keys).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    results = jax.block_until_ready(compiled(keys))
-    train_s = time.perf_counter() - start
+    trained = train_seeds(dqn.make_train(config, env, env_params), seeds)
+    results, compile_s, train_s = trained.output, trained.compile_seconds, trained.run_seconds
 
     metrics = {name: np.asarray(value) for name, value in results.metrics.items()}  # each [seeds, num_logs]
     env_steps = metrics["step"].astype(np.int64) * config.num_envs
@@ -163,8 +156,7 @@ def run_env(env_id: str, config: dqn.DQNConfig, seeds: list[int]) -> tuple[list[
     final_rows = []
     for i, seed in enumerate(seeds):
         params = jax.tree.map(lambda x, i=i: x[i], batched_params)
-        eval_key = jax.random.fold_in(jax.random.key(seed), FINAL_EVAL_STREAM)
-        returns = jrl.evaluate(eval_key, policy, params, env, env_params, num_episodes=FINAL_EVAL_EPISODES)
+        returns = jrl.evaluate(evaluation_key(seed), policy, params, env, env_params, num_episodes=FINAL_EVAL_EPISODES)
         nonfinite = int(metrics["nonfinite_updates"][i].sum())
         if nonfinite:
             print(f"  warning: {env_id} seed {seed} skipped {nonfinite} non-finite gradient step(s)")
@@ -189,15 +181,6 @@ def run_env(env_id: str, config: dqn.DQNConfig, seeds: list[int]) -> tuple[list[
         "eval_s": eval_s,
     }
     return curve_rows, final_rows, summary
-
-
-def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {path}")
 
 
 def print_summary(summaries: list[dict]) -> None:
@@ -277,10 +260,13 @@ def plot(path: Path, curve_rows: list[dict], summaries: list[dict], eval_episode
 
 def replot(suffix: str) -> None:
     """Redraw the PNG from the CSV files a previous run wrote."""
-    with (RESULTS / f"dqn_learning_curves{suffix}.csv").open() as f:
-        curve_rows = [{k: (v if k == "env_id" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-    with (RESULTS / f"dqn_final_returns{suffix}.csv").open() as f:
-        final_rows = list(csv.DictReader(f))
+    curve_rows = [
+        {k: (v if k == "env_id" else float(v)) for k, v in row.items()}
+        for row in read_csv(RESULTS / f"dqn_learning_curves{suffix}.csv")
+    ]
+    final_rows = read_csv(RESULTS / f"dqn_final_returns{suffix}.csv")
+    if not final_rows:
+        raise SystemExit(f"no recorded dqn_final_returns{suffix}.csv in {RESULTS}: run without --plot-only first")
     env_ids = list(dict.fromkeys(r["env_id"] for r in final_rows))
     summaries = [
         {
@@ -340,11 +326,8 @@ def main() -> None:
         (f"dqn_learning_curves{suffix}.csv", CURVE_FIELDS, curve_rows),
         (f"dqn_final_returns{suffix}.csv", FINAL_FIELDS, final_rows),
     ):
-        kept = []
-        if (RESULTS / name).exists():  # the other environments' recorded rows stay
-            with (RESULTS / name).open() as f:
-                kept = [r for r in csv.DictReader(f) if r["env_id"] not in ran]
-        write_csv(RESULTS / name, fields, kept + rows)
+        kept = [r for r in read_csv(RESULTS / name) if r["env_id"] not in ran]  # other environments' rows stay
+        print(f"wrote {write_csv(RESULTS / name, kept + rows, fields)}")
     if not args.no_plot:
         replot(suffix)
 

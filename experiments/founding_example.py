@@ -18,13 +18,14 @@ Part 3  the document's advice to choose alpha and gamma "by experiment", as one 
 
 Tables are printed and written as CSV files to ``--out``
 (default ``experiments/results/founding_example/``). Every random number comes from ``--seed``:
-the same seed gives the same tables (the timing columns aside).
+the same seed gives the same tables (the timing columns aside). It picks the reward table, and
+training follows ``jrl.experiment``'s key rule: seed ``s`` trains with ``jax.random.key(s)``, Parts 1
+and 3 with seed ``--seed``, Part 2's rows with seeds ``--seed .. --seed + N - 1``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import numpy as np
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.experiment import timed, train_key, train_keys, write_csv
 
 NUM_STATES, NUM_ACTIONS = 10, 2
 ACTION_NAMES = ("left", "right")
@@ -56,25 +58,6 @@ def parse_args() -> argparse.Namespace:
     if not 0 <= args.seed < 2**31:
         parser.error("--seed must be in [0, 2**31)")
     return args
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"  wrote {path}")
-
-
-def compile_and_run(fn, *args):
-    """Compile ``fn`` for ``args``, then run it once. Returns (output, compile seconds, run seconds)."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    return out, compile_s, time.perf_counter() - start
 
 
 def why_the_printed_code_fails() -> str:
@@ -121,7 +104,7 @@ def part1(args, env, env_params, q_star, base_config, key) -> np.ndarray:
         f"gamma={base_config.gamma}, epsilon=1 (uniformly random actions)."
     )
     train = q_learning.make_train(base_config, env, env_params)
-    result, compile_s, run_s = compile_and_run(train, key)
+    result, compile_s, run_s = timed(train, key)
     q = np.asarray(result.q_table)
     qs = np.asarray(q_star)
     episodes = int(np.sum(result.metrics["episodes"]))
@@ -138,7 +121,7 @@ def part1(args, env, env_params, q_star, base_config, key) -> np.ndarray:
         "  0.99^50 = 0.6. So 1000 one-step episodes leave most of the error (Q* is about 7) in\n"
         "  place. Part 2 shows what parallel copies change."
     )
-    write_csv(
+    path = write_csv(
         args.out / "part1_q_table.csv",
         [
             {
@@ -153,6 +136,7 @@ def part1(args, env, env_params, q_star, base_config, key) -> np.ndarray:
             for a in range(env.num_actions)
         ],
     )
+    print(f"  wrote {path}")
     return q
 
 
@@ -188,7 +172,7 @@ def part2(args, env, env_params, q_star, base_config, keys, q_part1) -> None:
                 q = jax.vmap(train)(keys).q_table  # [seeds, S, A]
                 return jnp.max(jnp.abs(q - q_star), axis=(1, 2)), q
 
-            (err, q_tables), compile_s, run_s = compile_and_run(errors, keys)
+            (err, q_tables), compile_s, run_s = timed(errors, keys)
             err = np.asarray(err)
             total = num_envs * num_steps
             rate = total * args.seeds / run_s / 1e6
@@ -218,17 +202,17 @@ def part2(args, env, env_params, q_star, base_config, keys, q_part1) -> None:
                     else f"differs from it by at most {gap:.1e}\n  (float32 rounding: XLA compiles the batched program differently)"
                 )
     print(
-        "\n  Seed 0 of the (1 env, 1000 steps) row uses Part 1's key. Its table " + member0 + ".\n"
+        f"\n  Seed {args.seed} of the (1 env, 1000 steps) row uses Part 1's key. Its table " + member0 + ".\n"
         "  Averaging the TD errors of N environments does not give N times more updates. It gives\n"
         "  each update a target whose variance is N times smaller. Once N is well above the 20\n"
         "  (s, a) pairs, every pair is updated at every step. The starting error then falls like\n"
         "  0.99^steps (0.99^1000 = 4e-5), so it is gone after 1000 steps. What remains is the noise\n"
         "  floor of a constant alpha. Once each pair gets more than one visit per step, that floor\n"
         "  shrinks like 1 / sqrt(visits per (s, a) per step): 256 envs give about 13 visits, 4096\n"
-        "  envs about 205. 16 envs give about 0.8, so at 10000 steps they do no better than 1 env.\n"
+        "  envs about 205. 16 envs give about 0.8, so at 10000 steps they do about as well as 1 env.\n"
         "  More steps do not lower the floor. To lower it, use a smaller alpha or more environments."
     )
-    write_csv(args.out / "part2_parallel_envs.csv", rows)
+    print(f"  wrote {write_csv(args.out / 'part2_parallel_envs.csv', rows)}")
 
 
 def part3(args, env, env_params, base_config, key) -> None:
@@ -243,7 +227,7 @@ def part3(args, env, env_params, base_config, key) -> None:
     grid = q_learning.hyperparam_grid(config, alpha=alphas, gamma=gammas)  # leaves [G], row-major
     train = q_learning.make_train(config, env, env_params)
     sweep = jax.vmap(train, in_axes=(None, 0))  # one key for all members: common random numbers
-    result, compile_s, run_s = compile_and_run(sweep, key, grid)
+    result, compile_s, run_s = timed(sweep, key, grid)
     mdp = env.mdp(env_params)
     q_stars = {g: np.asarray(jrl.planning.value_iteration(mdp, g)) for g in gammas}
     print(
@@ -289,7 +273,7 @@ def part3(args, env, env_params, base_config, key) -> None:
         "  Large alphas swap that bias for noise, and averaging over more environments reduces\n"
         "  the noise. No single alpha is best for every gamma, which is why sweeping pays."
     )
-    write_csv(args.out / "part3_alpha_gamma.csv", rows)
+    print(f"  wrote {write_csv(args.out / 'part3_alpha_gamma.csv', rows)}")
 
 
 def main() -> None:
@@ -315,12 +299,11 @@ def main() -> None:
         epsilon_end=1.0,
         epsilon_decay_fraction=0.0,
     )
-    root = jax.random.key(args.seed)
-    key_part2, key_part3 = jax.random.split(root)
-    seed_keys = jax.random.split(key_part2, args.seeds)
-    q_part1 = part1(args, env, env_params, q_star, base_config, seed_keys[0])
-    part2(args, env, env_params, q_star, base_config, seed_keys, q_part1)
-    part3(args, env, env_params, base_config, key_part3)
+    # The key rule (jrl.experiment): seed s trains with key(s). Part 2's seeds start at --seed, so
+    # its first is Part 1's run; Part 3's agents all share that key (common random numbers).
+    q_part1 = part1(args, env, env_params, q_star, base_config, train_key(args.seed))
+    part2(args, env, env_params, q_star, base_config, train_keys(range(args.seed, args.seed + args.seeds)), q_part1)
+    part3(args, env, env_params, base_config, train_key(args.seed))
     print(f"\ntotal wall time {time.perf_counter() - start:.1f} s")
 
 

@@ -15,10 +15,7 @@ printed here is the one recorded in ``docs/q_learning.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
-import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +23,7 @@ import numpy as np
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.experiment import timed, train_keys, write_csv
 
 # Budget and discount per environment: the parts of the config that are not searched.
 BUDGETS = {
@@ -50,11 +48,10 @@ def tune(env_id: str) -> list[dict]:
     grid = q_learning.hyperparam_grid(base, alpha=ALPHAS, epsilon_end=EPSILON_ENDS)
     # Repeat each grid member once per seed: leaves [G * len(SEEDS)].
     grid = jax.tree.map(lambda x: jnp.repeat(x, len(SEEDS)), grid)
-    keys = jnp.stack([jax.random.key(s) for _ in combos for s in SEEDS])
-    train = jax.jit(jax.vmap(q_learning.make_train(base, env, params)))
-    start = time.perf_counter()
-    values = np.asarray(train(keys, grid).metrics["greedy_value"])  # [members, logs]
-    seconds = time.perf_counter() - start
+    keys = train_keys([s for _ in combos for s in SEEDS])
+    trained = timed(jax.vmap(q_learning.make_train(base, env, params)), keys, grid)
+    values = np.asarray(trained.output.metrics["greedy_value"])  # [members, logs]
+    seconds = trained.compile_seconds + trained.run_seconds  # seconds_for_grid has always included compilation
     regret = (v_star - values) / max(abs(v_star), 1e-8)
     rows = []
     for i, (alpha, eps_end) in enumerate(combos):
@@ -99,11 +96,7 @@ def main() -> None:
             f"{best['worst_seed_final_regret']:>10.4f} {best['v_star']:>9.4f} {best['seconds_for_grid']:>7.1f}",
             flush=True,
         )
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(all_rows[0]))
-        writer.writeheader()
-        writer.writerows(all_rows)
+    write_csv(args.out, all_rows)
     print(f"wrote {args.out}")
 
 
