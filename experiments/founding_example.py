@@ -1,4 +1,4 @@
-"""The founding document's Q-learning example (section 5), made to run and checked against Q*.
+"""The classic 10-state Q-learning example (the one jrl was founded on), made to run and checked against Q*.
 
 The document trains a Q-table on a 10-state, 2-action problem with a random reward table
 ``rewards[10, 2]``, alpha 0.1 and gamma 0.9, for 1000 one-step "episodes": a random state, a random
