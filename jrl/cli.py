@@ -199,13 +199,11 @@ def _eval(args: argparse.Namespace) -> int:
     results = evaluate_state(run, state, args.episodes)
     gym_returns = {}
     if args.gymnasium:
-        import jax
-
         from jrl.wrappers import evaluate_in_gymnasium
 
         spec = run.spec
         for i, seed in enumerate(spec.seeds):
-            seed_state = jax.tree_util.tree_map(lambda x, i=i: x[i], state)
+            seed_state = run.seed_state(state, i)
             result = run.algorithm.result(seed_state, {})
             policy, params = spec.algorithm.greedy_policy(spec.config, run.env, run.env_params, result)
             try:

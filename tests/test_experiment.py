@@ -101,7 +101,8 @@ def test_progress_is_printed_and_every_interval_of_every_seed_is_recorded(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("compiling 10 logging interval(s) x 3 seed(s)")
+    assert lines[0] == "compiling init ..." and lines[1].startswith("compiled init in")
+    assert lines[2].startswith("compiling 10 logging interval(s) x 3 seed(s)")
     done = [int(line.split("/")[0].replace(",", "")) for line in lines if "env steps (" in line]
     assert done == [2560 * k for k in range(1, 11)]  # 64 envs x 40 steps per chunk, ten chunks
     assert all("steps/s" in line and "ETA" in line for line in lines if "env steps (" in line)
@@ -146,7 +147,15 @@ def rewrite_header(ckpt: Path, **changes) -> None:
 def test_a_clean_checkpoint_loads_to_the_state_it_saved(small_run):
     run = load_run(small_run)
     state, log_index = run.load_checkpoint()
-    assert log_index == 100 and state.q_a.shape == (2, 16, 4)
+    assert log_index == 100 and state.q_a.shape == (2, 16, 4) and state.log_index.shape == ()
+    # The run's seeds are make_train vmapped over key(seed), bit for bit.
+    from jrl.algorithms import q_learning
+    from jrl.experiment import train_keys
+
+    expected = jax.jit(jax.vmap(q_learning.make_train(run.spec.config, run.env, run.env_params)))(train_keys([0, 1]))
+    np.testing.assert_array_equal(np.asarray(state.q_a), np.asarray(expected.q_table))
+    rows = [json.loads(line) for line in (small_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["greedy_value"] for r in rows if r["seed"] == 1] == expected.metrics["greedy_value"][1].tolist()
     summary = json.loads((small_run / "summary.json").read_text())
     assert summary["per_seed"]["0"]["logs"] == 100
 

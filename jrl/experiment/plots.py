@@ -79,7 +79,6 @@ def _grid(env_id: str, env_kwargs: dict) -> tuple[list[str], tuple] | None:
 
 
 def _plot_policy(plt: Any, run_dir: Path, out: Path) -> Path | None:
-    import jax
 
     from jrl.experiment.runner import load_run
 
@@ -89,7 +88,7 @@ def _plot_policy(plt: Any, run_dir: Path, out: Path) -> Path | None:
         return None
     rows, arrows = grid
     state, _ = run.load_checkpoint()
-    first = jax.tree_util.tree_map(lambda x: x[0], state)
+    first = run.seed_state(state, 0)
     q = np.asarray(run.algorithm.result(first, {}).q_table)
     nrow, ncol = len(rows), len(rows[0])
     values = q.max(axis=1).reshape(nrow, ncol)

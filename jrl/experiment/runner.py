@@ -83,7 +83,23 @@ class Run:
         self.env, self.env_params = self.spec.make_env()
         self.algorithm = self.spec.algorithm.make_algorithm(self.spec.config, self.env, self.env_params)
         self.keys = jnp.stack([train_key(seed) for seed in self.spec.seeds])
-        self.init = jax.jit(jax.vmap(self.algorithm.init))
+        # Seeds are vmapped along axis 0 of every state leaf but the interval counter, which they
+        # share (they advance together). Kept unbatched, the counter, and the iteration numbers
+        # derived from it, stay scalars under vmap, so a lax.cond on them (DQN's "learn now?")
+        # stays a branch; batched, vmap would turn it into a select that computes both sides on
+        # every iteration (measured: DQN on CartPole 40% slower).
+        single = jax.eval_shape(self.algorithm.init, self.keys[0])
+        self.state_axes = jax.tree_util.tree_map(lambda _: 0, single).replace(log_index=None)
+        self.init = jax.jit(jax.vmap(self.algorithm.init, out_axes=self.state_axes))
+
+    def vmap_run(self, num_logs: int) -> Any:
+        """The algorithm's ``run`` over every seed: ``(state, metrics [seeds, num_logs])``."""
+        run = functools.partial(self.algorithm.run, num_logs=num_logs)
+        return jax.vmap(run, in_axes=(self.state_axes,), out_axes=(self.state_axes, 0))
+
+    def seed_state(self, state: Any, index: int) -> Any:
+        """Seed ``index``'s state, out of the state of every seed."""
+        return jax.tree_util.tree_map(lambda x, axis: x if axis is None else x[index], state, self.state_axes)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -113,7 +129,7 @@ def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
     seed's evaluation key (``spec.evaluation_key``): per seed, mean and std of the return, mean
     length, fraction terminated, and the count of invalid actions."""
     algorithm, spec = run.algorithm, run.spec
-    first = jax.tree_util.tree_map(lambda x: x[0], state)
+    first = run.seed_state(state, 0)
     policy, _ = spec.algorithm.greedy_policy(spec.config, run.env, run.env_params, algorithm.result(first, {}))
 
     @jax.jit
@@ -124,7 +140,7 @@ def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
             )
             return evaluate_episodes(key, policy, params, run.env, run.env_params, num_episodes)
 
-        return jax.vmap(one)(state, keys)
+        return jax.vmap(one, in_axes=(run.state_axes, 0))(state, keys)
 
     keys = jnp.stack([evaluation_key(seed) for seed in spec.seeds])
     stats = jax.device_get(evaluate_all(state, keys))
@@ -221,8 +237,7 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
                 what = f"{size} logging interval(s) x {len(run.spec.seeds)} seed(s)"
                 progress.compiling(what)
                 started = time.perf_counter()
-                step = jax.vmap(functools.partial(algorithm.run, num_logs=size))
-                compiled[size] = jax.jit(step).lower(state).compile()
+                compiled[size] = jax.jit(run.vmap_run(size)).lower(state).compile()
                 session["compile_seconds"] += time.perf_counter() - started
                 progress.compiled(what, time.perf_counter() - started)
             started = time.perf_counter()
