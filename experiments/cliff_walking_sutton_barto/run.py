@@ -34,7 +34,8 @@ import numpy as np
 import jrl
 from jrl.algorithms import q_learning
 from jrl.experiment import RunSpec
-from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_csv
+from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_columns, write_csv
+from jrl.experiment.plots import pyplot
 
 HERE = Path(__file__).resolve().parent
 RUN_FILES = ("sarsa.toml", "q_learning.toml", "expected_sarsa.toml", "double_q_learning.toml")
@@ -142,20 +143,11 @@ def summarize(name: str, seeds: int, result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def write_curves(path: Path, curves: dict[str, np.ndarray]) -> None:
-    """One row per episode, one column per curve (3 decimals)."""
-    rows = [{"episode": i + 1, **{name: f"{c[i]:.3f}" for name, c in curves.items()}} for i in range(NUM_EPISODES)]
-    write_csv(path, rows)
-
-
 def plot(path: Path, curves: dict[str, np.ndarray], runs: int) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install -e '.[plot]'): no figure")
+        plt = pyplot()
+    except ImportError as err:
+        print(f"{err}: no figure")
         return
     episodes = np.arange(1, NUM_EPISODES + 1)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -186,7 +178,7 @@ def main() -> None:
         result = train_runs(run, seeds)
         curves[run["name"]] = result["returns"].mean(axis=0)
         rows.append(summarize(run["name"], seeds, result))
-    write_curves(HERE / f"returns{suffix}.csv", curves)
+    write_columns(HERE / f"returns{suffix}.csv", curves)
     write_csv(HERE / f"summary{suffix}.csv", rows)
     plot(HERE / f"returns{suffix}.png", curves, max(row["runs"] for row in rows))
 

@@ -39,7 +39,8 @@ import numpy as np
 import jrl
 from jrl.algorithms import q_learning
 from jrl.experiment import RunSpec
-from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_csv
+from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_columns
+from jrl.experiment.plots import pyplot
 
 HERE = Path(__file__).resolve().parent
 RUN_FILES = ("q_learning.toml", "double_q_learning.toml")
@@ -130,20 +131,11 @@ def summarize(curve: np.ndarray) -> dict[str, float]:
     )
 
 
-def write_curves(path: Path, curves: dict[str, np.ndarray]) -> None:
-    """One row per episode, one column per curve (3 decimals)."""
-    rows = [{"episode": i + 1, **{name: f"{c[i]:.3f}" for name, c in curves.items()}} for i in range(NUM_EPISODES)]
-    write_csv(path, rows)
-
-
 def plot(path: Path, curves: dict[str, np.ndarray], runs: int) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install -e '.[plot]'): no figure")
+        plt = pyplot()
+    except ImportError as err:
+        print(f"{err}: no figure")
         return
     episodes = np.arange(1, NUM_EPISODES + 1)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -188,7 +180,7 @@ def main() -> None:
         curves[f"same_mdp_{name}"] = reference_percent_left(5, 5, 10, double, runs)
         curves[f"book_mdp_{name}"] = reference_percent_left(1, 1, 10, double, runs)
     reference_seconds = time.perf_counter() - start
-    write_curves(HERE / f"percent_left{suffix}.csv", curves)
+    write_columns(HERE / f"percent_left{suffix}.csv", curves)
     plot(HERE / f"percent_left{suffix}.png", curves, runs)
 
     print(f"{'curve':28s} {'ep 1-10':>8s} {'peak (ep)':>12s} {'ep 11-50':>8s} {'ep 201-300':>10s} {'ep 251-300':>10s}")

@@ -27,6 +27,7 @@ __all__ = [
     "timed",
     "train_keys",
     "train_seeds",
+    "write_columns",
     "write_csv",
 ]
 
@@ -106,6 +107,16 @@ def write_csv(path: str | Path, rows: Sequence[dict], fields: Sequence[str] | No
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_columns(path: str | Path, columns: dict[str, Any], index: str = "episode", digits: int = 3) -> Path:
+    """Write equal-length curves as CSV: one row per position (``index`` counts from 1), one
+    column per curve, values with ``digits`` decimals."""
+    length = len(next(iter(columns.values())))
+    rows = [
+        {index: i + 1, **{name: f"{values[i]:.{digits}f}" for name, values in columns.items()}} for i in range(length)
+    ]
+    return write_csv(path, rows)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

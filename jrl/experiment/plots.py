@@ -16,14 +16,15 @@ import numpy as np
 
 from jrl.experiment import records
 
-__all__ = ["curves", "plot_runs"]
+__all__ = ["curves", "plot_runs", "pyplot"]
 
 # Arrow (dx, dy) of each action in image coordinates (y grows downwards), per gridworld family.
 _FROZEN_LAKE_ARROWS = ((-1, 0), (0, 1), (1, 0), (0, -1))  # left, down, right, up
 _CLIFF_ARROWS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # up, right, down, left
 
 
-def _matplotlib() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend; ``ImportError`` naming the extra if missing."""
     try:
         import matplotlib
     except ImportError as err:
@@ -117,7 +118,7 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None, out: st
     """Learning curves of ``run_dirs`` on one figure, written as PNG (default:
     ``learning_curves.png`` in the first run), and for each tabular gridworld run its greedy
     policy (``policy.png`` in that run). Returns the files written."""
-    plt = _matplotlib()
+    plt = pyplot()
     run_dirs = [Path(d) for d in run_dirs]
     for d in run_dirs:
         if not (d / records.CONFIG).is_file():
