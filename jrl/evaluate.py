@@ -119,17 +119,18 @@ def evaluate_episodes(
         env_params = env_params.replace(
             max_steps_in_episode=jnp.where(limit >= NO_TIME_LIMIT, UNLIMITED_EPISODE_CAP, limit).astype(jnp.int32)
         )
-    _check_policy_output(policy, policy_params, env, env_params)
+    _check_policy_output(policy, policy_params, env, env_params, key)
     return _evaluate(key, policy_params, env_params, policy, env, num_episodes)
 
 
-def _check_policy_output(policy: Policy, policy_params: Any, env: Environment, env_params: Any) -> None:
-    """Trace the policy once on one observation (shapes only, nothing runs) and refuse an output
-    that is not one action of the action space's shape (integer dtype for ``Discrete``)."""
+def _check_policy_output(policy: Policy, policy_params: Any, env: Environment, env_params: Any, key: Any) -> None:
+    """Trace the policy once on one observation (shapes only: nothing runs, ``key`` lends only its
+    type) and refuse an output that is not one action of the action space's shape (integer dtype
+    for ``Discrete``)."""
     space = env.action_space(env_params)
-    obs = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0]
+    obs = jax.eval_shape(env.reset, key, env_params)[0]
     try:
-        action = jax.eval_shape(policy, policy_params, obs, jax.random.key(0))
+        action = jax.eval_shape(policy, policy_params, obs, key)
     except TypeError as err:
         raise TypeError(f"policy must be callable as policy(policy_params, obs, key) -> action: {err}") from err
     shape, dtype = getattr(action, "shape", None), getattr(action, "dtype", None)

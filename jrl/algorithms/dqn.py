@@ -342,8 +342,9 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
     learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
     # The flat-vector layout depends only on the parameters' shapes, so it is built from an
     # abstract initialisation (nothing runs); the real one happens in init.
-    obs_example = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0]
-    param_shapes = jax.eval_shape(network.init, jax.random.key(0), obs_example)
+    abstract_key = jax.eval_shape(jax.random.key, 0)  # a key's shape and type, no value
+    obs_example = jax.eval_shape(env.reset, abstract_key, env_params)[0]
+    param_shapes = jax.eval_shape(network.init, abstract_key, obs_example)
     _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), param_shapes))
 
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
