@@ -4,8 +4,10 @@ TOML), hyperparameter grids, the finiteness check, epsilon-greedy exploration an
 The contract, in the spirit of optax's ``(init, update)`` pair: ``module.make_algorithm(config,
 env, env_params)`` returns an ``Algorithm`` of three pure functions,
 
-- ``init(key, hyperparams=None) -> state``: a typed pytree holding everything a run needs to
-  continue (learned values, optimizer and replay state, environment states, keys, counters);
+- ``init(key, hyperparams=None) -> state``: a typed pytree (a ``flax.struct`` dataclass) holding
+  everything a run needs to continue (learned values, optimizer and replay state, environment
+  states, keys, counters), with an int32 ``log_index`` field, the intervals done (a runner that
+  vmaps seeds keeps it shared: ``jrl.experiment.runner``);
 - ``run(state, num_logs) -> (state, metrics)``: advance by ``num_logs`` logging intervals
   (``num_logs`` a static int; metrics are arrays ``[num_logs]``);
 - ``result(state, metrics) -> Result``: the learned values with the metrics of the whole run,
