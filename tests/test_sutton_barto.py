@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jrl.experiment.harness import load_per_step_run
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -41,7 +43,7 @@ max_bias = _load("maximization_bias")
     [("sarsa.toml", -32.0, -20.0, (0.0, 5.0)), ("q_learning.toml", -58.0, -43.0, (90.0, 100.0))],
 )
 def test_cliff_walking_online_return_per_episode(run_file, low, high, edge_path_percent):
-    run = cliff.load_run(EXPERIMENTS / "cliff_walking_sutton_barto" / run_file)
+    run = load_per_step_run(EXPERIMENTS / "cliff_walking_sutton_barto" / run_file)
     result = cliff.train_runs(run, seeds=100)
     late, _ = cliff.late_return(result["returns"])
     assert low <= late <= high, f"{run_file}: mean return over episodes 401-500 {late:.2f}, expected [{low}, {high}]"
@@ -55,7 +57,7 @@ def test_cliff_walking_online_return_per_episode(run_file, low, high, edge_path_
 # the standard errors are under 1 point (early) and 0.3 (late).
 @pytest.mark.slow
 def test_maximization_bias_q_learning_goes_left_far_too_often():
-    run = max_bias.load_run(EXPERIMENTS / "maximization_bias" / "q_learning.toml")
+    run = load_per_step_run(EXPERIMENTS / "maximization_bias" / "q_learning.toml")
     percent = 100.0 * max_bias.train_runs(run, seeds=2000)["left"].mean(axis=0)
     assert percent[10:50].mean() >= 75.0, percent[10:50].mean()
     assert percent[200:].mean() >= 11.0, percent[200:].mean()  # still well above the optimal 5% at the end
@@ -63,7 +65,7 @@ def test_maximization_bias_q_learning_goes_left_far_too_often():
 
 @pytest.mark.slow
 def test_maximization_bias_double_q_learning_settles_near_five_percent():
-    run = max_bias.load_run(EXPERIMENTS / "maximization_bias" / "double_q_learning.toml")
+    run = load_per_step_run(EXPERIMENTS / "maximization_bias" / "double_q_learning.toml")
     percent = 100.0 * max_bias.train_runs(run, seeds=2000)["left"].mean(axis=0)
     assert percent[10:50].mean() <= 65.0, percent[10:50].mean()
     assert 4.0 <= percent[200:].mean() <= 9.0, percent[200:].mean()
@@ -76,7 +78,7 @@ def test_maximization_bias_curve_matches_an_independent_numpy_learner(algo):
     block means of the percent-left curve agree within 4 standard errors. Measured: within 1.
     Planted differences it catches: B's reward mean -0.05 instead of -0.1 (up to 13 standard
     errors for Q-learning, 4.9 for Double Q-learning), and for Q-learning a noise std of 0.8."""
-    run = max_bias.load_run(EXPERIMENTS / "maximization_bias" / f"{algo}.toml")
+    run = load_per_step_run(EXPERIMENTS / "maximization_bias" / f"{algo}.toml")
     jrl_left = max_bias.train_runs(run, seeds=2000)["left"]
     reference = max_bias.reference_percent_left(5, 5, 10, algo == "double_q_learning", runs=2000, seed=1)
     for start, stop in ((0, 10), (10, 50), (50, 100), (100, 200), (200, 300)):

@@ -33,8 +33,7 @@ import numpy as np
 
 import jrl
 from jrl.algorithms import q_learning
-from jrl.experiment import RunSpec
-from jrl.experiment.harness import check_per_step, episodes_from_steps, timed, train_keys, write_columns, write_csv
+from jrl.experiment.harness import episodes_from_steps, load_per_step_run, timed, train_keys, write_columns, write_csv
 from jrl.experiment.plots import pyplot
 
 HERE = Path(__file__).resolve().parent
@@ -52,15 +51,6 @@ STYLES = {
     "expected_sarsa": ("Expected Sarsa", "tab:purple"),
     "double_q_learning": ("Double Q-learning", "tab:green"),
 }
-
-
-def load_run(path: Path) -> dict[str, Any]:
-    """Read one run file (``jrl.experiment.RunSpec``: algo, env, seeds, [env_kwargs], [config])
-    and check it records every step of one environment. Returns ``dict(name, env_id,
-    env_kwargs, seeds, config)``."""
-    spec = RunSpec.load(path)
-    check_per_step(spec, str(path))
-    return dict(name=path.stem, env_id=spec.env, env_kwargs=spec.env_kwargs, seeds=len(spec.seeds), config=spec.config)
 
 
 def greedy_path_length(q_table: jax.Array, mdp: jrl.TabularMDP) -> jax.Array:
@@ -173,7 +163,7 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     curves, rows = {}, []
     for file_name in RUN_FILES:
-        run = load_run(HERE / file_name)
+        run = load_per_step_run(HERE / file_name)
         seeds = min(run["seeds"], QUICK_SEEDS) if args.quick else run["seeds"]
         result = train_runs(run, seeds)
         curves[run["name"]] = result["returns"].mean(axis=0)

@@ -23,6 +23,7 @@ __all__ = [
     "check_per_step",
     "episodes_from_steps",
     "evaluation_keys",
+    "load_per_step_run",
     "read_csv",
     "timed",
     "train_keys",
@@ -138,6 +139,16 @@ def check_per_step(spec: RunSpec, where: str = "the run") -> None:
             f"{where}: per-episode curves need num_envs = 1 and log_interval = 1, got {config.num_envs} and "
             f"{config.log_interval}"
         )
+
+
+def load_per_step_run(path: str | Path) -> dict[str, Any]:
+    """Read a run file (``RunSpec``: algo, env, seeds, [env_kwargs], [config]) for per-episode
+    curves (``check_per_step``). Returns ``dict(name=<file stem>, env_id, env_kwargs, seeds=<count>,
+    config)``."""
+    path = Path(path)
+    spec = RunSpec.load(path)
+    check_per_step(spec, str(path))
+    return dict(name=path.stem, env_id=spec.env, env_kwargs=spec.env_kwargs, seeds=len(spec.seeds), config=spec.config)
 
 
 def episodes_from_steps(metrics: dict, num_episodes: int) -> dict[str, jax.Array]:
