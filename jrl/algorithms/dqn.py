@@ -425,6 +425,8 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
                 batch = n_step_batch(buffer, key, config.batch_size, config.n_step, num_envs, hp.gamma)
             loss, grads = jax.value_and_grad(loss_fn)(params, target, batch, hp)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become
+            # a fused multiply-add in one compilation and not in another.
             new_params = optax.apply_updates(params, updates)
             leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
             finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
@@ -510,14 +512,42 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
             eval_return = jnp.float32(jnp.nan)
         return state, stats, eval_return
 
+    def skip_block(state):
+        return state, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)
+
+    @jax.custom_batching.custom_vmap
+    def train_unless_stopped(state):
+        """``train_block``, or nothing once ``stop_return`` was reached: one run skips the rest."""
+        return jax.lax.cond(state.stopped, skip_block, train_block, state)
+
+    @train_unless_stopped.def_vmap
+    def _train_unless_stopped_batched(axis_size, in_batched, state):
+        # Under vmap every member trains and a stopped member's block is dropped afterwards.
+        # vmap's own rule for a cond with a batched predicate would broadcast every operand, the
+        # shared interval counter too, turning the "learn now?" cond into a select that runs both
+        # sides; and it made a member's numbers depend on how many members ran beside it.
+        (batched,) = in_batched
+        in_axes = jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
+        trained, stats, eval_return = jax.vmap(train_block, in_axes=(in_axes,))(state)
+
+        def keep(old, new, old_batched):
+            old = old if old_batched else jnp.broadcast_to(old, new.shape)
+            stopped = jnp.broadcast_to(state.stopped, (axis_size,)) if not batched.stopped else state.stopped
+            return jnp.where(stopped.reshape((axis_size,) + (1,) * (new.ndim - 1)), old, new)
+
+        stopped = state.stopped if batched.stopped else jnp.broadcast_to(state.stopped, (axis_size,))
+        out = jax.tree_util.tree_map(keep, state, trained, batched).replace(log_index=state.log_index)
+        stats = jnp.where(stopped[:, None], 0.0, stats)
+        eval_return = jnp.where(stopped, jnp.nan, eval_return)
+        out_batched = jax.tree_util.tree_map(lambda _: True, batched).replace(log_index=batched.log_index)
+        return (out, stats, eval_return), (out_batched, True, True)
+
     def log_block(state: DQNState, _: Any) -> tuple[DQNState, dict]:
         skipped = state.stopped
         if config.stop_return is None:
             state, stats, eval_return = train_block(state)
         else:
-            state, stats, eval_return = jax.lax.cond(
-                skipped, lambda s: (s, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)), train_block, state
-            )
+            state, stats, eval_return = train_unless_stopped(state)
             state = state.replace(stopped=state.stopped | (eval_return >= config.stop_return))
         if config.keep_best:
             better = eval_return >= state.best_return

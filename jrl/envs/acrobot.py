@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
 
@@ -66,23 +67,28 @@ def _derivs(p: AcrobotParams, s: jax.Array, torque: jax.Array) -> jax.Array:
         p.link_moi,
         p.gravity,
     )
-    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * jnp.cos(t2)) + 2 * inertia
-    d2 = m2 * (lc2**2 + l1 * lc2 * jnp.cos(t2)) + inertia
+    # Every product is rounded before it is added (jrl._numerics.rounded), so no compilation
+    # fuses it into a multiply-add: the same bits on one device or sharded over several.
+    r = rounded
+    cos2, sin2 = jnp.cos(t2), jnp.sin(t2)
+    d1 = r(m1 * lc1**2) + r(m2 * (l1**2 + lc2**2 + r(2 * l1 * lc2 * cos2))) + 2 * inertia
+    d2 = r(m2 * (lc2**2 + r(l1 * lc2 * cos2))) + inertia
     # cos(a - pi/2) written as sin(a): the same value, more accurate in float32.
     phi2 = m2 * lc2 * g * jnp.sin(t1 + t2)
-    phi1 = -m2 * l1 * lc2 * jnp.sin(t2) * (dt2**2 + 2 * dt2 * dt1) + (m1 * lc1 + m2 * l1) * g * jnp.sin(t1) + phi2
-    ddt2 = (torque + d2 / d1 * phi1 - m2 * l1 * lc2 * dt1**2 * jnp.sin(t2) - phi2) / (
-        m2 * lc2**2 + inertia - d2**2 / d1
+    phi1 = r(-m2 * l1 * lc2 * sin2 * (dt2**2 + r(2 * dt2 * dt1))) + r((r(m1 * lc1) + r(m2 * l1)) * g * jnp.sin(t1))
+    phi1 = phi1 + r(phi2)
+    ddt2 = (torque + r(d2 / d1 * phi1) - r(m2 * l1 * lc2 * dt1**2 * sin2) - r(phi2)) / (
+        r(m2 * lc2**2) + inertia - r(d2**2 / d1)
     )
-    ddt1 = -(d2 * ddt2 + phi1) / d1
+    ddt1 = -(r(d2 * ddt2) + phi1) / d1
     return jnp.stack([dt1, dt2, ddt1, ddt2])
 
 
 def _wrap(x: jax.Array, low: float, high: float) -> jax.Array:
     """Shift ``x`` by whole periods into ``[low, high]`` (Gymnasium's ``wrap``, without the loops)."""
     period = high - low
-    x = x - period * jnp.maximum(jnp.ceil((x - high) / period), 0)
-    return x + period * jnp.maximum(jnp.ceil((low - x) / period), 0)
+    x = x - rounded(period * jnp.maximum(jnp.ceil((x - high) / period), 0))
+    return x + rounded(period * jnp.maximum(jnp.ceil((low - x) / period), 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,15 +132,15 @@ class Acrobot(Environment):
     def step_env(self, key: jax.Array, state: AcrobotState, action: jax.Array, params: AcrobotParams):
         p = params
         noise = jax.random.uniform(key, (), jnp.float32, -1.0, 1.0) * p.torque_noise_max
-        torque = p.avail_torque[action] + noise
+        torque = p.avail_torque[action] + rounded(noise)
         # One classic RK4 step over [0, dt]; the torque's derivative is 0, so it stays constant.
         y0 = jnp.stack([state.theta1, state.theta2, state.dtheta1, state.dtheta2])
         half = p.dt / 2.0
         k1 = _derivs(p, y0, torque)
-        k2 = _derivs(p, y0 + half * k1, torque)
-        k3 = _derivs(p, y0 + half * k2, torque)
-        k4 = _derivs(p, y0 + p.dt * k3, torque)
-        y = y0 + p.dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        k2 = _derivs(p, y0 + rounded(half * k1), torque)
+        k3 = _derivs(p, y0 + rounded(half * k2), torque)
+        k4 = _derivs(p, y0 + rounded(p.dt * k3), torque)
+        y = y0 + rounded(p.dt / 6.0 * (k1 + rounded(2 * k2) + rounded(2 * k3) + k4))
         new = AcrobotState(
             theta1=_wrap(y[0], -math.pi, math.pi),
             theta2=_wrap(y[1], -math.pi, math.pi),

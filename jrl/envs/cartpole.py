@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl._validation import check_bool
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
@@ -94,15 +95,17 @@ class CartPole(Environment):
         total_mass = p.masspole + p.masscart
         polemass_length = p.masspole * p.length
         cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
-        temp = (force + polemass_length * state.theta_dot**2 * sin) / total_mass
-        thetaacc = (p.gravity * sin - cos * temp) / (p.length * (4.0 / 3.0 - p.masspole * cos**2 / total_mass))
-        xacc = temp - polemass_length * thetaacc * cos / total_mass
+        temp = (force + rounded(polemass_length * state.theta_dot**2 * sin)) / total_mass
+        thetaacc = (rounded(p.gravity * sin) - rounded(cos * temp)) / (
+            p.length * (4.0 / 3.0 - rounded(p.masspole * cos**2) / total_mass)
+        )
+        xacc = temp - rounded(polemass_length * thetaacc * cos) / total_mass
         # Explicit Euler: positions advance with the old velocities.
         new = CartPoleState(
-            x=state.x + p.tau * state.x_dot,
-            x_dot=state.x_dot + p.tau * xacc,
-            theta=state.theta + p.tau * state.theta_dot,
-            theta_dot=state.theta_dot + p.tau * thetaacc,
+            x=state.x + rounded(p.tau * state.x_dot),
+            x_dot=state.x_dot + rounded(p.tau * xacc),
+            theta=state.theta + rounded(p.tau * state.theta_dot),
+            theta_dot=state.theta_dot + rounded(p.tau * thetaacc),
             time=state.time + 1,
         )
         terminated = (jnp.abs(new.x) > p.x_threshold) | (jnp.abs(new.theta) > p.theta_threshold_radians)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl._validation import check_float
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
@@ -82,8 +83,9 @@ class MountainCar(Environment):
     def step_env(self, key: jax.Array, state: MountainCarState, action: jax.Array, params: MountainCarParams):
         del key
         p = params
-        push = (jnp.asarray(action, jnp.float32) - 1.0) * p.force
-        velocity = state.velocity + (push + jnp.cos(3 * state.position) * -p.gravity)
+        # Products rounded before they are added (jrl._numerics.rounded): same bits on any device count.
+        push = rounded((jnp.asarray(action, jnp.float32) - 1.0) * p.force)
+        velocity = state.velocity + (push + rounded(jnp.cos(3 * state.position) * -p.gravity))
         velocity = jnp.clip(velocity, -p.max_speed, p.max_speed)
         position = jnp.clip(state.position + velocity, p.min_position, p.max_position)
         velocity = jnp.where((position == p.min_position) & (velocity < 0), 0.0, velocity).astype(jnp.float32)
