@@ -2,12 +2,13 @@
 
 Pure-functional environments (``jrl.make``), exact tabular models and planning
 (``jrl.planning``), compiled training loops (``jrl.algorithms``) and parallel evaluation
-(``jrl.evaluate``).
+(``jrl.evaluate``), and hyperparameter sweeps in one compiled call per group (``jrl.sweep``).
 """
 
 from jrl import algorithms, envs, planning, spaces
 from jrl.envs import NO_TIME_LIMIT, Environment, TabularMDP, make, make_tabular, register, registered_envs
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
+from jrl.experiment.sweeps import sweep
 from jrl.spaces import Box, Discrete
 
 __version__ = "0.1.0"
@@ -30,4 +31,5 @@ __all__ = [
     "register",
     "registered_envs",
     "spaces",
+    "sweep",
 ]

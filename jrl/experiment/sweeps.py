@@ -63,9 +63,12 @@ __all__ = [
     "SweepResult",
     "SweepSettings",
     "SweepSpec",
+    "exact_greedy_returns",
     "load_sweep",
     "resume_sweep",
+    "run_sweep",
     "sweep",
+    "write_table",
 ]
 
 SPEC = "sweep.toml"
