@@ -14,7 +14,7 @@ from jrl._numerics import rounded
 from jrl._validation import check_float, check_int
 from jrl.envs.tabular import TabularMDP
 
-__all__ = ["bellman_backup", "policy_evaluation", "policy_q_values", "value_iteration"]
+__all__ = ["bellman_backup", "finite_horizon_optimal_values", "policy_evaluation", "policy_q_values", "value_iteration"]
 
 
 def _host_model(mdp: TabularMDP):
@@ -60,6 +60,27 @@ def value_iteration(mdp: TabularMDP, gamma: float, tol: float = 1e-8, max_iters:
         f"value_iteration did not converge to tol={tol} in max_iters={max_iters} (last change {delta:.3g}); "
         "with gamma=1 the optimal values may be unbounded"
     )
+
+
+def finite_horizon_optimal_values(mdp: TabularMDP, horizon: int) -> np.ndarray:
+    """The best expected *undiscounted* return within ``horizon`` steps from each state: float64
+    ``[S]``, by backward induction on the host (the optimum over all policies, time-dependent ones
+    included, so an upper bound on what a stationary greedy policy earns within a time limit).
+
+    ``initial_distribution @ finite_horizon_optimal_values(mdp, max_steps)`` is the best expected
+    episode return under a time limit of ``max_steps``; the scale for scoring a learned policy.
+    """
+    horizon = check_int("horizon", horizon, 0, 10**7)
+    p, ns, r, term = _host_model(mdp)
+    expected_reward = np.sum(p * r, axis=-1)
+    continuing = np.where(term, 0.0, p)
+    values = np.zeros(p.shape[0])
+    for _ in range(horizon):
+        new = (expected_reward + np.sum(continuing * values[ns], axis=-1)).max(axis=1)
+        if np.array_equal(new, values):  # every optimal episode ends within the steps taken
+            break
+        values = new
+    return values
 
 
 def policy_evaluation(mdp: TabularMDP, policy: jax.Array, gamma: float | jax.Array) -> jax.Array:
