@@ -278,8 +278,7 @@ def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Pat
             grid = np.full((len(b.values), len(a.values)), np.nan)
             for (i, j), v in value.items():
                 grid[j, i] = v
-            cmap = plt.get_cmap("viridis").copy()
-            cmap.set_bad("lightgray")
+            cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")
             image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
             fig.colorbar(image, ax=ax, label="mean final return")
             finite = grid[np.isfinite(grid)]
