@@ -66,6 +66,7 @@ def test_sweep_writes_the_table_and_prints_the_best_configuration(finished):
     assert sorted(p.name for p in (out / "batches").iterdir()) == [f"batch-0000{i}.npz" for i in range(4)]
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["settings"]["configs_per_batch"] == 1 and len(metadata["sessions"]) == 1
+    assert metadata["settings"]["memory_budget"] > 0  # as resolved: a resumed sweep cuts the same batches
     spec = sweeps.SweepSpec.load(out / "sweep.toml")
     assert spec.seeds == (0, 1, 2) and spec.grid == {"alpha": (0.1, 0.5), "gamma": (0.9, 0.99)}
     assert spec.config.num_envs == 16 and spec.threshold == 0.3

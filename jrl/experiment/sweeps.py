@@ -762,7 +762,7 @@ def run_sweep(
         problem = f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
     _raise_on_every_process(problem)
 
-    def create() -> None:
+    def create(planned: SweepSettings) -> None:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / SPEC).write_text(spec.to_toml())
@@ -771,7 +771,9 @@ def run_sweep(
         metadata = {
             "command": records.command_line(),
             "created": records.now(),
-            "settings": dataclasses.asdict(settings),
+            # The budget as resolved, not as asked: a resumed sweep must cut the same batches,
+            # whatever memory is free then and however many processes resume it.
+            "settings": dataclasses.asdict(planned),
             "processes": jax.process_count(),
             **records.environment_metadata(),
             "sessions": [],
@@ -819,8 +821,8 @@ def resume_sweep(directory: str | Path, *, progress: bool = True) -> SweepResult
 def _execute(
     spec: SweepSpec, directory: Path | None, settings: SweepSettings, show: bool, create: Callable | None = None
 ) -> SweepResult:
-    """Plan, train the batches not on disk yet, tabulate. ``create`` (a new sweep directory) is
-    called on process 0 once the plan stands."""
+    """Plan, train the batches not on disk yet, tabulate. ``create(settings)`` (a new sweep
+    directory) is called on process 0 once the plan stands, with the settings it was made with."""
     from jax.sharding import Mesh
 
     lead = jax.process_index() == 0
@@ -845,7 +847,7 @@ def _execute(
         problem = None
         if lead:
             try:
-                create()
+                create(settings)
             except (SweepError, OSError) as err:
                 problem = str(err)
         _raise_on_every_process(problem)
