@@ -330,12 +330,8 @@ def _env_int(value: int | None, variable: str, flag: str) -> int | None:
 
 
 def _device_flags(args: argparse.Namespace) -> bool:
-    return (
-        args.host_devices is not None
-        or args.distributed
-        or args.coordinator is not None
-        or (args.num_processes is not None or args.process_id is not None)
-    )
+    given = (args.host_devices, args.coordinator, args.num_processes, args.process_id)
+    return args.distributed or any(value is not None for value in given)
 
 
 def _start_jax(args: argparse.Namespace) -> None:
