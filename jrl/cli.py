@@ -1,6 +1,10 @@
-"""The ``jrl`` command: train, resume, eval, envs, plot. It parses and validates, then calls
+"""The ``jrl`` command: train, sweep, resume, eval, envs, plot. It parses and validates, then calls
 ``jrl.experiment``; no training logic lives here. Bad input prints one line on stderr and exits
 with status 2, without a traceback.
+
+Importing this module imports ``jax`` (the ``jrl`` package does) but starts no JAX backend: the
+device flags of ``jrl sweep`` (``--host-devices``, ``jax.distributed``) act before anything asks
+for a device.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ import dataclasses
 import os
 import sys
 import tomllib
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["main", "parse_assignment"]
+__all__ = ["main", "parse_assignment", "parse_bytes", "parse_grid"]
 
 USAGE_ERROR = 2
 
@@ -31,27 +36,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def parse_assignment(config_class: type, text: str) -> tuple[str, Any]:
+def parse_assignment(config_class: type, text: str, flag: str = "--set") -> tuple[str, Any]:
     """``"name=value"`` -> ``(name, value)`` for a field of ``config_class``, the value read as a
     TOML value (``0.1``, ``true``, ``[64, 64]``, ``"mse"``), a bare word for a string field, and
     ``none`` for ``None``; then coerced to the field's type (``jrl.algorithms.common.coerce_field``).
-    The fields and their types come from the dataclass itself."""
+    The fields and their types come from the dataclass itself. ``flag`` names the option in errors."""
     from jrl.algorithms.common import coerce_field
 
     if "=" not in text:
-        raise UsageError(f"--set takes name=value, got {text!r}")
+        raise UsageError(f"{flag} takes name=value, got {text!r}")
     name, raw = (part.strip() for part in text.split("=", 1))
-    fields = {f.name for f in dataclasses.fields(config_class)}
-    if name not in fields:
-        import difflib
-
-        close = difflib.get_close_matches(name, sorted(fields), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"--set {name}: {config_class.__name__} has no field {name!r}{hint}; fields: {sorted(fields)}")
+    _check_field(config_class, name, flag)
     hint = typing.get_type_hints(config_class)[name]
     if raw.lower() in ("none", "null"):
         if type(None) not in typing.get_args(hint):
-            raise UsageError(f"--set {name}: {name} cannot be None")
+            raise UsageError(f"{flag} {name}: {name} cannot be None")
         return name, None
     try:
         value = tomllib.loads(f"value = {raw}")["value"]
@@ -59,8 +58,70 @@ def parse_assignment(config_class: type, text: str) -> tuple[str, Any]:
         if hint is str or str in typing.get_args(hint):
             value = raw
         else:
-            raise UsageError(f"--set {name}={raw}: {name} must be of type {_type_name(hint)}, got {raw!r}") from None
+            raise UsageError(f"{flag} {name}={raw}: {name} must be of type {_type_name(hint)}, got {raw!r}") from None
     return name, coerce_field(config_class, name, value)
+
+
+def _check_field(config_class: type, name: str, flag: str) -> None:
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    if name not in fields:
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(
+            f"{flag} {name}: {config_class.__name__} has no field {name!r}{hint}; fields: {sorted(fields)}"
+        )
+
+
+def _is_tuple_field(config_class: type, name: str) -> bool:
+    hint = typing.get_type_hints(config_class)[name]
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(typing.get_origin(option) is tuple for option in options)
+
+
+def parse_grid(config_class: type, text: str) -> tuple[str, list]:
+    """``"name=v1,v2,..."`` -> ``(name, [v1, v2, ...])``, each value read as ``parse_assignment``
+    reads it. A tuple field's values are separated by ``;`` instead:
+    ``"hidden_sizes=[64,64];[128,128]"``. ``"name="`` is an empty axis (refused by the sweep)."""
+    if "=" not in text:
+        raise UsageError(f"--grid takes NAME=V1,V2,..., got {text!r}")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    _check_field(config_class, name, "--grid")
+    separator = ";" if _is_tuple_field(config_class, name) else ","
+    items = [] if not raw else [item.strip() for item in raw.split(separator)]
+    if any(not item for item in items):
+        raise UsageError(f"--grid {name}={raw}: an empty value (values are separated by {separator!r})")
+    values = []
+    for item in items:
+        try:
+            values.append(parse_assignment(config_class, f"{name}={item}", "--grid")[1])
+        except UsageError as err:
+            if separator == ";" and "," in item:
+                raise UsageError(
+                    f"{err} (a tuple field's values are separated by ';': {name}=[64,64];[128,128])"
+                ) from None
+            raise
+    return name, values
+
+
+def parse_bytes(text: str) -> int:
+    """``"2GiB"``, ``"512MiB"``, ``"1.5GB"``, ``"1000000"`` -> bytes (KiB/MiB/GiB/TiB are powers of
+    1024, KB/MB/GB/TB of 1000)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match and _BYTE_UNITS.get(match.group(2).lower())
+    if not match or unit is None:
+        raise UsageError(f"--memory-budget takes a size such as 2GiB, 512MiB, 1.5GB or a number of bytes, got {text!r}")
+    size = round(float(match.group(1)) * unit)
+    if size < 1:
+        raise UsageError(f"--memory-budget must be at least 1 byte, got {text!r}")
+    return size
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_BYTE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def _type_name(hint: Any) -> str:
@@ -94,23 +155,105 @@ def _add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _add_sweep(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="train every configuration x seed of a hyperparameter grid (and random samples)",
+        description="Train ALGO on ENV for every configuration of the axes x every seed, vmapped in one compiled "
+        "call per group and batch, sharded over every device, and tabulate the final greedy return, the area under "
+        "the learning curve, the steps to a threshold and divergence per configuration (results.csv, results.json "
+        "in --out). Numeric hyperparameters are data (one compilation); other fields (num_envs, hidden_sizes, "
+        "algorithm) split the sweep into groups, one compilation each. See docs/sweeps.md.",
+    )
+    sweep.add_argument("--env", help="environment id (see `jrl envs`)")
+    sweep.add_argument("--algo", help="q_learning, sarsa, expected_sarsa, double_q_learning or dqn")
+    sweep.add_argument("--config", type=Path, help="a sweep file (TOML, as the sweep.toml of a sweep directory)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a grid axis: a config field and its values (a tuple field's separated by ';': "
+        "hidden_sizes=[64,64];[128,128]); repeatable",
+    )
+    sweep.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="NAME=[log:]LOW:HIGH",
+        help="a random axis over a numeric hyperparameter: --samples points uniform (or log-uniform) in [LOW, HIGH)",
+    )
+    sweep.add_argument("--samples", type=int, help="points drawn for the --sample axes (together)")
+    sweep.add_argument("--sample-seed", type=int, help="the seed of the samples and the bootstrap (default 0)")
+    sweep.add_argument(
+        "--seeds", type=int, help="train seeds 0..N-1 for every configuration (default: the file's, else 1)"
+    )
+    sweep.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a base config field (repeatable)"
+    )
+    sweep.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE", help="a jrl.make keyword")
+    sweep.add_argument("--threshold", type=float, help="report the env steps until the learning curve reaches this")
+    sweep.add_argument("--curve", help="the learning-curve metric (default: eval_return, else episode_return)")
+    sweep.add_argument("--eval-episodes", type=int, help="greedy episodes per seed at the end, non-tabular (100)")
+    sweep.add_argument("--configs-per-batch", type=int, help="configurations per compiled call (default: what fits)")
+    sweep.add_argument(
+        "--memory-budget", help="bytes one batch may take: 2GiB, 512MiB, ... (default: half the free memory)"
+    )
+    sweep.add_argument(
+        "--no-batching", action="store_true", help="refuse a sweep that does not fit one batch per group"
+    )
+    sweep.add_argument("--devices", type=int, help="shard over the first N of jax.devices() (default: all)")
+    sweep.add_argument("--out", type=Path, help="the new sweep directory (default: sweeps/ENV_ALGO_TIME)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress; only the best line and the result files")
+    _add_device_options(sweep)
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "devices and hosts",
+        "Several processes or machines: give every process the same command with its own --process-id (or set "
+        "JRL_COORDINATOR_ADDRESS, JRL_NUM_PROCESSES, JRL_PROCESS_ID); --distributed lets JAX detect them (SLURM, "
+        "Open MPI). Process 0 prints and writes the results.",
+    )
+    group.add_argument(
+        "--host-devices", type=int, metavar="N", help="split the CPU into N JAX devices (XLA_FLAGS, before JAX starts)"
+    )
+    group.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JRL_COORDINATOR_ADDRESS)")
+    group.add_argument("--num-processes", type=int, metavar="N", help="how many processes (JRL_NUM_PROCESSES)")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (JRL_PROCESS_ID)")
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(prog="jrl", description="jrl: JAX-accelerated, vectorized reinforcement learning.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _add_train(commands)
-    resume = commands.add_parser("resume", help="continue an interrupted run from its last complete checkpoint")
-    resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _add_sweep(commands)
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted run from its last complete checkpoint, or a sweep from its finished batches",
+    )
+    resume.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory or a sweep directory")
     resume.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_device_options(resume)
     evaluate = commands.add_parser("eval", help="evaluate the greedy policy of a finished or partial run")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
     evaluate.add_argument("--gymnasium", action="store_true", help="also score it in Gymnasium's own environment")
     commands.add_parser("envs", help="list the environments: spaces, time limits, algorithms that apply")
-    plot = commands.add_parser("plot", help="learning curves of runs (plot extra); a gridworld's greedy policy")
-    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    plot = commands.add_parser(
+        "plot",
+        help="learning curves of runs, a gridworld's greedy policy; a sweep's heatmaps and return per axis (plot extra)",
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="DIR", help="run directories, or sweep directories")
     plot.add_argument("--metric", default=None, help="the metric to plot (default: eval_return, else episode_return)")
-    plot.add_argument("--out", type=Path, help="the PNG to write (default: learning_curves.png in the first run)")
+    plot.add_argument(
+        "--out",
+        type=Path,
+        help="runs: the PNG to write (default: learning_curves.png in the first run); a sweep: the folder for its "
+        "PNGs (default: the sweep directory)",
+    )
     return parser
 
 
@@ -174,9 +317,171 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if summary["finite"] else 1
 
 
+def _env_int(value: int | None, variable: str, flag: str) -> int | None:
+    if value is not None:
+        return value
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{variable}={text!r} must be an integer (like {flag})") from None
+
+
+def _device_flags(args: argparse.Namespace) -> bool:
+    given = (args.host_devices, args.coordinator, args.num_processes, args.process_id)
+    return args.distributed or any(value is not None for value in given)
+
+
+def _start_jax(args: argparse.Namespace) -> None:
+    """``--host-devices`` and ``jax.distributed``: before anything asks JAX for a device."""
+    if args.host_devices is not None:
+        if args.host_devices < 1:
+            raise UsageError(f"--host-devices must be at least 1, got {args.host_devices}")
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():  # jrl.cli.main called in a process that used JAX already
+            import jax
+
+            if jax.local_device_count("cpu") != args.host_devices:
+                raise UsageError(
+                    f"--host-devices {args.host_devices}: JAX has started already in this process with "
+                    f"{jax.local_device_count('cpu')} CPU device(s); set it before JAX starts"
+                )
+        else:
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.host_devices}".strip()
+    coordinator = args.coordinator or os.environ.get("JRL_COORDINATOR_ADDRESS", "").strip() or None
+    num_processes = _env_int(args.num_processes, "JRL_NUM_PROCESSES", "--num-processes")
+    process_id = _env_int(args.process_id, "JRL_PROCESS_ID", "--process-id")
+    if not (args.distributed or coordinator or num_processes is not None or process_id is not None):
+        return
+    if coordinator is not None and not coordinator.rpartition(":")[2].isdigit():
+        raise UsageError(f"the coordinator address is HOST:PORT, got {coordinator!r}")
+    if num_processes is not None and num_processes < 1:
+        raise UsageError(f"the number of processes must be at least 1, got {num_processes}")
+    if process_id is not None and (process_id < 0 or (num_processes is not None and process_id >= num_processes)):
+        raise UsageError(
+            f"the process id must be in 0..{'N' if num_processes is None else num_processes - 1}, got {process_id}"
+        )
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    except (RuntimeError, ValueError) as err:
+        raise UsageError(f"jax.distributed.initialize failed: {err}") from None
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    _start_jax(args)
+    from jrl import algorithms
+    from jrl.experiment.sweeps import Sample, SweepError, SweepSettings, SweepSpec, run_sweep
+
+    file_algo = None
+    if args.config is not None:
+        if not args.config.is_file():
+            raise UsageError(f"--config {args.config}: no such file")
+        try:
+            file_algo = tomllib.loads(args.config.read_text()).get("algo")
+        except tomllib.TOMLDecodeError as err:
+            raise UsageError(f"--config {args.config} is not valid TOML: {err}") from None
+    algo = args.algo or file_algo
+    if algo is None:
+        raise UsageError("the sweep needs --algo (or algo in --config)")
+    config_class = algorithms.get(algo).config_class
+    overrides = dict(parse_assignment(config_class, text) for text in args.set)
+    grid: dict[str, list] = {}
+    for text in args.grid:
+        name, values = parse_grid(config_class, text)
+        if name in grid:
+            raise UsageError(f"--grid {name} is given twice: list all its values in one --grid")
+        grid[name] = values
+    sample: dict[str, Any] = {}
+    for text in args.sample:
+        if "=" not in text:
+            raise UsageError(f"--sample takes NAME=[log:]LOW:HIGH, got {text!r}")
+        name, raw = (part.strip() for part in text.split("=", 1))
+        _check_field(config_class, name, "--sample")
+        if name in sample:
+            raise UsageError(f"--sample {name} is given twice")
+        try:
+            sample[name] = Sample.parse(raw)
+        except SweepError as err:
+            raise UsageError(f"--sample {name}={raw}: {err}") from None
+    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
+    settings = SweepSettings(
+        configs_per_batch=args.configs_per_batch,
+        memory_budget=None if args.memory_budget is None else parse_bytes(args.memory_budget),
+        batching=not args.no_batching,
+        devices=args.devices,
+    )
+    given = {
+        "seeds": args.seeds,
+        "num_samples": args.samples,
+        "sample_seed": args.sample_seed,
+        "threshold": args.threshold,
+        "curve": args.curve,
+        "eval_episodes": args.eval_episodes,
+    }
+    if args.config is not None:
+        spec = SweepSpec.load(
+            args.config,
+            algo=args.algo,
+            env=args.env,
+            config=overrides,
+            grid=grid,
+            sample=sample,
+            env_kwargs=env_kwargs,
+            **given,
+        )
+    else:
+        if args.env is None:
+            raise UsageError("the sweep needs --env (or env in --config)")
+        given = {name: value for name, value in given.items() if value is not None}
+        spec = SweepSpec.resolve(
+            algo, args.env, grid=grid, sample=sample, config=overrides, env_kwargs=env_kwargs, **given
+        )
+    out = args.out
+    if out is None:
+        import datetime
+
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("sweeps") / f"{spec.env.replace('/', '_')}_{spec.algo}_{stamp}"
+    result = run_sweep(spec, out, settings, progress=not args.quiet)
+    return _sweep_report(result, args.quiet)
+
+
+def _sweep_report(result: Any, quiet: bool) -> int:
+    """Process 0: the best line (progress prints it unless --quiet) and the result files."""
+    import jax
+
+    from jrl.experiment import sweeps
+
+    if jax.process_index() != 0:
+        return 0
+    if quiet:
+        print(sweeps._best_line(result))
+    if result.directory is not None:
+        print(f"results: {result.directory / sweeps.RESULTS_CSV} {result.directory / sweeps.RESULTS_JSON}")
+    return 0 if result.best is not None else 1
+
+
 def _resume(args: argparse.Namespace) -> int:
     from jrl.experiment import resume
+    from jrl.experiment.sweeps import SPEC
 
+    if (args.run_dir / SPEC).is_file():
+        _start_jax(args)
+        from jrl.experiment import resume_sweep
+
+        return _sweep_report(resume_sweep(args.run_dir, progress=not args.quiet), args.quiet)
+    if _device_flags(args):
+        raise UsageError(
+            f"{args.run_dir} is not a sweep directory (no {SPEC}): the device and host flags are for sweeps"
+        )
     summary = resume(args.run_dir, progress=not args.quiet)
     return 0 if summary["finite"] else 1
 
@@ -261,8 +566,19 @@ def _envs(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from jrl.experiment import plots
+    from jrl.experiment.sweeps import SPEC
 
-    written = plots.plot_runs(args.run_dirs, metric=args.metric, out=args.out)
+    swept = [d for d in args.run_dirs if (d / SPEC).is_file()]
+    if swept:
+        if len(swept) != len(args.run_dirs):
+            raise UsageError("jrl plot takes run directories or sweep directories, not both")
+        if args.metric is not None:
+            raise UsageError("--metric is for runs; a sweep's figures show its final greedy return")
+        if args.out is not None and len(swept) > 1:
+            raise UsageError("--out takes one sweep directory's figures; give one sweep, or leave --out out")
+        written = [path for d in swept for path in plots.plot_sweep(d, out=args.out)]
+    else:
+        written = plots.plot_runs(args.run_dirs, metric=args.metric, out=args.out)
     for path in written:
         print(path)
     return 0
@@ -270,18 +586,18 @@ def _plot(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jrl`` command; returns the exit status (0 ok, 1 a run produced non-finite
-    values, 2 bad input)."""
+    values or every configuration of a sweep failed, 2 bad input)."""
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
-        handler = {"train": _train, "resume": _resume, "eval": _eval, "envs": _envs, "plot": _plot}[args.command]
-        return handler(args)
+        handler = {"train": _train, "sweep": _sweep, "resume": _resume, "eval": _eval, "envs": _envs, "plot": _plot}
+        return handler[args.command](args)
     except UsageError as err:
         print(f"jrl: error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("jrl: interrupted (resume with `jrl resume RUN_DIR`)", file=sys.stderr)
+        print("jrl: interrupted (resume with `jrl resume DIR`)", file=sys.stderr)
         return 130
     except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as err:
         # Every validation error in jrl is one of these and names what was wrong. JRL_DEBUG=1

@@ -1,13 +1,21 @@
-"""Figures of runs (the ``plot`` extra, matplotlib): learning curves, and a gridworld's greedy policy.
+"""Figures of runs and sweeps (the ``plot`` extra, matplotlib).
 
 ``plot_runs(run_dirs)`` draws one learning curve per run on one figure: the mean over seeds of a
 metric against environment steps, with a band from the lowest to the highest seed. For a tabular
 gridworld (FrozenLake, CliffWalking) it also draws each run's greedy policy as arrows over its
 value map, ``max_a Q(s, a)``, for the first seed of the newest checkpoint.
+
+``plot_sweep(sweep_dir)`` draws a sweep's ``results.json``: for each pair of axes the mean final
+return over the two (a heatmap for two grid axes, colored points where an axis is sampled), and
+for each axis the final return against it with a 95% bootstrap band over seeds; both averaged
+over the other axes, failed configurations marked.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +24,7 @@ import numpy as np
 
 from jrl.experiment import records
 
-__all__ = ["curves", "plot_runs", "pyplot"]
+__all__ = ["curves", "plot_runs", "plot_sweep", "pyplot"]
 
 # Arrow (dx, dy) of each action in image coordinates (y grows downwards), per gridworld family.
 _FROZEN_LAKE_ARROWS = ((-1, 0), (0, 1), (1, 0), (0, -1))  # left, down, right, up
@@ -149,4 +157,190 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None, out: st
         policy = _plot_policy(plt, d, d / "policy.png")
         if policy is not None:
             written.append(policy)
+    return written
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+#: Bootstrap resamples of the band of ``return_vs_*.png`` (a fixed numpy seed: the figure is reproducible).
+BAND_RESAMPLES = 2000
+
+
+class _Axis:
+    """One axis of a sweep as drawn: its distinct values in order and each configuration's position."""
+
+    def __init__(self, name: str, column: list, spec: dict):
+        self.name = name
+        self.sampled = name in spec["sample"]
+        keys = [json.dumps(v) for v in column]
+        order = [json.dumps(v) for v in spec["grid"][name]] if name in spec["grid"] else sorted(set(keys))
+        values = [json.loads(k) for k in order]
+        self.numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if self.numeric:
+            order = [k for _, k in sorted(zip(values, order, strict=True))]
+            values = sorted(values)
+        self.values = values
+        self.index = np.array([order.index(k) for k in keys])
+        positive = self.numeric and min(values) > 0
+        self.log = positive and (
+            (self.sampled and str(spec["sample"][name]).startswith("log:")) or max(values) / min(values) > 100
+        )
+        self.x = np.asarray(values, float) if self.numeric else np.arange(len(values), dtype=float)
+
+    def label(self, i: int) -> str:
+        value = self.values[i]
+        if isinstance(value, list):
+            return "[" + ",".join(str(v) for v in value) + "]"
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    def decorate(self, ax: Any, which: str) -> None:
+        """Name the axis on ``ax`` (``"x"`` or ``"y"``): a log scale, or categorical ticks."""
+        set_label, set_scale = getattr(ax, f"set_{which}label"), getattr(ax, f"set_{which}scale")
+        set_label(self.name + (" (sampled)" if self.sampled else ""))
+        if self.log:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            set_scale("log")
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            axis = getattr(ax, f"{which}axis")
+            axis.set_major_formatter(plain)
+            if max(self.values) / min(self.values) < 1000:  # few decades: label 2 and 5 between the powers of 10
+                axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+                axis.set_minor_formatter(plain)
+            else:
+                axis.set_minor_formatter(NullFormatter())
+        elif not self.numeric:
+            getattr(ax, f"set_{which}ticks")(self.x, [self.label(i) for i in range(len(self.values))])
+
+
+def _bootstrap_band(per_seed: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``per_seed`` (resampling seeds)."""
+    if per_seed.size < 2:
+        return math.nan, math.nan
+    means = per_seed[rng.integers(0, per_seed.size, (BAND_RESAMPLES, per_seed.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+    """A sweep's figures from its ``results.json``, written as PNG into ``out`` (default: the
+    sweep directory); returns the files written.
+
+    - ``heatmap_A_B.png`` for each pair of axes: the mean final return over configurations that
+      did not fail, averaged over the other axes; a cell whose configurations all failed says
+      ``failed``, one where some did gives their count. Where an axis is sampled, each sampled
+      point is a colored dot instead (a failed one a red cross).
+    - ``return_vs_A.png`` for each axis: the final return against it, the mean over seeds (of the
+      average over the other axes' configurations that did not fail) with a band: the 95%
+      bootstrap interval of that mean over seeds.
+
+    Numeric axes use their values (a log scale for log-sampled axes, or values spanning more than
+    two decades); others (algorithm names, network sizes) are categories.
+    """
+    plt = pyplot()
+    directory = Path(directory)
+    if not (directory / "sweep.toml").is_file():
+        raise ValueError(f"{directory} is not a jrl sweep directory (no sweep.toml)")
+    if not (directory / "results.json").is_file():
+        raise ValueError(f"{directory} has no results.json yet: finish the sweep with `jrl resume {directory}`")
+    data = records.read_json(directory / "results.json")
+    spec, rows = data["spec"], data["rows"]
+    members = {m["index"]: m for m in data["members"]}
+    finals = np.array([[np.nan if v is None else v for v in members[r["index"]]["final_returns"]] for r in rows])
+    ok = np.array([not r["failed"] and r["final_return_mean"] is not None for r in rows])
+    means = np.array([r["final_return_mean"] if okay else np.nan for r, okay in zip(rows, ok, strict=True)])
+    axes = [_Axis(name, [r[name] for r in rows], spec) for name in [*spec["grid"], *spec["sample"]]]
+    target = directory if out is None else Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    what = f"{spec['algo']} on {spec['env']}, {finals.shape[1]} seed(s)"
+    written = []
+    for a, b in itertools.combinations(axes, 2):
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * len(a.values)), max(4.0, 1.2 + 0.6 * len(b.values))))
+        cells = {}
+        for c in range(len(rows)):
+            cells.setdefault((a.index[c], b.index[c]), []).append(c)
+        value = {key: np.mean(means[[c for c in cs if ok[c]]]) if ok[cs].any() else np.nan for key, cs in cells.items()}
+        failed = {key: int((~ok[cs]).sum()) for key, cs in cells.items()}
+        if a.sampled or b.sampled:
+            keys = list(cells)
+            good = [k for k in keys if np.isfinite(value[k])]
+            bad = [k for k in keys if not np.isfinite(value[k])]
+            dots = ax.scatter(
+                [a.x[i] for i, _ in good], [b.x[j] for _, j in good], c=[value[k] for k in good], cmap="viridis", s=40
+            )
+            if bad:
+                ax.scatter([a.x[i] for i, _ in bad], [b.x[j] for _, j in bad], marker="x", color="red", label="failed")
+                ax.legend(fontsize=8)
+            fig.colorbar(dots, ax=ax, label="mean final return")
+            a.decorate(ax, "x")
+            b.decorate(ax, "y")
+        else:
+            grid = np.full((len(b.values), len(a.values)), np.nan)
+            for (i, j), v in value.items():
+                grid[j, i] = v
+            cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
+            fig.colorbar(image, ax=ax, label="mean final return")
+            finite = grid[np.isfinite(grid)]
+            middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+            for (i, j), v in value.items():
+                text = "failed" if not np.isfinite(v) else f"{v:.3g}"
+                if np.isfinite(v) and failed[(i, j)]:
+                    text += f"\n({failed[(i, j)]} failed)"
+                color = "black" if not np.isfinite(v) or v > middle else "white"
+                ax.text(i, j, text, ha="center", va="center", fontsize=8, color=color)
+                if failed[(i, j)]:  # a red frame around a cell with failed configurations
+                    ax.add_patch(plt.Rectangle((i - 0.47, j - 0.47), 0.94, 0.94, fill=False, edgecolor="red", lw=2))
+            ax.set_xticks(range(len(a.values)), [a.label(i) for i in range(len(a.values))])
+            ax.set_yticks(range(len(b.values)), [b.label(j) for j in range(len(b.values))])
+            ax.set_xlabel(a.name)
+            ax.set_ylabel(b.name)
+        others = "\naveraged over the other axes' configurations that did not fail" if len(axes) > 2 else ""
+        ax.set_title(f"{what}: mean final return{others}", fontsize=9)
+        fig.tight_layout()
+        path = target / f"heatmap_{a.name}_{b.name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    rng = np.random.default_rng(0)
+    for axis in axes:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        xs, centers, lows, highs, dead = [], [], [], [], []
+        for i in range(len(axis.values)):
+            chosen = (axis.index == i) & ok
+            if not chosen.any():
+                dead.append(axis.x[i])
+                continue
+            per_seed = np.nanmean(finals[chosen], axis=0)  # each seed's average over the other axes
+            per_seed = per_seed[np.isfinite(per_seed)]
+            low, high = _bootstrap_band(per_seed, rng)
+            xs.append(axis.x[i])
+            centers.append(per_seed.mean())
+            lows.append(low)
+            highs.append(high)
+        others = ", averaged over the other axes" if len(axes) > 1 else ""
+        label, band = f"mean over seeds{others}", "95% bootstrap interval of the mean over seeds"
+        if axis.numeric:  # a line with a band
+            line = ax.plot(xs, centers, marker="o", label=label)[0]
+            if finals.shape[1] > 1:
+                ax.fill_between(xs, lows, highs, alpha=0.25, color=line.get_color(), label=band)
+        else:  # categories: no line between them, the interval as an error bar
+            errors = None
+            if finals.shape[1] > 1:
+                errors = np.abs(np.array([lows, highs]) - np.array(centers))
+                label = f"{label}\nbars: {band}"
+            ax.errorbar(xs, centers, yerr=errors, fmt="o", capsize=6, label=label)
+            ax.set_xlim(-0.5, len(axis.values) - 0.5)
+        if dead:
+            ax.plot(dead, [0.02] * len(dead), "x", color="red", transform=ax.get_xaxis_transform(), label="all failed")
+        axis.decorate(ax, "x")
+        ax.set_ylabel("final greedy return")
+        ax.set_title(f"{what}: final return against {axis.name}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = target / f"return_vs_{axis.name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
     return written

@@ -460,7 +460,10 @@ def _default_budget(devices: list) -> int:
 
 
 def _mib(num_bytes: float) -> str:
-    return f"{num_bytes / 2**20:,.1f} MiB"
+    """A size for people: MiB from 0.1 MiB up (the usual scale of a batch), KiB or bytes below."""
+    if num_bytes >= 0.1 * 2**20:
+        return f"{num_bytes / 2**20:,.1f} MiB"
+    return f"{num_bytes / 2**10:,.1f} KiB" if num_bytes >= 2**10 else f"{int(num_bytes)} bytes"
 
 
 # -- one group: its compiled batch function --------------------------------------------------------
@@ -749,29 +752,48 @@ def run_sweep(
 ) -> SweepResult:
     """``sweep`` for a resolved spec (``out``: a new or empty directory, or ``None``)."""
     settings = settings or SweepSettings()
-    directory = None
-    if out is not None:
-        directory = Path(out)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise SweepError(
-                f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
-            )
-        if jax.process_index() == 0:
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-                (directory / SPEC).write_text(spec.to_toml())
-            except OSError as err:
-                raise SweepError(f"cannot write the sweep directory {str(directory)!r}: {err.strerror}") from err
-            metadata = {
-                "command": records.command_line(),
-                "created": records.now(),
-                "settings": dataclasses.asdict(settings),
-                "processes": jax.process_count(),
-                **records.environment_metadata(),
-                "sessions": [],
-            }
-            records.write_json(directory / records.METADATA, metadata)
-    return _execute(spec, directory, settings, progress)
+    if out is None:
+        return _execute(spec, None, settings, progress)
+    directory = Path(out)
+    # Process 0 alone checks and writes the directory (on a shared file system another process
+    # would find it made already), and only once the sweep is planned: bad input leaves nothing.
+    problem = None
+    if jax.process_index() == 0 and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        problem = f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
+    _raise_on_every_process(problem)
+
+    def create(planned: SweepSettings) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / SPEC).write_text(spec.to_toml())
+        except OSError as err:
+            raise SweepError(f"cannot write the sweep directory {str(directory)!r}: {err.strerror}") from err
+        metadata = {
+            "command": records.command_line(),
+            "created": records.now(),
+            # The budget as resolved, not as asked: a resumed sweep must cut the same batches,
+            # whatever memory is free then and however many processes resume it.
+            "settings": dataclasses.asdict(planned),
+            "processes": jax.process_count(),
+            **records.environment_metadata(),
+            "sessions": [],
+        }
+        records.write_json(directory / records.METADATA, metadata)
+
+    return _execute(spec, directory, settings, progress, create)
+
+
+def _raise_on_every_process(problem: str | None) -> None:
+    """Raise ``SweepError(problem)`` where process 0 found ``problem``: on every process, so that
+    no process waits in a collective for one that stopped."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        found = bool(multihost_utils.broadcast_one_to_all(np.int32(problem is not None)))
+        if found and problem is None:
+            problem = "process 0 stopped the sweep (its error says why)"
+    if problem is not None:
+        raise SweepError(problem)
 
 
 def load_sweep(directory: str | Path) -> tuple[SweepSpec, SweepSettings]:
@@ -796,7 +818,11 @@ def resume_sweep(directory: str | Path, *, progress: bool = True) -> SweepResult
     return _execute(spec, directory, settings, progress)
 
 
-def _execute(spec: SweepSpec, directory: Path | None, settings: SweepSettings, show: bool) -> SweepResult:
+def _execute(
+    spec: SweepSpec, directory: Path | None, settings: SweepSettings, show: bool, create: Callable | None = None
+) -> SweepResult:
+    """Plan, train the batches not on disk yet, tabulate. ``create(settings)`` (a new sweep
+    directory) is called on process 0 once the plan stands, with the settings it was made with."""
     from jax.sharding import Mesh
 
     lead = jax.process_index() == 0
@@ -812,10 +838,19 @@ def _execute(spec: SweepSpec, directory: Path | None, settings: SweepSettings, s
         if jax.process_count() > 1:  # every process must cut the same batches: process 0 decides
             from jax.experimental import multihost_utils
 
-            budget = int(multihost_utils.broadcast_one_to_all(np.int64(budget)))
+            # In whole MiB: JAX without x64 carries an int32, and a budget in bytes overflows it.
+            budget = int(multihost_utils.broadcast_one_to_all(np.int32(max(budget >> 20, 1)))) << 20
         settings = dataclasses.replace(settings, memory_budget=int(budget))
     messages: list[str] = []
     batches = _plan(spec, groups, settings, messages.append)
+    if create is not None:
+        problem = None
+        if lead:
+            try:
+                create(settings)
+            except (SweepError, OSError) as err:
+                problem = str(err)
+        _raise_on_every_process(problem)
     num_members = len(spec.points()) * len(spec.seeds)
     compiles = len(groups)
     head = (
