@@ -174,18 +174,21 @@ def episodes_from_steps(metrics: dict, num_episodes: int) -> dict[str, jax.Array
     }
 
 
-def run_sweep_file(path: str | Path, out: str | Path, *, progress: bool = True, **overrides: Any) -> Any:
+def run_sweep_file(
+    path: str | Path, out: str | Path, *, settings: Any = None, progress: bool = True, **overrides: Any
+) -> Any:
     """The sweep of a TOML sweep file (``SweepSpec.load(path, **overrides)``, the file ``jrl sweep
     --config`` reads), recorded in ``out``: a new sweep when ``out`` does not exist, else the sweep
     there is continued (``resume_sweep``: batches already on disk are read back, the rest trained).
     A directory that holds another sweep (its ``sweep.toml`` differs) is refused with ``SweepError``:
-    delete it to run the file again. Returns the ``SweepResult``."""
+    delete it to run the file again. ``settings``: ``SweepSettings`` of a new sweep (a continued one
+    keeps its own). Returns the ``SweepResult``."""
     from jrl.experiment.sweeps import SweepError, SweepSpec, load_sweep, resume_sweep, run_sweep
 
     spec = SweepSpec.load(path, **overrides)
     out = Path(out)
     if not out.exists():
-        return run_sweep(spec, out, progress=progress)
+        return run_sweep(spec, out, settings, progress=progress)
     recorded, _ = load_sweep(out)
     if recorded.digest() != spec.digest():
         raise SweepError(f"{out} holds another sweep than {path} describes: delete it to run {path} again")
