@@ -1,7 +1,8 @@
-"""A sweep's compiled batch computes only what its table reads."""
+"""Sweep plumbing: the compiled batch computes only what its table reads; run_sweep_file."""
 
 import jax
 import numpy as np
+import pytest
 
 import jrl
 from jrl.experiment import sweeps
@@ -30,3 +31,20 @@ def test_the_batch_returns_only_the_table_s_metrics_and_drops_the_greedy_value_s
     assert set(shapes["metrics"]) == {"episode_return", "finite", "step"}
     hlo = jax.jit(group._batch).lower(*args).compile().as_text().lower()
     assert "getrf" not in hlo  # LAPACK LU, the solve
+
+
+def test_run_sweep_file_starts_continues_and_refuses_another_sweep(tmp_path):
+    from jrl.experiment.harness import run_sweep_file
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        'algo = "q_learning"\nenv = "FrozenLake-v1"\nseeds = 2\n'
+        "[config]\nnum_envs = 2\nnum_steps = 20\n[grid]\nalpha = [0.1, 0.5]\n"
+    )
+    out = tmp_path / "out"
+    first = run_sweep_file(path, out, progress=False)
+    again = run_sweep_file(path, out, progress=False)  # every batch on disk: read back, nothing trained
+    np.testing.assert_array_equal(first.final_returns, again.final_returns)
+    assert len((out / "metadata.json").read_text()) > 0
+    with pytest.raises(sweeps.SweepError, match="another sweep"):
+        run_sweep_file(path, out, progress=False, seeds=3)
