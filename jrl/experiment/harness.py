@@ -25,6 +25,7 @@ __all__ = [
     "evaluation_keys",
     "load_per_step_run",
     "read_csv",
+    "run_sweep_file",
     "timed",
     "train_keys",
     "train_seeds",
@@ -171,3 +172,24 @@ def episodes_from_steps(metrics: dict, num_episodes: int) -> dict[str, jax.Array
         "finished": count[-1],
         "steps_needed": jnp.where(jnp.any(reached), jnp.argmax(reached) + 1, 0),
     }
+
+
+def run_sweep_file(
+    path: str | Path, out: str | Path, *, settings: Any = None, progress: bool = True, **overrides: Any
+) -> Any:
+    """The sweep of a TOML sweep file (``SweepSpec.load(path, **overrides)``, the file ``jrl sweep
+    --config`` reads), recorded in ``out``: a new sweep when ``out`` does not exist, else the sweep
+    there is continued (``resume_sweep``: batches already on disk are read back, the rest trained).
+    A directory that holds another sweep (its ``sweep.toml`` differs) is refused with ``SweepError``:
+    delete it to run the file again. ``settings``: ``SweepSettings`` of a new sweep (a continued one
+    keeps its own). Returns the ``SweepResult``."""
+    from jrl.experiment.sweeps import SweepError, SweepSpec, load_sweep, resume_sweep, run_sweep
+
+    spec = SweepSpec.load(path, **overrides)
+    out = Path(out)
+    if not out.exists():
+        return run_sweep(spec, out, settings, progress=progress)
+    recorded, _ = load_sweep(out)
+    if recorded.digest() != spec.digest():
+        raise SweepError(f"{out} holds another sweep than {path} describes: delete it to run {path} again")
+    return resume_sweep(out, progress=progress)
