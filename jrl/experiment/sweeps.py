@@ -696,8 +696,9 @@ def _load_batch(directory: Path, batch: _Batch, digest: str) -> dict | None:
         raise SweepError(f"{path} is not a readable batch file ({err}); delete it to train that batch again") from err
     if str(numbers.pop("spec_sha256", "")) != digest:
         raise SweepError(f"{path} belongs to another sweep (its spec digest differs); it cannot be resumed here")
-    if list(numbers.get("configs", [])) != batch.configs:
-        raise SweepError(f"{path} holds configurations {list(numbers.get('configs', []))}, expected {batch.configs}")
+    configs = [int(c) for c in numbers.get("configs", [])]
+    if configs != batch.configs:
+        raise SweepError(f"{path} holds configurations {configs}, expected {batch.configs}")
     return numbers
 
 
