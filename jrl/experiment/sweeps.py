@@ -813,7 +813,8 @@ def _execute(spec: SweepSpec, directory: Path | None, settings: SweepSettings, s
         if jax.process_count() > 1:  # every process must cut the same batches: process 0 decides
             from jax.experimental import multihost_utils
 
-            budget = int(multihost_utils.broadcast_one_to_all(np.int64(budget)))
+            # In MiB: without jax_enable_x64 the broadcast is int32, and a budget in bytes overflows it.
+            budget = int(multihost_utils.broadcast_one_to_all(np.int32(min(budget // 2**20, 2**31 - 1)))) * 2**20
         settings = dataclasses.replace(settings, memory_budget=int(budget))
     messages: list[str] = []
     batches = _plan(spec, groups, settings, messages.append)
