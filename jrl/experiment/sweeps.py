@@ -753,7 +753,12 @@ def run_sweep(
     directory = None
     if out is not None:
         directory = Path(out)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        occupied = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
+        if jax.process_count() > 1:  # process 0's answer, before it writes: the others may share its disk
+            from jax.experimental import multihost_utils
+
+            occupied = bool(multihost_utils.broadcast_one_to_all(np.int32(occupied)))
+        if occupied:
             raise SweepError(
                 f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
             )
