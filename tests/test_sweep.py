@@ -495,13 +495,18 @@ def copy_sweep(source: Path, target: Path) -> Path:
     return target
 
 
-def test_a_sweep_resumes_at_batch_granularity_to_the_same_files(ql_dir, tmp_path):
+def test_a_sweep_resumes_at_batch_granularity_to_the_same_files(ql_dir, tmp_path, monkeypatch):
     out, reference = ql_dir
     assert sorted(p.name for p in (out / "batches").iterdir()) == [f"batch-0000{i}.npz" for i in range(3)]
-    # A lost batch is trained again.
+    # A lost batch is trained again, and only that one.
     again = copy_sweep(out, tmp_path / "lost")
     (again / "batches" / "batch-00001.npz").unlink()
+    real, trained = sweeps._run_batch, []
+    monkeypatch.setattr(
+        sweeps, "_run_batch", lambda group, batch, *args: trained.append(batch.number) or real(group, batch, *args)
+    )
     result = resume_sweep(again, progress=False)
+    assert trained == [1]
     assert_same_numbers(result, reference)
     for name in ("results.csv", "results.json"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
