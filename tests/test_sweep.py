@@ -24,6 +24,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 import jrl
 from jrl.algorithms import q_learning
+from jrl.envs import registry
 from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
 from jrl.experiment import (
     RunSettings,
@@ -304,9 +305,16 @@ def huge_reward_env():
     return jrl.make_tabular(tabular_mdp_from_numpy(*outcome_table(1, 2, outcomes), np.array([1.0])), 5, HUGE)
 
 
-def test_a_configuration_that_goes_non_finite_fails_alone(tmp_path, capsys):
-    if HUGE not in jrl.registered_envs():
-        jrl.register(HUGE, huge_reward_env)
+@pytest.fixture
+def huge_reward_registered():
+    before = dict(registry._REGISTRY)
+    jrl.register(HUGE, huge_reward_env)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(before)
+
+
+def test_a_configuration_that_goes_non_finite_fails_alone(tmp_path, capsys, huge_reward_registered):
     out = tmp_path / "sweep"
     result = jrl.sweep(
         "q_learning", HUGE, {"num_envs": 4, "num_steps": 50, "alpha": 0.5}, grid={"gamma": [0.0, 0.99, 0.5]},
