@@ -701,8 +701,9 @@ def _load_batch(directory: Path, batch: _Batch, digest: str) -> dict | None:
         raise SweepError(f"{path} is not a readable batch file ({err}); delete it to train that batch again") from err
     if str(numbers.pop("spec_sha256", "")) != digest:
         raise SweepError(f"{path} belongs to another sweep (its spec digest differs); it cannot be resumed here")
-    if list(numbers.get("configs", [])) != batch.configs:
-        raise SweepError(f"{path} holds configurations {list(numbers.get('configs', []))}, expected {batch.configs}")
+    configs = [int(c) for c in numbers.get("configs", [])]
+    if configs != batch.configs:
+        raise SweepError(f"{path} holds configurations {configs}, expected {batch.configs}")
     return numbers
 
 
@@ -840,8 +841,8 @@ def _execute(
         if jax.process_count() > 1:  # every process must cut the same batches: process 0 decides
             from jax.experimental import multihost_utils
 
-            # In whole MiB: JAX without x64 carries an int32, and a budget in bytes overflows it.
-            budget = int(multihost_utils.broadcast_one_to_all(np.int32(max(budget >> 20, 1)))) << 20
+            # In MiB: without jax_enable_x64 the broadcast is int32, and a budget in bytes overflows it.
+            budget = int(multihost_utils.broadcast_one_to_all(np.int32(min(budget // 2**20, 2**31 - 1)))) * 2**20
         settings = dataclasses.replace(settings, memory_budget=int(budget))
     messages: list[str] = []
     batches = _plan(spec, groups, settings, messages.append)

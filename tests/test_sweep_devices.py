@@ -1,0 +1,262 @@
+"""Sweeps on several devices and processes give the numbers of one device, bit for bit.
+
+JAX fixes its devices when it starts, so these checks run fresh interpreters that ask XLA for
+several CPU host devices (``--xla_force_host_platform_device_count``), or that join a
+``jax.distributed`` run of two local processes; the rest of the suite keeps its single device.
+The children compile without a persistent cache: every program they run is compiled for the
+device count they have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_sweep import DQN, QL, compilation_cache_dir, run  # noqa: F401 (an autouse fixture)
+
+import jrl
+
+pytestmark = pytest.mark.slow
+
+SOURCE = str(Path(jrl.__file__).resolve().parents[1])
+
+
+def child_env(devices: int) -> dict:
+    path = os.pathsep.join([SOURCE, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return os.environ | {
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": path,
+    }
+
+
+def start(code: str, devices: int, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=child_env(devices),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(children: list[subprocess.Popen], timeout: float = 400) -> list[str]:
+    """Every child's stdout; on a failure or a timeout every child is killed and the test fails
+    with their stderr."""
+    outputs = []
+    try:
+        for child in children:
+            out, err = child.communicate(timeout=timeout)
+            assert child.returncode == 0, err[-4000:]
+            outputs.append(out)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    return outputs
+
+
+def load(path: Path) -> dict:
+    with np.load(path.with_suffix(".npz")) as data:
+        numbers = {name: data[name] for name in data.files}
+    numbers["rows"] = json.loads(path.with_suffix(".json").read_text())
+    return numbers
+
+
+def assert_same(numbers: dict, result) -> None:
+    assert np.array_equal(numbers["final_returns"], result.final_returns, equal_nan=True)
+    assert np.array_equal(numbers["curves"], result.curves, equal_nan=True)
+    assert np.array_equal(numbers["diverged"], result.diverged)
+    assert numbers["rows"] == result.rows
+
+
+@pytest.fixture(scope="module", autouse=True)
+def environments_child(request):
+    """The child of the last test, started with the module when that test is selected: it
+    compiles while the tests before it run (on a machine with two cores or more)."""
+    name = test_every_environment_steps_the_same_on_one_and_two_devices.__name__
+    if not any(item.name == name for item in request.session.items):
+        yield None
+        return
+    child = start(ENVIRONMENTS, 2)
+    yield child
+    if child.poll() is None:
+        child.kill()
+        child.communicate()
+
+
+# -- 4 devices ------------------------------------------------------------------------------------
+
+FOUR_DEVICES = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    import jrl
+    from jrl.experiment import SweepSettings
+
+    assert jax.device_count() == 4
+    out, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
+    settings = {
+        "4": SweepSettings(),  # 9 or 6 members: padded to 12 or 8
+        "4-batches-of-2": SweepSettings(configs_per_batch=2),  # batches of 6 and 3 members, padded to 8
+        "1": SweepSettings(devices=1),
+    }
+    for name, kwargs in cases.items():
+        for label, setting in settings.items():
+            if name == "dqn" and label != "4":  # DQN compiles slowly: its 1-device reference is the parent's
+                continue
+            print(f"== {name} {label}", flush=True)
+            result = jrl.sweep(**kwargs, settings=setting, progress=label == "4")
+            stem = out / f"{name}-{label}"
+            np.savez(stem.with_suffix(".npz"), final_returns=result.final_returns, curves=result.curves,
+                     diverged=result.diverged)
+            stem.with_suffix(".json").write_text(json.dumps(result.rows))
+    """
+)
+
+
+def test_a_sweep_on_four_devices_is_the_one_device_sweep_bit_for_bit(tmp_path):
+    """3 configurations x 3 seeds of Q-learning (one batch of 9 members padded to 12, and batches
+    of 2 configurations padded to 8) and 3 x 2 of DQN on CartPole (6 padded to 8), against the
+    same sweeps on this process's one device (and, for Q-learning, on one of the child's four)."""
+    cases = {"q_learning": QL, "dqn": DQN}
+    child = start(FOUR_DEVICES, 4, str(tmp_path), json.dumps(cases))
+    references = {name: run(kwargs) for name, kwargs in cases.items()}  # while the child compiles
+    (output,) = finish([child])
+    assert "over 4 device(s)" in output
+    for name, reference in references.items():
+        labels = ["4", "4-batches-of-2", "1"] if name == "q_learning" else ["4"]
+        for label in labels:
+            assert_same(load(tmp_path / f"{name}-{label}"), reference)
+        assert len(np.unique(reference.final_returns)) > 3  # members that differ
+
+
+# -- 2 processes ----------------------------------------------------------------------------------
+
+PROCESS = textwrap.dedent(
+    """
+    import json, sys
+
+    import jax
+
+    process_id, port, out, kwargs = int(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id, initialization_timeout=120
+    )
+    assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
+
+    import jrl
+    from jrl.experiment import SweepSettings
+
+    result = jrl.sweep(**kwargs, out=out, settings=SweepSettings(configs_per_batch=2), progress=False)
+    print(json.dumps({"rows": len(result.rows)}))
+    jax.distributed.shutdown()
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_write_the_table_of_the_single_process_sweep(tmp_path):
+    """Two local processes of 2 devices each (``jax.distributed``, CPU collectives): each trains
+    its members, process 0 gathers them and writes results.csv and results.json, byte for byte
+    those of the sweep in this process."""
+    out, port = tmp_path / "two-processes", str(free_port())
+    children = [start(PROCESS, 2, str(i), port, str(out), json.dumps(QL)) for i in range(2)]
+    reference = run(QL, out=tmp_path / "one-process")
+    outputs = finish(children)
+    assert [json.loads(o.strip().splitlines()[-1])["rows"] for o in outputs] == [3, 0]  # process 0 tabulates
+    for name in ("results.csv", "results.json"):
+        assert (out / name).read_bytes() == (reference.directory / name).read_bytes(), name
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["processes"] == 2 and len(metadata["sessions"]) == 1
+    assert sorted(p.name for p in (out / "batches").iterdir()) == ["batch-00000.npz", "batch-00001.npz"]
+
+
+# -- every environment on 1 and 2 devices ----------------------------------------------------------
+
+ENVIRONMENTS = textwrap.dedent(
+    """
+    import json
+
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh, PartitionSpec
+
+    import jrl
+
+    # Enough transitions that a rare rounding difference shows: CartPole without rounded() in its
+    # pole-mass term differed here with 4,096 for every key tried, and with 256 for some keys only.
+    STEPS, PER_DEVICE = 64, 32
+    assert jax.device_count() == 2
+
+
+    def rollouts(env, params):
+        # Reset, then STEPS steps with auto-reset, of one environment; vmapped over environments.
+        def one(key, step_keys, actions):
+            _, state = env.reset(key, params)
+
+            def step(state, inputs):
+                obs, state, reward, terminated, truncated, info = env.step(inputs[0], state, inputs[1], params)
+                return state, (obs, reward, terminated, truncated, info["final_observation"])
+
+            return jax.lax.scan(step, state, (step_keys, actions))[1]
+
+        return jax.vmap(one)
+
+
+    members = PartitionSpec("members")
+    mesh = Mesh(np.array(jax.devices()), ("members",))
+    report = {}
+    # One program per environment, as a sweep compiles: what XLA fuses (and contracts into
+    # fused multiply-adds) depends on the whole program.
+    for i, env_id in enumerate(jrl.registered_envs()):
+        env, params = jrl.make(env_id)
+        keys = jax.random.split(jax.random.key(i), (3, 2 * PER_DEVICE, STEPS))
+        sample = env.action_space(params).sample
+        inputs = (keys[0, :, 0], keys[1], jax.vmap(jax.vmap(sample))(keys[2]))
+        function = rollouts(env, params)
+        two = jax.jit(jax.shard_map(function, mesh=mesh, in_specs=members, out_specs=members, check_vma=False))
+        one = jax.jit(function)
+        leaves = [np.asarray(x) for x in jax.tree.leaves(two(*inputs))]
+        halves = [one(*(x[h * PER_DEVICE : (h + 1) * PER_DEVICE] for x in inputs)) for h in (0, 1)]
+        alone = [np.concatenate([np.asarray(a), np.asarray(b)]) for a, b in zip(*map(jax.tree.leaves, halves))]
+        report[env_id] = {
+            "same": all(np.array_equal(a, b, equal_nan=True) for a, b in zip(leaves, alone)),
+            "episodes_ended": int(np.sum(leaves[2] | leaves[3])),
+            "distinct_observations": len(np.unique(leaves[0])),
+        }
+    print(json.dumps(report))
+    """
+)
+
+
+def test_every_environment_steps_the_same_on_one_and_two_devices(environments_child):
+    """Each registered environment, 64 environments x 64 random-action steps with auto-reset:
+    sharded over 2 devices (``shard_map``, as a sweep runs) and compiled for 1 device on each half,
+    the same observations, rewards, terminations and truncations bit for bit. (XLA contracts
+    ``a * b + c`` into fused multiply-adds differently for one device and several: the reason
+    for ``jrl._numerics.rounded`` in the physics of the classic-control environments.)"""
+    (output,) = finish([environments_child])
+    report = json.loads(output.strip().splitlines()[-1])
+    assert sorted(report) == jrl.registered_envs()
+    assert {env_id for env_id, r in report.items() if not r["same"]} == set()
+    for env_id in ("CartPole-v1", "Acrobot-v1", "MountainCar-v0"):  # the physics: every step a new state
+        assert report[env_id]["distinct_observations"] > 100, env_id
+    assert sum(r["episodes_ended"] for r in report.values()) > 100
