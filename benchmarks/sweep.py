@@ -120,7 +120,7 @@ def cases(quick: bool) -> dict[str, dict]:
             },
             "seeds": 4,
             "sample_a": 3,
-            "sample_b": 8,
+            "sample_b": 4,
         },
     }
 
@@ -251,18 +251,20 @@ def one_compiled_loop(case: dict, spec: SweepSpec) -> dict:
     return {"compile_s": compile_s, "run_s": run_s * scale, "timed": len(picked), "of": len(configs), "out": outputs}
 
 
-def same_as_sweep(spec: SweepSpec, loop: dict, swept: dict) -> bool:
-    """Whether (b)'s members have the sweep's learning curves (and exact final returns, tabular)."""
+def differing_members(spec: SweepSpec, loop: dict, swept: dict) -> tuple[int, int]:
+    """How many of (b)'s members differ from the sweep's (learning curve, and for tabular runs the
+    exact final return), of how many compared."""
     env, env_params = jrl.make(spec.env)
+    differ = total = 0
     for c, out in loop["out"].items():
         curve = np.asarray(out.metrics[spec.curve], np.float64)
-        if not np.array_equal(curve, swept["curves"][c], equal_nan=True):
-            return False
+        same = [np.array_equal(curve[s], swept["curves"][c][s], equal_nan=True) for s in range(len(curve))]
         if spec.algo == "q_learning":
             final = exact_greedy_returns(env, env_params, np.asarray(out.q_table))
-            if not np.array_equal(final, swept["final_returns"][c], equal_nan=True):
-                return False
-    return True
+            same = [ok and final[s] == swept["final_returns"][c][s] for s, ok in enumerate(same)]
+        differ += len(same) - sum(same)
+        total += len(same)
+    return differ, total
 
 
 def identical(one: dict, two: dict) -> bool:
@@ -338,7 +340,11 @@ def report(name: str, case: dict, spec: SweepSpec, sweeps: dict, a: dict, b: dic
         f"{(one['total_s'] - one['compile_s']) / (two['total_s'] - two['compile_s']):.2f}x on the run; "
         f"results bit-identical: {'yes' if identical(one, two) else 'NO'}"
     )
-    print(f"   (b)'s {b['timed']} timed configs equal the sweep's members bit for bit: {'yes' if b['same'] else 'NO'}")
+    differ, compared = b["differ"]
+    print(
+        f"   (b)'s members against the sweep's, bit for bit: {compared - differ} of {compared} equal"
+        + (" (vmapped matmuls may round differently with fewer members per call)" if differ else "")
+    )
     print(f"   the sweep's {one['best']}")
     if gpu:
         print(
@@ -372,7 +378,7 @@ def main() -> None:
         spec = resolve(case)
         a = fresh_jit(case, spec)
         b = one_compiled_loop(case, spec)
-        b["same"] = same_as_sweep(spec, b, sweeps.get("gpu", sweeps[1])[name])
+        b["differ"] = differing_members(spec, b, sweeps.get("gpu", sweeps[1])[name])
         report(name, case, spec, {d: sweeps[d][name] for d in sweeps}, a, b)
     if args.quick:
         print("\nQUICK SMOKE RUN: tiny sizes, NOT results")
