@@ -8,8 +8,8 @@ defaults would take hours here, see docs/benchmarks.md):
   instead of 1,024 (1/64 of the environment steps; the same 5,000 steps and 100 log records);
 - **dqn** on CartPole-v1: 8 learning_rate x 8 tau = 64 configurations x 4 seeds (256 trainings) of
   ``dqn.default_config("CartPole-v1")`` with ``stop_return=None`` (every member does the same
-  work) and ``num_steps=3,000`` instead of 20,000 (1,000 iterations before learning starts, as in
-  the default, then 2,000 gradient steps).
+  work) and ``num_steps=2,000`` instead of 20,000 (1,000 iterations before learning starts, as in
+  the default, then 1,000 gradient steps).
 
 Every arm trains the same (configuration, seed) members with the same keys
 (``jax.random.key(seed)``), compile and run timed apart:
@@ -112,8 +112,8 @@ def cases(quick: bool) -> dict[str, dict]:
         "dqn": {
             "algo": "dqn",
             "env": "CartPole-v1",
-            "config": cart.replace(stop_return=None, num_steps=3000),
-            "changed": "stop_return=None (default 500), num_steps=3,000 (default 20,000)",
+            "config": cart.replace(stop_return=None, num_steps=2000),
+            "changed": "stop_return=None (default 500), num_steps=2,000 (default 20,000)",
             "grid": {
                 "learning_rate": [float(np.float32(lr)) for lr in np.geomspace(2.5e-4, 4e-3, 8)],
                 "tau": [i / 8 for i in range(1, 9)],
@@ -363,12 +363,14 @@ def main() -> None:
     if args.child:
         child(args.child.split(","), args.quick, Path(args.child_out))
         return
+    started = time.perf_counter()
     names = [args.only] if args.only else ["q_learning", "dqn"]
     if args.quick:
         print("QUICK SMOKE RUN: tiny sizes, NOT results")
     print(
         f"jax {jax.__version__}, {jax.default_backend()}, {os.cpu_count()} CPU cores, "
-        f"PJRT_NPROC={os.environ['PJRT_NPROC']}; the loops (a) and (b) run on 1 device"
+        f"PJRT_NPROC={os.environ['PJRT_NPROC']}; the loops (a) and (b) run on 1 device; "
+        f"load average {os.getloadavg()[0]:.2f} (other jobs on the machine slow every arm)"
     )
     sweeps: dict = {d: run_sweep_child(names, args.quick, d) for d in (1, 2)}
     if jax.default_backend() == "gpu":
@@ -380,8 +382,12 @@ def main() -> None:
         b = one_compiled_loop(case, spec)
         b["differ"] = differing_members(spec, b, sweeps.get("gpu", sweeps[1])[name])
         report(name, case, spec, {d: sweeps[d][name] for d in sweeps}, a, b)
+    print(
+        f"\nthe whole benchmark took {(time.perf_counter() - started) / 60:.1f} min; "
+        f"load average at the end {os.getloadavg()[0]:.2f}"
+    )
     if args.quick:
-        print("\nQUICK SMOKE RUN: tiny sizes, NOT results")
+        print("QUICK SMOKE RUN: tiny sizes, NOT results")
 
 
 if __name__ == "__main__":
