@@ -42,7 +42,8 @@ from jrl.experiment import (
 QL = dict(
     algo="q_learning",
     env="FrozenLake-v1",
-    config={"num_envs": 16, "num_steps": 200},
+    # Every field the numbers depend on is pinned: a re-tuned default must not move them.
+    config={"num_envs": 16, "num_steps": 200, "gamma": 0.99, "epsilon_end": 0.1, "epsilon_decay_fraction": 0.5},
     grid={"alpha": [0.1, 0.5, 0.9]},
     seeds=[3, 7, 11],
     threshold=0.6,  # reached by no seed of alpha=0.1, two of alpha=0.9, all of alpha=0.5
@@ -143,7 +144,7 @@ def test_configurations_per_batch_change_no_number(ql_result, ql_dir):
 def test_a_tabular_member_is_make_train_of_its_config_bit_for_bit(ql_result):
     """Configuration alpha=0.5 with seed 7 (the middle member of the middle configuration)."""
     env, params = jrl.make("FrozenLake-v1")
-    config = q_learning.default_config("FrozenLake-v1").replace(num_envs=16, num_steps=200, alpha=0.5)
+    config = q_learning.default_config("FrozenLake-v1").replace(**QL["config"], alpha=0.5)
     alone = jax.jit(q_learning.make_train(config, env, params))(jax.random.key(7))
     metrics = jax.device_get(alone.metrics)
     for curve, result in [("episode_return", ql_result)] + [
@@ -195,7 +196,9 @@ def test_table_statistics_are_those_of_the_members_numbers(kind, ql_result, dqn_
         assert row["final_return_mean"] == pytest.approx(np.mean(finals), rel=1e-12, abs=1e-15)
         assert row["final_return_std"] == pytest.approx(np.std(finals), rel=1e-12, abs=1e-15)
         low, high = row["final_return_ci_low"], row["final_return_ci_high"]
-        assert finals.min() <= low <= row["final_return_mean"] <= high <= finals.max()
+        # A bootstrap mean of n copies of one value may round an ulp past it.
+        ulps = 1e-12 * max(1.0, float(np.abs(finals).max()))
+        assert finals.min() - ulps <= low <= row["final_return_mean"] <= high <= finals.max() + ulps
         ref_low, ref_high = independent_bootstrap(finals)
         spread = finals.max() - finals.min()
         assert abs(low - ref_low) <= 0.05 * spread + 1e-12 and abs(high - ref_high) <= 0.05 * spread + 1e-12
@@ -283,7 +286,7 @@ def test_exact_greedy_returns_of_a_hand_made_mdp():
 def test_exact_greedy_returns_agree_with_sampled_episodes():
     """A learned FrozenLake table: ``jrl.evaluate`` over 100,000 episodes, within 4 standard errors."""
     env, params = jrl.make("FrozenLake-v1")
-    config = q_learning.default_config("FrozenLake-v1").replace(num_envs=16, num_steps=200, alpha=0.5)
+    config = q_learning.default_config("FrozenLake-v1").replace(**QL["config"], alpha=0.5)
     q_table = jax.jit(q_learning.make_train(config, env, params))(jax.random.key(7)).q_table
     exact = sweeps.exact_greedy_returns(env, params, np.asarray(q_table)[None])[0]
     policy, policy_params = q_learning.greedy_policy(q_learning.QLearningResult(q_table, {}))
@@ -484,7 +487,7 @@ def test_axes_that_change_shapes_make_groups(ql_result, capsys):
     assert [(r["group"], r["num_envs"], r["alpha"]) for r in result.rows] == [
         (0, 8, 0.1), (0, 8, 0.5), (1, 16, 0.1), (1, 16, 0.5),
     ]  # fmt: skip
-    eight = run(QL, config={"num_envs": 8, "num_steps": 200}, grid={"alpha": [0.1, 0.5]})
+    eight = run(QL, config={**QL["config"], "num_envs": 8}, grid={"alpha": [0.1, 0.5]})
     for part, alone, configs in ((slice(0, 2), eight, [0, 1]), (slice(2, 4), ql_result, [0, 1])):
         assert np.array_equal(result.final_returns[part], alone.final_returns[configs])
         assert np.array_equal(result.curves[part], alone.curves[configs], equal_nan=True)

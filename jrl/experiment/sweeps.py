@@ -17,8 +17,9 @@ evaluation. Members are cut into **batches** of whole configurations that fit th
 a batch is one call of the group's compiled function with its member axis sharded over
 ``jax.devices()`` (``Mesh`` + ``NamedSharding``), the last batch padded to the same shape. With
 ``jax.distributed`` initialized, ``jax.devices()`` spans every process: each trains the shards on
-its own devices and process 0 gathers the results and writes the files. A member's numbers do not
-depend on its batch, its device or the number of devices or processes.
+its own devices and process 0 gathers the results and writes the files. A tabular member's
+numbers do not depend on its batch, device or the device count; a DQN member's can, in the last
+bits, when the number of members per call changes a lot (docs/sweeps.md, "Devices").
 
 Per configuration the table holds the mean, standard deviation and a 95% bootstrap interval over
 seeds of the final greedy return (for tabular runs the exact expected return of the greedy policy,
