@@ -482,7 +482,7 @@ class _Group:
         self.tabular = isinstance(env, TabularEnv) and self.algo_spec.module is algorithms.q_learning
         configs = spec.configs()
         self.hyperparams = [configs[i].hyperparams() for i in indices]
-        abstract_key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype)
+        abstract_key = jax.eval_shape(jax.random.key, 0)  # a key's shape and type, no value
         single = jax.eval_shape(self.algorithm.init, abstract_key)
         # As in the runner: the interval counter is shared by the members (they advance together),
         # so DQN's "learn now?" stays a branch under vmap.
@@ -549,7 +549,7 @@ class _Group:
 
 
 def _key_data_shape() -> tuple[int, ...]:
-    return tuple(jax.random.key_data(jax.random.key(0)).shape)
+    return tuple(jax.eval_shape(lambda seed: jax.random.key_data(jax.random.key(seed)), 0).shape)
 
 
 # -- finite-horizon value of greedy tables (exact, float64, on the host) ----------------------------
