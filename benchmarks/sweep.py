@@ -33,7 +33,7 @@ it is set already: jaxlib 0.10.2's batched LU (``jnp.linalg.solve``, which Q-lea
 with as many host devices as pool threads all of them wait and the sweep hangs (FrozenLake8x8 on
 2 devices with the default 2-thread pool here; the 4x4 lake's 16-state solves do not split).
 
-    python benchmarks/sweep.py            # the full tables (about 10 minutes on 2 CPU cores)
+    python benchmarks/sweep.py            # the full tables (7 minutes on 2 CPU cores shared with other jobs)
     python benchmarks/sweep.py --quick    # a smoke run: tiny sizes, NOT results
 """
 
