@@ -640,8 +640,10 @@ def _run_batch(group: _Group, batch: _Batch, spec: SweepSpec, mesh: Any, size: i
     members = [(c, s) for c in batch.configs for s in range(len(seeds))]
     padded = members + [members[-1]] * (size - len(members))
     position = {c: i for i, c in enumerate(group.indices)}
-    key_data = np.stack([np.asarray(jax.random.key_data(train_key(seeds[s]))) for _, s in padded])
-    eval_data = np.stack([np.asarray(jax.random.key_data(evaluation_key(seeds[s]))) for _, s in padded])
+    # Each seed's keys once (not once per member: thousands of small host-side JAX calls).
+    seed_of_member = [s for _, s in padded]
+    key_data = np.stack([np.asarray(jax.random.key_data(train_key(seed))) for seed in seeds])[seed_of_member]
+    eval_data = np.stack([np.asarray(jax.random.key_data(evaluation_key(seed))) for seed in seeds])[seed_of_member]
     hyper = jax.tree_util.tree_map(
         lambda *xs: np.asarray(xs, np.float32), *[group.hyperparams[position[c]] for c, _ in padded]
     )
