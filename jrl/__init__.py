@@ -2,10 +2,11 @@
 
 Pure-functional environments (``jrl.make``), exact tabular models and planning
 (``jrl.planning``), compiled training loops (``jrl.algorithms``) and parallel evaluation
-(``jrl.evaluate``), and hyperparameter sweeps in one compiled call per group (``jrl.sweep``).
+(``jrl.evaluate``), hyperparameter sweeps in one compiled call per group (``jrl.sweep``), and
+language generation as reinforcement learning (``jrl.text``).
 """
 
-from jrl import algorithms, envs, planning, spaces
+from jrl import algorithms, envs, planning, spaces, text  # text registers text_q_learning with algorithms
 from jrl.envs import NO_TIME_LIMIT, Environment, TabularMDP, make, make_tabular, register, registered_envs
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
 from jrl.experiment.sweeps import sweep
@@ -32,4 +33,5 @@ __all__ = [
     "registered_envs",
     "spaces",
     "sweep",
+    "text",
 ]

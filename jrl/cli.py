@@ -1,4 +1,4 @@
-"""The ``jrl`` command: train, sweep, resume, eval, envs, plot. It parses and validates, then calls
+"""The ``jrl`` command: train, sweep, resume, eval, envs, plot, pretrain, generate. It parses and validates, then calls
 ``jrl.experiment``; no training logic lives here. Bad input prints one line on stderr and exits
 with status 2, without a traceback.
 
@@ -137,7 +137,7 @@ def _add_train(commands: Any) -> None:
         "default config of ENV is used.",
     )
     train.add_argument("--env", help="environment id (see `jrl envs`)")
-    train.add_argument("--algo", help="q_learning, sarsa, expected_sarsa, double_q_learning or dqn")
+    train.add_argument("--algo", help="q_learning, sarsa, expected_sarsa, double_q_learning, dqn or text_q_learning")
     train.add_argument("--config", type=Path, help="a run file (TOML: algo, env, seeds, [env_kwargs], [config])")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a config field (repeatable)")
     train.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE", help="a jrl.make keyword")
@@ -254,7 +254,116 @@ def _build_parser() -> _Parser:
         help="runs: the PNG to write (default: learning_curves.png in the first run); a sweep: the folder for its "
         "PNGs (default: the sweep directory)",
     )
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="pretrain a small language model for a text environment on data jrl generates (no download)",
+        description="Supervised pretraining (jrl.text.pretrain) of a TransformerLM on ENV's generated data; writes "
+        "model.safetensors and config.json into --out. Q-learning then starts from it: "
+        "jrl train --env ENV --algo text_q_learning --set pretrained=OUT.",
+    )
+    pretrain.add_argument("--env", required=True, help="GraphWalkText-v0 or WordGen-v0")
+    pretrain.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE", help="a jrl.make keyword")
+    pretrain.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a PretrainConfig field")
+    pretrain.add_argument("--seed", type=int, default=0, help="the PRNG seed (default 0)")
+    pretrain.add_argument("--out", type=Path, required=True, help="the model directory to write")
+    generate = commands.add_parser(
+        "generate",
+        help="generate text with a pretrained model or a text_q_learning run",
+        description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone) or a "
+        "text_q_learning run directory (its latest checkpoint, first seed, beta from its config).",
+    )
+    generate.add_argument("run_dir", type=Path, metavar="DIR")
+    generate.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable; '' for none in WordGen)")
+    generate.add_argument("--num-samples", type=int, default=1, help="generations per prompt (default 1)")
+    generate.add_argument("--max-new-tokens", type=int, default=None, help="default: up to the buffer's end")
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=None)
+    generate.add_argument("--top-p", type=float, default=None)
+    generate.add_argument("--greedy", action="store_true", help="the best token at every step (no sampling)")
+    generate.add_argument("--beta", type=float, default=None, help="weight of Q (default: the run's; 0: the LM alone)")
+    generate.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    import time
+
+    import jax
+
+    import jrl
+    from jrl._validation import check_int
+    from jrl.experiment.records import environment_metadata
+    from jrl.text import PretrainConfig, pretrain, save_model
+    from jrl.text.pretrain import default_pretrain_config
+
+    check_int("--seed", args.seed, 0, 2**31 - 1)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UsageError(f"--out {args.out} exists and is not empty; choose a new directory")
+    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg")
+    env, env_params = jrl.make(args.env, **env_kwargs)
+    config = default_pretrain_config(args.env)
+    changes = {}
+    for text in args.set:
+        name, value = parse_assignment(PretrainConfig, text)
+        changes[name] = value
+    config = config.replace(**changes)
+    start = time.perf_counter()
+    model, losses = pretrain(jax.random.key(args.seed), env, env_params, config)
+    seconds = time.perf_counter() - start
+    record = {
+        "env": args.env,
+        "env_kwargs": env_kwargs,
+        "seed": args.seed,
+        "pretrain_config": config.to_dict(),
+        "final_loss": float(losses[-1]),
+        "seconds": round(seconds, 2),
+        "versions": environment_metadata(),
+    }
+    save_model(args.out, model, record)
+    print(f"pretrained {args.env} in {seconds:.1f} s (final loss {float(losses[-1]):.4f}) -> {args.out}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import jax
+
+    from jrl._validation import check_int
+    from jrl.text import generate, load_model
+    from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE
+
+    check_int("--num-samples", args.num_samples, 1, 1 << 16)
+    check_int("--seed", args.seed, 0, 2**31 - 1)
+    prompts = args.prompt or [""]
+    q_model, beta = None, 0.0
+    if (args.run_dir / WEIGHTS_FILE).is_file() and (args.run_dir / CONFIG_FILE).is_file():
+        model = load_model(args.run_dir)
+    else:
+        from jrl.experiment import load_run
+
+        run = load_run(args.run_dir)
+        if run.spec.algo != "text_q_learning":
+            raise UsageError(f"{args.run_dir} is a {run.spec.algo} run; jrl generate needs a text_q_learning run")
+        state, _ = run.load_checkpoint()
+        result = run.algorithm.result(run.seed_state(state, 0), {})
+        model, q_model, beta = load_model(run.spec.config.pretrained), result.q_model, run.spec.config.beta
+    if args.beta is not None:
+        beta = args.beta
+    rows = [p for p in prompts for _ in range(args.num_samples)]
+    out = generate(
+        model,
+        rows,
+        jax.random.key(args.seed),
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        do_sample=not args.greedy,
+        beta=beta,
+        q_model=q_model if beta != 0.0 else None,
+    )
+    for text in out.texts:
+        print(text)
+    return 0
 
 
 def _parse_pairs(pairs: Sequence[str], what: str) -> dict:
@@ -591,7 +700,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
-        handler = {"train": _train, "sweep": _sweep, "resume": _resume, "eval": _eval, "envs": _envs, "plot": _plot}
+        handler = {
+            "train": _train,
+            "sweep": _sweep,
+            "resume": _resume,
+            "eval": _eval,
+            "envs": _envs,
+            "plot": _plot,
+            "pretrain": _pretrain,
+            "generate": _generate,
+        }
         return handler[args.command](args)
     except UsageError as err:
         print(f"jrl: error: {err}", file=sys.stderr)

@@ -18,7 +18,7 @@ from jrl.envs.core import Environment
 from jrl.envs.tabular import TabularEnv
 from jrl.spaces import Discrete
 
-__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning"]
+__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning", "register"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,9 @@ class AlgorithmSpec:
 
     def check_env(self, env: Environment, env_params: Any) -> None:
         """Raise ``ValueError`` saying why this algorithm does not fit ``env`` (host side)."""
+        if hasattr(self.module, "check_env"):
+            self.module.check_env(env, env_params)
+            return
         if self.module is q_learning and not isinstance(env, TabularEnv):
             raise ValueError(
                 f"{self.name} is tabular: it needs a finite model (a tabular environment); "
@@ -73,6 +76,15 @@ _SPECS = {
     },
     "dqn": AlgorithmSpec("dqn", dqn, dqn.DQNConfig, {}),
 }
+
+
+def register(name: str, module: ModuleType, config_class: type, fixed: dict | None = None) -> None:
+    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``)
+    known by ``name`` to ``get``, the runner and the command line. ``jrl.text`` registers
+    ``text_q_learning`` this way (the layers above ``algorithms`` add theirs; nothing here imports them)."""
+    if name in _SPECS:
+        raise ValueError(f"algorithm {name!r} is already registered")
+    _SPECS[name] = AlgorithmSpec(name, module, config_class, dict(fixed or {}))
 
 
 def names() -> list[str]:

@@ -1,0 +1,204 @@
+"""Supervised pretraining of the language model on data the package generates (never a download).
+
+- ``GraphWalkText-v0``: random valid walks, as ILQL's random-walks data: a start node drawn
+  uniformly from 1..20, then a uniformly random outgoing edge at every step until node 0 (then the
+  end token) or the length limit. A model of this data walks along edges but wanders: it is the
+  "pretrained model" that Q-learning then makes take the shortest paths.
+- ``WordGen-v0``: the dictionary's words, drawn uniformly, each with probability ``word_noise``
+  given one random letter in place of one of its own (a little noise, so the model also learns
+  that misspellings occur), then the end token.
+
+``pretrain(key, env, env_params, config)`` is one compiled call: every step draws a fresh batch
+from the key and takes one Adam step on the masked next-token cross-entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jrl._validation import check_float, check_int, check_key
+from jrl.envs.core import Environment
+from jrl.text.model import LanguageModel, LMConfig, TransformerLM, init_model
+
+__all__ = ["PretrainConfig", "data_batch", "default_pretrain_config", "pretrain", "text_env_kind"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of a pretraining run (validated on construction).
+
+    Attributes:
+        num_steps: Adam steps, each on a fresh batch.
+        batch_size: sequences per step.
+        learning_rate: Adam's step size, decayed by a cosine schedule to 10% over the run.
+        d_model, num_layers, num_heads, mlp_ratio: the model's shape (``LMConfig``).
+        word_noise: ``WordGen-v0`` only: the fraction of training words with one letter replaced.
+    """
+
+    num_steps: int = 600
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    d_model: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    mlp_ratio: int = 4
+    word_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_int("num_steps", self.num_steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
+        check_float("word_noise", self.word_noise, 0.0, 1.0)
+
+    def replace(self, **changes: Any) -> PretrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_DEFAULTS = {"GraphWalkText-v0": {"num_steps": 300}, "WordGen-v0": {"num_steps": 600}}
+
+
+def default_pretrain_config(env_id: str) -> PretrainConfig:
+    """The pretraining settings the demo and experiment use for ``env_id`` (walks are learnt in
+    fewer steps than a dictionary)."""
+    return PretrainConfig(**_DEFAULTS.get(env_id, {}))
+
+
+def text_env_kind(env: Environment, env_params: Any) -> str:
+    """``"walks"`` or ``"words"``: which data pretrains a model for ``env``; ``ValueError`` otherwise."""
+    if hasattr(env_params, "adjacency"):
+        return "walks"
+    if hasattr(env_params, "trie_children"):
+        return "words"
+    raise ValueError(
+        f"{env.env_id or type(env).__name__} is not a text environment; pretraining knows GraphWalkText-v0 and WordGen-v0"
+    )
+
+
+def model_config(env: Environment, config: PretrainConfig) -> LMConfig:
+    """The ``LMConfig`` of ``env``'s vocabulary and buffer with ``config``'s shape."""
+    vocab = env.vocabulary
+    return LMConfig(
+        env_id=env.env_id,
+        vocab_size=vocab.size,
+        num_outputs=vocab.num_actions,
+        context_length=env.observation_space(None).shape[0],
+        d_model=config.d_model,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        mlp_ratio=config.mlp_ratio,
+    )
+
+
+def _walk_batch(key: jax.Array, adjacency: jax.Array, batch_size: int, length: int, end_id: int) -> tuple:
+    """Random valid walks: tokens int32 ``[B, L]`` and the target mask bool ``[B, L]`` (position
+    ``t`` is a target when no goal came before ``t - 1``: the walk's nodes and one end token)."""
+    num_nodes = adjacency.shape[0]
+    key_start, key_walk = jax.random.split(key)
+    start = jax.random.randint(key_start, (batch_size,), 1, num_nodes)
+
+    def step(carry: tuple, key: jax.Array) -> tuple:
+        node, arrived = carry
+        choice = jax.random.categorical(key, jnp.where(adjacency[node], 0.0, -jnp.inf))
+        token = jnp.where(arrived, end_id, choice)
+        return (jnp.where(arrived, node, choice), arrived | (choice == 0)), token
+
+    _, walk = jax.lax.scan(step, (start, jnp.zeros(batch_size, bool)), jax.random.split(key_walk, length - 1))
+    tokens = jnp.concatenate([start[:, None], walk.T], axis=1).astype(jnp.int32)
+    goal_seen = jnp.cumsum(tokens == 0, axis=1) > 0  # [B, L]: a goal at or before t
+    mask = jnp.concatenate([jnp.zeros((batch_size, 2), bool), ~goal_seen[:, :-2]], axis=1)
+    return tokens, mask.at[:, 1].set(True)
+
+
+def _word_table(length: int, end_id: int) -> tuple[np.ndarray, np.ndarray]:
+    from jrl.envs.word_gen import words
+
+    table = np.full((len(words()), length - 1), end_id, np.int32)
+    sizes = np.zeros(len(words()), np.int32)
+    for i, word in enumerate(words()):
+        table[i, : len(word)] = [ord(c) - ord("a") for c in word]
+        sizes[i] = len(word)
+    return table, sizes
+
+
+def _word_batch(
+    key: jax.Array, table: jax.Array, sizes: jax.Array, batch_size: int, noise: float, bos_id: int
+) -> tuple:
+    """Noisy dictionary words: tokens int32 ``[B, L]`` (bos, letters, end, pad) and the target mask
+    (the letters and the end token, when it fits)."""
+    k_word, k_noisy, k_where, k_letter = jax.random.split(key, 4)
+    index = jax.random.randint(k_word, (batch_size,), 0, table.shape[0])
+    letters, size = table[index], sizes[index]
+    where = jax.random.randint(k_where, (batch_size,), 0, size)
+    letter = jax.random.randint(k_letter, (batch_size,), 0, 26)
+    noisy = jax.random.uniform(k_noisy, (batch_size,)) < noise
+    columns = jnp.arange(letters.shape[1])
+    letters = jnp.where(noisy[:, None] & (columns == where[:, None]), letter[:, None], letters)
+    tokens = jnp.concatenate([jnp.full((batch_size, 1), bos_id, jnp.int32), letters], axis=1)
+    positions = jnp.arange(tokens.shape[1])
+    mask = (positions >= 1) & (positions <= size[:, None] + 1)
+    return tokens, mask
+
+
+def data_batch(key: jax.Array, env: Environment, env_params: Any, batch_size: int, word_noise: float = 0.1) -> tuple:
+    """One batch of ``env``'s pretraining data: ``(tokens int32 [B, L], mask bool [B, L])``; the loss
+    is taken where ``mask`` is True (position ``t``'s token predicted from tokens ``0..t-1``)."""
+    vocab = env.vocabulary
+    length = env.observation_space(env_params).shape[0]
+    if text_env_kind(env, env_params) == "walks":
+        return _walk_batch(key, env_params.adjacency, batch_size, length, vocab.end_id)
+    table, sizes = _word_table(length, vocab.end_id)
+    return _word_batch(key, jnp.asarray(table), jnp.asarray(sizes), batch_size, word_noise, vocab.bos_id)
+
+
+def sequence_loss(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean next-token cross-entropy over the masked targets; ``logits`` ``[B, L, A]``."""
+    targets = jnp.minimum(tokens[:, 1:], logits.shape[-1] - 1)  # bos is never a target (masked)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], targets)
+    weights = mask[:, 1:].astype(jnp.float32)
+    return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def pretrain(
+    key: jax.Array, env: Environment, env_params: Any, config: PretrainConfig = PretrainConfig()
+) -> tuple[LanguageModel, np.ndarray]:
+    """Train a fresh ``TransformerLM`` on ``env``'s generated data; one compiled call.
+
+    Returns ``(model, losses float32 [num_steps])``. Same key and config: the same weights, bit for bit.
+    """
+    check_key("key", key)
+    text_env_kind(env, env_params)
+    lm_config = model_config(env, config)
+    key_init, key_data = jax.random.split(key)
+    model = init_model(lm_config, key_init)
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=0.1)
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+    network = TransformerLM(lm_config)
+
+    def loss_fn(params: Any, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+        return sequence_loss(network.apply(params, tokens), tokens, mask)
+
+    @jax.jit
+    def run(params: Any, key: jax.Array) -> tuple[Any, jax.Array]:
+        def step(carry: tuple, key: jax.Array) -> tuple:
+            params, opt_state = carry
+            tokens, mask = data_batch(key, env, env_params, config.batch_size, config.word_noise)
+            loss, grads = jax.value_and_grad(loss_fn)(params, tokens, mask)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, _), losses = jax.lax.scan(
+            step, (params, optimizer.init(params)), jax.random.split(key, config.num_steps)
+        )
+        return params, losses
+
+    params, losses = run(model.params, key_data)
+    return LanguageModel(lm_config, params), np.asarray(losses)

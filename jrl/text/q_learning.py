@@ -1,0 +1,460 @@
+"""Soft Q-learning for text: token-level values on top of a pretrained language model, compiled end to end.
+
+Text generation is an MDP whose state is the token buffer and whose action is the next token. With
+the pretrained model ``pi0`` as the reference, the KL-regularised objective
+
+    maximise  E[sum_t r_t] - (1 / beta) * KL(pi || pi0)
+
+has the optimal policy ``pi(a | s) = softmax(log pi0(a | s) + beta * Q(s, a))``: decoding with the
+language model's logits plus ``beta`` times the values (``beta = 0`` is the pretrained model), and
+``Q`` satisfies the soft Bellman equation (undiscounted, tokens are deterministic)
+
+    Q(s, a) = r(s, a) + [not terminal] * V(s'),    V(s) = (1 / beta) * log sum_a pi0(a | s) exp(beta * Q(s, a)).
+
+The Q-network is the language model's architecture, started from the pretrained weights with its
+output layer at zero (so every ``Q`` starts at 0 and decoding starts as ``pi0``). One iteration
+
+1. generates ``num_envs`` whole episodes at once, sampling from the current decoding policy at
+   ``temperature`` through the environment's own ``step_env`` (which gives the rewards);
+2. scores every visited state in one forward pass over the final buffers: a causal model's row
+   ``i`` depends only on tokens ``0..i``, so the finished buffer holds every intermediate state;
+3. takes ``updates_per_iteration`` Adam steps on the squared soft-Bellman error of every generated
+   token against the target network (``V`` from the target's values and ``pi0``);
+4. moves the target network towards the online one by Polyak averaging (rate ``tau``).
+
+It follows the algorithm contract of ``jrl.algorithms.common`` (``make_algorithm`` -> ``init`` /
+``run`` / ``result``, ``make_train``, ``greedy_policy``), so ``jrl train --algo text_q_learning``
+records, checkpoints and resumes it like any run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jrl._validation import check_float, check_int, check_key
+from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
+from jrl.envs.core import Environment
+from jrl.envs.tokens import TokenEnv, positions
+from jrl.evaluate import evaluate
+from jrl.text.generate import choose_tokens
+from jrl.text.model import LanguageModel, ModelFileError, TransformerLM, load_model
+
+__all__ = [
+    "TextQConfig",
+    "TextQHyperparams",
+    "TextQResult",
+    "TextQState",
+    "check_env",
+    "check_finite",
+    "default_config",
+    "greedy_policy",
+    "lambda_returns",
+    "make_algorithm",
+    "make_train",
+    "rollout",
+    "soft_value",
+]
+
+
+@struct.dataclass
+class TextQHyperparams:
+    """Numeric hyperparameters ``train`` takes as data (float32 scalars, or ``[G]`` for a grid)."""
+
+    learning_rate: jax.Array
+    beta: jax.Array
+    tau: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TextQConfig(Config):
+    """Settings of a text Q-learning run; validated on construction and on ``replace``.
+
+    Attributes:
+        pretrained: the directory of the pretrained language model (``jrl pretrain``'s output:
+            ``model.safetensors`` and ``config.json``).
+        num_envs: episodes (generations) per iteration.
+        num_steps: iterations.
+        learning_rate: Adam's step size.
+        beta: weight of the values in decoding, ``logits + beta * Q``: the inverse of the KL
+            penalty's temperature. Larger keeps less of the pretrained distribution.
+        tau: Polyak rate of the target network per iteration, in (0, 1].
+        updates_per_iteration: Adam steps on each iteration's generations.
+        max_grad_norm: global gradient-norm clip.
+        td_lambda: the soft lambda-return's lambda in [0, 1] (``lambda_returns``); 0 is one-step
+            soft Q-learning, larger carries a reward back through a word's letters in fewer updates.
+        temperature: sampling temperature of the generations trained on (1: the decoding policy itself).
+        eval_episodes: greedy episodes (``jrl.evaluate``) at the end of every logging interval,
+            giving ``eval_return``; 0 skips them (``eval_return`` is NaN).
+        log_interval: iterations per logged record (``None``: about 20 records).
+    """
+
+    HYPERPARAMS: ClassVar[type] = TextQHyperparams
+    DEFAULT_RECORDS: ClassVar[int] = 20
+
+    pretrained: str = ""
+    num_envs: int = 256
+    num_steps: int = 300
+    learning_rate: float = 1e-3
+    beta: float = 5.0
+    tau: float = 0.05
+    updates_per_iteration: int = 1
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    td_lambda: float = 0.9
+    eval_episodes: int = 0
+    log_interval: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pretrained, str):
+            raise TypeError(f"pretrained must be a directory path (str), got {self.pretrained!r}")
+        check_int("num_envs", self.num_envs, 1)
+        check_int("num_steps", self.num_steps, 1)
+        check_float("learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
+        check_float("beta", self.beta, 0.0, 1e4, low_open=True)
+        check_float("tau", self.tau, 0.0, 1.0, low_open=True)
+        check_int("updates_per_iteration", self.updates_per_iteration, 1)
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e9, low_open=True)
+        check_float("temperature", self.temperature, 0.0, 1e3, low_open=True)
+        check_float("td_lambda", self.td_lambda, 0.0, 1.0)
+        check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        if self.log_interval is not None:
+            check_int("log_interval", self.log_interval, 1, self.num_steps)
+            if self.num_steps % self.log_interval:
+                raise ValueError(f"log_interval ({self.log_interval}) must divide num_steps ({self.num_steps})")
+
+
+_DEFAULTS = {
+    "GraphWalkText-v0": {"num_envs": 256, "num_steps": 200, "beta": 8.0, "learning_rate": 1e-3},
+    "WordGen-v0": {"num_envs": 256, "num_steps": 300, "beta": 8.0, "learning_rate": 1e-3},
+}
+
+
+def default_config(env_id: str, pretrained: str = "") -> TextQConfig:
+    """The default config for ``env_id`` (a text environment), reading the model in ``pretrained``."""
+    if env_id not in _DEFAULTS:
+        raise ValueError(f"text_q_learning has defaults for {sorted(_DEFAULTS)}, not {env_id!r}")
+    return TextQConfig(pretrained=pretrained, **_DEFAULTS[env_id])
+
+
+@struct.dataclass
+class TextQState:
+    """Everything a run needs to continue.
+
+    Attributes:
+        q_params: the Q-network's parameters (the ``TransformerLM`` pytree).
+        target: the target network's parameters.
+        opt_state: Adam's state.
+        key: the loop key (iteration ``t`` uses ``fold_in(key, t)``).
+        eval_key: the in-loop evaluation's key.
+        hyperparams: ``TextQHyperparams``.
+        log_index: int32, logging intervals done.
+    """
+
+    q_params: Any
+    target: Any
+    opt_state: Any
+    key: jax.Array
+    eval_key: jax.Array
+    hyperparams: TextQHyperparams
+    log_index: jax.Array
+
+
+@struct.dataclass
+class TextQResult:
+    """A finished run: ``q_model`` (a ``LanguageModel`` of the Q-network; decode with
+    ``generate(lm, prompts, key, beta=config.beta, q_model=result.q_model)``) and the metrics
+    (arrays ``[num_logs]``)."""
+
+    q_model: LanguageModel
+    metrics: dict
+
+
+def soft_value(log_pi0: jax.Array, q_values: jax.Array, beta: jax.Array) -> jax.Array:
+    """``V = (1 / beta) * log sum_a pi0(a) exp(beta * Q(a))`` over the last axis (``[..., A] -> [...]``)."""
+    return jax.nn.logsumexp(log_pi0 + beta * q_values, axis=-1) / beta
+
+
+def _rows(values: jax.Array, rows: jax.Array) -> jax.Array:
+    """``values[b, rows[b, t]]``: ``[B, L, A]`` and int ``[B, T]`` -> ``[B, T, A]``."""
+    return jnp.take_along_axis(values, rows[:, :, None], axis=1)
+
+
+def rollout(
+    key: jax.Array,
+    env: TokenEnv,
+    env_params: Any,
+    network: TransformerLM,
+    lm_params: Any,
+    q_params: Any,
+    beta: jax.Array | float,
+    num_episodes: int,
+    temperature: jax.Array | float = 1.0,
+    do_sample: bool = True,
+) -> dict:
+    """``num_episodes`` whole episodes of ``env``, decoding with ``log pi0 + beta * Q`` (``choose_tokens``).
+
+    ``q_params=None`` decodes with the language model alone; ``lm_params=None`` too: uniformly
+    random tokens. Returns the final buffers ``tokens`` int32 ``[N, L]`` and, per generated token
+    ``[N, L - 1]``: ``row`` (the buffer row that scored it), ``action``, ``reward``, ``terminated``,
+    ``active`` (the episode was still running), ``kl`` (``KL(pi || pi0)`` of the state, nats;
+    0 without a Q-model) and ``log_ratio`` (``log pi(a | s) - log pi0(a | s)`` of the token taken,
+    ``pi`` the decoding distribution at temperature 1). Finished episodes stay frozen until every one has ended.
+    """
+    length = env.observation_space(env_params).shape[0]
+    k_reset, k_steps = jax.random.split(key)
+    _, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_episodes), env_params)
+
+    def token_step(carry: tuple, key: jax.Array) -> tuple:
+        env_state, done = carry
+        k_choose, k_env = jax.random.split(key)
+        row = env_state.position - 1
+        take = lambda out: jnp.take_along_axis(out, row[:, None, None], axis=1)[:, 0]  # noqa: E731
+        if lm_params is None:
+            log_pi0 = jnp.full((num_episodes, env.num_actions), -jnp.log(env.num_actions), jnp.float32)
+        else:
+            log_pi0 = jax.nn.log_softmax(take(network.apply(lm_params, env_state.tokens)))
+        scores = log_pi0 if q_params is None else log_pi0 + beta * take(network.apply(q_params, env_state.tokens))
+        action = choose_tokens(k_choose, scores, temperature, do_sample=do_sample)
+        _, stepped, reward, terminated, truncated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, num_episodes), env_state, action, env_params
+        )
+        log_pi = jax.nn.log_softmax(scores)
+        kl = jnp.sum(jnp.exp(log_pi) * (log_pi - log_pi0), axis=-1)
+        log_ratio = jnp.take_along_axis(log_pi - log_pi0, action[:, None], axis=-1)[:, 0]
+        active = ~done
+        env_state = jax.tree_util.tree_map(
+            lambda old, new: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new), env_state, stepped
+        )
+        record = {
+            "row": row,
+            "action": action,
+            "reward": jnp.where(active, reward, 0.0),
+            "terminated": terminated,
+            "active": active,
+            "kl": jnp.where(active, kl, 0.0),
+            "log_ratio": jnp.where(active, log_ratio, 0.0),
+        }
+        return (env_state, done | terminated | truncated), record
+
+    (env_state, _), records = jax.lax.scan(
+        token_step, (env_state, jnp.zeros(num_episodes, bool)), jax.random.split(k_steps, length - 1)
+    )
+    return {"tokens": env_state.tokens, **jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), records)}
+
+
+def lambda_returns(batch: dict, next_value: jax.Array, beta: jax.Array, td_lambda: float) -> jax.Array:
+    """Soft lambda-returns ``[B, T]``, computed backwards over the generated tokens:
+
+        G_t = r_t + [not terminal_t] * ((1 - lambda) V(s_{t+1}) + lambda (G_{t+1} - log_ratio_{t+1} / beta))
+
+    where the episode goes on after ``t`` (``V(s_{t+1})`` alone where it was cut by a time limit).
+    ``lambda = 0`` is the one-step soft Q-learning target ``r_t + V(s_{t+1})``. With ``pi =
+    softmax(log pi0 + beta Q)``, ``Q(s, a) - log_ratio(a) / beta = V(s)`` for every token ``a``,
+    so ``G_{t+1} - log_ratio_{t+1} / beta`` is a sampled estimate of ``V(s_{t+1})`` that carries
+    the later rewards back in one update instead of one token per target-network update.
+    ``next_value``: ``[B, T]``, ``V(s_{t+1})`` from the target network.
+    """
+    reward, terminated, active = batch["reward"], batch["terminated"], batch["active"]
+    goes_on = jnp.concatenate([active[:, 1:], jnp.zeros_like(active[:, :1])], axis=1)
+    later_ratio = jnp.concatenate([batch["log_ratio"][:, 1:], jnp.zeros_like(reward[:, :1])], axis=1)
+
+    def backwards(later_return: jax.Array, t: tuple) -> tuple:
+        r, term, on, value, ratio = t
+        bootstrap = jnp.where(on, (1.0 - td_lambda) * value + td_lambda * (later_return - ratio / beta), value)
+        g = r + jnp.where(term, 0.0, bootstrap)
+        return g, g
+
+    columns = (reward, terminated, goes_on, next_value, later_ratio)
+    _, returns = jax.lax.scan(
+        backwards, jnp.zeros_like(reward[:, 0]), jax.tree_util.tree_map(lambda x: x.T, columns), reverse=True
+    )
+    return returns.T
+
+
+def _greedy(network: TransformerLM, end_id: int) -> Callable:
+    """``policy((lm_params, q_params, beta), obs, key)``: the token maximising ``logits + beta * Q``
+    at the observation's position (the first end token marks it)."""
+
+    def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        del key
+        lm_params, q_params, beta = params
+        row = positions(obs, end_id) - 1
+        scores = network.apply(lm_params, obs)[row] + beta * network.apply(q_params, obs)[row]
+        return jnp.argmax(scores).astype(jnp.int32)
+
+    return policy
+
+
+def check_env(env: Environment, env_params: Any) -> None:
+    """``ValueError`` unless ``env`` is a text environment (a ``TokenEnv``)."""
+    if not isinstance(env, TokenEnv):
+        raise ValueError(
+            f"text_q_learning needs a text environment (GraphWalkText-v0, WordGen-v0); got {env.env_id or type(env).__name__}"
+        )
+
+
+def _load_pretrained(config: TextQConfig, env: Environment, env_params: Any) -> LanguageModel:
+    check_env(env, env_params)
+    if not config.pretrained:
+        raise ValueError(
+            "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
+            "(or jrl.text.save_model), e.g. --set pretrained=DIR"
+        )
+    try:
+        model = load_model(config.pretrained)
+    except ModelFileError as err:
+        raise ValueError(f"pretrained: {err}") from err
+    length = env.observation_space(env_params).shape[0]
+    expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
+    got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
+    if got != expected:
+        raise ValueError(
+            f"pretrained: the model in {config.pretrained} was made for {model.config.env_id} (vocabulary, outputs, "
+            f"length {got}); {env.env_id or type(env).__name__} needs {expected}"
+        )
+    return model
+
+
+def make_algorithm(
+    config: TextQConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+) -> Algorithm:
+    """Validate on the host, load the pretrained model (``config.pretrained``, unless ``model`` is
+    given), and return the ``Algorithm`` (``init``, ``run``, ``result``)."""
+    if not isinstance(config, TextQConfig):
+        raise TypeError(f"config must be a TextQConfig, got {type(config).__name__}")
+    lm = _load_pretrained(config, env, env_params) if model is None else model
+    network = TransformerLM(lm.config)
+    end_id = env.vocabulary.end_id
+    length = lm.config.context_length
+    num_envs = config.num_envs
+    log_interval = config.resolved_log_interval()
+    optimizer_for = lambda hp: optax.chain(  # noqa: E731
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate)
+    )
+
+    greedy = _greedy(network, end_id)
+
+    def init(key: jax.Array, hyperparams: TextQHyperparams | None = None) -> TextQState:
+        check_key("key", key)
+        hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
+        k_loop, k_eval = jax.random.split(key)
+        # The pretrained body with a zero output layer: Q = 0 everywhere, decoding starts as pi0.
+        q_params = jax.tree_util.tree_map(jnp.asarray, lm.params)
+        head = jax.tree_util.tree_map(jnp.zeros_like, q_params["params"]["head"])
+        q_params = {"params": {**q_params["params"], "head": head}}
+        return TextQState(
+            q_params=q_params,
+            target=q_params,
+            opt_state=optimizer_for(hp).init(q_params),
+            key=k_loop,
+            eval_key=k_eval,
+            hyperparams=hp,
+            log_index=jnp.int32(0),
+        )
+
+    def loss_fn(q_params: Any, target: Any, batch: dict, hp: TextQHyperparams) -> jax.Array:
+        tokens, rows = batch["tokens"], batch["row"]
+        q_taken = jnp.take_along_axis(_rows(network.apply(q_params, tokens), rows), batch["action"][..., None], axis=-1)
+        next_rows = jnp.minimum(rows + 1, length - 1)  # a full buffer ends the episode: masked below
+        log_pi0 = jax.nn.log_softmax(_rows(network.apply(lm.params, tokens), next_rows))
+        next_value = soft_value(log_pi0, _rows(network.apply(target, tokens), next_rows), hp.beta)
+        y = lambda_returns(batch, next_value, hp.beta, config.td_lambda)
+        weights = batch["active"].astype(jnp.float32)
+        error = q_taken[..., 0] - jax.lax.stop_gradient(y)
+        return jnp.sum(weights * jnp.square(error)) / jnp.maximum(jnp.sum(weights), 1.0)
+
+    def iteration(carry: tuple, t: jax.Array) -> tuple:
+        state, stats = carry
+        hp = state.hyperparams
+        k_roll = jax.random.fold_in(state.key, t)
+        batch = rollout(
+            k_roll, env, env_params, network, lm.params, state.q_params, hp.beta, num_envs, config.temperature
+        )
+        optimizer = optimizer_for(hp)
+
+        def update(carry: tuple, _: Any) -> tuple:
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, state.target, batch, hp)
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            finite = jnp.isfinite(loss) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+            )
+            keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+            return (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state)), (loss, finite)
+
+        (q_params, opt_state), (losses, finite) = jax.lax.scan(
+            update, (state.q_params, state.opt_state), None, length=config.updates_per_iteration
+        )
+        target = jax.tree_util.tree_map(lambda o, g: hp.tau * o + (1.0 - hp.tau) * g, q_params, state.target)
+        returns = jnp.sum(batch["reward"], axis=1)
+        stats = stats + jnp.stack(
+            [
+                jnp.sum(returns),
+                jnp.sum(jnp.sum(batch["kl"], axis=1)),
+                jnp.sum(batch["active"].astype(jnp.float32)),
+                jnp.sum(jnp.where(finite, losses, 0.0)),
+                jnp.sum((~finite).astype(jnp.float32)),
+            ]
+        )
+        return (state.replace(q_params=q_params, target=target, opt_state=opt_state), stats), None
+
+    def log_block(state: TextQState, _: Any) -> tuple[TextQState, dict]:
+        steps = state.log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
+        (state, stats), _ = jax.lax.scan(iteration, (state, jnp.zeros(5, jnp.float32)), steps)
+        if config.eval_episodes > 0:
+            key = jax.random.fold_in(state.eval_key, state.log_index)
+            params = (lm.params, state.q_params, state.hyperparams.beta)
+            eval_return = jnp.mean(evaluate(key, greedy, params, env, env_params, num_episodes=config.eval_episodes))
+        else:
+            eval_return = jnp.float32(jnp.nan)
+        episodes = log_interval * num_envs
+        updates = log_interval * config.updates_per_iteration
+        step = (state.log_index + 1) * log_interval
+        metrics = {
+            "step": step,
+            "env_steps": step.astype(jnp.float32) * num_envs,
+            "epsilon": jnp.float32(0.0),
+            "episode_return": stats[0] / episodes,
+            "episodes": jnp.int32(episodes),
+            "eval_return": eval_return,
+            "finite": stats[4] == 0,
+            "kl": stats[1] / episodes,  # KL(pi || pi0) per generation, in nats
+            "tokens": stats[2] / episodes,  # generated tokens per generation
+            "loss": stats[3] / jnp.maximum(updates - stats[4], 1.0),
+            "nonfinite_updates": stats[4].astype(jnp.int32),
+        }
+        return state.replace(log_index=state.log_index + 1), metrics
+
+    def run(state: TextQState, num_logs: int) -> tuple[TextQState, dict]:
+        check_int("num_logs", num_logs, 1)
+        return jax.lax.scan(log_block, state, None, length=num_logs)
+
+    def result(state: TextQState, metrics: dict) -> TextQResult:
+        return TextQResult(q_model=LanguageModel(lm.config, state.q_params), metrics=metrics)
+
+    return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
+
+
+def make_train(
+    config: TextQConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+) -> Callable[..., TextQResult]:
+    """``train(key, hyperparams=None) -> TextQResult`` (pure): ``init``, one ``run`` over every
+    logging interval, ``result``."""
+    return train_function(make_algorithm(config, env, env_params, model))
+
+
+def greedy_policy(
+    config: TextQConfig, env: Environment, env_params: Any, result: TextQResult, model: LanguageModel | None = None
+) -> tuple[Callable, Any]:
+    """``(policy, policy_params)`` for ``jrl.evaluate``: the token maximising ``logits + beta * Q``
+    at the observation's position."""
+    lm = _load_pretrained(config, env, env_params) if model is None else model
+    policy = _greedy(TransformerLM(lm.config), env.vocabulary.end_id)
+    return policy, (lm.params, result.q_model.params, jnp.float32(config.beta))
