@@ -50,7 +50,7 @@ import numpy as np
 from flax import struct
 
 from jrl._validation import check_int
-from jrl.envs.tokens import TokenEnv, TokenState, Vocabulary, positions, write
+from jrl.envs.tokens import TokenEnv, TokenState, Vocabulary, write
 
 __all__ = [
     "END",
@@ -168,9 +168,10 @@ def walk_optimality(walk_tokens: jax.Array, params: GraphWalkTextParams) -> jax.
     index = jnp.arange(MAX_LENGTH)
     is_node = (tokens >= 0) & (tokens < NUM_NODES)
     node = jnp.clip(tokens, 0, NUM_NODES - 1)
-    at_goal = (index < positions(tokens, END)) & (tokens == GOAL)
+    at_goal = tokens == GOAL
     goal_index = jnp.where(jnp.any(at_goal), jnp.argmax(at_goal), MAX_LENGTH)
-    # Transition i -> i + 1 must be an edge for every i before the goal.
+    # Transition i -> i + 1 must be an edge for every i before the goal. The end token is no node,
+    # so an end before the goal fails here: the walk stops at the first end token.
     edges = is_node[:-1] & is_node[1:] & params.adjacency[node[:-1], node[1:]]
     valid = is_node[0] & jnp.all(edges | (index[:-1] >= goal_index))
     length = goal_index + 1
