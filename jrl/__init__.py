@@ -10,7 +10,7 @@ from jrl import algorithms, envs, planning, spaces, text  # text registers text_
 from jrl.envs import NO_TIME_LIMIT, Environment, TabularMDP, make, make_tabular, register, registered_envs
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
 from jrl.experiment.sweeps import sweep
-from jrl.spaces import Box, Discrete
+from jrl.spaces import Box, Discrete, Tokens
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "Environment",
     "EpisodeStats",
     "TabularMDP",
+    "Tokens",
     "algorithms",
     "envs",
     "evaluate",

@@ -665,7 +665,7 @@ def _envs(args: argparse.Namespace) -> int:
         space = env.observation_space(params)
         obs = (
             repr(space)
-            if isinstance(space, jrl.Discrete)
+            if isinstance(space, (jrl.Discrete, jrl.Tokens))
             else f"Box {space.shape} {space.dtype.__name__ if hasattr(space.dtype, '__name__') else space.dtype}"
         )
         shown_limit = "none" if limit >= jrl.NO_TIME_LIMIT else str(limit)

@@ -1,4 +1,4 @@
-"""Observation and action spaces: ``Discrete`` and ``Box``.
+"""Observation and action spaces: ``Discrete``, ``Box`` and ``Tokens``.
 
 Spaces are small immutable descriptions. ``sample`` and ``contains`` are pure JAX
 functions (usable under ``jit`` and ``vmap``); ``check`` is the host-side validator
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Box", "Discrete", "Space"]
+__all__ = ["Box", "Discrete", "Space", "Tokens"]
 
 
 class Space:
@@ -151,3 +151,64 @@ class Box(Space):
             return str(b.min()) if b.size and np.all(b == b.min()) else str(b)
 
         return f"Box({bound(self.low)}, {bound(self.high)}, {self.shape}, {np.dtype(self.dtype).name})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokens(Space):
+    """Token buffers: int32 vectors of shape ``(length,)``, each entry ``0 <= x < n``.
+
+    The observation space of the text environments (``jrl.envs.tokens``): a fixed-size buffer of
+    token ids from a vocabulary of ``n`` tokens.
+
+    Args:
+        n: vocabulary size, ``n >= 1``.
+        length: buffer length, ``length >= 1``.
+    """
+
+    n: int
+    length: int
+
+    def __post_init__(self) -> None:
+        for name in ("n", "length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Tokens(n, length): {name} must be an int >= 1, got {value!r}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (int(self.length),)
+
+    @property
+    def dtype(self) -> Any:
+        return jnp.int32
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """Each entry uniform on ``0..n-1``, independently: int32 ``[length]``."""
+        return jax.random.randint(key, self.shape, 0, self.n, dtype=jnp.int32)
+
+    def contains(self, x: Any) -> jax.Array:
+        """Whether ``x`` is an element (bool scalar; ``False`` for another shape, or any entry out of
+        range or non-integral)."""
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            return jnp.asarray(False)
+        integral = jnp.all(jnp.floor(x) == x) if jnp.issubdtype(x.dtype, jnp.floating) else True
+        return jnp.logical_and(integral, jnp.all((x >= 0) & (x < self.n)))
+
+    def __repr__(self) -> str:
+        return f"Tokens({self.n}, {self.length})"
+
+    def check(self, x: Any, what: str = "value") -> None:
+        """Raise ``TypeError``/``ValueError`` naming ``x`` and its first bad entry unless it is an
+        element (host side, concrete ``x``)."""
+        arr = _as_concrete_array(x, what)
+        if arr.shape != self.shape:
+            raise ValueError(f"{what} must have shape {self.shape} ({self!r}), got shape {arr.shape}")
+        bad = np.flatnonzero(np.floor(arr) != arr) if arr.dtype.kind == "f" else np.array([], int)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{what}[{i}]={arr[i].item()!r} is not an integer; {self!r} holds ids 0..{self.n - 1}")
+        bad = np.flatnonzero((arr < 0) | (arr >= self.n))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{what}[{i}]={arr[i].item()!r} is out of range; {self!r} holds ids 0..{self.n - 1}")

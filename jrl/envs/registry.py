@@ -17,6 +17,7 @@ from jrl.envs.cartpole import cartpole_factory
 from jrl.envs.cliff_walking import cliff_walking_model
 from jrl.envs.core import NO_TIME_LIMIT, Environment
 from jrl.envs.frozen_lake import frozen_lake_model
+from jrl.envs.graph_walk_text import graph_walk_text_factory
 from jrl.envs.maximization_bias import maximization_bias_factory
 from jrl.envs.mountain_car import mountain_car_factory
 from jrl.envs.probes import probe_factory
@@ -24,6 +25,7 @@ from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
 from jrl.envs.tabular import TabularEnv, TabularParams, make_tabular
 from jrl.envs.taxi import taxi_model
+from jrl.envs.word_gen import word_gen_factory
 
 __all__ = ["EnvSpec", "make", "register", "registered_envs"]
 
@@ -97,6 +99,9 @@ for _env_id, _factory, _limit in (
     ("Acrobot-v1", acrobot_factory, 500),
     ("MountainCar-v0", mountain_car_factory, 200),
     ("RandomLake-v0", random_lake_factory, 256),  # 4 * 8 * 8, whatever size (random_lake.py)
+    # Text generation (jrl.envs.tokens): the limit is the most tokens an episode can write.
+    ("GraphWalkText-v0", graph_walk_text_factory, 9),
+    ("WordGen-v0", word_gen_factory, 8),
 ):
     _add(EnvSpec(_env_id, _factory, {}, _limit, _keywords(_factory, 2)))
 
