@@ -8,7 +8,8 @@ what ``generate`` writes come from the same distribution.
 
 Buffers have the model's static length ``L`` (``config.context_length``); a prompt fills the first
 positions and the rest holds the end token (the pad). Every row advances one position per step in
-one ``lax.scan``; rows whose prompt is longer keep their prompt tokens until their turn comes.
+one ``lax.scan``, each model decoding that one position with its key/value cache
+(``TransformerLM.decode``); rows whose prompt is longer keep their prompt tokens until their turn comes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from jrl._validation import check_bool, check_float, check_int, check_key
 from jrl.envs.tokens import Vocabulary, vocabulary
-from jrl.text.model import LanguageModel, TransformerLM
+from jrl.text.model import LanguageModel, decode_step, empty_cache
 
 __all__ = ["Generation", "choose_tokens", "decoding_scores", "encode_prompts", "generate"]
 
@@ -140,22 +141,22 @@ def _decode(
     do_sample: bool,
     end_id: int,
 ) -> jax.Array:
-    network = TransformerLM(config)
-
-    def advance(carry: tuple[jax.Array, jax.Array], i: jax.Array) -> tuple[tuple[jax.Array, jax.Array], None]:
-        tokens, finished = carry
-        logits = network.apply(params, tokens)[:, i]  # row i scores position i + 1
-        q_values = None if q_params is None else network.apply(q_params, tokens)[:, i]
-        new = choose_tokens(
-            jax.random.fold_in(key, i), decoding_scores(logits, q_values, beta), temperature, top_k, top_p, do_sample
-        )
+    def advance(carry: tuple, i: jax.Array) -> tuple:
+        tokens, finished, lm_cache, q_cache = carry
+        logits, lm_cache = decode_step(config, params, tokens[:, i], i, lm_cache)  # scores position i + 1
+        q_values = None
+        if q_params is not None:
+            q_values, q_cache = decode_step(config, q_params, tokens[:, i], i, q_cache)
+        scores = decoding_scores(logits, q_values, beta)
+        new = choose_tokens(jax.random.fold_in(key, i), scores, temperature, top_k, top_p, do_sample)
         generated_before = i + 1 - prompt_lengths  # new tokens this row already has, if >= 0
         write = (generated_before >= 0) & (generated_before < max_new_tokens) & ~finished
         tokens = tokens.at[:, i + 1].set(jnp.where(write, new, tokens[:, i + 1]))
-        return (tokens, finished | (write & (new == end_id))), None
+        return (tokens, finished | (write & (new == end_id)), lm_cache, q_cache), None
 
-    finished = jnp.zeros(tokens.shape[0], bool)
-    (tokens, _), _ = jax.lax.scan(advance, (tokens, finished), jnp.arange(tokens.shape[1] - 1))
+    cache = empty_cache(config, tokens.shape[0])
+    carry = (tokens, jnp.zeros(tokens.shape[0], bool), cache, None if q_params is None else cache)
+    (tokens, *_), _ = jax.lax.scan(advance, carry, jnp.arange(tokens.shape[1] - 1, dtype=jnp.int32))
     return tokens
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.envs.tokens import TokenEnv
-from jrl.text.model import LanguageModel, TransformerLM
+from jrl.text.model import LanguageModel
 from jrl.text.q_learning import rollout
 
 __all__ = ["sample_episodes", "score_episodes"]
@@ -31,8 +31,7 @@ __all__ = ["sample_episodes", "score_episodes"]
 
 @functools.partial(jax.jit, static_argnames=("env", "lm_config", "num_episodes", "do_sample"))
 def _sample(key, env, env_params, lm_config, lm_params, q_params, beta, temperature, *, num_episodes, do_sample):
-    network = None if lm_config is None else TransformerLM(lm_config)
-    return rollout(key, env, env_params, network, lm_params, q_params, beta, num_episodes, temperature, do_sample)
+    return rollout(key, env, env_params, lm_config, lm_params, q_params, beta, num_episodes, temperature, do_sample)
 
 
 def sample_episodes(

@@ -35,6 +35,8 @@ __all__ = [
     "LanguageModel",
     "ModelFileError",
     "TransformerLM",
+    "decode_step",
+    "empty_cache",
     "init_model",
     "load_model",
     "save_model",
@@ -105,30 +107,53 @@ class LMConfig:
 
 
 class _Block(nn.Module):
-    """``x + attention(norm(x))``, then ``x + mlp(norm(x))``; ``x``: float32 ``[..., L, D]``."""
+    """``x + attention(norm(x))``, then ``x + mlp(norm(x))``; ``x``: float32 ``[..., T, D]``."""
 
     num_heads: int
     mlp_ratio: int
+    width: int
 
-    @nn.compact
+    def setup(self) -> None:
+        self.attention_norm = nn.LayerNorm()
+        self.qkv = nn.Dense(3 * self.width)
+        self.out = nn.Dense(self.width)
+        self.mlp_norm = nn.LayerNorm()
+        self.mlp_in = nn.Dense(self.mlp_ratio * self.width)
+        self.mlp_out = nn.Dense(self.width)
+
+    def _queries_keys_values(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        qkv = self.qkv(self.attention_norm(x)).reshape(*x.shape[:-1], 3, self.num_heads, self.width // self.num_heads)
+        return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]  # each [..., T, H, Dh]
+
+    def _attend(self, x: jax.Array, q: jax.Array, k: jax.Array, v: jax.Array, visible: jax.Array) -> jax.Array:
+        """Attention of queries ``q [..., Tq, H, Dh]`` over ``k, v [..., Tk, H, Dh]`` where ``visible``
+        (bool, broadcast to ``[Tq, Tk]``), then the MLP; returns ``[..., Tq, D]``."""
+        scores = jnp.einsum("...qhd,...khd->...hqk", q, k) / jnp.sqrt(jnp.float32(q.shape[-1]))
+        weights = jax.nn.softmax(jnp.where(visible, scores, -1e30), axis=-1)
+        x = x + self.out(jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(x.shape))
+        return x + self.mlp_out(nn.gelu(self.mlp_in(self.mlp_norm(x))))
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        length, width = x.shape[-2:]
-        head = width // self.num_heads
-        y = nn.LayerNorm()(x)
-        qkv = nn.Dense(3 * width, name="qkv")(y).reshape(*x.shape[:-1], 3, self.num_heads, head)
-        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]  # [..., L, H, Dh]
-        scores = jnp.einsum("...qhd,...khd->...hqk", q, k) / jnp.sqrt(jnp.float32(head))
-        causal = jnp.tril(jnp.ones((length, length), bool))
-        weights = jax.nn.softmax(jnp.where(causal, scores, -1e30), axis=-1)
-        attended = jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(x.shape)
-        x = x + nn.Dense(width, name="out")(attended)
-        y = nn.LayerNorm()(x)
-        y = nn.Dense(self.mlp_ratio * width, name="mlp_in")(y)
-        return x + nn.Dense(width, name="mlp_out")(nn.gelu(y))
+        length = x.shape[-2]
+        q, k, v = self._queries_keys_values(x)
+        return self._attend(x, q, k, v, jnp.tril(jnp.ones((length, length), bool)))
+
+    def step(self, x: jax.Array, cache: tuple[jax.Array, jax.Array], index: jax.Array) -> tuple[jax.Array, tuple]:
+        """One position: ``x [B, 1, D]`` at position ``index`` (int32 scalar, shared by the rows),
+        attending to the cached keys and values ``[B, L, H, Dh]`` of positions ``<= index``."""
+        q, k, v = self._queries_keys_values(x)
+        keys = jax.lax.dynamic_update_slice_in_dim(cache[0], k, index, axis=1)
+        values = jax.lax.dynamic_update_slice_in_dim(cache[1], v, index, axis=1)
+        visible = jnp.arange(keys.shape[1]) <= index
+        return self._attend(x, q, keys, values, visible), (keys, values)
 
 
 class TransformerLM(nn.Module):
     """Scores for the next token at every position: ``int32 [..., L] -> float32 [..., L, num_outputs]``.
+
+    ``decode`` is the same computation one position at a time, with a cache of every layer's keys
+    and values (``empty_cache``): generation costs one position per token instead of the whole
+    buffer (equal to ``__call__`` up to float rounding).
 
     Attributes:
         config: the ``LMConfig``.
@@ -139,16 +164,44 @@ class TransformerLM(nn.Module):
     config: LMConfig
     zero_head: bool = False
 
-    @nn.compact
-    def __call__(self, tokens: jax.Array) -> jax.Array:
+    def setup(self) -> None:
         c = self.config
-        x = nn.Embed(c.vocab_size, c.d_model, name="token_embedding")(tokens)
-        x = x + self.param("position_embedding", nn.initializers.normal(0.02), (c.context_length, c.d_model))
-        for i in range(c.num_layers):
-            x = _Block(c.num_heads, c.mlp_ratio, name=f"block_{i}")(x)
-        x = nn.LayerNorm(name="final_norm")(x)
+        self.token_embedding = nn.Embed(c.vocab_size, c.d_model)
+        self.position_embedding = self.param(
+            "position_embedding", nn.initializers.normal(0.02), (c.context_length, c.d_model)
+        )
+        self.blocks = [_Block(c.num_heads, c.mlp_ratio, c.d_model) for _ in range(c.num_layers)]
+        self.final_norm = nn.LayerNorm()
         init = nn.initializers.zeros_init() if self.zero_head else nn.initializers.lecun_normal()
-        return nn.Dense(c.num_outputs, kernel_init=init, name="head")(x)
+        self.head = nn.Dense(c.num_outputs, kernel_init=init)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = self.token_embedding(tokens) + self.position_embedding
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.final_norm(x))
+
+    def decode(self, token: jax.Array, index: jax.Array, cache: tuple) -> tuple[jax.Array, tuple]:
+        """Scores ``[B, num_outputs]`` for position ``index + 1`` from ``token`` (int32 ``[B]``) at
+        position ``index`` (an int32 scalar shared by the rows) and the cache of positions before
+        it; returns the scores and the cache with position ``index`` added."""
+        x = (self.token_embedding(token) + self.position_embedding[index])[:, None, :]
+        updated = []
+        for block, layer_cache in zip(self.blocks, cache, strict=True):
+            x, layer_cache = block.step(x, layer_cache, index)
+            updated.append(layer_cache)
+        return self.head(self.final_norm(x))[:, 0], tuple(updated)
+
+
+def empty_cache(config: LMConfig, batch_size: int) -> tuple:
+    """The key/value cache ``decode`` starts from: per layer, zeros ``[B, L, H, D / H]`` twice."""
+    shape = (batch_size, config.context_length, config.num_heads, config.d_model // config.num_heads)
+    return tuple((jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32)) for _ in range(config.num_layers))
+
+
+def decode_step(config: LMConfig, params: Any, token: jax.Array, index: jax.Array, cache: tuple) -> tuple:
+    """``TransformerLM(config).decode`` with ``params``: ``(scores [B, A], cache)``."""
+    return TransformerLM(config).apply(params, token, index, cache, method=TransformerLM.decode)
 
 
 @struct.dataclass
@@ -181,7 +234,7 @@ def _flat(params: Any) -> dict[str, np.ndarray]:
 def expected_shapes(config: LMConfig) -> dict[str, tuple[tuple[int, ...], str]]:
     """Every parameter's name (``params/block_0/qkv/kernel``, ...), shape and dtype for ``config``."""
     shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)
-    return {name: (tuple(x.shape), str(x.dtype)) for name, x in _flat(shapes).items()}
+    return {"/".join(path): (tuple(x.shape), str(x.dtype)) for path, x in flatten_dict(shapes).items()}
 
 
 def save_model(directory: str | Path, model: LanguageModel, extra: dict | None = None) -> Path:

@@ -17,7 +17,8 @@ output layer at zero (so every ``Q`` starts at 0 and decoding starts as ``pi0``)
 1. generates ``num_envs`` whole episodes at once, sampling from the current decoding policy at
    ``temperature`` through the environment's own ``step_env`` (which gives the rewards);
 2. scores every visited state in one forward pass over the final buffers: a causal model's row
-   ``i`` depends only on tokens ``0..i``, so the finished buffer holds every intermediate state;
+   ``i`` depends only on tokens ``0..i``, so the finished buffer holds every intermediate state
+   (the pretrained model's log-probabilities come from the rollout, which computed them already);
 3. takes ``updates_per_iteration`` Adam steps on the squared soft-Bellman error of every generated
    token against the target network (``V`` from the target's values and ``pi0``);
 4. moves the target network towards the online one by Polyak averaging (rate ``tau``).
@@ -44,7 +45,7 @@ from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
 from jrl.evaluate import evaluate
 from jrl.text.generate import choose_tokens
-from jrl.text.model import LanguageModel, ModelFileError, TransformerLM, load_model
+from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
 
 __all__ = [
     "TextQConfig",
@@ -181,16 +182,11 @@ def soft_value(log_pi0: jax.Array, q_values: jax.Array, beta: jax.Array) -> jax.
     return jax.nn.logsumexp(log_pi0 + beta * q_values, axis=-1) / beta
 
 
-def _rows(values: jax.Array, rows: jax.Array) -> jax.Array:
-    """``values[b, rows[b, t]]``: ``[B, L, A]`` and int ``[B, T]`` -> ``[B, T, A]``."""
-    return jnp.take_along_axis(values, rows[:, :, None], axis=1)
-
-
 def rollout(
     key: jax.Array,
     env: TokenEnv,
     env_params: Any,
-    network: TransformerLM,
+    lm_config: LMConfig | None,
     lm_params: Any,
     q_params: Any,
     beta: jax.Array | float,
@@ -201,51 +197,62 @@ def rollout(
     """``num_episodes`` whole episodes of ``env``, decoding with ``log pi0 + beta * Q`` (``choose_tokens``).
 
     ``q_params=None`` decodes with the language model alone; ``lm_params=None`` too: uniformly
-    random tokens. Returns the final buffers ``tokens`` int32 ``[N, L]`` and, per generated token
-    ``[N, L - 1]``: ``row`` (the buffer row that scored it), ``action``, ``reward``, ``terminated``,
-    ``active`` (the episode was still running), ``kl`` (``KL(pi || pi0)`` of the state, nats;
-    0 without a Q-model) and ``log_ratio`` (``log pi(a | s) - log pi0(a | s)`` of the token taken,
-    ``pi`` the decoding distribution at temperature 1). Finished episodes stay frozen until every one has ended.
+    random tokens. Both networks decode one position per step with their key/value caches
+    (``TransformerLM.decode``); step ``t`` reads the buffer's token at position ``t`` and, in every
+    episode whose next token goes to position ``t + 1`` and that has not ended, chooses that token
+    and steps the environment (prompt positions are read, not chosen).
+
+    Returns the final buffers ``tokens`` int32 ``[N, L]`` and, per position ``t + 1`` (``[N, L - 1]``):
+    ``action``, ``reward``, ``terminated``, ``active`` (a token was chosen there), ``kl``
+    (``KL(pi || pi0)`` of the state, nats), ``log_ratio`` (``log pi(a | s) - log pi0(a | s)`` of the
+    token chosen, ``pi`` the decoding distribution at temperature 1) and ``log_pi0`` (``[N, L - 1,
+    A]``, the pretrained model's log-probabilities there, whether or not a token was chosen).
     """
     length = env.observation_space(env_params).shape[0]
+    uniform = jnp.full((num_episodes, env.num_actions), -jnp.log(env.num_actions), jnp.float32)
     k_reset, k_steps = jax.random.split(key)
     _, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_episodes), env_params)
 
-    def token_step(carry: tuple, key: jax.Array) -> tuple:
-        env_state, done = carry
+    def token_step(carry: tuple, inputs: tuple) -> tuple:
+        env_state, done, lm_cache, q_cache = carry
+        index, key = inputs
         k_choose, k_env = jax.random.split(key)
-        row = env_state.position - 1
-        take = lambda out: jnp.take_along_axis(out, row[:, None, None], axis=1)[:, 0]  # noqa: E731
+        token = env_state.tokens[:, index]
         if lm_params is None:
-            log_pi0 = jnp.full((num_episodes, env.num_actions), -jnp.log(env.num_actions), jnp.float32)
+            log_pi0 = uniform
         else:
-            log_pi0 = jax.nn.log_softmax(take(network.apply(lm_params, env_state.tokens)))
-        scores = log_pi0 if q_params is None else log_pi0 + beta * take(network.apply(q_params, env_state.tokens))
+            lm_scores, lm_cache = decode_step(lm_config, lm_params, token, index, lm_cache)
+            log_pi0 = jax.nn.log_softmax(lm_scores)
+        scores = log_pi0
+        if q_params is not None:
+            q_values, q_cache = decode_step(lm_config, q_params, token, index, q_cache)
+            scores = log_pi0 + beta * q_values
         action = choose_tokens(k_choose, scores, temperature, do_sample=do_sample)
         _, stepped, reward, terminated, truncated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, num_episodes), env_state, action, env_params
         )
+        acting = (env_state.position == index + 1) & ~done
+        env_state = jax.tree_util.tree_map(
+            lambda old, new: jnp.where(acting.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), env_state, stepped
+        )
         log_pi = jax.nn.log_softmax(scores)
         kl = jnp.sum(jnp.exp(log_pi) * (log_pi - log_pi0), axis=-1)
         log_ratio = jnp.take_along_axis(log_pi - log_pi0, action[:, None], axis=-1)[:, 0]
-        active = ~done
-        env_state = jax.tree_util.tree_map(
-            lambda old, new: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new), env_state, stepped
-        )
         record = {
-            "row": row,
             "action": action,
-            "reward": jnp.where(active, reward, 0.0),
-            "terminated": terminated,
-            "active": active,
-            "kl": jnp.where(active, kl, 0.0),
-            "log_ratio": jnp.where(active, log_ratio, 0.0),
+            "reward": jnp.where(acting, reward, 0.0),
+            "terminated": acting & terminated,
+            "active": acting,
+            "kl": jnp.where(acting, kl, 0.0),
+            "log_ratio": jnp.where(acting, log_ratio, 0.0),
+            "log_pi0": log_pi0,
         }
-        return (env_state, done | terminated | truncated), record
+        return (env_state, done | (acting & (terminated | truncated)), lm_cache, q_cache), record
 
-    (env_state, _), records = jax.lax.scan(
-        token_step, (env_state, jnp.zeros(num_episodes, bool)), jax.random.split(k_steps, length - 1)
-    )
+    no_cache = None if lm_config is None else empty_cache(lm_config, num_episodes)
+    carry = (env_state, jnp.zeros(num_episodes, bool), no_cache, None if q_params is None else no_cache)
+    inputs = (jnp.arange(length - 1, dtype=jnp.int32), jax.random.split(k_steps, length - 1))
+    (env_state, *_), records = jax.lax.scan(token_step, carry, inputs)
     return {"tokens": env_state.tokens, **jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), records)}
 
 
@@ -332,7 +339,6 @@ def make_algorithm(
     lm = _load_pretrained(config, env, env_params) if model is None else model
     network = TransformerLM(lm.config)
     end_id = env.vocabulary.end_id
-    length = lm.config.context_length
     num_envs = config.num_envs
     log_interval = config.resolved_log_interval()
     optimizer_for = lambda hp: optax.chain(  # noqa: E731
@@ -360,14 +366,16 @@ def make_algorithm(
         )
 
     def loss_fn(q_params: Any, target: Any, batch: dict, hp: TextQHyperparams) -> jax.Array:
-        tokens, rows = batch["tokens"], batch["row"]
-        q_taken = jnp.take_along_axis(_rows(network.apply(q_params, tokens), rows), batch["action"][..., None], axis=-1)
-        next_rows = jnp.minimum(rows + 1, length - 1)  # a full buffer ends the episode: masked below
-        log_pi0 = jax.nn.log_softmax(_rows(network.apply(lm.params, tokens), next_rows))
-        next_value = soft_value(log_pi0, _rows(network.apply(target, tokens), next_rows), hp.beta)
-        y = lambda_returns(batch, next_value, hp.beta, config.td_lambda)
+        # Record t is the token at position t + 1, scored by row t of a causal model over the final
+        # buffer (the buffer then held exactly the tokens before it); its next state is row t + 1.
+        tokens, actions = batch["tokens"], batch["action"]
+        q_taken = jnp.take_along_axis(network.apply(q_params, tokens)[:, :-1], actions[..., None], axis=-1)[..., 0]
+        next_q = network.apply(target, tokens)[:, 1:]
+        # The last position has no next state (a full buffer ends the episode): zeros, masked out.
+        next_log_pi0 = jnp.concatenate([batch["log_pi0"][:, 1:], jnp.zeros_like(batch["log_pi0"][:, :1])], axis=1)
+        y = lambda_returns(batch, soft_value(next_log_pi0, next_q, hp.beta), hp.beta, config.td_lambda)
         weights = batch["active"].astype(jnp.float32)
-        error = q_taken[..., 0] - jax.lax.stop_gradient(y)
+        error = q_taken - jax.lax.stop_gradient(y)
         return jnp.sum(weights * jnp.square(error)) / jnp.maximum(jnp.sum(weights), 1.0)
 
     def iteration(carry: tuple, t: jax.Array) -> tuple:
@@ -375,7 +383,7 @@ def make_algorithm(
         hp = state.hyperparams
         k_roll = jax.random.fold_in(state.key, t)
         batch = rollout(
-            k_roll, env, env_params, network, lm.params, state.q_params, hp.beta, num_envs, config.temperature
+            k_roll, env, env_params, lm.config, lm.params, state.q_params, hp.beta, num_envs, config.temperature
         )
         optimizer = optimizer_for(hp)
 
