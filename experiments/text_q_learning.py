@@ -14,7 +14,7 @@ at temperature 1 and greedily, 1,000 episodes each. Writes to --out:
 - text_q_learning.png (with the plot extra): the headline metric per model;
 - <env>/seed-<n>/pretrained/: the pretrained model (model.safetensors + config.json).
 
-    python3 experiments/text_q_learning.py --out results/text --seeds 3
+    python3 experiments/text_q_learning.py --seeds 3     # into experiments/text_q_learning/results/
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def fmt(entry: dict, name: str, width: int, digits: int = 3) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/text_q_learning"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/text_q_learning/results"))
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     parser.add_argument("--pretrain-steps", type=int, default=None, help="override the pretraining steps")

@@ -125,7 +125,7 @@ def python_walk_steps(start, actions, adjacency, limit, penalty=-10.0):
             reward, terminated = 0.0, True
         else:
             reward, terminated = -1.0, position == 10
-        out.append((list(tokens), reward, terminated, t + 1 >= limit and not terminated))
+        out.append((list(tokens), reward, terminated, t + 1 >= limit))  # TimeLimit's rule: both may fire
         if terminated or t + 1 >= limit:
             return out
     return out
@@ -138,14 +138,14 @@ def python_word_steps(prompt, actions, dictionary, limit):
         if action == 26:
             text = "".join(letters)
             tokens = [27] + [LETTERS.index(c) for c in text] + [26] * (8 - len(text))
-            out.append((text, tokens, float(text in dictionary), True, False))
+            out.append((text, tokens, float(text in dictionary), True, t + 1 >= limit))
             return out
         letters.append(LETTERS[action])
         text = "".join(letters)
         terminated = len(letters) == 8
         tokens = [27] + [LETTERS.index(c) for c in text] + [26] * (8 - len(text))
         reward = float(terminated and text in dictionary)
-        out.append((text, tokens, reward, terminated, t + 1 >= limit and not terminated))
+        out.append((text, tokens, reward, terminated, t + 1 >= limit))
         if terminated or t + 1 >= limit:
             return out
     return out
@@ -424,7 +424,7 @@ def test_graph_walk_steps_follow_the_rules(graph_seed, limit):
         outcomes["goal"] += r == 0.0
         outcomes["invalid"] += r == -10.0
         outcomes["full"] += term and r == -1.0
-        outcomes["truncated"] += trunc
+        outcomes["truncated"] += trunc and not term
     assert outcomes["goal"] > 200 and outcomes["invalid"] > 1000
     if limit is None:
         assert outcomes["full"] > 20 and outcomes["truncated"] == 0

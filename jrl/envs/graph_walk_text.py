@@ -28,9 +28,9 @@ Each step writes the action at the position; the current node is the token befor
   position).
 
 So an episode's return is ``-(nodes visited after the start, goal excluded)``, or that plus the
-penalty. ``truncated`` is ``time >= max_steps_in_episode and not terminated``: unlike the other jrl
-environments (Gymnasium's ``TimeLimit``), a step that terminates is never also truncated; the
-registered limit, 9, is the most steps a walk can take, so it never fires before termination.
+penalty. ``truncated`` is ``time >= max_steps_in_episode``, Gymnasium's ``TimeLimit`` as in every jrl
+environment (it may fire on a terminating step too); the registered limit, 9, is the most steps a
+walk can take, so it never fires before termination.
 
 Metric: ``walk_optimality(tokens, params)``, ILQL's: a walk (tokens up to the first end token)
 that follows edges from its first node and reaches node 0, with ``length`` nodes up to and
@@ -231,7 +231,7 @@ class GraphWalkText(TokenEnv):
         terminated = ~is_edge | at_goal | (position >= MAX_LENGTH)
         reward = jnp.where(is_edge, jnp.where(at_goal, 0.0, -1.0), params.invalid_penalty).astype(jnp.float32)
         new = state.replace(tokens=tokens, position=position, time=state.time + 1)
-        truncated = (new.time >= params.max_steps_in_episode) & ~terminated
+        truncated = new.time >= params.max_steps_in_episode  # Gymnasium's TimeLimit: also on a terminating step
         return new.tokens, new, reward, terminated, truncated, {}
 
 

@@ -23,10 +23,9 @@ uniform over the letters that start at least one word (prompt length 2; otherwis
 
 The text of an episode (``vocabulary().decode``) is all its letters, a prompt letter included, so
 the reward is ``word_reward`` exactly when that text is in ``words()``; ``is_word(tokens, params)``
-is the same test on a buffer. ``truncated`` is ``time >= max_steps_in_episode and not terminated``
-(a step that terminates is never also truncated, unlike Gymnasium's ``TimeLimit`` in the other jrl
-environments); the registered limit, 8, is the most letters a buffer holds, so it never fires
-before termination.
+is the same test on a buffer. ``truncated`` is ``time >= max_steps_in_episode``, Gymnasium's
+``TimeLimit`` as in every jrl environment (it may fire on a terminating step too); the registered
+limit, 8, is the most letters a buffer holds, so it never fires before termination.
 """
 
 from __future__ import annotations
@@ -210,7 +209,7 @@ class WordGen(TokenEnv):
         terminated = ~is_letter | (position >= LENGTH)
         reward = jnp.where(terminated & _spells_word(params, node), params.word_reward, 0.0).astype(jnp.float32)
         new = state.replace(tokens=tokens, position=position, time=state.time + 1, trie_node=node)
-        truncated = (new.time >= params.max_steps_in_episode) & ~terminated
+        truncated = new.time >= params.max_steps_in_episode  # Gymnasium's TimeLimit: also on a terminating step
         return new.tokens, new, reward, terminated, truncated, {}
 
 
