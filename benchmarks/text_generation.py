@@ -51,7 +51,7 @@ def main() -> None:
     new_tokens = args.batch * (config.context_length - 1)  # every row writes 8 positions (the end pads)
 
     rows = []
-    for label, kwargs in (("jrl generate", {}), ("jrl generate, logits + beta Q", {"beta": 1.0, "q_model": q_model})):
+    for label, kwargs in (("jrl generate", {}), ("jrl generate, logits + beta Q", {"beta": 1.0, "q_params": q_model})):
         start = time.perf_counter()
         generate(model, prompts, jax.random.key(0), **kwargs)  # first call: compile + run
         first = time.perf_counter() - start

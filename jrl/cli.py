@@ -332,6 +332,10 @@ def _generate(args: argparse.Namespace) -> int:
     from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE
 
     check_int("--num-samples", args.num_samples, 1, 1 << 16)
+    if not args.greedy and not args.temperature > 0:
+        raise UsageError(
+            f"--temperature must be > 0 when sampling, got {args.temperature} (--greedy takes the best token)"
+        )
     check_int("--seed", args.seed, 0, 2**31 - 1)
     prompts = args.prompt or [""]
     q_model, beta = None, 0.0
@@ -359,7 +363,7 @@ def _generate(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         do_sample=not args.greedy,
         beta=beta,
-        q_model=q_model if beta != 0.0 else None,
+        q_params=q_model if beta != 0.0 else None,
     )
     for text in out.texts:
         print(text)

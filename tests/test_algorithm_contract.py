@@ -168,7 +168,14 @@ def test_one_finiteness_check_for_every_algorithm():
 
 
 def test_algorithms_are_found_by_name():
-    assert algorithms.names() == ["q_learning", "sarsa", "expected_sarsa", "double_q_learning", "dqn"]
+    assert algorithms.names() == [
+        "q_learning",
+        "sarsa",
+        "expected_sarsa",
+        "double_q_learning",
+        "dqn",
+        "text_q_learning",
+    ]
     sarsa = algorithms.get("sarsa")
     assert sarsa.module is ql and sarsa.default_config("Taxi-v4").algorithm == "sarsa"
     assert sarsa.make_config(alpha=0.3).algorithm == "sarsa"

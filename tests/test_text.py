@@ -121,7 +121,7 @@ def test_generate_with_beta_zero_is_the_language_model_alone():
     model, q = tiny_model("WordGen-v0"), q_like(tiny_model("WordGen-v0"))
     key = jax.random.key(3)
     alone = generate(model, ["c"] * 4, key)
-    with_q = generate(model, ["c"] * 4, key, beta=0.0, q_model=q)
+    with_q = generate(model, ["c"] * 4, key, beta=0.0, q_params=q)
     np.testing.assert_array_equal(alone.tokens, with_q.tokens)
     for b in range(4):
         # One row at a time: row b of a batch draws from its own slice of the step's noise.
@@ -133,7 +133,7 @@ def test_generate_with_beta_zero_is_the_language_model_alone():
 def test_generate_with_q_follows_logits_plus_beta_q_greedily():
     model = tiny_model("GraphWalkText-v0")
     q = q_like(model)
-    out = generate(model, ["3", "7"], jax.random.key(0), do_sample=False, beta=1.5, q_model=q)
+    out = generate(model, ["3", "7"], jax.random.key(0), do_sample=False, beta=1.5, q_params=q)
     for row, prompt in zip(out.tokens, ([3], [7]), strict=True):
         assert row.tolist() == reference_decode(model, prompt, None, 9, q=q, beta=1.5, greedy=True)
     assert out.texts[0].startswith("3") and out.texts[0] == jrl.text.vocabulary("GraphWalkText-v0").decode(
@@ -193,7 +193,7 @@ def test_top_k_and_top_p_keep_the_right_tokens():
         ({"top_p": 0.0}, ValueError, "top_p must be in"),
         ({"top_p": 1.5}, ValueError, "top_p must be in"),
         ({"top_k": 0}, ValueError, "top_k must be >= 1"),
-        ({"beta": 1.0}, ValueError, "q_model is None"),
+        ({"beta": 1.0}, ValueError, "q_params is None"),
         ({"key": 0}, TypeError, "PRNG key"),
     ],
 )
@@ -204,11 +204,22 @@ def test_generate_refuses_bad_input(kwargs, error, match):
         generate(model, args.pop("prompts"), args.pop("key"), **args)
 
 
-def test_generate_refuses_a_q_model_of_another_config():
+def test_generate_refuses_q_params_of_another_config():
     model = tiny_model("WordGen-v0")
     other = LanguageModel(model.config.replace(d_model=8), model.params)  # refused before any use
     with pytest.raises(ValueError, match="differs from the model's"):
-        generate(model, ["a"], jax.random.key(0), beta=1.0, q_model=other)
+        generate(model, ["a"], jax.random.key(0), beta=1.0, q_params=other)
+    small = init_model(model.config.replace(d_model=8, num_heads=2), jax.random.key(0)).params
+    with pytest.raises(ValueError, match="q_params does not fit the model's config"):
+        generate(model, ["a"], jax.random.key(0), beta=1.0, q_params=small)
+
+
+def test_generate_takes_q_params_as_a_model_or_its_parameters():
+    model = tiny_model("WordGen-v0")
+    q = q_like(model)
+    as_model = generate(model, ["a", "b"], jax.random.key(0), beta=2.0, q_params=q)
+    as_params = generate(model, ["a", "b"], jax.random.key(0), beta=2.0, q_params=q.params)
+    np.testing.assert_array_equal(as_model.tokens, as_params.tokens)
 
 
 # --- pretraining data --------------------------------------------------------------------------
@@ -378,3 +389,15 @@ def test_pretrain_train_generate_from_the_command_line(tmp_path, capsys):
     assert cli.main(["generate", str(lm), "--prompt", "3", "--top-p", "2"]) == 2
     assert cli.main(["pretrain", "--env", "CartPole-v1", "--out", str(tmp_path / "x")]) == 2
     assert "not a text environment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_id", ["GraphWalkText-v0", "WordGen-v0"])
+def test_the_experiment_run_files_are_the_default_configs(env_id):
+    """``experiments/text_q_learning/<env>.toml`` (for ``jrl train --config``) write out the default."""
+    from pathlib import Path
+
+    from jrl.experiment import RunSpec
+
+    spec = RunSpec.load(Path(__file__).resolve().parents[1] / "experiments" / "text_q_learning" / f"{env_id}.toml")
+    assert (spec.algo, spec.env) == ("text_q_learning", env_id)
+    assert spec.config == text_q.default_config(env_id, pretrained=spec.config.pretrained)

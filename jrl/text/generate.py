@@ -160,6 +160,17 @@ def _decode(
     return tokens
 
 
+def _check_shaped_like(name: str, params: Any, reference: Any) -> None:
+    """``ValueError`` unless ``params`` has ``reference``'s tree structure, shapes and dtypes."""
+    got = jax.tree_util.tree_map(lambda x: (tuple(np.shape(x)), str(np.asarray(x).dtype)), params)
+    want = jax.tree_util.tree_map(lambda x: (tuple(np.shape(x)), str(np.asarray(x).dtype)), reference)
+    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(reference) or got != want:
+        raise ValueError(
+            f"{name} does not fit the model's config: it must be shaped like model.params "
+            "(a jrl.text.LanguageModel of the same LMConfig, or its params)"
+        )
+
+
 def generate(
     model: LanguageModel,
     prompts: Any,
@@ -171,7 +182,7 @@ def generate(
     top_p: float | None = None,
     do_sample: bool = True,
     beta: float = 0.0,
-    q_model: LanguageModel | None = None,
+    q_params: Any = None,
 ) -> Generation:
     """Continue every prompt, all rows in one compiled call.
 
@@ -186,7 +197,8 @@ def generate(
         top_p: nucleus sampling, in (0, 1] (``None`` or 1: all).
         do_sample: sample (``True``) or take the best token (``False``).
         beta: weight of the Q-model's values in ``logits + beta * Q``; ``0`` is the model alone.
-        q_model: the Q-model (``jrl.text.q_learning``'s ``result.q_model``), of the same config.
+        q_params: the Q-network: a ``LanguageModel`` of the model's config (``jrl.text.q_learning``'s
+            ``result.q_model``) or its parameters alone (a pytree shaped like ``model.params``).
 
     Returns:
         ``Generation`` (tokens ``[B, L]``, lengths and decoded texts).
@@ -217,16 +229,17 @@ def generate(
     if top_p is not None:
         check_float("top_p", top_p, 0.0, 1.0, low_open=True)
     check_float("beta", beta, -1e6, 1e6)
-    if q_model is not None:
-        if not isinstance(q_model, LanguageModel):
-            raise TypeError(f"q_model must be a jrl.text.LanguageModel, got {type(q_model).__name__}")
-        if q_model.config != config:
-            raise ValueError(f"q_model's config {q_model.config} differs from the model's {config}")
+    if isinstance(q_params, LanguageModel):
+        if q_params.config != config:
+            raise ValueError(f"q_params: its config {q_params.config} differs from the model's {config}")
+        q_params = q_params.params
+    if q_params is not None:
+        _check_shaped_like("q_params", q_params, model.params)
     elif beta != 0.0:
-        raise ValueError(f"beta={beta} weights a Q-model's values, but q_model is None")
+        raise ValueError(f"beta={beta} weights the Q-network's values, but q_params is None")
     out = _decode(
         model.params,
-        None if q_model is None else q_model.params,
+        q_params,
         jnp.asarray(tokens),
         jnp.asarray(prompt_lengths),
         key,
