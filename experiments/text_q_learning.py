@@ -156,17 +156,27 @@ def plot(table: list[dict], path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[plot]'): no figure")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (env_id, metric) in zip(
         axes, (("GraphWalkText-v0", "optimality"), ("WordGen-v0", "valid_rate")), strict=True
     ):
         entries = [e for e in table if e["env"] == env_id and metric in e]
-        labels = [f"{e['model']}\n{e['decoding']}" for e in entries]
+        labels = [f"{e['model']}\n{e['decoding'].replace('temperature 1', 'T=1')}" for e in entries]
         ax.bar(range(len(entries)), [e[metric] for e in entries], color="tab:blue")
+        for i, e in enumerate(entries):  # what the bar alone hides: diversity and distance to pi0
+            note = (
+                f"{e['distinct_valid_words']:.0f} words"
+                if "distinct_valid_words" in e
+                else f"{e['distinct_texts']:.0f} texts"
+            )
+            if "kl" in e:
+                note += f"\nKL {max(e['kl'], 0.0):.2f}"
+            ax.text(i, e[metric] + 0.02, note, ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(entries)), labels, fontsize=7)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.25)
         ax.axhline(0.95 if metric == "optimality" else 0.9, color="k", lw=0.8, ls="--")
-        ax.set_title(f"{env_id}: {metric.replace('_', ' ')} (mean over seeds)", fontsize=9)
+        name = "optimality (mean over start nodes)" if metric == "optimality" else "valid-word rate"
+        ax.set_title(f"{env_id}: {name}, mean of {entries[0]['seeds']} seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -183,7 +193,11 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     parser.add_argument("--pretrain-steps", type=int, default=None, help="override the pretraining steps")
     parser.add_argument("--q-steps", type=int, default=None, help="override the Q-learning iterations")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from --out's results.json")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads((args.out / "results.json").read_text())["summary"], args.out / "text_q_learning.png")
+        return
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Models here are tiny (one layer, width 16) so everything compiles in seconds.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 
@@ -401,3 +402,47 @@ def test_the_experiment_run_files_are_the_default_configs(env_id):
     spec = RunSpec.load(Path(__file__).resolve().parents[1] / "experiments" / "text_q_learning" / f"{env_id}.toml")
     assert (spec.algo, spec.env) == ("text_q_learning", env_id)
     assert spec.config == text_q.default_config(env_id, pretrained=spec.config.pretrained)
+
+
+def test_the_experiment_samples_rescore_to_the_table():
+    """``samples.jsonl`` scored with plain Python (a breadth-first search, a set) gives the
+    results table's seed-0 numbers: what the README reports is what the samples show."""
+    import csv
+    from collections import defaultdict, deque
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "experiments" / "text_q_learning" / "results"
+    adjacency = np.asarray(made("GraphWalkText-v0")[1].adjacency)
+    nodes_to_goal, queue = {0: 1}, deque([0])
+    while queue:
+        j = queue.popleft()
+        for i in np.flatnonzero(adjacency[:, j]):
+            if int(i) not in nodes_to_goal:
+                nodes_to_goal[int(i)] = nodes_to_goal[j] + 1
+                queue.append(int(i))
+    dictionary = set(word_gen.words())
+    walks, words = defaultdict(lambda: defaultdict(list)), defaultdict(list)
+    for line in (results / "samples.jsonl").read_text().splitlines():
+        sample = json.loads(line)
+        if sample["env"] == "WordGen-v0":
+            words[sample["model"]].append(sample["text"] in dictionary)
+            continue
+        walk = [int(n) for n in sample["text"].split()]
+        assert str(walk[0]) == sample["prompt"]
+        valid = all(adjacency[a, b] for a, b in itertools.pairwise(walk)) and walk[-1] == 0
+        score = (10 - len(walk)) / (10 - nodes_to_goal[walk[0]]) if valid else 0.0
+        walks[sample["model"]][walk[0]].append(score)
+    assert {m: len(v) for m, v in words.items()} == dict.fromkeys(("random", "pretrained", "q_learning"), 1000)
+    with (results / "results.csv").open() as f:
+        table = {
+            (r["env"], r["model"]): r
+            for r in csv.DictReader(f)
+            if r["seed"] == "0" and r["decoding"] == "temperature 1"
+        }
+    for model in ("random", "pretrained", "q_learning"):
+        optimality = np.mean([np.mean(v) for v in walks[model].values()])
+        assert math.isclose(
+            optimality, float(table["GraphWalkText-v0", model]["optimality"]), rel_tol=1e-6
+        )  # float32 metric
+        assert math.isclose(np.mean(words[model]), float(table["WordGen-v0", model]["valid_rate"]), abs_tol=1e-9)
+    assert np.mean(words["q_learning"]) >= 0.9 and np.mean([np.mean(v) for v in walks["q_learning"].values()]) >= 0.95

@@ -236,7 +236,7 @@ def rollout(
             lambda old, new: jnp.where(acting.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), env_state, stepped
         )
         log_pi = jax.nn.log_softmax(scores)
-        kl = jnp.sum(jnp.exp(log_pi) * (log_pi - log_pi0), axis=-1)
+        kl = jnp.maximum(jnp.sum(jnp.exp(log_pi) * (log_pi - log_pi0), axis=-1), 0.0)  # >= 0 but for rounding
         log_ratio = jnp.take_along_axis(log_pi - log_pi0, action[:, None], axis=-1)[:, 0]
         record = {
             "action": action,
