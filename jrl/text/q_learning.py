@@ -103,7 +103,7 @@ class TextQConfig(Config):
     num_envs: int = 256
     num_steps: int = 300
     learning_rate: float = 1e-3
-    beta: float = 5.0
+    beta: float = 8.0
     tau: float = 0.05
     updates_per_iteration: int = 1
     max_grad_norm: float = 1.0
