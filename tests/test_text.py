@@ -166,6 +166,7 @@ def test_top_k_and_top_p_keep_the_right_tokens():
     scores = jax.random.normal(jax.random.key(0), (64, 10)) * 2
     keys = jax.random.split(jax.random.key(1), 200)
     probs = np.asarray(jax.nn.softmax(scores, axis=-1), np.float64)
+    draw = jax.jit(jax.vmap(choose_tokens, in_axes=(0, None, None, None, None)), static_argnums=(3, 4))
     for top_p in (0.3, 0.75, 0.95):
         # NumPy reference: the smallest set of most likely tokens whose mass reaches top_p.
         allowed = np.zeros_like(probs, bool)
@@ -173,10 +174,11 @@ def test_top_k_and_top_p_keep_the_right_tokens():
             order = np.argsort(-row)
             before = np.cumsum(row[order]) - row[order]
             allowed[b, order[before < top_p]] = True
-        drawn = np.stack([np.asarray(choose_tokens(k, scores, 1.0, top_p=top_p)) for k in keys], axis=1)
+        drawn = np.asarray(draw(keys, scores, 1.0, None, top_p)).T  # [64, 200]
         assert allowed[np.arange(64)[:, None], drawn].all()
         assert (np.array([len(set(r)) for r in drawn]) <= allowed.sum(axis=1)).all()
-    drawn = np.stack([np.asarray(choose_tokens(k, scores, 1.0, top_k=2)) for k in keys[:50]], axis=1)
+        assert (np.array([len(set(r)) for r in drawn]) > 1).any()  # it does sample
+    drawn = np.asarray(draw(keys[:50], scores, 1.0, 2, None)).T
     top2 = np.argsort(-np.asarray(scores), axis=1)[:, :2]
     assert all(set(r) <= set(t) for r, t in zip(drawn, top2, strict=True))
     np.testing.assert_array_equal(choose_tokens(keys[0], scores, top_k=1), jnp.argmax(scores, axis=-1))
@@ -210,7 +212,7 @@ def test_generate_refuses_q_params_of_another_config():
     other = LanguageModel(model.config.replace(d_model=8), model.params)  # refused before any use
     with pytest.raises(ValueError, match="differs from the model's"):
         generate(model, ["a"], jax.random.key(0), beta=1.0, q_params=other)
-    small = init_model(model.config.replace(d_model=8, num_heads=2), jax.random.key(0)).params
+    small = jax.eval_shape(lambda: init_model(model.config.replace(d_model=8, num_heads=2), jax.random.key(0)).params)
     with pytest.raises(ValueError, match="q_params does not fit the model's config"):
         generate(model, ["a"], jax.random.key(0), beta=1.0, q_params=small)
 

@@ -162,8 +162,11 @@ def _decode(
 
 def _check_shaped_like(name: str, params: Any, reference: Any) -> None:
     """``ValueError`` unless ``params`` has ``reference``'s tree structure, shapes and dtypes."""
-    got = jax.tree_util.tree_map(lambda x: (tuple(np.shape(x)), str(np.asarray(x).dtype)), params)
-    want = jax.tree_util.tree_map(lambda x: (tuple(np.shape(x)), str(np.asarray(x).dtype)), reference)
+
+    def signature(x: Any) -> tuple:
+        return tuple(getattr(x, "shape", np.shape(x))), str(getattr(x, "dtype", np.asarray(x).dtype))
+
+    got, want = jax.tree_util.tree_map(signature, params), jax.tree_util.tree_map(signature, reference)
     if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(reference) or got != want:
         raise ValueError(
             f"{name} does not fit the model's config: it must be shaped like model.params "

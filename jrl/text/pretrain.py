@@ -15,6 +15,7 @@ from the key and takes one Adam step on the masked next-token cross-entropy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -167,6 +168,28 @@ def sequence_loss(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> jax.
     return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+@functools.partial(jax.jit, static_argnames=("env", "lm_config", "config"))
+def _train_steps(
+    params: Any, key: jax.Array, env_params: Any, *, env: Environment, lm_config: LMConfig, config: PretrainConfig
+):
+    """``config.num_steps`` Adam steps from ``params``: ``(params, losses)``. Module-level and jitted on
+    hashable static arguments, so pretraining again with the same settings (other seeds) reuses the
+    compiled program."""
+    network = TransformerLM(lm_config)
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=0.1)
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+
+    def step(carry: tuple, key: jax.Array) -> tuple:
+        params, opt_state = carry
+        tokens, mask = data_batch(key, env, env_params, config.batch_size, config.word_noise)
+        loss, grads = jax.value_and_grad(lambda p: sequence_loss(network.apply(p, tokens), tokens, mask))(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, config.num_steps))
+    return params, losses
+
+
 def pretrain(
     key: jax.Array, env: Environment, env_params: Any, config: PretrainConfig = PretrainConfig()
 ) -> tuple[LanguageModel, np.ndarray]:
@@ -179,26 +202,5 @@ def pretrain(
     lm_config = model_config(env, config)
     key_init, key_data = jax.random.split(key)
     model = init_model(lm_config, key_init)
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=0.1)
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
-    network = TransformerLM(lm_config)
-
-    def loss_fn(params: Any, tokens: jax.Array, mask: jax.Array) -> jax.Array:
-        return sequence_loss(network.apply(params, tokens), tokens, mask)
-
-    @jax.jit
-    def run(params: Any, key: jax.Array) -> tuple[Any, jax.Array]:
-        def step(carry: tuple, key: jax.Array) -> tuple:
-            params, opt_state = carry
-            tokens, mask = data_batch(key, env, env_params, config.batch_size, config.word_noise)
-            loss, grads = jax.value_and_grad(loss_fn)(params, tokens, mask)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, _), losses = jax.lax.scan(
-            step, (params, optimizer.init(params)), jax.random.split(key, config.num_steps)
-        )
-        return params, losses
-
-    params, losses = run(model.params, key_data)
+    params, losses = _train_steps(model.params, key_data, env_params, env=env, lm_config=lm_config, config=config)
     return LanguageModel(lm_config, params), np.asarray(losses)
