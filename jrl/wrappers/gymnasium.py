@@ -125,8 +125,8 @@ def _action_problem(space: Space, action: Any, batch: tuple[int, ...] = ()) -> t
         n = int(space.n)
         bad = np.flatnonzero((arr < 0) | (arr >= n)) if arr.size else np.array([], int)
         if bad.size:
-            where = f" (entry {np.unravel_index(bad[0], arr.shape)})" if arr.ndim else ""
-            return f"must be in 0..{n - 1}, got {arr.ravel()[bad[0]]!r}{where}", None
+            where = f" (entry {tuple(int(i) for i in np.unravel_index(bad[0], arr.shape))})" if arr.ndim else ""
+            return f"must be in 0..{n - 1}, got {arr.ravel()[bad[0]].item()!r}{where}", None
         return None, arr.astype(np.int32)
     arr = np.asarray(action)
     if arr.dtype.kind not in "iuf":
