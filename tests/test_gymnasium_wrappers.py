@@ -537,7 +537,9 @@ def test_without_gymnasium_the_wrappers_name_the_extra(monkeypatch):
 
 def test_module_prefix_registers_without_an_import():
     """``import jrl`` leaves Gymnasium's registry alone; Gymnasium's own ``"module:id"`` form
-    imports the wrappers (Gymnasium 1.x has no plugin entry points)."""
+    imports the wrappers. Gymnasium 1.x has no plugin entry points (0.x loaded the
+    ``gymnasium.envs`` entry-point group with ``load_env_plugins``; 1.0 removed it)."""
+    assert not hasattr(gymnasium.envs.registration, "load_env_plugins")
     code = (
         "import gymnasium, jrl\n"
         "assert not any(i.startswith('jrl/') for i in gymnasium.registry)\n"
