@@ -150,6 +150,16 @@ def test_deterministic_trajectories_equal_gymnasiums(env_id, kwargs, wrapper):
     assert min(endings.values()) >= 2, endings
 
 
+@pytest.mark.parametrize(("max_episode_steps", "truncated_at"), [(None, 100), (150, 150), (-1, None)])
+def test_time_limit_follows_gymnasium_make(max_episode_steps, truncated_at):
+    """``max_episode_steps`` of ``gymnasium.make`` replaces the limit (``-1`` removes it), as for
+    Gymnasium's own environments: the jrl environment inside runs without its own."""
+    env = gymnasium.make("jrl/FrozenLake-v1", is_slippery=False, max_episode_steps=max_episode_steps)
+    env.reset(seed=0)
+    truncations = [env.step(0)[3] for _ in range(200)]  # left at the start: stays put
+    assert truncations.index(True) + 1 == truncated_at if truncated_at else not any(truncations)
+
+
 def chi_squared(counts: dict, probs: dict, n: int) -> float:
     return sum((counts.get(k, 0) - n * p) ** 2 / (n * p) for k, p in probs.items())
 
