@@ -353,6 +353,12 @@ def test_reset_mask_and_disabled_autoreset():
     np.testing.assert_array_equal(obs, [1, 1, 12])
     with pytest.raises(ValueError, match="reset_mask"):
         vec.reset(options={"reset_mask": [True, False, True]})
+    # A copy the mask leaves alone keeps its key stream, whatever seed the list gives it.
+    twins = [JrlVectorEnv("CartPole-v1", 2) for _ in range(2)]
+    for twin, seeds in zip(twins, ([5, 6], [5, None]), strict=True):
+        twin.reset(seed=0)
+        twin.reset(seed=seeds, options={"reset_mask": np.array([True, False])})
+    np.testing.assert_array_equal(twins[0].reset()[0], twins[1].reset()[0])
     with pytest.raises(ValueError, match="at least one"):
         vec.reset(options={"reset_mask": np.zeros(3, bool)})
 

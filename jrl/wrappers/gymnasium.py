@@ -220,10 +220,11 @@ def _vector_functions(env: Environment) -> dict[str, Callable]:
     def reset(keys, params):
         return jax.vmap(reset_one, in_axes=(0, None))(keys, params)
 
-    def reset_masked(keys, mask, state, params):
-        """``reset`` where ``mask``; the observations are the fresh ones everywhere."""
+    def reset_masked(keys, old_keys, mask, state, params):
+        """``reset`` from ``keys`` where ``mask``; elsewhere the old keys and states stay (the
+        observations are the fresh ones everywhere)."""
         new_keys, obs, new_state = reset(keys, params)
-        keys, state = jax.vmap(where)(mask, (new_keys, new_state), (keys, state))
+        keys, state = jax.vmap(where)(mask, (new_keys, new_state), (old_keys, state))
         return keys, obs, state
 
     def same_step_one(key, state, action, params):
@@ -624,7 +625,7 @@ class JrlVectorEnv(_VectorEnv):
             self._pending[:] = False
         else:
             self._keys, obs, self.jrl_state = self._functions["reset_masked"](
-                keys, mask, self.jrl_state, self.jrl_params
+                keys, self._keys, mask, self.jrl_state, self.jrl_params
             )
             self._obs[mask] = np.asarray(obs)[mask]
             self._pending[mask] = False
