@@ -175,25 +175,26 @@ def _fresh_seeds(n: int) -> list[int]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _split_reset(env: Environment, key: jax.Array, params: Any) -> tuple[jax.Array, jax.Array, Any]:
-    """``reset_env`` with ``key, subkey = split(key)``: ``(next key, obs, state)``."""
-    key, sub = jax.random.split(key)
-    obs, state = env.reset_env(sub, params)
-    return key, obs, state
+def _reset_at(env: Environment, key: jax.Array, count: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+    """``reset_env`` keyed by the ``count``-th draw of the stream ``key``: ``fold_in(key, count)``."""
+    return env.reset_env(jax.random.fold_in(key, count), params)
 
 
-def _split_step(env: Environment, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
-    """``step_env`` (no auto-reset) with ``key, subkey = split(key)``: ``(next key, obs, state,
-    reward, terminated, truncated, info)``."""
-    key, sub = jax.random.split(key)
-    return key, *env.step_env(sub, state, action, params)
+def _step_at(env: Environment, key: jax.Array, count: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
+    """``step_env`` (no auto-reset) keyed by ``fold_in(key, count)``."""
+    return env.step_env(jax.random.fold_in(key, count), state, action, params)
 
 
 @functools.cache
 def _single_functions(env: Environment) -> tuple[Callable, Callable]:
-    """Jitted ``reset(key, params)`` and ``step(key, state, action, params)`` of one environment
-    (cached: equal environments share them, and params are arguments, so compiled once)."""
-    return jax.jit(functools.partial(_split_reset, env)), jax.jit(functools.partial(_split_step, env))
+    """Jitted ``reset(key, count, params)`` and ``step(key, count, state, action, params)`` of one
+    environment (cached: equal environments share them, and params are arguments, so compiled once).
+
+    Every reset and step of a wrapper takes the next draw of its key stream, ``fold_in(key, count)``
+    with ``count = 0, 1, 2, ...`` from the last seeding: one hash per draw, and none where the
+    environment ignores its key (CartPole's step), since the compiler drops an unused ``fold_in``.
+    """
+    return jax.jit(functools.partial(_reset_at, env)), jax.jit(functools.partial(_step_at, env))
 
 
 def _flags(reward: jax.Array, terminated: jax.Array, truncated: jax.Array) -> jax.Array:
@@ -202,60 +203,68 @@ def _flags(reward: jax.Array, terminated: jax.Array, truncated: jax.Array) -> ja
     return jnp.stack([reward.astype(jnp.float32), terminated.astype(jnp.float32), truncated.astype(jnp.float32)])
 
 
+def _select(mask: jax.Array, a: Any, b: Any) -> Any:
+    """``a`` where ``mask`` (``[N]``), ``b`` elsewhere, leaf by leaf (leaves ``[N, ...]``)."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
 @functools.cache
 def _vector_functions(env: Environment) -> dict[str, Callable]:
-    """Jitted batched functions (params shared by every copy); the step functions return
-    ``(keys, state, observations, flags, info)`` (``_flags``; in same-step mode the observations
-    are ``[2, N, ...]``: the returned ones, then the final ones).
-
-    Each copy follows its own key exactly as a ``JrlEnv`` would: ``key, subkey = split(key)`` per
-    reset and per step, so copy ``i`` reseeded with ``seed + i`` replays ``JrlEnv`` reset with
-    ``seed + i`` (stepped, and reset where an episode ends, with the same actions).
+    """Jitted batched functions (params shared by every copy). Copy ``i`` draws from its own key
+    stream exactly as a ``JrlEnv`` does (``_single_functions``), so copy ``i`` seeded ``seed + i``
+    replays a ``JrlEnv`` seeded ``seed + i`` (stepped with the same actions, ``reset()`` where an
+    episode ends). The step functions return ``(counts, state, observations, flags, info)``
+    (``_flags``; in same-step mode the observations are ``[2, N, ...]``: the returned ones, then
+    the final ones).
     """
-    reset_one = functools.partial(_split_reset, env)
+    reset_all = jax.vmap(functools.partial(_reset_at, env), in_axes=(0, 0, None))
+    step_all = jax.vmap(functools.partial(_step_at, env), in_axes=(0, 0, 0, 0, None))
 
-    def where(flag, a, b):
-        return jax.tree_util.tree_map(lambda x, y: jnp.where(flag, x, y), a, b)
+    def reset(keys, counts, params):
+        obs, state = reset_all(keys, counts, params)
+        return counts + 1, obs, state
 
-    def reset(keys, params):
-        return jax.vmap(reset_one, in_axes=(0, None))(keys, params)
+    def reset_masked(keys, counts, mask, state, params):
+        """``reset`` where ``mask``, the old state elsewhere (observations: the fresh ones)."""
+        obs, new_state = reset_all(keys, counts, params)
+        return jnp.where(mask, counts + 1, counts), obs, _select(mask, new_state, state)
 
-    def reset_masked(keys, old_keys, mask, state, params):
-        """``reset`` from ``keys`` where ``mask``; elsewhere the old keys and states stay (the
-        observations are the fresh ones everywhere)."""
-        new_keys, obs, new_state = reset(keys, params)
-        keys, state = jax.vmap(where)(mask, (new_keys, new_state), (old_keys, state))
-        return keys, obs, state
+    def reset_where(keys, counts, mask, obs, state, params):
+        """Copies where ``mask`` start a new episode, keyed by their next draw; the rest keep
+        ``(obs, state)``. Episodes end in few copies per step, so when at most an eighth of them
+        reset, only those are computed (gathered, reset, scattered back): a reset costs as much
+        as a step (CartPole draws its start state), and most would be thrown away."""
+        n = mask.shape[0]
+        budget = max(1, n // 8)
 
-    def same_step_one(key, state, action, params):
-        key, obs, next_state, reward, terminated, truncated, info = _split_step(env, key, state, action, params)
+        def few(_):
+            index = jnp.nonzero(mask, size=budget, fill_value=n)[0]
+            safe = jnp.minimum(index, n - 1)
+            new_obs, new_state = reset_all(keys[safe], counts[safe], params)
+            put = lambda full, part: full.at[index].set(part, mode="drop")  # noqa: E731
+            return put(obs, new_obs), jax.tree_util.tree_map(put, state, new_state)
+
+        def every(_):
+            subkeys = jax.vmap(jax.random.fold_in)(keys, counts)
+            new_obs, new_state = jax.vmap(env.reset_where, in_axes=(0, None, 0))(subkeys, params, mask)
+            return _select(mask, new_obs, obs), _select(mask, new_state, state)
+
+        obs, state = jax.lax.cond(jnp.sum(mask) <= budget, few, every, None)
+        return counts + mask, obs, state
+
+    def same_step(keys, counts, state, actions, params):
+        final_obs, state, reward, terminated, truncated, info = step_all(keys, counts, state, actions, params)
         done = jnp.logical_or(terminated, truncated)
-        reset_key, sub = jax.random.split(key)  # JrlEnv's reset after the episode's last step
-        reset_obs, reset_state = env.reset_where(sub, params, done)
-        key, obs_out, state_out = where(done, (reset_key, reset_obs, reset_state), (key, obs, next_state))
-        return key, state_out, obs_out, obs, reward, terminated, truncated, info
+        counts, obs, state = reset_where(keys, counts + 1, done, final_obs, state, params)
+        return counts, state, jnp.stack([obs, final_obs]), _flags(reward, terminated, truncated), info
 
-    def same_step(keys, state, actions, params):
-        keys, state, obs, final_obs, reward, terminated, truncated, info = jax.vmap(
-            same_step_one, in_axes=(0, 0, 0, None)
-        )(keys, state, actions, params)
-        return keys, state, jnp.stack([obs, final_obs]), _flags(reward, terminated, truncated), info
-
-    def next_step_one(key, state, reset_now, action, params):
-        # The step and the reset share the subkey: only one of them is kept.
-        key, sub = jax.random.split(key)
-        obs, next_state, reward, terminated, truncated, info = env.step_env(sub, state, action, params)
-        reset_obs, reset_state = env.reset_where(sub, params, reset_now)
-        obs, next_state = where(reset_now, (reset_obs, reset_state), (obs, next_state))
+    def next_step(keys, counts, state, reset_now, actions, params):
+        # A copy that resets now takes this call's draw for its reset, as JrlEnv.reset() would.
+        obs, state, reward, terminated, truncated, info = step_all(keys, counts, state, actions, params)
+        _, obs, state = reset_where(keys, counts, reset_now, obs, state, params)
         reward = jnp.where(reset_now, jnp.zeros_like(reward), reward)
         not_reset = jnp.logical_not(reset_now)
-        return key, next_state, obs, reward, terminated & not_reset, truncated & not_reset, info
-
-    def next_step(keys, state, reset_now, actions, params):
-        keys, state, obs, reward, terminated, truncated, info = jax.vmap(next_step_one, in_axes=(0, 0, 0, 0, None))(
-            keys, state, reset_now, actions, params
-        )
-        return keys, state, obs, _flags(reward, terminated, truncated), info
+        return counts + 1, state, obs, _flags(reward, terminated & not_reset, truncated & not_reset), info
 
     return {
         "reset": jax.jit(reset),
@@ -469,15 +478,16 @@ class JrlEnv(_Env):
         self.action_space = gymnasium_space(self._jrl_action_space)
         self._obs_dtype = _host_dtype(self._jrl_observation_space)
         self._reset_fn, self._step_fn = _single_functions(self.jrl_env)
-        self._key = None
+        self._key, self._count = None, 0  # the key stream and the next draw
         self.jrl_state = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)  # seeds np_random and checks the seed as Gymnasium does
         if seed is not None or self._key is None:
             seed = _fresh_seeds(1)[0] if seed is None else _check_seed(seed)
-            self._key = _keys_from_seeds([seed])[0]
-        self._key, obs, self.jrl_state = self._reset_fn(self._key, self.jrl_params)
+            self._key, self._count = _keys_from_seeds([seed])[0], 0
+        obs, self.jrl_state = self._reset_fn(self._key, np.uint32(self._count), self.jrl_params)
+        self._count += 1
         return _to_host_obs(jax.device_get(obs), self._obs_dtype), {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -486,8 +496,9 @@ class JrlEnv(_Env):
         problem, action = _action_problem(self._jrl_action_space, action)
         if problem:
             raise ValueError(f"{self._name}: the action {problem}; the action space is {self.action_space}")
-        self._key, *out = self._step_fn(self._key, self.jrl_state, action, self.jrl_params)
+        out = self._step_fn(self._key, np.uint32(self._count), self.jrl_state, action, self.jrl_params)
         obs, self.jrl_state, reward, terminated, truncated, info = out
+        self._count += 1
         obs, reward, terminated, truncated, info = jax.device_get((obs, reward, terminated, truncated, info))
         return _to_host_obs(obs, self._obs_dtype), float(reward), bool(terminated), bool(truncated), dict(info)
 
@@ -586,7 +597,7 @@ class JrlVectorEnv(_VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._obs_dtype = _host_dtype(self._jrl_observation_space)
         self._functions = _vector_functions(self.jrl_env)
-        self._keys = self._obs = self.jrl_state = None
+        self._keys = self._counts = self._obs = self.jrl_state = None  # key streams, next draws
         self._pending = np.zeros(self.num_envs, bool)  # finished copies that NEXT_STEP resets next
 
     def _seed_list(self, seed: Any) -> list[int | None]:
@@ -611,21 +622,24 @@ class JrlVectorEnv(_VectorEnv):
                 raise ValueError("options['reset_mask'] must select at least one environment")
             if self._keys is None and not mask.all():
                 raise ValueError(f"{self._name}: the first reset resets every environment (reset_mask all True)")
-        if self._keys is None:
+        if self._keys is None:  # the first reset: every copy gets a key stream
             fresh = iter(_fresh_seeds(sum(s is None for s in seeds)))
             keys = _keys_from_seeds([next(fresh) if s is None else s for s in seeds])
-        elif any(s is not None for s in seeds):
-            given = np.array([s is not None for s in seeds])
-            keys = jnp.where(given, _keys_from_seeds([s or 0 for s in seeds]), self._keys)
-        else:
-            keys = self._keys
-        if mask is None or self._keys is None:
-            self._keys, obs, self.jrl_state = self._functions["reset"](keys, self.jrl_params)
+            counts = jnp.zeros(self.num_envs, jnp.uint32)
+        else:  # copies given a seed (and reset) start a new stream; the rest continue theirs
+            reseed = np.array([s is not None for s in seeds]) & (True if mask is None else mask)
+            keys, counts = self._keys, self._counts
+            if reseed.any():
+                keys = jnp.where(reseed, _keys_from_seeds([s or 0 for s in seeds]), keys)
+                counts = jnp.where(reseed, jnp.uint32(0), counts)
+        self._keys = keys
+        if mask is None or self._obs is None:
+            self._counts, obs, self.jrl_state = self._functions["reset"](keys, counts, self.jrl_params)
             self._obs = np.array(obs, dtype=self._obs_dtype)
             self._pending[:] = False
         else:
-            self._keys, obs, self.jrl_state = self._functions["reset_masked"](
-                keys, self._keys, mask, self.jrl_state, self.jrl_params
+            self._counts, obs, self.jrl_state = self._functions["reset_masked"](
+                keys, counts, mask, self.jrl_state, self.jrl_params
             )
             self._obs[mask] = np.asarray(obs)[mask]
             self._pending[mask] = False
@@ -638,8 +652,8 @@ class JrlVectorEnv(_VectorEnv):
         if problem:
             raise ValueError(f"{self._name}: the actions {problem}; the action space is {self.action_space}")
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            self._keys, self.jrl_state, obs, flags, step_info = self._functions["same_step"](
-                self._keys, self.jrl_state, actions, self.jrl_params
+            self._counts, self.jrl_state, obs, flags, step_info = self._functions["same_step"](
+                self._keys, self._counts, self.jrl_state, actions, self.jrl_params
             )
             obs, final_obs = np.array(obs, dtype=self._obs_dtype)  # the returned ones, the final ones
             reward, terminated, truncated = self._unpack(flags)
@@ -657,8 +671,8 @@ class JrlVectorEnv(_VectorEnv):
                     f"{self._name}: autoreset_mode is DISABLED and environments {np.flatnonzero(self._pending).tolist()} "
                     "have ended: reset them first with reset(options={'reset_mask': mask})"
                 )
-            self._keys, self.jrl_state, obs, flags, step_info = self._functions["next_step"](
-                self._keys, self.jrl_state, self._pending, actions, self.jrl_params
+            self._counts, self.jrl_state, obs, flags, step_info = self._functions["next_step"](
+                self._keys, self._counts, self.jrl_state, self._pending, actions, self.jrl_params
             )
             obs = np.array(obs, dtype=self._obs_dtype)
             reward, terminated, truncated = self._unpack(flags)
