@@ -9,7 +9,7 @@ observations, rewards, terminations, truncations and infos out, same-step auto-r
 best of ``--repeats`` timed runs of ``--steps`` calls each; jrl's compile time (its first reset
 and first step, which compile) is reported on its own and excluded.
 
-    python benchmarks/gymnasium_vector.py             # 1,024 copies (about a minute on 2 cores)
+    python benchmarks/gymnasium_vector.py             # 1,024 copies (about half a minute on 2 cores)
     python benchmarks/gymnasium_vector.py --quick     # a smoke run
 
 Contenders:
@@ -26,8 +26,10 @@ Contenders:
   ``gymnasium.make_vec("CartPole-v1", num_envs=N)`` (its ``vector_entry_point``; next-step
   auto-reset, the only mode it has).
 
-Gymnasium's environments run first and jrl (and JAX) is imported last: ``AsyncVectorEnv`` forks
-its workers, and forking a process in which JAX has started its threads is unsafe.
+jrl runs first, on a quiet machine, and ``AsyncVectorEnv`` last, its workers started by a
+``forkserver`` (forking a process in which JAX has started its threads is unsafe; the forkserver
+starts clean, and this script imports JAX only inside ``bench_jrl``, so the workers import
+Gymnasium alone).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def timed_steps(envs, num_steps: int, repeats: int, seed: int = 0) -> float:
 
 
 def bench_gymnasium(mode: str, num_envs: int, num_steps: int, repeats: int) -> dict:
-    kwargs = {} if mode == "vector_entry_point" else {"vector_kwargs": SAME_STEP}
+    vector_kwargs = SAME_STEP | ({"context": "forkserver"} if mode == "async" else {})
+    kwargs = {} if mode == "vector_entry_point" else {"vector_kwargs": vector_kwargs}
     start = time.perf_counter()
     envs = gymnasium.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode=mode, **kwargs)
     build = time.perf_counter() - start
@@ -95,8 +98,8 @@ def bench_jrl(num_envs: int, num_steps: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-envs", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=200, help="vector steps per timed run (jrl and vectorized)")
-    parser.add_argument("--sync-steps", type=int, default=20, help="vector steps per timed run of SyncVectorEnv")
+    parser.add_argument("--steps", type=int, default=1000, help="vector steps per timed run (jrl and vectorized)")
+    parser.add_argument("--sync-steps", type=int, default=50, help="vector steps per timed run of SyncVectorEnv")
     parser.add_argument("--async-envs", default="2,16,64", help="comma-separated copy counts for AsyncVectorEnv")
     parser.add_argument("--async-steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
@@ -108,11 +111,12 @@ def main() -> None:
 
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, gymnasium {gymnasium.__version__}")
     n = args.num_envs
+    jrl_row = bench_jrl(n, args.steps, args.repeats)
     rows = [("SyncVectorEnv", bench_gymnasium("sync", n, args.sync_steps, args.repeats))]
+    numpy_row = ("CartPoleVectorEnv (NumPy)", bench_gymnasium("vector_entry_point", n, args.steps, args.repeats))
     for k in [int(k) for k in args.async_envs.split(",")]:
         rows.append((f"AsyncVectorEnv ({k} workers)", bench_gymnasium("async", k, args.async_steps, args.repeats)))
-    rows.append(("CartPoleVectorEnv (NumPy)", bench_gymnasium("vector_entry_point", n, args.steps, args.repeats)))
-    jrl_row = bench_jrl(n, args.steps, args.repeats)
+    rows.append(numpy_row)
     rows.append(("jrl JrlVectorEnv", jrl_row))
 
     rate = {name: r["num_envs"] * r["steps"] / r["seconds"] for name, r in rows}
