@@ -1,7 +1,22 @@
-"""Run a jrl policy in Gymnasium's own environment (needs ``gymnasium``: the ``gymnasium`` extra)."""
+"""jrl and Gymnasium (needs ``gymnasium``: the ``gymnasium`` extra).
+
+Two directions:
+
+- ``JrlEnv`` and ``JrlVectorEnv``: a jrl environment *as* a Gymnasium environment (one
+  ``gymnasium.Env``, NumPy in and out) and vector environment (``gymnasium.vector.VectorEnv``,
+  ``num_envs`` copies stepped by one compiled ``jax.jit(jax.vmap(...))`` call). Importing this
+  module registers every jrl id in Gymnasium's registry as ``jrl/<id>``, so
+  ``gymnasium.make("jrl/FrozenLake-v1")`` and ``gymnasium.make_vec("jrl/CartPole-v1", num_envs=1024)``
+  build them (``register_gymnasium_envs``).
+- ``evaluate_in_gymnasium``: a jrl policy run in Gymnasium's own environment.
+
+Gymnasium stays optional: without it this module imports, and building a wrapper (or calling
+``evaluate_in_gymnasium``) raises an ``ImportError`` that says how to install it.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +25,743 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl._validation import check_int
+from jrl.envs import registry
+from jrl.envs.cartpole import CartPole
+from jrl.envs.cliff_walking import GOAL as CLIFF_GOAL
+from jrl.envs.cliff_walking import SHAPE as CLIFF_SHAPE
+from jrl.envs.core import NO_TIME_LIMIT, Environment
+from jrl.envs.frozen_lake import MAPS as FROZEN_LAKE_MAPS
+from jrl.envs.frozen_lake import _check_desc
+from jrl.envs.tabular import TabularEnv
+from jrl.envs.taxi import LOCS as TAXI_LOCS
+from jrl.envs.taxi import MAP as TAXI_MAP
+from jrl.spaces import Box, Discrete, Space, Tokens
+
+try:
+    import gymnasium
+    from gymnasium.vector import AutoresetMode
+    from gymnasium.vector.utils import batch_space
+
+    _Env, _VectorEnv = gymnasium.Env, gymnasium.vector.VectorEnv
+except ImportError:  # the wrappers' constructors raise the ImportError that says how to install it
+    gymnasium = None
+    _Env = _VectorEnv = object
+
+__all__ = [
+    "RENDERED_ENVS",
+    "JrlEnv",
+    "JrlVectorEnv",
+    "evaluate_in_gymnasium",
+    "gymnasium_space",
+    "register_gymnasium_envs",
+]
+
+#: The jrl ids whose wrappers render (``render_mode="rgb_array"``: an ``uint8 [H, W, 3]`` image).
+RENDERED_ENVS = (
+    "CartPole-v1",
+    "CliffWalking-v1",
+    "CliffWalkingSlippery-v1",
+    "FrozenLake-v1",
+    "FrozenLake8x8-v1",
+    "Taxi-v4",
+)
+
+
+def _missing_gymnasium(what: str) -> ImportError:
+    return ImportError(
+        f"{what} needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
+        "pip install 'jrl[gymnasium]' (from a checkout: pip install -e '.[gymnasium]')"
+    )
+
+
+def _require_gymnasium(what: str) -> None:
+    if gymnasium is None:
+        raise _missing_gymnasium(what)
+
+
+# ------------------------------------------------------------------------------------------------
+# Spaces
+# ------------------------------------------------------------------------------------------------
+
+
+def gymnasium_space(space: Space) -> Any:
+    """The Gymnasium space of a jrl space, exactly: ``Discrete(n)`` -> ``spaces.Discrete(n)`` (int64,
+    Gymnasium's own), ``Box`` -> ``spaces.Box`` with the same bounds, shape and float dtype,
+    ``Tokens(n, L)`` -> ``spaces.MultiDiscrete([n] * L, dtype=np.int32)`` (int32 like jrl's tokens)."""
+    _require_gymnasium("gymnasium_space")
+    if isinstance(space, Discrete):
+        return gymnasium.spaces.Discrete(int(space.n))
+    if isinstance(space, Box):
+        dtype = np.dtype(space.dtype)
+        return gymnasium.spaces.Box(
+            np.asarray(space.low, dtype), np.asarray(space.high, dtype), tuple(space.shape), dtype
+        )
+    if isinstance(space, Tokens):
+        return gymnasium.spaces.MultiDiscrete(np.full(space.shape, int(space.n)), dtype=np.int32)
+    raise TypeError(f"no Gymnasium space for {space!r}: jrl spaces are Discrete, Box and Tokens")
+
+
+def _host_dtype(space: Space) -> np.dtype:
+    """The dtype the wrappers hand out: the Gymnasium space's (int64 for ``Discrete``)."""
+    return np.dtype(np.int64) if isinstance(space, Discrete) else np.dtype(space.dtype)
+
+
+def _action_problem(space: Space, action: Any, batch: tuple[int, ...] = ()) -> tuple[str | None, np.ndarray | None]:
+    """``(why action is not an element of space (batched over batch), None)`` or ``(None, action
+    as the jrl dtype)``. Host side, NumPy only: a bad action never reaches JAX."""
+    shape = batch + tuple(space.shape)
+    if isinstance(space, (Discrete, Tokens)):
+        integer = isinstance(action, (int, np.integer)) or (
+            isinstance(action, np.ndarray) and action.dtype.kind in "iub"
+        )
+        if not batch and isinstance(space, Discrete) and not integer:
+            kind = f"{type(action).__name__}" + (f" of dtype {action.dtype}" if isinstance(action, np.ndarray) else "")
+            return f"must be an int, a NumPy integer or a 0-d integer array, got {kind} {action!r}", None
+        arr = np.asarray(action) if not isinstance(action, np.ndarray) else action
+        if arr.dtype.kind not in "iub":
+            return f"must hold integers, got dtype {arr.dtype}", None
+        if arr.shape != shape:
+            return f"must have shape {shape}, got shape {arr.shape}", None
+        n = int(space.n)
+        bad = np.flatnonzero((arr < 0) | (arr >= n)) if arr.size else np.array([], int)
+        if bad.size:
+            where = f" (entry {tuple(int(i) for i in np.unravel_index(bad[0], arr.shape))})" if arr.ndim else ""
+            return f"must be in 0..{n - 1}, got {arr.ravel()[bad[0]].item()!r}{where}", None
+        return None, arr.astype(np.int32)
+    arr = np.asarray(action)
+    if arr.dtype.kind not in "iuf":
+        return f"must be a real array, got dtype {arr.dtype}", None
+    if arr.shape != shape:
+        return f"must have shape {shape}, got shape {arr.shape}", None
+    arr = arr.astype(space.dtype)
+    if np.any(np.isnan(arr)) or not np.all((arr >= space.low) & (arr <= space.high)):
+        return f"must lie within [{space.low}, {space.high}], got {arr}", None
+    return None, arr
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys: Gymnasium's integer seeds as jax.random.key(seed)
+# ------------------------------------------------------------------------------------------------
+
+
+@jax.jit
+def _seed_keys(low: jax.Array, high: jax.Array) -> jax.Array:
+    """``jax.random.key(seed)`` for each ``seed = high * 2**32 + low``: with 64-bit types off, JAX
+    keeps only a seed's low 32 bits, so a nonzero high word is folded in (seeds below ``2**32``
+    give exactly ``jax.random.key(seed)``)."""
+    keys = jax.vmap(jax.random.key)(low)
+    return jnp.where(high > 0, jax.vmap(jax.random.fold_in)(keys, high), keys)
+
+
+def _keys_from_seeds(seeds: list[int]) -> jax.Array:
+    words = np.asarray(seeds, dtype=np.uint64)
+    return _seed_keys((words & np.uint64(0xFFFFFFFF)).astype(np.uint32), (words >> np.uint64(32)).astype(np.uint32))
+
+
+def _check_seed(seed: Any) -> int:
+    """Gymnasium's rule (a non-negative Python int), below ``2**64``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise gymnasium.error.Error(f"Seed must be a python integer in [0, 2**64), actual type: {type(seed)}, {seed!r}")
+    return seed
+
+
+def _fresh_seeds(n: int) -> list[int]:
+    """Seeds from the operating system's entropy (Gymnasium's reset without a seed)."""
+    return [int(s) for s in np.random.SeedSequence().generate_state(n, np.uint64)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Compiled functions, one set per (equal) environment
+# ------------------------------------------------------------------------------------------------
+
+
+def _reset_at(env: Environment, key: jax.Array, count: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+    """``reset_env`` keyed by the ``count``-th draw of the stream ``key``: ``fold_in(key, count)``."""
+    return env.reset_env(jax.random.fold_in(key, count), params)
+
+
+def _step_at(env: Environment, key: jax.Array, count: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
+    """``step_env`` (no auto-reset) keyed by ``fold_in(key, count)``."""
+    return env.step_env(jax.random.fold_in(key, count), state, action, params)
+
+
+@functools.cache
+def _single_functions(env: Environment) -> tuple[Callable, Callable]:
+    """Jitted ``reset(key, count, params)`` and ``step(key, count, state, action, params)`` of one
+    environment (cached: equal environments share them, and params are arguments, so compiled once).
+
+    Every reset and step of a wrapper takes the next draw of its key stream, ``fold_in(key, count)``
+    with ``count = 0, 1, 2, ...`` from the last seeding: one hash per draw, and none where the
+    environment ignores its key (CartPole's step), since the compiler drops an unused ``fold_in``.
+    """
+    return jax.jit(functools.partial(_reset_at, env)), jax.jit(functools.partial(_step_at, env))
+
+
+def _flags(reward: jax.Array, terminated: jax.Array, truncated: jax.Array) -> jax.Array:
+    """float32 ``[3, N]``: reward, terminated, truncated in one array (one transfer to the host
+    instead of three: each costs tens of microseconds, as much as stepping a thousand CartPoles)."""
+    return jnp.stack([reward.astype(jnp.float32), terminated.astype(jnp.float32), truncated.astype(jnp.float32)])
+
+
+def _select(mask: jax.Array, a: Any, b: Any) -> Any:
+    """``a`` where ``mask`` (``[N]``), ``b`` elsewhere, leaf by leaf (leaves ``[N, ...]``)."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
+@functools.cache
+def _vector_functions(env: Environment) -> dict[str, Callable]:
+    """Jitted batched functions (params shared by every copy). Copy ``i`` draws from its own key
+    stream exactly as a ``JrlEnv`` does (``_single_functions``), so copy ``i`` seeded ``seed + i``
+    replays a ``JrlEnv`` seeded ``seed + i`` (stepped with the same actions, ``reset()`` where an
+    episode ends). The step functions return ``(counts, state, observations, flags, info)``
+    (``_flags``; in same-step mode the observations are ``[2, N, ...]``: the returned ones, then
+    the final ones).
+    """
+    reset_all = jax.vmap(functools.partial(_reset_at, env), in_axes=(0, 0, None))
+    step_all = jax.vmap(functools.partial(_step_at, env), in_axes=(0, 0, 0, 0, None))
+
+    def reset(keys, counts, params):
+        obs, state = reset_all(keys, counts, params)
+        return counts + 1, obs, state
+
+    def reset_masked(keys, counts, mask, state, params):
+        """``reset`` where ``mask``, the old state elsewhere (observations: the fresh ones)."""
+        obs, new_state = reset_all(keys, counts, params)
+        return jnp.where(mask, counts + 1, counts), obs, _select(mask, new_state, state)
+
+    def reset_where(keys, counts, mask, obs, state, params):
+        """Copies where ``mask`` start a new episode, keyed by their next draw; the rest keep
+        ``(obs, state)``. Episodes end in few copies per step, so when at most an eighth of them
+        reset, only those are computed (gathered, reset, scattered back): a reset costs as much
+        as a step (CartPole draws its start state), and most would be thrown away."""
+        n = mask.shape[0]
+        budget = max(1, n // 8)
+
+        def few(_):
+            index = jnp.nonzero(mask, size=budget, fill_value=n)[0]
+            safe = jnp.minimum(index, n - 1)
+            new_obs, new_state = reset_all(keys[safe], counts[safe], params)
+            put = lambda full, part: full.at[index].set(part, mode="drop")  # noqa: E731
+            return put(obs, new_obs), jax.tree_util.tree_map(put, state, new_state)
+
+        def every(_):
+            subkeys = jax.vmap(jax.random.fold_in)(keys, counts)
+            new_obs, new_state = jax.vmap(env.reset_where, in_axes=(0, None, 0))(subkeys, params, mask)
+            return _select(mask, new_obs, obs), _select(mask, new_state, state)
+
+        obs, state = jax.lax.cond(jnp.sum(mask) <= budget, few, every, None)
+        return counts + mask, obs, state
+
+    def same_step(keys, counts, state, actions, params):
+        final_obs, state, reward, terminated, truncated, info = step_all(keys, counts, state, actions, params)
+        done = jnp.logical_or(terminated, truncated)
+        counts, obs, state = reset_where(keys, counts + 1, done, final_obs, state, params)
+        return counts, state, jnp.stack([obs, final_obs]), _flags(reward, terminated, truncated), info
+
+    def next_step(keys, counts, state, reset_now, actions, params):
+        # A copy that resets now takes this call's draw for its reset, as JrlEnv.reset() would.
+        obs, state, reward, terminated, truncated, info = step_all(keys, counts, state, actions, params)
+        _, obs, state = reset_where(keys, counts, reset_now, obs, state, params)
+        reward = jnp.where(reset_now, jnp.zeros_like(reward), reward)
+        not_reset = jnp.logical_not(reset_now)
+        return counts + 1, state, obs, _flags(reward, terminated & not_reset, truncated & not_reset), info
+
+    return {
+        "reset": jax.jit(reset),
+        "reset_masked": jax.jit(reset_masked),
+        "same_step": jax.jit(same_step),
+        "next_step": jax.jit(next_step),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering (NumPy only)
+# ------------------------------------------------------------------------------------------------
+
+_ICE, _START, _HOLE, _GOAL = (204, 229, 255), (170, 205, 240), (25, 45, 95), (60, 170, 75)
+_AGENT, _LINE, _FLOOR, _CLIFF = (215, 40, 40), (110, 110, 110), (235, 235, 235), (90, 60, 40)
+_CELL = 64
+
+
+def _grid_image(colours: np.ndarray) -> np.ndarray:
+    """``uint8 [rows * 64, cols * 64, 3]`` of coloured cells with 1-pixel grid lines."""
+    image = np.repeat(np.repeat(colours.astype(np.uint8), _CELL, axis=0), _CELL, axis=1)
+    image[::_CELL, :] = image[:, ::_CELL] = _LINE
+    image[-1, :] = image[:, -1] = _LINE
+    return image
+
+
+def _disc(image: np.ndarray, row: float, col: float, radius: float, colour: tuple[int, int, int]) -> None:
+    """Paint a disc centred on cell ``(row, col)``'s centre (fractions of a cell allowed)."""
+    cy, cx = (row + 0.5) * _CELL, (col + 0.5) * _CELL
+    ys, xs = np.ogrid[: image.shape[0], : image.shape[1]]
+    image[(ys + 0.5 - cy) ** 2 + (xs + 0.5 - cx) ** 2 <= radius**2] = colour
+
+
+def _cell_drawer(colours: np.ndarray, ncol: int) -> Callable[[Any], np.ndarray]:
+    """Draw the agent (a red disc) on a gridworld whose state index is ``row * ncol + col``."""
+    background = _grid_image(colours)
+
+    def draw(state: Any) -> np.ndarray:
+        image = background.copy()
+        _disc(image, *divmod(int(state.state), ncol), 0.3 * _CELL, _AGENT)
+        return image
+
+    return draw
+
+
+def _frozen_lake_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
+    desc = kwargs.get("desc")
+    desc = _check_desc(desc if desc is not None else FROZEN_LAKE_MAPS[kwargs.get("map_name", "4x4")])
+    palette = {"S": _START, "F": _ICE, "H": _HOLE, "G": _GOAL}
+    colours = np.array([[palette[c] for c in row] for row in desc])
+    return _cell_drawer(colours, len(desc[0]))
+
+
+def _cliff_walking_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
+    nrow, ncol = CLIFF_SHAPE
+    colours = np.tile(np.array(_FLOOR), (nrow, ncol, 1))
+    colours[nrow - 1, 1 : ncol - 1] = _CLIFF
+    colours[nrow - 1, 0] = _START
+    colours[CLIFF_GOAL] = _GOAL
+    return _cell_drawer(colours, ncol)
+
+
+_TAXI_STANDS = ((220, 70, 70), (60, 170, 75), (230, 200, 40), (70, 110, 220))  # R, G, Y, B
+_TAXI, _PASSENGER, _WALL = (245, 160, 0), (130, 30, 160), (20, 20, 20)
+
+
+def _taxi_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
+    colours = np.tile(np.array(_FLOOR), (5, 5, 1))
+    for (r, c), colour in zip(TAXI_LOCS, _TAXI_STANDS, strict=True):
+        colours[r, c] = (np.array(colour) + 2 * np.array(_FLOOR)) // 3  # the stand, faded
+    background = _grid_image(colours)
+    for r in range(5):
+        for c in range(4):
+            if TAXI_MAP[1 + r][2 * c + 2] == "|":  # a wall between (r, c) and (r, c + 1)
+                x = (c + 1) * _CELL
+                background[r * _CELL : (r + 1) * _CELL, x - 3 : x + 3] = _WALL
+
+    def draw(state: Any) -> np.ndarray:
+        image = background.copy()
+        taxi, destination = divmod(int(state.state), 4)
+        taxi, passenger = divmod(taxi, 5)
+        row, col = divmod(taxi, 5)
+        dr, dc = TAXI_LOCS[destination]
+        frame = image[dr * _CELL : (dr + 1) * _CELL, dc * _CELL : (dc + 1) * _CELL]  # the destination
+        for edge in (np.s_[:4], np.s_[-4:], np.s_[:, :4], np.s_[:, -4:]):
+            frame[edge] = _TAXI_STANDS[destination]
+        y, x = row * _CELL, col * _CELL
+        image[y + 14 : y + _CELL - 14, x + 10 : x + _CELL - 10] = _TAXI
+        if passenger < 4:
+            _disc(image, *TAXI_LOCS[passenger], 0.15 * _CELL, _PASSENGER)
+        else:  # in the taxi
+            _disc(image, row, col, 0.12 * _CELL, _PASSENGER)
+        return image
+
+    return draw
+
+
+def _cartpole_drawer(params: Any) -> Callable[[Any], np.ndarray]:
+    """Gymnasium's CartPole picture (600 x 400): the track, the cart and the pole at its angle."""
+    width, height, cart_w, cart_h, track_y = 600, 400, 50.0, 30.0, 300.0
+
+    def draw(state: Any) -> np.ndarray:
+        scale = width / (4 * float(params.x_threshold))
+        pole_length = scale * 2 * float(params.length)  # params.length is half the pole
+        ys, xs = np.ogrid[:height, :width]
+        ys, xs = ys + 0.5, xs + 0.5
+        image = np.full((height, width, 3), 255, np.uint8)
+        image[int(track_y)] = 0
+        cx = float(state.x) * scale + width / 2
+        image[(np.abs(xs - cx) <= cart_w / 2) & (np.abs(ys - track_y) <= cart_h / 2)] = 0
+        ax, ay = cx, track_y - cart_h / 4  # the axle
+        dx, dy = np.sin(float(state.theta)), -np.cos(float(state.theta))  # image rows grow downwards
+        along = np.clip((xs - ax) * dx + (ys - ay) * dy, 0.0, pole_length)
+        image[(xs - ax - along * dx) ** 2 + (ys - ay - along * dy) ** 2 <= 5.0**2] = (202, 152, 101)
+        image[(xs - ax) ** 2 + (ys - ay) ** 2 <= 5.0**2] = (129, 132, 203)
+        return image
+
+    return draw
+
+
+_TABULAR_DRAWERS = {
+    "FrozenLake-v1": _frozen_lake_drawer,
+    "FrozenLake8x8-v1": _frozen_lake_drawer,
+    "CliffWalking-v1": _cliff_walking_drawer,
+    "CliffWalkingSlippery-v1": _cliff_walking_drawer,
+    "Taxi-v4": _taxi_drawer,
+}
+
+
+def _drawer(env: Environment, params: Any, env_id: str | None, kwargs: dict) -> tuple[Callable | None, int]:
+    """``(draw(host_state) -> uint8 image, frames per second)``, or ``(None, 0)`` for an environment
+    that does not render. Gridworlds need their id (the map comes from the keyword arguments)."""
+    if isinstance(env, CartPole):
+        return _cartpole_drawer(params), 50
+    if env_id in _TABULAR_DRAWERS and isinstance(env, TabularEnv):
+        return _TABULAR_DRAWERS[env_id]({**registry._REGISTRY[env_id].kwargs, **kwargs}), 4
+    return None, 0
+
+
+def _check_render_mode(render_mode: Any, draw: Callable | None, name: str) -> None:
+    if render_mode is None:
+        return
+    if render_mode != "rgb_array":
+        raise ValueError(f"{name}: render_mode must be None or 'rgb_array', got {render_mode!r}")
+    if draw is None:
+        raise ValueError(
+            f"{name} does not render; render_mode='rgb_array' works for {list(RENDERED_ENVS)} "
+            "(gridworlds built from their id: JrlEnv('FrozenLake-v1', ...), gymnasium.make('jrl/FrozenLake-v1', ...))"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# The wrappers
+# ------------------------------------------------------------------------------------------------
+
+
+def _build(env: Any, env_params: Any, make_kwargs: dict, what: str) -> tuple[Environment, Any, str | None]:
+    """``(env, params, id)`` from a jrl id (``jrl.make(id, **make_kwargs)``) or an environment."""
+    if isinstance(env, str):
+        if env_params is not None:
+            raise TypeError(f"{what}: env_params go with an Environment; an id takes jrl.make's keyword arguments")
+        built, params = registry.make(env, **make_kwargs)
+        return built, params, env
+    if isinstance(env, Environment):
+        if make_kwargs:
+            raise TypeError(
+                f"{what}: keyword arguments {sorted(make_kwargs)} build an environment from its id; "
+                "with an Environment pass env_params instead"
+            )
+        return env, env.default_params if env_params is None else env_params, None
+    raise TypeError(f"{what} takes a jrl id (str) or a jrl Environment, got {type(env).__name__} {env!r}")
+
+
+def _to_host_obs(obs: np.ndarray, dtype: np.dtype) -> Any:
+    """A writable NumPy copy of the space's dtype (``np.int64`` scalars for ``Discrete``)."""
+    obs = np.array(obs, dtype=dtype)
+    return obs[()] if obs.ndim == 0 else obs
+
+
+class JrlEnv(_Env):
+    """One jrl environment as a ``gymnasium.Env``: NumPy in and out.
+
+    Args:
+        env: a jrl id (built with ``jrl.make(env, **make_kwargs)``) or a jrl ``Environment``.
+        env_params: the params, with an ``Environment`` (default: its ``default_params``).
+        render_mode: ``None`` or ``"rgb_array"`` (``RENDERED_ENVS`` only).
+        **make_kwargs: ``jrl.make``'s keyword arguments (Gymnasium's, plus ``max_episode_steps``).
+
+    ``reset(seed=s)`` keys the episode with ``jax.random.key(s)``; ``reset()`` continues the key
+    stream (the first one draws a seed from the system's entropy). ``step(action)`` is
+    ``env.step_env``: no auto-reset, as a Gymnasium environment; the time limit is the params'
+    (``gymnasium.make("jrl/<id>")`` uses Gymnasium's ``TimeLimit`` instead). Observations are NumPy
+    values of the observation space's dtype (``np.int64`` for ``Discrete``), rewards Python floats.
+    A bad action raises ``ValueError`` before any JAX code runs; ``step`` before ``reset`` raises
+    ``gymnasium.error.ResetNeeded``. ``jrl_env``, ``jrl_params`` and ``jrl_state`` hold the jrl side.
+    """
+
+    def __init__(
+        self, env: str | Environment, env_params: Any = None, *, render_mode: str | None = None, **make_kwargs
+    ):
+        _require_gymnasium("JrlEnv")
+        self.jrl_env, self.jrl_params, env_id = _build(env, env_params, make_kwargs, "JrlEnv")
+        self._name = self.jrl_env.env_id or type(self.jrl_env).__name__
+        self._draw, fps = _drawer(self.jrl_env, self.jrl_params, env_id, make_kwargs)
+        _check_render_mode(render_mode, self._draw, self._name)
+        self.render_mode = render_mode
+        self.metadata = {"render_modes": ["rgb_array"] if self._draw else [], "render_fps": fps}
+        self._jrl_observation_space = self.jrl_env.observation_space(self.jrl_params)
+        self._jrl_action_space = self.jrl_env.action_space(self.jrl_params)
+        self.observation_space = gymnasium_space(self._jrl_observation_space)
+        self.action_space = gymnasium_space(self._jrl_action_space)
+        self._obs_dtype = _host_dtype(self._jrl_observation_space)
+        self._reset_fn, self._step_fn = _single_functions(self.jrl_env)
+        self._key, self._count = None, 0  # the key stream and the next draw
+        self.jrl_state = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)  # seeds np_random and checks the seed as Gymnasium does
+        if seed is not None or self._key is None:
+            seed = _fresh_seeds(1)[0] if seed is None else _check_seed(seed)
+            self._key, self._count = _keys_from_seeds([seed])[0], 0
+        obs, self.jrl_state = self._reset_fn(self._key, np.uint32(self._count), self.jrl_params)
+        self._count += 1
+        return _to_host_obs(jax.device_get(obs), self._obs_dtype), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self.jrl_state is None:
+            raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call step() before calling reset()")
+        problem, action = _action_problem(self._jrl_action_space, action)
+        if problem:
+            raise ValueError(f"{self._name}: the action {problem}; the action space is {self.action_space}")
+        out = self._step_fn(self._key, np.uint32(self._count), self.jrl_state, action, self.jrl_params)
+        obs, self.jrl_state, reward, terminated, truncated, info = out
+        self._count += 1
+        obs, reward, terminated, truncated, info = jax.device_get((obs, reward, terminated, truncated, info))
+        return _to_host_obs(obs, self._obs_dtype), float(reward), bool(terminated), bool(truncated), dict(info)
+
+    def render(self) -> np.ndarray | None:
+        """``uint8 [H, W, 3]`` with ``render_mode="rgb_array"``; ``None`` (and Gymnasium's warning) without."""
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                f"You are calling render method without specifying any render mode. You can specify the "
+                f"render_mode at initialization, e.g. JrlEnv({self._name!r}, render_mode='rgb_array')"
+            )
+            return None
+        if self.jrl_state is None:
+            raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call render() before calling reset()")
+        return self._draw(jax.device_get(self.jrl_state))
+
+    def __repr__(self) -> str:
+        return f"JrlEnv({self._name})"
+
+
+def _vector_info(info: dict, kept: np.ndarray) -> dict:
+    """Gymnasium's vector info layout of batched ``info`` where ``kept``: ``info[k]`` (zeros elsewhere)
+    and the mask ``info["_" + k]``; nested dicts recurse."""
+    out = {}
+    if not kept.any():
+        return out
+    for k, v in info.items():
+        if isinstance(v, dict):
+            out[k] = _vector_info(v, kept)
+        else:
+            v = np.array(v)
+            v[~kept] = 0
+            out[k] = v
+        out["_" + k] = kept.copy()
+    return out
+
+
+class JrlVectorEnv(_VectorEnv):
+    """``num_envs`` copies of a jrl environment as a ``gymnasium.vector.VectorEnv``, stepped by one
+    compiled call (``jax.jit(jax.vmap(...))``), NumPy in and out.
+
+    Args:
+        env: a jrl id (built with ``jrl.make(env, **make_kwargs)``) or a jrl ``Environment``.
+        num_envs: the number of copies.
+        env_params: the params (shared by every copy), with an ``Environment``.
+        autoreset_mode: ``AutoresetMode.SAME_STEP`` (default: jrl's own auto-reset, the returned
+            observation of a finished copy already starts its next episode and
+            ``info["final_obs"]`` holds the last one), ``NEXT_STEP`` (Gymnasium's default: the step
+            after the end resets, with reward 0 and the action ignored) or ``DISABLED`` (reset
+            finished copies yourself with ``reset(options={"reset_mask": mask})``); the enum or its
+            value string.
+        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns one image per copy).
+        **make_kwargs: ``jrl.make``'s keyword arguments; ``max_episode_steps`` is the time limit.
+
+    ``reset(seed=s)`` seeds copy ``i`` with ``s + i`` (a list gives each its own; ``None`` entries
+    continue their key stream), so copy ``i`` replays ``JrlEnv`` reset with ``s + i``. Observations
+    are batched in ``observation_space = batch_space(single_observation_space, num_envs)``, rewards
+    float64, terminations and truncations bool, ``info`` in Gymnasium's vector layout.
+    """
+
+    def __init__(
+        self,
+        env: str | Environment,
+        num_envs: int = 1,
+        *,
+        env_params: Any = None,
+        autoreset_mode: Any = None,
+        render_mode: str | None = None,
+        **make_kwargs,
+    ):
+        _require_gymnasium("JrlVectorEnv")
+        self.num_envs = check_int("num_envs", num_envs, 1)
+        if autoreset_mode is None:
+            autoreset_mode = AutoresetMode.SAME_STEP
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            raise ValueError(
+                f"autoreset_mode must be one of {[m for m in AutoresetMode]} or their values "
+                f"{[m.value for m in AutoresetMode]}, got {autoreset_mode!r}"
+            ) from None
+        self.jrl_env, self.jrl_params, env_id = _build(env, env_params, make_kwargs, "JrlVectorEnv")
+        self._name = self.jrl_env.env_id or type(self.jrl_env).__name__
+        self._draw, fps = _drawer(self.jrl_env, self.jrl_params, env_id, make_kwargs)
+        _check_render_mode(render_mode, self._draw, self._name)
+        self.render_mode = render_mode
+        self.metadata = {
+            "render_modes": ["rgb_array"] if self._draw else [],
+            "render_fps": fps,
+            "autoreset_mode": self.autoreset_mode,
+        }
+        self._jrl_observation_space = self.jrl_env.observation_space(self.jrl_params)
+        self._jrl_action_space = self.jrl_env.action_space(self.jrl_params)
+        self.single_observation_space = gymnasium_space(self._jrl_observation_space)
+        self.single_action_space = gymnasium_space(self._jrl_action_space)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._obs_dtype = _host_dtype(self._jrl_observation_space)
+        self._functions = _vector_functions(self.jrl_env)
+        self._keys = self._counts = self._obs = self.jrl_state = None  # key streams, next draws
+        self._pending = np.zeros(self.num_envs, bool)  # finished copies that NEXT_STEP resets next
+
+    def _seed_list(self, seed: Any) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            _check_seed(seed)
+            return [seed + i for i in range(self.num_envs)]
+        if not isinstance(seed, (list, tuple)) or len(seed) != self.num_envs:
+            raise ValueError(
+                f"{self._name}: seed must be None, an int or a list of {self.num_envs} ints or None, got {seed!r}"
+            )
+        return [None if s is None else _check_seed(s) for s in seed]
+
+    def reset(self, *, seed: Any = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        seeds = self._seed_list(seed)
+        mask = None if options is None else options.get("reset_mask")
+        if mask is not None:
+            if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
+                raise ValueError(f"options['reset_mask'] must be a bool NumPy array of shape ({self.num_envs},)")
+            if not mask.any():
+                raise ValueError("options['reset_mask'] must select at least one environment")
+            if self._keys is None and not mask.all():
+                raise ValueError(f"{self._name}: the first reset resets every environment (reset_mask all True)")
+        if self._keys is None:  # the first reset: every copy gets a key stream
+            fresh = iter(_fresh_seeds(sum(s is None for s in seeds)))
+            keys = _keys_from_seeds([next(fresh) if s is None else s for s in seeds])
+            counts = jnp.zeros(self.num_envs, jnp.uint32)
+        else:  # copies given a seed (and reset) start a new stream; the rest continue theirs
+            reseed = np.array([s is not None for s in seeds]) & (True if mask is None else mask)
+            keys, counts = self._keys, self._counts
+            if reseed.any():
+                keys = jnp.where(reseed, _keys_from_seeds([s or 0 for s in seeds]), keys)
+                counts = jnp.where(reseed, jnp.uint32(0), counts)
+        self._keys = keys
+        if mask is None or self._obs is None:
+            self._counts, obs, self.jrl_state = self._functions["reset"](keys, counts, self.jrl_params)
+            self._obs = np.array(obs, dtype=self._obs_dtype)
+            self._pending[:] = False
+        else:
+            self._counts, obs, self.jrl_state = self._functions["reset_masked"](
+                keys, counts, mask, self.jrl_state, self.jrl_params
+            )
+            self._obs[mask] = np.asarray(obs)[mask]
+            self._pending[mask] = False
+        return self._obs.copy(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        if self.jrl_state is None:
+            raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call step() before calling reset()")
+        problem, actions = _action_problem(self._jrl_action_space, actions, (self.num_envs,))
+        if problem:
+            raise ValueError(f"{self._name}: the actions {problem}; the action space is {self.action_space}")
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            self._counts, self.jrl_state, obs, flags, step_info = self._functions["same_step"](
+                self._keys, self._counts, self.jrl_state, actions, self.jrl_params
+            )
+            obs, final_obs = np.array(obs, dtype=self._obs_dtype)  # the returned ones, the final ones
+            reward, terminated, truncated = self._unpack(flags)
+            done = terminated | truncated
+            info = _vector_info(step_info, ~done) if step_info else {}
+            if done.any():
+                final = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    final[i] = final_obs[i]
+                info |= {"final_obs": final, "_final_obs": done, "final_info": _vector_info(step_info, done)}
+                info["_final_info"] = done.copy()
+        else:
+            if self.autoreset_mode == AutoresetMode.DISABLED and self._pending.any():
+                raise ValueError(
+                    f"{self._name}: autoreset_mode is DISABLED and environments {np.flatnonzero(self._pending).tolist()} "
+                    "have ended: reset them first with reset(options={'reset_mask': mask})"
+                )
+            self._counts, self.jrl_state, obs, flags, step_info = self._functions["next_step"](
+                self._keys, self._counts, self.jrl_state, self._pending, actions, self.jrl_params
+            )
+            obs = np.array(obs, dtype=self._obs_dtype)
+            reward, terminated, truncated = self._unpack(flags)
+            info = _vector_info(step_info, ~self._pending) if step_info else {}
+            self._pending = terminated | truncated
+        self._obs = obs
+        return obs.copy(), reward, terminated, truncated, info
+
+    @staticmethod
+    def _unpack(flags: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        flags = np.asarray(flags)
+        return flags[0].astype(np.float64), flags[1] > 0.5, flags[2] > 0.5
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """One ``uint8 [H, W, 3]`` image per copy with ``render_mode="rgb_array"``, else ``None``."""
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                f"{self._name}: render() without a render_mode (JrlVectorEnv(..., render_mode='rgb_array'))"
+            )
+            return None
+        if self.jrl_state is None:
+            raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call render() before calling reset()")
+        state = jax.device_get(self.jrl_state)
+        return tuple(self._draw(jax.tree_util.tree_map(lambda x, i=i: x[i], state)) for i in range(self.num_envs))
+
+    def __repr__(self) -> str:
+        return f"JrlVectorEnv({self._name}, num_envs={self.num_envs})"
+
+
+# ------------------------------------------------------------------------------------------------
+# Gymnasium's registry
+# ------------------------------------------------------------------------------------------------
+
+
+def _gymnasium_id(jrl_id: str) -> str:
+    """``jrl/<id>``; an id with its own namespace ``ns/Name-vN`` becomes ``jrl/ns.Name-vN`` (a
+    Gymnasium id has at most one namespace)."""
+    return "jrl/" + jrl_id.replace("/", ".")
+
+
+def _time_limit(jrl_id: str) -> int | None:
+    """The registered time limit for Gymnasium's ``TimeLimit`` (``None``: none, or the params')."""
+    limit = registry._REGISTRY[jrl_id].max_episode_steps
+    return None if limit in (None, NO_TIME_LIMIT) else limit
+
+
+def _make_single(jrl_id: str, **kwargs: Any) -> JrlEnv:
+    """``gymnasium.make``'s entry point. Gymnasium's ``TimeLimit`` wrapper applies the time limit
+    (``max_episode_steps`` of ``gymnasium.make`` or of the registration, ``-1`` for none), so the
+    jrl environment runs without its own, unless the id leaves the limit to its params."""
+    if registry._REGISTRY[jrl_id].max_episode_steps is not None:
+        kwargs["max_episode_steps"] = -1
+    return JrlEnv(jrl_id, **kwargs)
+
+
+def _make_vector(jrl_id: str, num_envs: int = 1, **kwargs: Any) -> JrlVectorEnv:
+    """``gymnasium.make_vec``'s vector entry point (it passes the registered ``max_episode_steps``)."""
+    return JrlVectorEnv(jrl_id, num_envs, **kwargs)
+
+
+def register_gymnasium_envs() -> list[str]:
+    """Register every jrl id (``jrl.registered_envs()``) in Gymnasium's registry as ``jrl/<id>``
+    (``jrl/ns.Name-vN`` for a jrl id with its own namespace), with the jrl time limit as Gymnasium's
+    ``max_episode_steps``, ``JrlEnv`` as the entry point and ``JrlVectorEnv`` as the vector entry
+    point. Importing this module calls it; call it again after ``jrl.register`` to add new ids.
+    Returns the Gymnasium ids of every jrl environment."""
+    _require_gymnasium("register_gymnasium_envs")
+    ids = []
+    for jrl_id in registry.registered_envs():
+        gym_id = _gymnasium_id(jrl_id)
+        if gym_id not in gymnasium.registry:
+            gymnasium.register(
+                gym_id,
+                entry_point=f"{__name__}:_make_single",
+                vector_entry_point=f"{__name__}:_make_vector",
+                max_episode_steps=_time_limit(jrl_id),
+                kwargs={"jrl_id": jrl_id},
+            )
+        ids.append(gym_id)
+    return ids
+
+
+if gymnasium is not None:
+    register_gymnasium_envs()
+
+
+# ------------------------------------------------------------------------------------------------
+# A jrl policy in Gymnasium's own environment
+# ------------------------------------------------------------------------------------------------
 
 
 def evaluate_in_gymnasium(
@@ -30,10 +782,7 @@ def evaluate_in_gymnasium(
     try:
         import gymnasium
     except ImportError as err:
-        raise ImportError(
-            "evaluate_in_gymnasium needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
-            "pip install 'jrl[gymnasium]' (from a checkout: pip install -e '.[gymnasium]')"
-        ) from err
+        raise _missing_gymnasium("evaluate_in_gymnasium") from err
     check_int("num_episodes", num_episodes, 1)
     check_int("seed", seed, 0)
     # One policy call for all episodes per step, instead of one per episode-step: a compiled call
