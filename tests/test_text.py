@@ -164,17 +164,17 @@ def test_generate_compiles_once_per_shape():
 
 def test_top_k_and_top_p_keep_the_right_tokens():
     scores = jax.random.normal(jax.random.key(0), (64, 10)) * 2
-    keys = jax.random.split(jax.random.key(1), 200)
+    keys = jax.random.split(jax.random.key(1), 100)
     probs = np.asarray(jax.nn.softmax(scores, axis=-1), np.float64)
     draw = jax.jit(jax.vmap(choose_tokens, in_axes=(0, None, None, None, None)), static_argnums=(3, 4))
-    for top_p in (0.3, 0.75, 0.95):
+    for top_p in (0.3, 0.9):
         # NumPy reference: the smallest set of most likely tokens whose mass reaches top_p.
         allowed = np.zeros_like(probs, bool)
         for b, row in enumerate(probs):
             order = np.argsort(-row)
             before = np.cumsum(row[order]) - row[order]
             allowed[b, order[before < top_p]] = True
-        drawn = np.asarray(draw(keys, scores, 1.0, None, top_p)).T  # [64, 200]
+        drawn = np.asarray(draw(keys, scores, 1.0, None, top_p)).T  # [64, 100]
         assert allowed[np.arange(64)[:, None], drawn].all()
         assert (np.array([len(set(r)) for r in drawn]) <= allowed.sum(axis=1)).all()
         assert (np.array([len(set(r)) for r in drawn]) > 1).any()  # it does sample
@@ -374,7 +374,9 @@ def test_text_q_learning_refuses_bad_setups(tmp_path):
 def test_pretrain_train_generate_from_the_command_line(tmp_path, capsys):
     tiny = [f"--set={k}={v}" for k, v in TINY.items()]
     lm = tmp_path / "lm"
-    assert cli.main(["pretrain", "--env", "GraphWalkText-v0", "--set", "num_steps=20", *tiny, "--out", str(lm)]) == 0
+    # The pretraining test's settings: the compiled pretraining is reused (one process).
+    steps = ["--set", "num_steps=60", "--set", "batch_size=64"]
+    assert cli.main(["pretrain", "--env", "GraphWalkText-v0", *steps, *tiny, "--out", str(lm)]) == 0
     assert load_model(lm).config.d_model == 16
     run = tmp_path / "run"
     sets = ["--set", f"pretrained={lm}", "--set", "num_steps=2", "--set", "num_envs=16"]
