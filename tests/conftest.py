@@ -1,0 +1,17 @@
+"""Test-session settings, applied before any test module imports JAX.
+
+JAX's persistent compilation cache, in a fresh directory for this session: many tests (and the
+subprocesses several of them start: killed and resumed runs, multi-device and multi-process
+sweeps) compile the same programs again, and XLA's compile time dominates this suite on a CPU.
+A compiled program loaded from the cache is the one a fresh compilation produces, so no result
+changes; a session never sees another session's entries. A ``JAX_COMPILATION_CACHE_DIR`` already
+set is respected.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jrl-tests-xla-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
