@@ -232,8 +232,9 @@ def _flat(params: Any) -> dict[str, np.ndarray]:
 
 
 def expected_shapes(config: LMConfig) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Every parameter's name (``params/block_0/qkv/kernel``, ...), shape and dtype for ``config``."""
-    shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)
+    """Every parameter's name (``params/blocks_0/qkv/kernel``, ...), shape and dtype for ``config``."""
+    abstract_key = jax.eval_shape(jax.random.key, 0)  # a key's shape and type, no value
+    shapes = jax.eval_shape(lambda key: init_model(config, key).params, abstract_key)
     return {"/".join(path): (tuple(x.shape), str(x.dtype)) for path, x in flatten_dict(shapes).items()}
 
 
