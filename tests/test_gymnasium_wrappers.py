@@ -48,7 +48,8 @@ def warning_texts(caught) -> set[str]:
 
 
 def test_every_jrl_id_is_registered_with_gymnasiums_time_limit():
-    assert register_gymnasium_envs() == [f"jrl/{env_id}" for env_id in jrl.registered_envs()]
+    # (an id with its own namespace, gymnax/Catch-bsuite, becomes jrl/gymnax.Catch-bsuite)
+    assert register_gymnasium_envs() == ["jrl/" + env_id.replace("/", ".") for env_id in jrl.registered_envs()]
     for env_id in jrl.registered_envs():
         spec = gymnasium.spec(f"jrl/{env_id}")
         assert spec.kwargs == {"jrl_id": env_id}

@@ -102,7 +102,7 @@ class DQNConfig(Config):
             The later rewards come from the behaviour policy (epsilon-greedy), uncorrected, as in
             Rainbow: a sparse reward reaches earlier states ``n`` times faster, at some bias.
             Needs ``buffer_size >= n_step * num_envs`` and ``learning_starts >= (n_step - 1) * num_envs``.
-        network: ``"mlp"`` or ``"cnn"``; ``hidden_sizes`` its dense widths; ``dueling`` its head;
+        network: ``"mlp"`` (flattens observations of any shape) or ``"cnn"`` (``[H, W, C]``); ``hidden_sizes`` its dense widths; ``dueling`` its head;
             ``conv_features`` the channels of the ``cnn``'s 3x3 convolutions (one entry per layer).
         q_init: initial bias of the network's output (every initial Q-value is about ``q_init``).
             Above the reachable values it is optimistic initialisation: a transition into a
@@ -333,8 +333,6 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
     obs_space = env.observation_space(env_params)
     if config.network == "cnn" and len(obs_space.shape) != 3:
         raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
-    if config.network == "mlp" and len(obs_space.shape) > 1:
-        raise ValueError(f"network='mlp' needs vector observations; these are {obs_space.shape}: use 'cnn'")
     network = _network(config, num_actions, obs_space)
     num_envs = config.num_envs
     log_interval = config.resolved_log_interval()

@@ -47,8 +47,9 @@ class Conv3x3(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Q-values ``float32 [A]`` for one observation (``[D]`` for ``mlp``, ``[H, W, C]`` for ``cnn``,
-    or an int32 index ``0 <= obs < num_inputs`` when ``one_hot``).
+    """Q-values ``float32 [A]`` for one observation (any shape for ``mlp``, which flattens it, as
+    PureJaxRL flattens bsuite's and MinAtar's boards; ``[H, W, C]`` for ``cnn``; an int32 index
+    ``0 <= obs < num_inputs`` when ``one_hot``).
 
     Attributes:
         num_actions: A.

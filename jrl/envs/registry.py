@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable
@@ -72,6 +74,11 @@ def _keywords(fn: Callable[..., Any], skip: int) -> tuple[str, ...] | None:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+
+#: Namespaces of other libraries' environments, as ``namespace: (module, package, extra)``:
+#: ``make("gymnax/Catch-bsuite")`` imports the module, which registers the namespace's ids (or
+#: names the extra that installs the package).
+_NAMESPACE_MODULES = {"gymnax": ("jrl.wrappers.gymnax", "gymnax", "interop")}
 
 
 def _add(spec: EnvSpec) -> None:
@@ -186,6 +193,16 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__} {env_id!r}")
+    namespace = env_id.split("/")[0] if "/" in env_id else None
+    if env_id not in _REGISTRY and namespace in _NAMESPACE_MODULES:
+        # Another library's ids: the module that wraps it registers them when imported.
+        module, package, extra = _NAMESPACE_MODULES[namespace]
+        if importlib.util.find_spec(package) is None:
+            raise ImportError(
+                f"{env_id!r} is a {package} environment: it needs {package}, which jrl installs only as its "
+                f"'{extra}' extra (pip install 'jrl[{extra}]')"
+            )
+        importlib.import_module(module)
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
