@@ -18,19 +18,33 @@ from gymnasium.envs.phys2d.cartpole import CartPoleFunctional
 
 import jrl
 from jrl.algorithms import dqn
+from jrl.envs import registry
 from jrl.spaces import Discrete
 from jrl.wrappers.functional import FunctionalEnv, from_functional
 from jrl.wrappers.gymnax import GymnaxEnv, from_gymnax, register_gymnax_envs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_registry():
+    """The gymnax ids these tests register leave with them (other files compare the registry
+    with the docs, in the same worker process)."""
+    registered = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(registered)
+
 
 # --------------------------------------------------------------------------------------------
 # gymnax
 # --------------------------------------------------------------------------------------------
 
 
-def test_gymnax_ids_are_registered_in_jrl():
-    assert register_gymnax_envs() == []  # the import registered them all
-    assert {f"gymnax/{i}" for i in gymnax.registered_envs} <= set(jrl.registered_envs())
+def test_gymnax_ids_are_registered_in_jrl_on_first_use():
+    gymnax_ids = {f"gymnax/{i}" for i in gymnax.registered_envs}
+    assert not gymnax_ids & set(jrl.registered_envs())  # importing the wrapper registers nothing
     env, params = jrl.make("gymnax/Catch-bsuite")
+    assert gymnax_ids <= set(jrl.registered_envs())  # the first gymnax id registered them all
+    assert register_gymnax_envs() == []
     assert isinstance(env, GymnaxEnv) and env.env_id == "gymnax/Catch-bsuite"
     assert int(params.max_steps_in_episode) == 1000  # gymnax's own limit for Catch
     space = env.observation_space(params)
@@ -85,6 +99,52 @@ def test_gymnax_trajectories_equal_gymnax_step(gymnax_id, limit):
     if gymnax_id != "CartPole-v1":
         assert np.asarray(ours[2]).any()  # and terminations
     assert ours[0].dtype == jnp.float32 and ours[2].dtype == jnp.bool_
+
+
+# jrl's classic-control state fields -> gymnax's (the rest have the same names).
+_GYMNAX_FIELDS = {"theta1": "joint_angle1", "theta2": "joint_angle2", "dtheta1": "velocity_1", "dtheta2": "velocity_2"}
+
+
+# Boxes of states an episode can be in, up to the terminal conditions: field -> (low, high).
+# (CartPole's stop at its thresholds: gymnax rewards 0 for a step from beyond them, where Gymnasium
+# and jrl reward 1, but an episode never takes that step.)
+_STATE_BOXES = {
+    "CartPole-v1": {"x": (-2.4, 2.4), "x_dot": (-2, 2), "theta": (-0.2094, 0.2094), "theta_dot": (-2, 2)},
+    "Acrobot-v1": {"theta1": (-np.pi, np.pi), "theta2": (-np.pi, np.pi), "dtheta1": (-12, 12), "dtheta2": (-28, 28)},
+    "MountainCar-v0": {"position": (-1.2, 0.6), "velocity": (-0.07, 0.07)},
+}
+
+
+@pytest.mark.parametrize(
+    ("env_id", "rtol", "atol"), [("CartPole-v1", 0, 0), ("Acrobot-v1", 1e-4, 1e-5), ("MountainCar-v0", 0, 1e-6)]
+)
+def test_jrl_classic_control_steps_as_gymnax_does(env_id, rtol, atol):
+    """The reference table's gymnax column (docs/interop.md): from 1,000 states drawn around the
+    terminal conditions, jrl's step_env and gymnax's give the same rewards and terminations, and
+    observations equal (CartPole) or within float32 rounding (MountainCar; Acrobot's RK4, whose
+    velocities reach 28 rad/s, to 1e-4 relative: a few fast states amplify the rounding)."""
+    env, params = jrl.make(env_id)
+    genv, gparams = gymnax.make(env_id)
+    box = _STATE_BOXES[env_id]
+    keys = jax.random.split(jax.random.key(0), len(box))
+    fields = {
+        f: jax.random.uniform(k, (1000,), jnp.float32, lo, hi)
+        for k, (f, (lo, hi)) in zip(keys, box.items(), strict=True)
+    }
+    fields["time"] = jnp.zeros(1000, jnp.int32)
+    _, state = env.reset(jax.random.key(0), params)
+    states = type(state)(**fields)
+    gstates = type(genv.reset_env(jax.random.key(0), gparams)[1])(
+        **{_GYMNAX_FIELDS.get(f, f): v for f, v in fields.items()}
+    )
+    keys = jax.random.split(jax.random.key(1), 1000)
+    actions = jax.random.randint(jax.random.key(2), (1000,), 0, env.num_actions)
+    obs, _, reward, terminated, _, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(keys, states, actions, params)
+    gobs, _, greward, gterminated, _ = jax.vmap(genv.step_env, in_axes=(0, 0, 0, None))(keys, gstates, actions, gparams)
+    np.testing.assert_allclose(np.asarray(obs), np.asarray(gobs), rtol=rtol, atol=atol)
+    np.testing.assert_array_equal(np.asarray(reward), np.asarray(greward))
+    np.testing.assert_array_equal(np.asarray(terminated), np.asarray(gterminated))
+    assert 0 < int(np.sum(np.asarray(terminated))) < 1000  # both sides of the terminal conditions
 
 
 @struct.dataclass
@@ -187,8 +247,6 @@ def test_dqn_solves_wrapped_gymnax_catch():
 
 def test_a_gymnax_id_without_gymnax_names_the_extra(monkeypatch):
     import importlib.util
-
-    from jrl.envs import registry
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "gymnax" else find_spec(name))

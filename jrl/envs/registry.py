@@ -75,10 +75,10 @@ def _keywords(fn: Callable[..., Any], skip: int) -> tuple[str, ...] | None:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
-#: Namespaces of other libraries' environments, as ``namespace: (module, package, extra)``:
-#: ``make("gymnax/Catch-bsuite")`` imports the module, which registers the namespace's ids (or
-#: names the extra that installs the package).
-_NAMESPACE_MODULES = {"gymnax": ("jrl.wrappers.gymnax", "gymnax", "interop")}
+#: Namespaces of other libraries' environments, as ``namespace: (module, function, package,
+#: extra)``: the first ``make("gymnax/...")`` calls the module's function, which registers every id
+#: of the namespace (without the package, ``make`` names the extra that installs it).
+_NAMESPACE_MODULES = {"gymnax": ("jrl.wrappers.gymnax", "register_gymnax_envs", "gymnax", "interop")}
 
 
 def _add(spec: EnvSpec) -> None:
@@ -195,14 +195,14 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__} {env_id!r}")
     namespace = env_id.split("/")[0] if "/" in env_id else None
     if env_id not in _REGISTRY and namespace in _NAMESPACE_MODULES:
-        # Another library's ids: the module that wraps it registers them when imported.
-        module, package, extra = _NAMESPACE_MODULES[namespace]
+        # Another library's ids: registered on first use, so importing jrl never imports gymnax.
+        module, register_all, package, extra = _NAMESPACE_MODULES[namespace]
         if importlib.util.find_spec(package) is None:
             raise ImportError(
                 f"{env_id!r} is a {package} environment: it needs {package}, which jrl installs only as its "
                 f"'{extra}' extra (pip install 'jrl[{extra}]')"
             )
-        importlib.import_module(module)
+        getattr(importlib.import_module(module), register_all)()
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

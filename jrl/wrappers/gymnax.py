@@ -3,9 +3,10 @@
 ``from_gymnax(gymnax_env_or_id)`` wraps any gymnax environment: bsuite, MinAtar, classic control,
 the misc set, or your own subclass of ``gymnax.environments.environment.Environment``. The result
 is a jrl ``Environment``, so everything in jrl (``jrl.algorithms.dqn``, ``jrl.evaluate``, the
-experiments runner, the Gymnasium wrappers) takes it. Importing this module with gymnax installed
-also registers every gymnax id in jrl's registry as ``gymnax/<id>``, so
-``jrl.make("gymnax/Catch-bsuite")`` and ``jrl train --env gymnax/Catch-bsuite --algo dqn`` work.
+experiments runner, the Gymnasium wrappers) takes it. Every gymnax id is also the jrl id
+``gymnax/<id>``: the first ``jrl.make("gymnax/...")`` registers them all in jrl's registry
+(``register_gymnax_envs``), so ``jrl.make("gymnax/Catch-bsuite")`` and
+``jrl train --env gymnax/Catch-bsuite --algo dqn`` work with no import.
 
 How the two conventions meet:
 
@@ -209,8 +210,8 @@ def _factory(gymnax_id: str) -> Any:
 def register_gymnax_envs() -> list[str]:
     """Register every gymnax id in jrl's registry as ``gymnax/<id>``; returns the new jrl ids.
 
-    Called when this module is imported with gymnax installed; calling it again registers nothing.
-    Each ``jrl.make("gymnax/<id>", **kwargs)`` calls ``gymnax.make(id, **kwargs)``.
+    ``jrl.make`` calls it for the first id of the ``gymnax/`` namespace; calling it again registers
+    nothing. Each ``jrl.make("gymnax/<id>", **kwargs)`` calls ``gymnax.make(id, **kwargs)``.
     """
     try:
         import gymnax
@@ -224,6 +225,3 @@ def register_gymnax_envs() -> list[str]:
             register(jrl_id, _factory(gymnax_id))
             added.append(jrl_id)
     return added
-
-
-register_gymnax_envs()
