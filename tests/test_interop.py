@@ -6,6 +6,7 @@ registration, jrl's DQN on a wrapped gymnax environment, and bad input."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import gymnasium
 import gymnax
@@ -252,6 +253,12 @@ def test_a_gymnax_id_without_gymnax_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "gymnax" else find_spec(name))
     monkeypatch.setattr(registry, "_REGISTRY", {k: v for k, v in registry._REGISTRY.items() if "/" not in k})
     with pytest.raises(ImportError, match=r"needs gymnax.*'interop' extra \(pip install 'jrl\[interop\]'\)"):
+        jrl.make("gymnax/Catch-bsuite")
+    # Installed but failing to import (gymnax 1.0.1 imports the undeclared six): the error says so.
+    spec = find_spec("gymnax")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "gymnax" else find_spec(name))
+    monkeypatch.setitem(sys.modules, "gymnax", None)  # so that `import gymnax` raises ImportError
+    with pytest.raises(ImportError, match=r"'interop' extra.*importing it failed"):
         jrl.make("gymnax/Catch-bsuite")
 
 

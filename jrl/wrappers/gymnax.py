@@ -45,10 +45,10 @@ __all__ = ["GymnaxEnv", "GymnaxParams", "from_gymnax", "register_gymnax_envs"]
 NAMESPACE = "gymnax"
 
 
-def _missing_gymnax(what: str) -> ImportError:
+def _missing_gymnax(what: str, err: ImportError) -> ImportError:
     return ImportError(
         f"{what} needs gymnax, which jrl installs only as its 'interop' extra: "
-        "pip install 'jrl[interop]' (from a checkout: pip install -e '.[interop]')"
+        f"pip install 'jrl[interop]' (from a checkout: pip install -e '.[interop]'); importing it failed: {err}"
     )
 
 
@@ -162,7 +162,7 @@ def from_gymnax(gymnax_env: Any, env_params: Any = None, **make_kwargs: Any) -> 
         ``max_steps_in_episode``).
 
     Raises:
-        ImportError: an id without gymnax installed.
+        ImportError: an id without gymnax installed (or when gymnax fails to import).
         ValueError: an unknown gymnax id, or spaces with no jrl counterpart.
         TypeError: something that is not a gymnax environment, or keywords with an instance.
     """
@@ -171,7 +171,7 @@ def from_gymnax(gymnax_env: Any, env_params: Any = None, **make_kwargs: Any) -> 
         try:
             import gymnax
         except ImportError as err:
-            raise _missing_gymnax(f"from_gymnax({gymnax_env!r})") from err
+            raise _missing_gymnax(f"from_gymnax({gymnax_env!r})", err) from err
         if gymnax_env not in gymnax.registered_envs:
             raise ValueError(f"unknown gymnax id {gymnax_env!r}; gymnax has {list(gymnax.registered_envs)}")
         env_id = f"{NAMESPACE}/{gymnax_env}"
@@ -212,11 +212,15 @@ def register_gymnax_envs() -> list[str]:
 
     ``jrl.make`` calls it for the first id of the ``gymnax/`` namespace; calling it again registers
     nothing. Each ``jrl.make("gymnax/<id>", **kwargs)`` calls ``gymnax.make(id, **kwargs)``.
+
+    Raises:
+        ImportError: gymnax is not installed or fails to import (the message names the extra and
+            the import's own error).
     """
     try:
         import gymnax
-    except ImportError:
-        return []
+    except ImportError as err:
+        raise _missing_gymnax("register_gymnax_envs", err) from err
     have = set(registered_envs())
     added = []
     for gymnax_id in gymnax.registered_envs:
