@@ -34,7 +34,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-import jrl.wrappers.gymnasium  # noqa: F401  (registers jrl/<id>)
+import jrl  # noqa: F401  (registers jrl/<id> in Gymnasium)
 from jrl.wrappers.sb3 import JrlSB3VecEnv
 
 

@@ -553,17 +553,27 @@ def test_without_gymnasium_the_wrappers_name_the_extra(monkeypatch):
             build()
 
 
-def test_module_prefix_registers_without_an_import():
-    """``import jrl`` leaves Gymnasium's registry alone; Gymnasium's own ``"module:id"`` form
-    imports the wrappers. Gymnasium 1.x has no plugin entry points (0.x loaded the
-    ``gymnasium.envs`` entry-point group with ``load_env_plugins``; 1.0 removed it)."""
+def test_import_jrl_registers_in_gymnasium_without_importing_the_wrappers():
+    """``import jrl`` registers every jrl id in Gymnasium with string entry points: the wrappers
+    are imported only when Gymnasium builds one. Gymnasium's own ``"module:id"`` form works too.
+    Gymnasium 1.x has no plugin entry points (0.x loaded the ``gymnasium.envs`` entry-point group
+    with ``load_env_plugins``; 1.0 removed it), so importing jrl is what registers."""
     assert not hasattr(gymnasium.envs.registration, "load_env_plugins")
     code = (
-        "import gymnasium, jrl\n"
+        "import sys, gymnasium\n"
         "assert not any(i.startswith('jrl/') for i in gymnasium.registry)\n"
+        "import jrl\n"
+        "assert 'jrl.wrappers' not in sys.modules\n"
+        "ids = [f'jrl/{i}' for i in jrl.registered_envs()]\n"
+        "assert all(i in gymnasium.registry for i in ids), ids\n"
+        "env = gymnasium.make('jrl/FrozenLake-v1', is_slippery=False)\n"
+        "assert 'jrl.wrappers.gymnasium' in sys.modules\n"
+        "print(env.reset(seed=0)[0], env.step(2)[0])\n"
+        "envs = gymnasium.make_vec('jrl/CartPole-v1', num_envs=4)\n"
+        "print(envs.reset(seed=0)[0].shape[0])\n"
         "env = gymnasium.make('jrl.wrappers.gymnasium:jrl/FrozenLake-v1', is_slippery=False)\n"
         "print(env.reset(seed=0)[0], env.step(2)[0])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0", "1"]
+    assert result.stdout.split() == ["0", "1", "4", "0", "1"]

@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecMonitor
 
-import jrl.wrappers.gymnasium  # noqa: F401  (registers jrl/<id> in Gymnasium)
+import jrl  # noqa: F401  (registers jrl/<id> in Gymnasium)
 from jrl.wrappers.sb3 import JrlSB3VecEnv
 
 torch.set_num_threads(1)  # tiny networks: threads only add overhead on a 2-core machine

@@ -4,10 +4,11 @@ Two directions:
 
 - ``JrlEnv`` and ``JrlVectorEnv``: a jrl environment *as* a Gymnasium environment (one
   ``gymnasium.Env``, NumPy in and out) and vector environment (``gymnasium.vector.VectorEnv``,
-  ``num_envs`` copies stepped by one compiled ``jax.jit(jax.vmap(...))`` call). Importing this
-  module registers every jrl id in Gymnasium's registry as ``jrl/<id>``, so
-  ``gymnasium.make("jrl/FrozenLake-v1")`` and ``gymnasium.make_vec("jrl/CartPole-v1", num_envs=1024)``
-  build them (``register_gymnasium_envs``).
+  ``num_envs`` copies stepped by one compiled ``jax.jit(jax.vmap(...))`` call). ``import jrl``
+  (with Gymnasium installed) registers every jrl id in Gymnasium's registry as ``jrl/<id>``, with
+  this module's functions as entry points, so ``gymnasium.make("jrl/FrozenLake-v1")`` and
+  ``gymnasium.make_vec("jrl/CartPole-v1", num_envs=1024)`` build them (``register_gymnasium_envs``
+  adds ids registered later).
 - ``evaluate_in_gymnasium``: a jrl policy run in Gymnasium's own environment.
 
 Gymnasium stays optional: without it this module imports, and building a wrapper (or calling
@@ -29,9 +30,10 @@ from jrl.envs import registry
 from jrl.envs.cartpole import CartPole
 from jrl.envs.cliff_walking import GOAL as CLIFF_GOAL
 from jrl.envs.cliff_walking import SHAPE as CLIFF_SHAPE
-from jrl.envs.core import NO_TIME_LIMIT, Environment
+from jrl.envs.core import Environment
 from jrl.envs.frozen_lake import MAPS as FROZEN_LAKE_MAPS
 from jrl.envs.frozen_lake import _check_desc
+from jrl.envs.gymnasium_ids import register_in_gymnasium
 from jrl.envs.tabular import TabularEnv
 from jrl.envs.taxi import LOCS as TAXI_LOCS
 from jrl.envs.taxi import MAP as TAXI_MAP
@@ -707,18 +709,6 @@ class JrlVectorEnv(_VectorEnv):
 # ------------------------------------------------------------------------------------------------
 
 
-def _gymnasium_id(jrl_id: str) -> str:
-    """``jrl/<id>``; an id with its own namespace ``ns/Name-vN`` becomes ``jrl/ns.Name-vN`` (a
-    Gymnasium id has at most one namespace)."""
-    return "jrl/" + jrl_id.replace("/", ".")
-
-
-def _time_limit(jrl_id: str) -> int | None:
-    """The registered time limit for Gymnasium's ``TimeLimit`` (``None``: none, or the params')."""
-    limit = registry._REGISTRY[jrl_id].max_episode_steps
-    return None if limit in (None, NO_TIME_LIMIT) else limit
-
-
 def _make_single(jrl_id: str, **kwargs: Any) -> JrlEnv:
     """``gymnasium.make``'s entry point. Gymnasium's ``TimeLimit`` wrapper applies the time limit
     (``max_episode_steps`` of ``gymnasium.make`` or of the registration, ``-1`` for none), so the
@@ -737,22 +727,10 @@ def register_gymnasium_envs() -> list[str]:
     """Register every jrl id (``jrl.registered_envs()``) in Gymnasium's registry as ``jrl/<id>``
     (``jrl/ns.Name-vN`` for a jrl id with its own namespace), with the jrl time limit as Gymnasium's
     ``max_episode_steps``, ``JrlEnv`` as the entry point and ``JrlVectorEnv`` as the vector entry
-    point. Importing this module calls it; call it again after ``jrl.register`` to add new ids.
-    Returns the Gymnasium ids of every jrl environment."""
+    point. ``import jrl`` does this for the ids it has (``jrl.envs.gymnasium_ids``); call it again
+    after ``jrl.register`` to add new ids. Returns the Gymnasium ids of every jrl environment."""
     _require_gymnasium("register_gymnasium_envs")
-    ids = []
-    for jrl_id in registry.registered_envs():
-        gym_id = _gymnasium_id(jrl_id)
-        if gym_id not in gymnasium.registry:
-            gymnasium.register(
-                gym_id,
-                entry_point=f"{__name__}:_make_single",
-                vector_entry_point=f"{__name__}:_make_vector",
-                max_episode_steps=_time_limit(jrl_id),
-                kwargs={"jrl_id": jrl_id},
-            )
-        ids.append(gym_id)
-    return ids
+    return register_in_gymnasium()
 
 
 if gymnasium is not None:

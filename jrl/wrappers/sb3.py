@@ -4,7 +4,7 @@ SB3 trains on jrl environments without changes in two ways:
 
 - one environment, or SB3's own ``DummyVecEnv``/``SubprocVecEnv`` of them:
   ``stable_baselines3.DQN("MlpPolicy", "jrl/CartPole-v1")`` or
-  ``make_vec_env("jrl/CartPole-v1", n_envs=8)`` (after ``import jrl.wrappers.gymnasium``);
+  ``make_vec_env("jrl/CartPole-v1", n_envs=8)`` (after ``import jrl``);
 - ``JrlSB3VecEnv``: SB3's ``VecEnv`` interface over ``JrlVectorEnv``, so all copies step in one
   compiled call instead of one Python ``step`` each.
 
