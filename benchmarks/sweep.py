@@ -8,7 +8,7 @@ defaults would take hours here, see docs/benchmarks.md):
   instead of 1,024 (1/64 of the environment steps; the same 5,000 steps and 100 log records);
 - **dqn** on CartPole-v1: 8 learning_rate x 8 tau = 64 configurations x 4 seeds (256 trainings) of
   ``dqn.default_config("CartPole-v1")`` with ``stop_return=None`` (every member does the same
-  work) and ``num_steps=2,000`` instead of 20,000 (1,000 iterations before learning starts, as in
+  work) and ``num_steps=2,000`` instead of the default's 40,000 (1,000 iterations before learning starts, as in
   the default, then 1,000 gradient steps).
 
 Every arm trains the same (configuration, seed) members with the same keys

@@ -75,6 +75,10 @@ CANDIDATES: dict[str, dict[str, dict]] = {
             CARTPOLE, hidden_sizes=(64, 64), eval_episodes=100, keep_best=True, stop_return=500.0
         ),
         "eval100_stop500": dict(CARTPOLE, eval_episodes=100, keep_best=True, stop_return=500.0),
+        # the same with twice the budget: experiments/tune_defaults/dqn/CartPole-v1.toml's choice
+        "mlp64_eval100_stop500_40k": dict(
+            CARTPOLE, hidden_sizes=(64, 64), eval_episodes=100, keep_best=True, stop_return=500.0, num_steps=40_000
+        ),
     },
     "Acrobot-v1": {
         "zoo": ACROBOT,
@@ -238,7 +242,7 @@ CANDIDATES["MountainCar-v0"]["default_lr2e3"] = dict(_MC_DEFAULT, learning_rate=
 
 # The candidate each ``dqn.default_config`` is (tests/test_dqn.py checks they stay equal).
 CHOSEN = {
-    "CartPole-v1": "mlp64_eval100_stop500",
+    "CartPole-v1": "mlp64_eval100_stop500_40k",
     "Acrobot-v1": "u4_anneal",
     "MountainCar-v0": "low_eps_g99_long_mse_double_anneal_keep_best_eval100",
     "RandomLake-v0": "n8_q1_g09",
