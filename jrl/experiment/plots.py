@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,14 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None, out: st
         steps, values = curves(d, metric)
         spec = records.read_toml(d / records.CONFIG)
         seeds = values.shape[0]
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(values, axis=0)
+        # An interval where no seed has a value (every seed stopped early, or none evaluated)
+        # is all NaN: NumPy warns about it, and it plots as a gap, which is what it is.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
         line = ax.plot(steps, mean, label=f"{d.name}: {spec['algo']} on {spec['env']} ({seeds} seeds)")[0]
         if seeds > 1:
-            ax.fill_between(
-                steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2, color=line.get_color()
-            )
+            ax.fill_between(steps, low, high, alpha=0.2, color=line.get_color())
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel(f"{metric} (mean over seeds; band: lowest to highest seed)")
     ax.legend(fontsize=8)
