@@ -186,10 +186,13 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as ``None`` (jrl environments do
     not render). The environment's ``env_id`` is ``env_id``.
 
+    Another library's ids (``gymnax/<id>``, the ``interop`` extra) are registered on their first use.
+
     Raises:
         ValueError: unknown id (the message lists the registered ids and the closest match), or a
             keyword value that is not allowed.
         TypeError: a keyword the environment does not take, or a value of the wrong type.
+        ImportError: a ``gymnax/`` id without gymnax installed (the message names the extra).
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__} {env_id!r}")
