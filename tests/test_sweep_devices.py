@@ -189,6 +189,66 @@ def test_two_processes_write_the_table_of_the_single_process_sweep(tmp_path):
     assert sorted(p.name for p in (out / "batches").iterdir()) == ["batch-00000.npz", "batch-00001.npz"]
 
 
+def slurm_task(task: int, port: int) -> dict:
+    """The variables ``srun`` gives task ``task`` of a 2-task, 1-node job: JAX's SLURM detection
+    takes the coordinator's host from the node list and its port from the job id (61440 + id mod
+    4096), the process count and id from ``SLURM_NTASKS`` and ``SLURM_PROCID``."""
+    assert 61440 <= port <= 65535
+    return {
+        "SLURM_JOB_ID": str(port - 61440),
+        "SLURM_STEP_NODELIST": "127.0.0.1",
+        "SLURM_STEP_NUM_NODES": "1",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": str(task),
+        "SLURM_LOCALID": str(task),
+    }
+
+
+def free_slurm_port() -> int:
+    """A free port that a SLURM job id maps to (JAX picks it from the id, not the id from it)."""
+    for port in range(61440 + os.getpid() % 4000, 65536):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 61440-65535")
+
+
+def test_the_documented_slurm_launch_writes_the_table_of_the_single_process_sweep(tmp_path):
+    """docs/sweeps.md's SLURM example, ``srun jrl sweep --config FILE --out DIR --distributed``, on
+    this machine: two command-line processes that see only the variables ``srun`` sets (the
+    coordinator on 127.0.0.1) find each other through ``jax.distributed``'s own SLURM detection,
+    and process 0 writes the table of the sweep in this process, byte for byte."""
+    lines = [
+        f"algo = {QL['algo']!r}",
+        f"env = {QL['env']!r}",
+        f"seeds = {QL['seeds']}",
+        f"threshold = {QL['threshold']}",
+    ]
+    lines += ["[config]", *(f"{k} = {v!r}" for k, v in QL["config"].items())]
+    lines += ["[grid]", *(f"{k} = {v!r}" for k, v in QL["grid"].items())]
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text("\n".join(lines) + "\n")
+    out, port = tmp_path / "slurm", free_slurm_port()
+    command = [sys.executable, "-c", "from jrl.cli import entry_point; entry_point()", "sweep"]
+    command += ["--config", str(sweep_file), "--out", str(out), "--distributed", "--configs-per-batch", "2"]
+    children = [
+        subprocess.Popen(command, env=child_env(2) | slurm_task(task, port), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for task in range(2)
+    ]  # fmt: skip
+    reference = run(QL, out=tmp_path / "one-process")
+    outputs = finish(children)
+    # only process 0 prints (gloo, the CPU collectives, prints its connections on every rank)
+    printed = ["".join(line for line in o.splitlines(True) if not line.startswith("[Gloo]")) for o in outputs]
+    assert "over 4 device(s)" in printed[0] and printed[1] == ""
+    for name in ("results.csv", "results.json"):
+        assert (out / name).read_bytes() == (reference.directory / name).read_bytes(), name
+    assert json.loads((out / "metadata.json").read_text())["processes"] == 2
+
+
 # -- every environment on 1 and 2 devices ----------------------------------------------------------
 
 ENVIRONMENTS = textwrap.dedent(
