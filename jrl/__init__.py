@@ -2,7 +2,8 @@
 
 Pure-functional environments (``jrl.make``), exact tabular models and planning
 (``jrl.planning``), compiled training loops (``jrl.algorithms``) and parallel evaluation
-(``jrl.evaluate``), hyperparameter sweeps in one compiled call per group (``jrl.sweep``), and
+(``jrl.evaluate``), hyperparameter sweeps in one compiled call per group (``jrl.sweep``) and adaptive search with
+Optuna in one call per batch of trials (``jrl.optuna_search``), and
 language generation as reinforcement learning (``jrl.text``).
 """
 
@@ -17,6 +18,7 @@ from jrl.envs import (
     registered_envs,
 )
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
+from jrl.experiment.search import optuna_search
 from jrl.experiment.sweeps import sweep
 from jrl.spaces import Box, Discrete, Tokens
 
@@ -55,6 +57,7 @@ __all__ = [
     "evaluate_episodes",
     "make",
     "make_tabular",
+    "optuna_search",
     "planning",
     "register",
     "registered_envs",

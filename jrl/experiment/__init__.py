@@ -4,6 +4,7 @@ exact checkpoints and resumption (see ``docs/experiments.md``)."""
 from jrl.experiment.checkpoint import CheckpointError
 from jrl.experiment.harness import Timing, evaluation_keys, read_csv, timed, train_keys, train_seeds, write_csv
 from jrl.experiment.runner import RunError, RunSettings, evaluate_state, load_run, resume, train
+from jrl.experiment.search import optuna_search
 from jrl.experiment.spec import EVALUATION_STREAM, RunSpec, evaluation_key, train_key
 from jrl.experiment.sweeps import (
     Sample,
@@ -34,6 +35,7 @@ __all__ = [
     "evaluation_keys",
     "load_run",
     "load_sweep",
+    "optuna_search",
     "read_csv",
     "resume",
     "resume_sweep",

@@ -634,18 +634,26 @@ def _pad(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _run_batch(group: _Group, batch: _Batch, spec: SweepSpec, mesh: Any, size: int) -> dict:
-    """Train one batch; every process returns the whole batch's numbers (host arrays)."""
+def _run_batch(
+    group: _Group, batch: _Batch, spec: SweepSpec, mesh: Any, size: int, hyperparams: list | None = None
+) -> dict:
+    """Train one batch; every process returns the whole batch's numbers (host arrays).
+    ``hyperparams``: the group's configurations' (``None``), or one per ``batch.configs`` entry
+    (an Optuna batch's proposals)."""
     seeds = spec.seeds
     members = [(c, s) for c in batch.configs for s in range(len(seeds))]
     padded = members + [members[-1]] * (size - len(members))
-    position = {c: i for i, c in enumerate(group.indices)}
+    if hyperparams is None:
+        position = {c: i for i, c in enumerate(group.indices)}
+        hyperparams = group.hyperparams
+    else:
+        position = {c: i for i, c in enumerate(batch.configs)}
     # Each seed's keys once (not once per member: thousands of small host-side JAX calls).
     seed_of_member = [s for _, s in padded]
     key_data = np.stack([np.asarray(jax.random.key_data(train_key(seed))) for seed in seeds])[seed_of_member]
     eval_data = np.stack([np.asarray(jax.random.key_data(evaluation_key(seed))) for seed in seeds])[seed_of_member]
     hyper = jax.tree_util.tree_map(
-        lambda *xs: np.asarray(xs, np.float32), *[group.hyperparams[position[c]] for c, _ in padded]
+        lambda *xs: np.asarray(xs, np.float32), *[hyperparams[position[c]] for c, _ in padded]
     )
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P

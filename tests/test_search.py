@@ -1,0 +1,156 @@
+"""``jrl.optuna_search``: Optuna's ask-and-tell with one vmapped call per batch of trials.
+
+The reference for every number is ``jrl.sweep`` over the points the study proposed: a trial's
+value must be that configuration's ``final_return_mean``, bit for bit (tabular Q-learning's
+numbers do not depend on the batch a member trains in).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import numpy as np
+import pytest
+from test_sweep import HUGE, QL, compilation_cache_dir, huge_reward_registered  # noqa: F401 (fixtures)
+
+import jrl
+from jrl.experiment import SweepError, sweeps
+
+optuna = pytest.importorskip("optuna")  # in the dev extra: CI runs these
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {"alpha": "log:0.01:1.0"}
+SEARCH = dict(algo=QL["algo"], env=QL["env"], config=QL["config"], seeds=QL["seeds"], threshold=QL["threshold"])
+
+
+def seeded_study(startup: int = 4):
+    return optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=startup)
+    )
+
+
+@pytest.fixture(scope="module")
+def traces():
+    """Counts traces of the batch function (one per compilation) while the module's searches run."""
+    count = {"n": 0}
+    real = sweeps._Group._batch
+
+    def counted(self, *args):
+        count["n"] += 1
+        return real(self, *args)
+
+    sweeps._Group._batch = counted
+    yield count
+    sweeps._Group._batch = real
+
+
+@pytest.fixture(scope="module")
+def searched(traces, tmp_path_factory):
+    """10 trials in batches of 4, 4 and 2 (padded to 4), against the sweep of their points."""
+    out = tmp_path_factory.mktemp("search") / "out"
+    study = jrl.optuna_search(
+        seeded_study(), **SEARCH, space=SPACE, num_trials=10, trials_per_batch=4, out=out, progress=False
+    )
+    compilations = traces["n"]
+    alphas = [trial.params["alpha"] for trial in study.trials]
+    reference = jrl.sweep(**SEARCH, grid={"alpha": alphas}, progress=False)
+    return study, reference, out, compilations
+
+
+def test_every_trial_is_told_the_sweeps_numbers_for_its_point(searched):
+    study, reference, _, _ = searched
+    assert len(study.trials) == 10
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    for trial, row, finals in zip(study.trials, reference.rows, reference.final_returns, strict=True):
+        assert trial.value == row["final_return_mean"]
+        assert trial.user_attrs["final_returns"] == finals.tolist()
+        for name in ("final_return_std", "final_return_ci_low", "final_return_ci_high", "auc_mean"):
+            assert trial.user_attrs[name] == row[name], name
+        assert trial.user_attrs["seeds_reached"] == row["seeds_reached"]
+        assert trial.user_attrs["diverged_seeds"] == 0
+    assert len({t.value for t in study.trials}) > 3  # the proposals differ, and so do their returns
+    # TPE, after 4 random trials, proposes from what it was told: the best is not a random draw's
+    assert study.best_value == max(r["final_return_mean"] for r in reference.rows)
+
+
+def test_the_search_compiles_once_for_every_batch(searched):
+    assert searched[3] == 1
+
+
+def test_the_trials_table_is_written(searched):
+    study, _, out, _ = searched
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["number"]) for r in rows] == list(range(10))
+    for row, trial in zip(rows, study.trials, strict=True):
+        assert float(row["alpha"]) == trial.params["alpha"] and float(row["value"]) == trial.value
+        assert row["state"] == "COMPLETE" and int(row["seeds"]) == 3
+
+
+def test_a_seeded_search_is_reproducible(searched):
+    again = jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=10, trials_per_batch=4, progress=False)
+    first = searched[0]
+    assert [t.params for t in again.trials] == [t.params for t in first.trials]
+    assert [t.value for t in again.trials] == [t.value for t in first.trials]
+
+
+@pytest.mark.usefixtures("huge_reward_registered")
+def test_trials_whose_numbers_go_non_finite_fail_and_the_others_complete():
+    # Every step pays 1e38: gamma above about 0.7 overflows float32 (see test_sweep's environment).
+    config = {"num_envs": 4, "num_steps": 50, "alpha": 0.5}
+    study = jrl.optuna_search(
+        seeded_study(startup=8), "q_learning", HUGE, config, space={"gamma": "0.0:0.99"}, num_trials=8,
+        trials_per_batch=8, seeds=2, progress=False,
+    )  # fmt: skip
+    gammas = [t.params["gamma"] for t in study.trials]
+    reference = jrl.sweep("q_learning", HUGE, config, grid={"gamma": gammas}, seeds=2, progress=False)
+    states = [t.state for t in study.trials]
+    assert [s == optuna.trial.TrialState.FAIL for s in states] == [r["failed"] for r in reference.rows]
+    assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.COMPLETE in states
+    for trial, row in zip(study.trials, reference.rows, strict=True):
+        if row["failed"]:
+            assert trial.value is None and trial.user_attrs["diverged_seeds"] == 2
+            assert trial.user_attrs["final_returns"] == [None, None]
+        else:
+            assert trial.value == row["final_return_mean"] == 5 * float(np.float32(1e38))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"space": {"num_envs": "1:8"}}, "only numeric hyperparameters can be sampled"),
+        ({"space": {"alpah": "0.1:0.9"}}, "did you mean 'alpha'"),
+        ({"space": {"alpha": "0.9:0.1"}}, "low < high"),
+        ({"space": {"alpha": "log:0:0.5"}}, "positive bounds"),
+        ({"space": {}}, "at least one numeric hyperparameter"),
+        ({"num_trials": 0}, "num_trials"),
+        ({"trials_per_batch": 0}, "trials_per_batch"),
+        ({"seeds": 0}, "seeds must be at least 1"),
+        ({"study": "minimize"}, "direction='maximize'"),
+        ({"study": "not a study"}, "must be an optuna.Study"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_compiles(changes, message, traces):
+    before = traces["n"]
+    kwargs = dict(SEARCH, space=SPACE, num_trials=4, trials_per_batch=2, progress=False) | changes
+    study = kwargs.pop("study", seeded_study())
+    if study == "minimize":
+        study = optuna.create_study(direction="minimize")
+    with pytest.raises((SweepError, ValueError, TypeError), match=message):
+        jrl.optuna_search(study, **kwargs)
+    assert traces["n"] == before
+    if not isinstance(study, str):
+        assert len(study.trials) == 0
+
+
+def test_an_output_directory_in_use_is_refused(tmp_path):
+    (tmp_path / "something").write_text("")
+    with pytest.raises(SweepError, match="exists already"):
+        jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=1, trials_per_batch=1, out=tmp_path)
+
+
+def test_without_optuna_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    with pytest.raises(ImportError, match=r"jrl\[optuna\]"):
+        jrl.optuna_search(None, **SEARCH, space=SPACE, num_trials=1, trials_per_batch=1)
