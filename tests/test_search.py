@@ -15,7 +15,7 @@ import pytest
 from test_sweep import HUGE, QL, compilation_cache_dir, huge_reward_registered  # noqa: F401 (fixtures)
 
 import jrl
-from jrl.experiment import SweepError, sweeps
+from jrl.experiment import SweepError, search, sweeps
 
 optuna = pytest.importorskip("optuna")  # in the dev extra: CI runs these
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,6 +129,9 @@ def test_trials_whose_numbers_go_non_finite_fail_and_the_others_complete():
         ({"seeds": 0}, "seeds must be at least 1"),
         ({"study": "minimize"}, "direction='maximize'"),
         ({"study": "not a study"}, "must be an optuna.Study"),
+        ({"memory_budget": 1000}, "one trial x 3 seeds needs about"),
+        ({"memory_budget": 50_000}, "lower trials_per_batch to 1 or less"),  # a trial: 38.5 KiB
+        ({"memory_budget": 0}, "memory_budget"),
     ],
 )
 def test_bad_input_is_refused_before_anything_compiles(changes, message, traces):
@@ -142,6 +145,17 @@ def test_bad_input_is_refused_before_anything_compiles(changes, message, traces)
     assert traces["n"] == before
     if not isinstance(study, str):
         assert len(study.trials) == 0
+
+
+def test_a_batch_that_breaks_leaves_no_trial_running(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("out of memory, say")
+
+    monkeypatch.setattr(search, "_run_batch", broken)
+    study = seeded_study()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        jrl.optuna_search(study, **SEARCH, space=SPACE, num_trials=6, trials_per_batch=3, progress=False)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
 
 
 def test_an_output_directory_in_use_is_refused(tmp_path):

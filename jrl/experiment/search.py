@@ -40,7 +40,9 @@ from jrl.experiment.sweeps import (
     _Batch,
     _csv_cell,
     _curve_area,
+    _default_budget,
     _Group,
+    _mib,
     _pad,
     _run_batch,
     _stats,
@@ -77,6 +79,7 @@ def optuna_search(
     curve: str | None = None,
     eval_episodes: int = 100,
     out: str | Path | None = None,
+    memory_budget: int | None = None,
     progress: bool = True,
 ) -> Any:
     """Run ``num_trials`` trials of ``study``, ``trials_per_batch`` per compiled call; return the study.
@@ -97,6 +100,9 @@ def optuna_search(
             so the one compilation serves it). Memory per call grows with ``trials_per_batch * seeds``.
         out: a new or empty directory for ``trials.csv`` (one row per trial, rewritten after every
             batch); ``None``: nothing is written.
+        memory_budget: bytes one batch may take (``None``: half the free host memory on CPU, half
+            of the accelerators' memory, as for a sweep); a batch that does not fit is refused
+            before anything compiles.
         progress: print the plan, compilation and one line per batch.
 
     Each trial gets user attributes: ``final_returns`` (per seed; ``None`` where it diverged),
@@ -114,6 +120,8 @@ def optuna_search(
         )
     check_int("num_trials", num_trials, 1)
     check_int("trials_per_batch", trials_per_batch, 1)
+    if memory_budget is not None:
+        check_int("memory_budget", memory_budget, 1)
     if not isinstance(space, dict) or not space:
         raise SweepError(f"space must name at least one numeric hyperparameter and its range, got {space!r}")
     if jax.process_count() > 1:
@@ -144,8 +152,22 @@ def optuna_search(
     devices = jax.devices()
     mesh = Mesh(np.asarray(devices), ("members",))
     environment, env_params = make(spec.env, **spec.env_kwargs)
+    trials_per_batch = min(trials_per_batch, num_trials)
     group = _Group(spec, {}, list(range(trials_per_batch)), environment, env_params)
     num_seeds = len(spec.seeds)
+    per_trial = group.member_bytes() * num_seeds
+    budget = _default_budget(devices) if memory_budget is None else memory_budget
+    if per_trial > budget:
+        raise SweepError(
+            f"one trial x {num_seeds} seeds needs about {_mib(per_trial)}, more than the memory budget {_mib(budget)}: "
+            "use fewer seeds or a smaller config (num_envs, buffer_size), or raise memory_budget"
+        )
+    if trials_per_batch * per_trial > budget:
+        raise SweepError(
+            f"a batch of {trials_per_batch} trials x {num_seeds} seeds needs about {_mib(trials_per_batch * per_trial)} "
+            f"({_mib(per_trial)} per trial) but the memory budget is {_mib(budget)}: lower trials_per_batch to "
+            f"{budget // per_trial} or less, use fewer seeds, or raise memory_budget"
+        )
     size = _pad(trials_per_batch * num_seeds, len(devices))
     num_batches = math.ceil(num_trials / trials_per_batch)
     bar = Progress(num_trials * num_seeds * group.env_steps(), enabled=progress)
@@ -154,7 +176,7 @@ def optuna_search(
         bar.message(
             f"optuna search: {num_trials} trial(s) x {num_seeds} seed(s) of {spec.algo} on {spec.env} over "
             f"{sorted(distributions)}, {num_batches} batch(es) of up to {trials_per_batch} trial(s) over "
-            f"{len(devices)} device(s); 1 compilation"
+            f"{len(devices)} device(s); 1 compilation; estimated memory per trial {_mib(per_trial)}"
         )
         what = f"{size} members"
         bar.compiling(what)
@@ -165,10 +187,15 @@ def optuna_search(
         for number in range(num_batches):
             count = min(trials_per_batch, num_trials - number * trials_per_batch)
             trials = [study.ask(distributions) for _ in range(count)]
-            hyperparams = [spec.config.replace(**trial.params).hyperparams() for trial in trials]
-            started = time.perf_counter()
-            numbers = _run_batch(group, _Batch(0, number, list(range(count))), spec, mesh, size, hyperparams)
-            seconds = time.perf_counter() - started
+            try:
+                hyperparams = [spec.config.replace(**trial.params).hyperparams() for trial in trials]
+                started = time.perf_counter()
+                numbers = _run_batch(group, _Batch(0, number, list(range(count))), spec, mesh, size, hyperparams)
+                seconds = time.perf_counter() - started
+            except BaseException:  # interrupted or broken: the batch's trials must not stay RUNNING
+                for trial in trials:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
             for j, trial in enumerate(trials):
                 rows.append(_tell(optuna, study, trial, numbers, j, spec))
             if directory is not None:
