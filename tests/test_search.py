@@ -65,10 +65,9 @@ def test_every_trial_is_told_the_sweeps_numbers_for_its_point(searched):
     for trial, row, finals in zip(study.trials, reference.rows, reference.final_returns, strict=True):
         assert trial.value == row["final_return_mean"]
         assert trial.user_attrs["final_returns"] == finals.tolist()
-        for name in ("final_return_std", "final_return_ci_low", "final_return_ci_high", "auc_mean"):
-            assert trial.user_attrs[name] == row[name], name
-        assert trial.user_attrs["seeds_reached"] == row["seeds_reached"]
-        assert trial.user_attrs["diverged_seeds"] == 0
+        statistics = {k: v for k, v in row.items() if k not in ("index", "group", "alpha", "seeds", "failed")}
+        assert {k: trial.user_attrs[k] for k in statistics} == statistics
+        assert trial.user_attrs["diverged_seeds"] == 0 and trial.user_attrs["seeds_reached"] == row["seeds_reached"]
     assert len({t.value for t in study.trials}) > 3  # the proposals differ, and so do their returns
     # TPE, after 4 random trials, proposes from what it was told: the best is not a random draw's
     assert study.best_value == max(r["final_return_mean"] for r in reference.rows)

@@ -38,14 +38,13 @@ from jrl.experiment.sweeps import (
     SweepError,
     SweepSpec,
     _Batch,
+    _configuration_stats,
     _csv_cell,
-    _curve_area,
     _default_budget,
     _Group,
     _mib,
     _pad,
     _run_batch,
-    _stats,
 )
 
 __all__ = ["TRIALS_CSV", "optuna_search"]
@@ -105,10 +104,11 @@ def optuna_search(
             before anything compiles.
         progress: print the plan, compilation and one line per batch.
 
-    Each trial gets user attributes: ``final_returns`` (per seed; ``None`` where it diverged),
-    ``final_return_std``, ``final_return_ci_low`` and ``_high`` (95% bootstrap over seeds),
-    ``auc_mean``, ``diverged_seeds``, and with ``threshold`` ``seeds_reached`` and
-    ``steps_to_threshold``. Everything is validated before anything compiles.
+    Each trial gets user attributes: ``final_returns`` (per seed; ``None`` where it diverged) and
+    the sweep table's statistics for its point (``final_return_mean``, ``_std``, ``_ci_low``,
+    ``_ci_high``: 95% bootstrap over seeds; ``auc_mean``, ``auc_std``, ``diverged_seeds``, and with
+    ``threshold`` ``seeds_reached`` and ``steps_to_threshold``). Everything is validated before
+    anything compiles.
     """
     optuna = _import_optuna()
     if not isinstance(study, optuna.Study):
@@ -225,35 +225,17 @@ def _tell(optuna: Any, study: Any, trial: Any, numbers: dict, j: int, spec: Swee
     rows = slice(j * num_seeds, (j + 1) * num_seeds)
     finite = numbers["finite"][rows]
     final = np.where(finite, numbers["final_return"][rows], np.nan)
-    curves = numbers["curve"][rows]
-    stats = _stats(final[finite], spec)
-    areas = np.array([_curve_area(curves[s]) for s in range(num_seeds) if finite[s]])
-    areas = areas[np.isfinite(areas)]
-    attrs: dict[str, Any] = {
-        "final_returns": [float(v) if math.isfinite(v) else None for v in final],
-        "final_return_std": stats["std"],
-        "final_return_ci_low": stats["ci_low"],
-        "final_return_ci_high": stats["ci_high"],
-        "auc_mean": float(areas.mean()) if areas.size else None,
-        "diverged_seeds": int((~finite).sum()),
-    }
-    if spec.threshold is not None:
-        steps = numbers["env_steps"][rows][0]
-        first = []
-        for s in range(num_seeds):
-            crossed = np.flatnonzero(finite[s] & (curves[s] >= spec.threshold))
-            first.append(float(steps[crossed[0]]) if crossed.size else math.inf)
-        median = float(np.median(first))
-        attrs["seeds_reached"] = int(np.isfinite(first).sum())
-        attrs["steps_to_threshold"] = median if math.isfinite(median) else None
+    stats = _configuration_stats(final, finite, numbers["curve"][rows], numbers["env_steps"][rows][0], spec)
+    failed = stats.pop("failed")
+    attrs = {"final_returns": [float(v) if math.isfinite(v) else None for v in final], **stats}
     for name, value in attrs.items():
         trial.set_user_attr(name, value)
-    if finite.all():
-        study.tell(trial, stats["mean"])
-        state, value = "COMPLETE", stats["mean"]
-    else:  # as a sweep marks a configuration with a diverged seed failed
+    if failed:  # as a sweep marks a configuration with a diverged seed failed
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         state, value = "FAIL", None
+    else:
+        study.tell(trial, stats["final_return_mean"])
+        state, value = "COMPLETE", stats["final_return_mean"]
     return {"number": trial.number, **trial.params, "state": state, "value": value, "seeds": num_seeds, **attrs}
 
 

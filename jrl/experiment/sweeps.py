@@ -969,6 +969,37 @@ def _curve_area(curve: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
+def _configuration_stats(
+    final: np.ndarray, finite: np.ndarray, curves: np.ndarray, env_steps: np.ndarray, spec: SweepSpec
+) -> dict:
+    """One configuration's statistics over its seeds, as its row of the table has them.
+
+    Args:
+        final: float64 ``[S]``, each seed's final greedy return.
+        finite: bool ``[S]``, seeds whose numbers stayed finite (the others are left out and make
+            the configuration ``failed``).
+        curves: float64 ``[S, L]``, the learning curve ``spec.curve`` at each log record.
+        env_steps: ``[L]``, environment steps at each log record (for ``steps_to_threshold``).
+    """
+    num_seeds = len(final)
+    row: dict[str, Any] = {f"final_return_{k}": v for k, v in _stats(final[finite], spec).items()}
+    areas = np.array([_curve_area(curves[s]) for s in range(num_seeds) if finite[s]])
+    areas = areas[np.isfinite(areas)]
+    row["auc_mean"] = float(areas.mean()) if areas.size else None
+    row["auc_std"] = float(areas.std()) if areas.size else None
+    if spec.threshold is not None:
+        first = []
+        for s in range(num_seeds):
+            crossed = np.flatnonzero(finite[s] & (curves[s] >= spec.threshold))
+            first.append(float(env_steps[crossed[0]]) if crossed.size else math.inf)
+        median = float(np.median(first))
+        row["seeds_reached"] = int(np.isfinite(first).sum())
+        row["steps_to_threshold"] = median if math.isfinite(median) else None
+    row["diverged_seeds"] = int((~finite).sum())
+    row["failed"] = bool((~finite).any())
+    return row
+
+
 def _tabulate(spec: SweepSpec, groups: list[_Group], batches: list[_Batch], done: dict, directory: Path | None):
     num_configs, num_seeds = len(spec.points()), len(spec.seeds)
     final = np.full((num_configs, num_seeds), np.nan)
@@ -989,24 +1020,8 @@ def _tabulate(spec: SweepSpec, groups: list[_Group], batches: list[_Batch], done
     points = spec.points()
     table = []
     for c in range(num_configs):
-        ok = ~diverged[c]
-        stats = _stats(final[c][ok], spec)
-        areas = np.array([_curve_area(curves[c][s]) for s in range(num_seeds) if ok[s]])
-        areas = areas[np.isfinite(areas)]
         row = {"index": c, "group": group_of[c], **_plain_dict(points[c]), "seeds": num_seeds}
-        row.update({f"final_return_{k}": v for k, v in stats.items()})
-        row["auc_mean"] = float(areas.mean()) if areas.size else None
-        row["auc_std"] = float(areas.std()) if areas.size else None
-        if spec.threshold is not None:
-            first = []
-            for s in range(num_seeds):
-                crossed = np.flatnonzero(ok[s] & (curves[c][s] >= spec.threshold))
-                first.append(float(steps[c][crossed[0]]) if crossed.size else math.inf)
-            median = float(np.median(first))
-            row["seeds_reached"] = int(np.isfinite(first).sum())
-            row["steps_to_threshold"] = median if math.isfinite(median) else None
-        row["diverged_seeds"] = int(diverged[c].sum())
-        row["failed"] = bool(diverged[c].any())
+        row.update(_configuration_stats(final[c], ~diverged[c], curves[c], steps[c], spec))
         table.append(row)
     lengths = {curves[c].shape[1] for c in range(num_configs)}
     curve_array = np.stack([curves[c] for c in range(num_configs)]) if len(lengths) == 1 else None
