@@ -699,14 +699,16 @@ _DEFAULTS: dict[str, dict] = {
         eval_episodes=8,
         log_interval=500,
     ),
-    # experiments/dqn_candidates.py "low_eps_g99_long_mse_double_anneal_keep_best_eval100": rl-baselines3-zoo's
-    # MountainCar settings on 16 environments with little random exploration (epsilon 0.1 -> 0.01:
-    # the optimistic start, Q near 0 against true values near -100, drives the greedy policy to
+    # experiments/dqn_candidates.py "budget30k_eps03", the best of the tuning sweep
+    # experiments/tune_defaults/dqn/MountainCar-v0-budget.toml: rl-baselines3-zoo's MountainCar
+    # settings on 16 environments with little random exploration (epsilon 0.3 -> 0.01 over the first
+    # 10%: the optimistic start, Q near 0 against true values near -100, drives the greedy policy to
     # rarely visited high-energy states, which random actions would undo), gamma 0.99, the squared
-    # loss, double DQN, 240k environment steps and the best of 100-episode in-loop evaluations.
+    # loss, double DQN, 480k environment steps (seeds that find the flag late still have learning
+    # rate left to refine) and the best of 100-episode in-loop evaluations.
     "MountainCar-v0": dict(
         num_envs=16,
-        num_steps=15_000,
+        num_steps=30_000,
         learning_rate=4e-3,
         anneal_lr=True,
         batch_size=128,
@@ -715,7 +717,7 @@ _DEFAULTS: dict[str, dict] = {
         gamma=0.99,
         target_update_interval=38,
         updates_per_iteration=8,
-        epsilon_start=0.1,
+        epsilon_start=0.3,
         epsilon_end=0.01,
         epsilon_decay_fraction=0.1,
         hidden_sizes=(64, 64),
