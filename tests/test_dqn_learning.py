@@ -3,8 +3,8 @@
 ``dqn.default_config(env_id)`` trained from the first held-out seed (1000: no default was chosen on
 it) must solve each classic-control environment, judged over 100 greedy episodes in jrl's
 environment and in Gymnasium's own. Slow (tens of seconds each): marked ``slow``, still run by the
-default command. Training all 32 held-out seeds of every default takes 1-5 minutes per
-environment here, more than the suite's budget: ``docs/dqn.md``'s held-out table is checked
+default command. Training all 32 held-out seeds of every default takes several minutes per
+environment here (MountainCar's about 19), more than the suite's budget: ``docs/dqn.md``'s held-out table is checked
 against the recorded per-seed results instead (``experiments/tune_defaults/results/dqn``), and
 those results against the held-out seed list of the configs that produced them."""
 
