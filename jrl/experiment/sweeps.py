@@ -643,11 +643,10 @@ def _run_batch(
     seeds = spec.seeds
     members = [(c, s) for c in batch.configs for s in range(len(seeds))]
     padded = members + [members[-1]] * (size - len(members))
-    if hyperparams is None:
-        position = {c: i for i, c in enumerate(group.indices)}
-        hyperparams = group.hyperparams
-    else:
-        position = {c: i for i, c in enumerate(batch.configs)}
+    if hyperparams is None:  # the group's own configurations
+        index = {c: i for i, c in enumerate(group.indices)}
+        hyperparams = [group.hyperparams[index[c]] for c in batch.configs]
+    position = {c: i for i, c in enumerate(batch.configs)}
     # Each seed's keys once (not once per member: thousands of small host-side JAX calls).
     seed_of_member = [s for _, s in padded]
     key_data = np.stack([np.asarray(jax.random.key_data(train_key(seed))) for seed in seeds])[seed_of_member]
