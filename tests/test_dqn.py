@@ -22,7 +22,7 @@ GAMMA = PROBE_CONFIG.gamma
 
 
 def q_values(config, env, params, result, obs):
-    network = dqn._network(config, env.action_space(params).n, env.observation_space(params))
+    network = dqn.q_network(config, env, params)
     return np.asarray(network.apply(result.params, jnp.asarray(obs, jnp.float32)))
 
 
@@ -240,6 +240,12 @@ def test_make_train_refuses_continuous_actions_and_mismatched_networks():
         dqn.make_train(PROBE_CONFIG.replace(network="cnn"), env, params)
     with pytest.raises(TypeError, match="DQNConfig"):
         dqn.make_train(dataclasses.asdict(PROBE_CONFIG), env, params)
+    for build in (dqn.q_network, dqn.greedy_policy):
+        args = (None,) if build is dqn.greedy_policy else ()
+        with pytest.raises(TypeError, match="DQNConfig"):
+            build(dataclasses.asdict(PROBE_CONFIG), env, params, *args)
+        with pytest.raises(TypeError, match="discrete action space"):
+            build(PROBE_CONFIG, _ContinuousActions("OneStep"), ProbeParams(max_steps_in_episode=jnp.int32(1)), *args)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ def observations(env_id, env, params, rng):
 def test_numpy_policy_takes_the_jax_policy_s_actions(env_id, tmp_path):
     env, params = jrl.make(env_id)
     config = dqn.DQNConfig(**CASES[env_id])
-    network = dqn._network(config, env.action_space(params).n, env.observation_space(params))
+    network = dqn.q_network(config, env, params)
     obs0 = env.reset(jax.random.key(0), params)[0]
     result = dqn.DQNResult(params=network.init(jax.random.key(1), obs0), metrics={})  # as training leaves them
     policy, policy_params = dqn.greedy_policy(config, env, params, result)

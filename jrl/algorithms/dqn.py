@@ -64,6 +64,7 @@ __all__ = [
     "make_algorithm",
     "make_train",
     "n_step_batch",
+    "q_network",
 ]
 
 
@@ -274,6 +275,18 @@ def _network(config: DQNConfig, num_actions: int, obs_space: Any) -> QNetwork:
         config.q_init,
         one_hot,
     )
+
+
+def q_network(config: DQNConfig, env: Environment, env_params: Any) -> QNetwork:
+    """The Flax Q-network ``make_train`` trains for this config and environment.
+
+    ``q_network(config, env, env_params).apply(result.params, obs)`` maps one observation (the
+    observation space's shape; an int32 state index for ``Discrete`` spaces, fed one-hot) to its
+    Q-values, float32 ``[num_actions]``; vmap it for a batch.
+    """
+    if not isinstance(config, DQNConfig):
+        raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
+    return _network(config, _check_env(env, env_params).n, env.observation_space(env_params))
 
 
 def _check_env(env: Environment, env_params: Any) -> Discrete:
@@ -618,7 +631,7 @@ def n_step_batch(
 
 def greedy_policy(config: DQNConfig, env: Environment, env_params: Any, result: DQNResult) -> tuple[Callable, Any]:
     """``(policy, policy_params)`` for ``jrl.evaluate``: the argmax of the trained network."""
-    network = _network(config, _check_env(env, env_params).n, env.observation_space(env_params))
+    network = q_network(config, env, env_params)
 
     def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key

@@ -24,7 +24,7 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
 
     if not isinstance(config, dqn.DQNConfig):
         raise TypeError(f"export_numpy exports DQN policies; config must be a DQNConfig, got {type(config).__name__}")
-    network = dqn._network(config, dqn._check_env(env, env_params).n, env.observation_space(env_params))
+    network = dqn.q_network(config, env, env_params)
     params = result.params["params"]
     leading = np.shape(params[next(iter(params))]["bias"])
     if len(leading) != 1:
