@@ -103,6 +103,7 @@ def test_every_algorithm_logs_the_shared_metrics(env_id, module):
     config = module.default_config(env_id).replace(num_steps=100, log_interval=50)
     metrics = jax.eval_shape(module.make_train(config, env, params), jax.random.key(0)).metrics
     assert set(common.METRICS) <= set(metrics)
+    assert set(metrics) == set(module.METRICS)  # what a sweep's curve may name
     assert metrics["step"].dtype == jnp.int32 and metrics["finite"].dtype == jnp.bool_
     assert all(value.shape == (2,) for value in metrics.values())
 
@@ -132,6 +133,23 @@ def test_config_fields_from_toml_are_checked_and_coerced():
         ql.QLearningConfig.from_dict({"num_envs": 2.5})
     with pytest.raises(ValueError, match=r"gamma must be in \[0.0, 1.0\], got 2.0"):
         dqn.DQNConfig.from_toml("gamma = 2\n")
+
+
+def test_numpy_numbers_in_a_config_are_stored_as_python_numbers():
+    """A value read from an array passes the checks as a number; the config keeps the Python
+    number it equals, so its TOML form (and a sweep's digest) can hold it."""
+    config = ql.QLearningConfig(alpha=np.float32(0.5), num_envs=np.int64(8), q_init=np.float64(1.5))
+    assert (type(config.alpha), type(config.num_envs), type(config.q_init)) == (float, int, float)
+    assert (
+        ql.QLearningConfig.from_toml(config.to_toml())
+        == config
+        == ql.QLearningConfig(alpha=0.5, num_envs=8, q_init=1.5)
+    )
+    deep = dqn.DQNConfig(hidden_sizes=(np.int32(16), np.int32(16)), learning_rate=np.float32(0.25))
+    assert deep.hidden_sizes == (16, 16) and {type(size) for size in deep.hidden_sizes} == {int}
+    assert dqn.DQNConfig.from_toml(deep.to_toml()) == deep
+    with pytest.raises(TypeError, match="alpha"):
+        ql.QLearningConfig(alpha=np.array([0.5]))
 
 
 def test_one_grid_helper_for_every_algorithm():

@@ -122,6 +122,7 @@ def test_trials_whose_numbers_go_non_finite_fail_and_the_others_complete():
         ({"space": {"alpah": "0.1:0.9"}}, "did you mean 'alpha'"),
         ({"space": {"alpha": "0.9:0.1"}}, "low < high"),
         ({"space": {"alpha": "log:0:0.5"}}, "positive bounds"),
+        ({"space": {"alpha": "0.01:1.18"}}, r"sample axis 'alpha' \(0.01:1.18\) leaves the field's range.*got 1.18"),
         ({"space": {}}, "at least one numeric hyperparameter"),
         ({"num_trials": 0}, "num_trials"),
         ({"trials_per_batch": 0}, "trials_per_batch"),

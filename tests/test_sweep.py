@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tomllib
 from fractions import Fraction
 from pathlib import Path
 
@@ -390,7 +391,11 @@ BAD_INPUT = [
     (dict(grid={"alpha": [0.1, 0.1]}), SweepError, r"repeats a value"),
     (dict(sample={"alpha": "0.1:0.9"}, num_samples=2), SweepError, r"both a grid axis and a sample axis"),
     (dict(grid={}, sample={"num_envs": "1:9"}, num_samples=2), SweepError, r"only numeric hyperparameters"),
-    (dict(curve="return"), SweepError, r"curve must name a logged metric"),
+    (dict(curve="return"), SweepError, r"curve must name a metric q_learning logs.*'greedy_value'.*got 'return'"),
+    (dict(curve="loss"), SweepError, r"curve must name a metric q_learning logs"),
+    (dict(grid={}, sample={"alpha": "0.5:1.5"}, num_samples=2), ValueError, r"alpha must be in .*got 1\.5"),
+    (dict(grid={}, sample={"alpha": "0:0.5"}, num_samples=2), ValueError, r"alpha must be in .*got 0"),
+    (dict(grid={}, sample={"gamma": "log:0.5:2"}, num_samples=2), ValueError, r"gamma must be in .*got 2"),
     (
         dict(settings=SweepSettings(batching=False, memory_budget=2**12)),
         SweepError,
@@ -413,6 +418,16 @@ def test_sweep_settings_are_validated():
         SweepSettings(devices=len(jax.devices()) + 1)
     with pytest.raises(ValueError, match="memory_budget"):
         SweepSettings(memory_budget=0)
+    with pytest.raises(ValueError, match=r"configs_per_batch=2 cuts.*batching=False"):
+        SweepSettings(configs_per_batch=2, batching=False)
+
+
+def test_the_curve_is_a_metric_of_the_algorithm(no_compiling):
+    dqn_spec = {k: v for k, v in DQN.items() if k not in ("algo", "env")}
+    assert SweepSpec.resolve("dqn", "CartPole-v1", **{**dqn_spec, "curve": "loss"}).curve == "loss"
+    with pytest.raises(SweepError, match=r"curve must name a metric dqn logs.*'loss'.*got 'greedy_value'"):
+        SweepSpec.resolve("dqn", "CartPole-v1", **{**dqn_spec, "curve": "greedy_value"})
+    assert resolve(curve="greedy_value").curve == "greedy_value"
 
 
 def test_a_directory_in_the_way_is_refused(ql_dir, tmp_path, no_compiling):
@@ -453,6 +468,35 @@ def test_random_samples_are_recorded_reproducible_and_in_range():
     # Recorded: the TOML form gives the same spec (and points) back.
     again = SweepSpec.from_dict(spec.to_dict())
     assert again == spec and again.points() == points and spec.to_dict()["sample_seed"] == 123
+
+
+def test_the_recorded_spec_gives_the_spec_and_its_digest_back():
+    """sweep.toml read back is the same spec with the same digest (what a resume checks the batch
+    files against), whatever Python or NumPy numbers the axes and seeds were given as, None among
+    them; and the digest follows the order of the axes, which decides the configurations."""
+    specs = [
+        resolve(grid={}, sample={"alpha": sweeps.Sample(0.25, 1), "gamma": "0:1"}, num_samples=2),
+        resolve(grid={"log_interval": [None, 10]}),
+        resolve(
+            grid={"alpha": list(np.float32([0.25, 0.5])), "num_envs": list(np.arange(8, 10))},
+            seeds=list(np.arange(2)),
+            sample_seed=np.int64(3),
+            threshold=np.float32(0.5),
+        ),
+    ]
+    for spec in specs:
+        again = SweepSpec.from_dict(tomllib.loads(spec.to_toml()))
+        assert again == spec and again.digest() == spec.digest() and again.points() == spec.points()
+    assert specs[1].points() == [{"log_interval": None}, {"log_interval": 10}]
+    assert specs[2].points()[1] == {"alpha": 0.25, "num_envs": 9} and specs[2].seeds == (0, 1)
+    assert resolve(seeds=np.int64(2)).seeds == (0, 1)
+    grids = [{"alpha": [0.1, 0.5], "gamma": [0.9, 0.99]}, {"gamma": [0.9, 0.99], "alpha": [0.1, 0.5]}]
+    samples = [{"alpha": "0.1:0.9", "gamma": "0.5:0.99"}, {"gamma": "0.5:0.99", "alpha": "0.1:0.9"}]
+    for a, b in (
+        [resolve(grid=grid) for grid in grids],
+        [resolve(grid={}, sample=sample, num_samples=2) for sample in samples],
+    ):
+        assert a.points() != b.points() and a.digest() != b.digest()
 
 
 def test_grid_order_is_row_major_in_the_order_given_with_samples_fastest():
@@ -544,6 +588,18 @@ def test_an_interrupted_sweep_resumes_to_the_same_files(ql_dir, tmp_path, monkey
     resume_sweep(tmp_path / "sweep", progress=False)
     for name in ("results.csv", "results.json"):
         assert (tmp_path / "sweep" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_sweep_made_on_more_devices_resumes_on_fewer(ql_dir, tmp_path):
+    out, _ = ql_dir
+    again = copy_sweep(out, tmp_path / "sweep")
+    metadata = records.read_json(again / "metadata.json")
+    metadata["settings"]["devices"] = len(jax.devices()) + 1  # made where it had more
+    records.write_json(again / "metadata.json", metadata)
+    (again / "batches" / "batch-00001.npz").unlink()
+    resume_sweep(again, progress=False)
+    for name in ("results.csv", "results.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("damage", ["another sweep's digest", "other configurations", "not a batch file"])

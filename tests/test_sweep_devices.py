@@ -148,6 +148,7 @@ def test_a_sweep_on_four_devices_is_the_one_device_sweep_bit_for_bit(tmp_path):
 PROCESS = textwrap.dedent(
     """
     import json, sys
+    from pathlib import Path
 
     import jax
 
@@ -161,7 +162,18 @@ PROCESS = textwrap.dedent(
     from jrl.experiment import SweepSettings
 
     result = jrl.sweep(**kwargs, out=out, settings=SweepSettings(configs_per_batch=2), progress=False)
-    print(json.dumps({"rows": len(result.rows)}))
+    rows = len(result.rows)
+    # A batch file process 0 refuses on resuming stops every process (none waits for it).
+    if process_id == 0:
+        (Path(out) / "batches" / "batch-00001.npz").rename(Path(out) / "batch-00001.npz")
+        (Path(out) / "batches" / "batch-00001.npz").write_bytes(b"not an npz")
+    try:
+        jrl.experiment.resume_sweep(out, progress=False)
+    except jrl.experiment.SweepError as err:
+        refused = str(err)
+    if process_id == 0:
+        (Path(out) / "batch-00001.npz").replace(Path(out) / "batches" / "batch-00001.npz")
+    print(json.dumps({"rows": rows, "refused": refused}))
     jax.distributed.shutdown()
     """
 )
@@ -176,12 +188,16 @@ def free_port() -> int:
 def test_two_processes_write_the_table_of_the_single_process_sweep(tmp_path):
     """Two local processes of 2 devices each (``jax.distributed``, CPU collectives): each trains
     its members, process 0 gathers them and writes results.csv and results.json, byte for byte
-    those of the sweep in this process."""
+    those of the sweep in this process. Resuming it with a damaged batch file stops both
+    processes with an error (not one waiting for the other in a collective: a timeout here)."""
     out, port = tmp_path / "two-processes", str(free_port())
     children = [start(PROCESS, 2, str(i), port, str(out), json.dumps(QL)) for i in range(2)]
     reference = run(QL, out=tmp_path / "one-process")
-    outputs = finish(children)
-    assert [json.loads(o.strip().splitlines()[-1])["rows"] for o in outputs] == [3, 0]  # process 0 tabulates
+    outputs = finish(children, timeout=180)
+    reports = [json.loads(o.strip().splitlines()[-1]) for o in outputs]
+    assert [report["rows"] for report in reports] == [3, 0]  # process 0 tabulates
+    assert "batch-00001.npz is not a readable batch file" in reports[0]["refused"]
+    assert reports[1]["refused"] == "process 0 stopped the sweep (its error says why)"
     for name in ("results.csv", "results.json"):
         assert (out / name).read_bytes() == (reference.directory / name).read_bytes(), name
     metadata = json.loads((out / "metadata.json").read_text())

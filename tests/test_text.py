@@ -348,6 +348,7 @@ def test_text_q_learning_starts_from_the_pretrained_model_and_runs_in_chunks():
     chunked = algorithm.result(state, {k: np.concatenate([first[k], rest[k]]) for k in first})
     jax.tree_util.tree_map(np.testing.assert_array_equal, whole.q_model.params, chunked.q_model.params)
     assert np.asarray(whole.metrics["finite"]).all()
+    assert set(whole.metrics) == set(text_q.METRICS)  # what a sweep's curve may name
     # Q starts at 0: the first iteration decodes with the pretrained model alone (KL 0), the next not.
     assert abs(float(whole.metrics["kl"][0])) < 1e-5 < float(whole.metrics["kl"][1])
 

@@ -55,6 +55,12 @@ class AlgorithmSpec:
     def greedy_policy(self) -> Callable[..., Any]:
         return self.module.greedy_policy
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics a run logs: the module's ``METRICS``, or the shared ones
+        (``common.METRICS``) for a registered module that does not list its own."""
+        return tuple(getattr(self.module, "METRICS", common.METRICS))
+
     def check_env(self, env: Environment, env_params: Any) -> None:
         """Raise ``ValueError`` saying why this algorithm does not fit ``env`` (host side)."""
         if hasattr(self.module, "check_env"):
@@ -79,7 +85,8 @@ _SPECS = {
 
 
 def register(name: str, module: ModuleType, config_class: type, fixed: dict | None = None) -> None:
-    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``)
+    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``
+    and ``METRICS``, the names of every metric it logs, which a sweep's curve may name)
     known by ``name`` to ``get``, the runner and the command line. ``jrl.text`` registers
     ``text_q_learning`` this way (the layers above ``algorithms`` add theirs; nothing here imports them)."""
     if name in _SPECS:

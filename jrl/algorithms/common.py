@@ -115,6 +115,17 @@ class Config:
     HYPERPARAMS: ClassVar[type]
     DEFAULT_RECORDS: ClassVar[int]
 
+    def __post_init__(self) -> None:
+        """Store NumPy scalars (a value read from an array) as the Python numbers they equal:
+        they pass the checks as numbers, but TOML, JSON and a sweep's digest cannot hold them.
+        Subclasses call this first, then check their fields."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, f.name, value.item())
+            elif isinstance(value, tuple):
+                object.__setattr__(self, f.name, tuple(v.item() if isinstance(v, np.generic) else v for v in value))
+
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes`` applied (and validated)."""
         return replace_config(self, changes)
@@ -176,8 +187,10 @@ def _closest(name: str, names: set[str]) -> str | None:
 def coerce_field(cls: type, name: str, value: Any) -> Any:
     """``value`` converted losslessly to the type of field ``name`` of the dataclass ``cls``:
     int -> float for a float field, list -> tuple for a tuple field, ``"none"`` -> ``None`` for a
-    field that may be ``None``; anything else unchanged (the config's own validation then names a
+    field that may be ``None``, a NumPy scalar to the Python number it equals; anything else unchanged (the config's own validation then names a
     wrong type)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     hint = typing.get_type_hints(cls)[name]
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if value is None or (value == NONE and type(None) in options):

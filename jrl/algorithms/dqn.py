@@ -34,6 +34,7 @@ from jax.flatten_util import ravel_pytree
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
+from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import (
     Algorithm,
     Config,
@@ -53,6 +54,7 @@ from jrl.spaces import Discrete
 LOSSES = ("huber", "mse")
 
 __all__ = [
+    "METRICS",
     "DQNConfig",
     "DQNHyperparams",
     "DQNResult",
@@ -66,6 +68,9 @@ __all__ = [
     "n_step_batch",
     "q_network",
 ]
+
+#: Every metric a run logs (``DQNResult``): the shared ones, then this algorithm's own.
+METRICS = (*SHARED_METRICS, "loss", "updates", "nonfinite_updates", "stopped")
 
 
 @struct.dataclass
@@ -166,6 +171,7 @@ class DQNConfig(Config):
     stop_return: float | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_int("num_envs", self.num_envs, 1, 2**20)
         check_int("num_steps", self.num_steps, 1, 2**31 - 1)
         check_float("learning_rate", self.learning_rate, 0.0, 1e3, low_open=True)

@@ -33,6 +33,7 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_choice, check_float, check_int, check_key
+from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import (
     Algorithm,
     Config,
@@ -49,6 +50,7 @@ from jrl.planning import policy_evaluation
 
 __all__ = [
     "ALGORITHMS",
+    "METRICS",
     "QLearningConfig",
     "QLearningHyperparams",
     "QLearningResult",
@@ -63,6 +65,8 @@ __all__ = [
 ]
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "double_q_learning")
+#: Every metric a run logs (``QLearningResult``): the shared ones, then this algorithm's own.
+METRICS = (*SHARED_METRICS, "episode_length", "td_error", "greedy_value")
 
 
 @struct.dataclass
@@ -116,6 +120,7 @@ class QLearningConfig(Config):
     eval_episodes: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_int("num_envs", self.num_envs, 1, 2**24)
         check_int("num_steps", self.num_steps, 1, 2**31 - 1)
         check_float("alpha", self.alpha, 0.0, 1.0, low_open=True)

@@ -186,13 +186,15 @@ def optuna_search(
         done_steps = 0
         for number in range(num_batches):
             count = min(trials_per_batch, num_trials - number * trials_per_batch)
-            trials = [study.ask(distributions) for _ in range(count)]
-            try:
+            trials: list = []
+            try:  # interrupted or broken: the batch's trials must not stay RUNNING
+                for _ in range(count):
+                    trials.append(study.ask(distributions))
                 hyperparams = [spec.config.replace(**trial.params).hyperparams() for trial in trials]
                 started = time.perf_counter()
                 numbers = _run_batch(group, _Batch(0, number, list(range(count))), spec, mesh, size, hyperparams)
                 seconds = time.perf_counter() - started
-            except BaseException:  # interrupted or broken: the batch's trials must not stay RUNNING
+            except BaseException:
                 for trial in trials:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise

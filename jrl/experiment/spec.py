@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import tomli_w
 
 from jrl import algorithms
@@ -68,8 +69,8 @@ class RunSpec:
             raise TypeError(f"config must be a {spec.config_class.__name__} for algo {self.algo!r}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
-        for seed in self.seeds:
-            check_int("seed", seed, 0, 2**31 - 1)
+        # As Python ints: NumPy ones pass the check, but TOML and JSON cannot hold them.
+        object.__setattr__(self, "seeds", tuple(check_int("seed", seed, 0, 2**31 - 1) for seed in self.seeds))
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
 
@@ -96,6 +97,8 @@ class RunSpec:
         except ValueError:  # no tuned default for this environment
             base = {}
         fields = {**base, **(config or {})}
+        if isinstance(seeds, np.integer):
+            seeds = int(seeds)
         if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple)):
             raise TypeError(f"seeds must be a count or a list of seeds, got {seeds!r}")
         if isinstance(seeds, int):

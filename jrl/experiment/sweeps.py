@@ -98,8 +98,12 @@ class Sample:
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise SweepError(f"a sample range's {name} must be a finite number, got {value!r}")
+            if not math.isfinite(value):
+                raise SweepError(f"a sample range's {name} must be a finite number, got {value!r}")
+            # As a float: Sample(0, 1) is written "0.0:1.0", and read back it is the same range.
+            object.__setattr__(self, name, float(value))
         check_bool("log", self.log)
         if not self.low < self.high:
             raise SweepError(f"a sample range needs low < high, got low={self.low}, high={self.high}")
@@ -188,6 +192,8 @@ class SweepSpec:
             base_fields = config.to_dict()
         else:
             base_fields = dict(config or {})
+        if isinstance(seeds, np.integer):
+            seeds = int(seeds)
         if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
             raise TypeError(f"seeds must be a count or a list of seeds, got {seeds!r}")
         if isinstance(seeds, int) and seeds < 1:
@@ -227,24 +233,29 @@ class SweepSpec:
                 raise SweepError(
                     f"only numeric hyperparameters can be sampled ({hyper}); {name!r} is not one (use a grid axis)"
                 )
-            resolved_sample[name] = rng if isinstance(rng, Sample) else Sample.parse(rng)
-        check_int("num_samples", num_samples, 0, 2**20)
+            rng = rng if isinstance(rng, Sample) else Sample.parse(rng)
+            for end in (rng.low, rng.high):  # draws lie between them (float32 rounding may reach high)
+                try:
+                    base.replace(**{name: end})
+                except (TypeError, ValueError) as err:
+                    raise SweepError(f"sample axis {name!r} ({rng}) leaves the field's range: {err}") from None
+            resolved_sample[name] = rng
+        num_samples = check_int("num_samples", num_samples, 0, 2**20)
         if resolved_sample and num_samples < 1:
             raise SweepError("sample axes need num_samples >= 1 (--samples N)")
         if num_samples and not resolved_sample:
             raise SweepError(f"num_samples={num_samples} but no sample axis: add one (--sample NAME=log:LOW:HIGH)")
         if not resolved_grid and not resolved_sample:
             raise SweepError(f"a sweep needs at least one axis (--grid NAME=V1,V2 or --sample); e.g. over {hyper}")
-        check_int("sample_seed", sample_seed, 0, 2**31 - 1)
+        sample_seed = check_int("sample_seed", sample_seed, 0, 2**31 - 1)
         if threshold is not None:
             threshold = check_float("threshold", threshold, -math.inf, math.inf)
-        check_int("eval_episodes", eval_episodes, 1, 2**20)
+        eval_episodes = check_int("eval_episodes", eval_episodes, 1, 2**20)
         if curve is None:
             curve = "eval_return" if getattr(base, "eval_episodes", 0) > 0 else "episode_return"
-        if curve not in algorithms.common.METRICS and curve not in ("greedy_value", "td_error", "episode_length"):
-            raise SweepError(
-                f"curve must name a logged metric such as 'eval_return' or 'episode_return', got {curve!r}"
-            )
+        logged = algorithms.get(run.algo).metrics
+        if curve not in logged:
+            raise SweepError(f"curve must name a metric {run.algo} logs, one of {list(logged)}; got {curve!r}")
         spec = cls(
             algo=run.algo,
             env=run.env,
@@ -259,7 +270,8 @@ class SweepSpec:
             eval_episodes=eval_episodes,
             env_kwargs=run.env_kwargs,
         )
-        if curve == "eval_return" and any(c.eval_episodes == 0 for c in spec.configs() if hasattr(c, "eval_episodes")):
+        configs = spec.configs()  # each validated, as a combination of the axes' values
+        if curve == "eval_return" and any(getattr(c, "eval_episodes", 1) == 0 for c in configs):
             raise SweepError("curve='eval_return' needs eval_episodes > 0 in every configuration")
         return spec
 
@@ -316,7 +328,11 @@ class SweepSpec:
             "eval_episodes": self.eval_episodes,
             "env_kwargs": dict(self.env_kwargs),
             "config": self.config.to_dict(),
-            "grid": {name: _plain_values(values) for name, values in self.grid.items()},
+            # TOML has no null: None as "none", which coerce_field reads back as None.
+            "grid": {
+                name: [algorithms.common.NONE if v is None else v for v in _plain_values(values)]
+                for name, values in self.grid.items()
+            },
             "sample": {name: str(rng) for name, rng in self.sample.items()},
         }
         if self.threshold is not None:
@@ -359,8 +375,10 @@ class SweepSpec:
         return cls.from_dict(data, **overrides)
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of ``to_dict()`` (batch files record it)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha256 of the canonical JSON of ``to_dict()`` and the order of the axes, which decides
+        the configurations and which the sorted JSON forgets (batch files record it)."""
+        data = {**self.to_dict(), "axis_order": [list(self.grid), list(self.sample)]}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _hyperparam_names(config: Any) -> list[str]:
@@ -400,6 +418,11 @@ class SweepSettings:
         if self.memory_budget is not None:
             check_int("memory_budget", self.memory_budget, 1)
         check_bool("batching", self.batching)
+        if self.configs_per_batch is not None and not self.batching:
+            raise SweepError(
+                f"configs_per_batch={self.configs_per_batch} cuts groups into batches and batching=False refuses "
+                "to: give one of them"
+            )
         if self.devices is not None:
             check_int("devices", self.devices, 1, len(jax.devices()))
 
@@ -815,8 +838,10 @@ def load_sweep(directory: str | Path) -> tuple[SweepSpec, SweepSettings]:
     if not (directory / SPEC).is_file() or not (directory / records.METADATA).is_file():
         raise SweepError(f"{directory} is not a jrl sweep directory (it needs {SPEC} and metadata.json)")
     spec = SweepSpec.load(directory / SPEC)
-    settings = SweepSettings(**records.read_json(directory / records.METADATA)["settings"])
-    return spec, settings
+    recorded = records.read_json(directory / records.METADATA)["settings"]
+    if recorded.get("devices") is not None and recorded["devices"] > len(jax.devices()):
+        recorded["devices"] = None  # made where it had more devices: use all of these
+    return spec, SweepSettings(**recorded)
 
 
 def resume_sweep(directory: str | Path, *, progress: bool = True) -> SweepResult:
@@ -824,8 +849,6 @@ def resume_sweep(directory: str | Path, *, progress: bool = True) -> SweepResult
     The finished table is the one an uninterrupted sweep writes."""
     directory = Path(directory)
     spec, settings = load_sweep(directory)
-    if settings.devices is not None and settings.devices > len(jax.devices()):
-        settings = dataclasses.replace(settings, devices=None)
     for stale in (directory / BATCHES).glob(".*.tmp.npz"):
         stale.unlink(missing_ok=True)
     return _execute(spec, directory, settings, progress)
@@ -877,12 +900,17 @@ def _execute(
     done: dict[int, dict] = {}
     if directory is not None:
         flags = np.zeros(len(batches), np.int32)
+        problem = None
         if lead:
-            for batch in batches:
-                numbers = _load_batch(directory, batch, digest)
-                if numbers is not None:
-                    done[batch.number] = numbers
-                    flags[batch.number] = 1
+            try:
+                for batch in batches:
+                    numbers = _load_batch(directory, batch, digest)
+                    if numbers is not None:
+                        done[batch.number] = numbers
+                        flags[batch.number] = 1
+            except SweepError as err:
+                problem = str(err)
+        _raise_on_every_process(problem)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
@@ -915,8 +943,14 @@ def _execute(
             numbers = _run_batch(group, batch, spec, mesh, size)
             seconds = time.perf_counter() - started
             session["run_seconds"] += seconds
-            if directory is not None and lead:
-                _save_batch(directory, batch, numbers, digest)
+            if directory is not None:
+                problem = None
+                if lead:
+                    try:
+                        _save_batch(directory, batch, numbers, digest)
+                    except OSError as err:
+                        problem = f"cannot write {_batch_path(directory, batch)}: {err}"
+                _raise_on_every_process(problem)
             done[batch.number] = numbers
             done_steps += group.env_steps() * len(batch.configs) * len(spec.seeds)
             failed = int((~numbers["finite"]).sum())

@@ -40,6 +40,7 @@ import optax
 from flax import struct
 
 from jrl._validation import check_float, check_int, check_key
+from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
@@ -48,6 +49,7 @@ from jrl.text.generate import choose_tokens
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
 
 __all__ = [
+    "METRICS",
     "TextQConfig",
     "TextQHyperparams",
     "TextQResult",
@@ -62,6 +64,9 @@ __all__ = [
     "rollout",
     "soft_value",
 ]
+
+#: Every metric a run logs: the shared ones, then this algorithm's own.
+METRICS = (*SHARED_METRICS, "kl", "tokens", "loss", "nonfinite_updates")
 
 
 @struct.dataclass
@@ -113,6 +118,7 @@ class TextQConfig(Config):
     log_interval: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.pretrained, str):
             raise TypeError(f"pretrained must be a directory path (str), got {self.pretrained!r}")
         check_int("num_envs", self.num_envs, 1)
