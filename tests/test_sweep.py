@@ -62,6 +62,7 @@ DQN = dict(
         "eval_episodes": 2,
         "log_interval": 100,
         "hidden_sizes": [32],
+        "stop_return": 100.0,  # both seeds of learning_rate=1e-2 stop before the end
     },
     grid={"learning_rate": [1e-3, 3e-3, 1e-2]},
     seeds=[0, 5],
@@ -158,22 +159,29 @@ def test_a_tabular_member_is_make_train_of_its_config_bit_for_bit(ql_result):
 
 
 def test_a_dqn_member_is_the_run_jrl_train_gives(dqn_result, tmp_path):
-    """``jrl train`` of the middle configuration with the sweep's seeds (vmapped, as in the sweep,
+    """``jrl train`` of the last configuration with the sweep's seeds (vmapped, as in the sweep,
     but with the configuration's hyperparameters unbatched): the same learning curve (every
-    in-loop evaluation of every seed) and the same final greedy return. (Tabular members are
-    compared with ``make_train`` itself above; ``jrl train`` is ``make_train``, tested elsewhere.)"""
+    in-loop evaluation of every seed; after a seed stopped at ``stop_return``, where the run logs
+    nothing, the sweep's curve holds the evaluation that stopped it) and the same final greedy
+    return. (Tabular members are compared with ``make_train`` itself above; ``jrl train`` is
+    ``make_train``, tested elsewhere.)"""
     sweep_args, result = DQN, dqn_result
     ((axis, values),) = sweep_args["grid"].items()
-    config = {**sweep_args["config"], axis: values[1]}
+    config = {**sweep_args["config"], axis: values[2]}
     spec = RunSpec.resolve(sweep_args["algo"], sweep_args["env"], sweep_args["seeds"], config)
     summary = train(spec, tmp_path / "run", RunSettings(eval_episodes=2), progress=False)
     rows = records.read_metrics(tmp_path / "run" / records.METRICS)
     curve = result.spec.curve
     for s, seed in enumerate(sweep_args["seeds"]):
-        logged = [r[curve] for r in sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["log"])]
-        logged = np.array([math.nan if v is None else v for v in logged])
-        assert np.array_equal(result.curves[1, s], logged, equal_nan=True), seed
-        assert result.final_returns[1, s] == summary["per_seed"][str(seed)]["evaluation"]["mean_return"]
+        records_of_seed = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["log"])
+        logged = np.array([math.nan if r[curve] is None else r[curve] for r in records_of_seed])
+        stopped = [r["stopped"] for r in records_of_seed]
+        assert any(stopped) and not stopped[0] and np.isnan(logged[stopped]).all(), seed
+        for i in range(1, len(logged)):
+            if stopped[i]:
+                logged[i] = logged[i - 1]
+        assert np.array_equal(result.curves[2, s], logged), seed
+        assert result.final_returns[2, s] == summary["per_seed"][str(seed)]["evaluation"]["mean_return"]
 
 
 # -- the table ------------------------------------------------------------------------------------

@@ -533,7 +533,10 @@ class _Group:
         state, metrics = run(state)
         # Only the metrics the table reads leave the call: XLA then drops the work of the others
         # (tabular Q-learning's greedy_value is a linear solve per logging interval).
-        out = {"metrics": {name: metrics[name] for name in sorted({spec.curve, "finite", "step"})}}
+        names = {spec.curve, "finite", "step"}
+        if spec.curve == "eval_return" and "stopped" in metrics:  # see _held_after_stopping
+            names.add("stopped")
+        out = {"metrics": {name: metrics[name] for name in sorted(names)}}
         if self.tabular:
             out["q_table"] = jax.vmap(lambda s: algorithm.result(s, {}).q_table, in_axes=(self.state_axes,))(state)
         else:
@@ -698,6 +701,8 @@ def _run_batch(
     else:
         final = np.asarray(out["final_return"], np.float64)
     curve = np.asarray(metrics[spec.curve], np.float64)
+    if "stopped" in metrics:
+        curve = _held_after_stopping(curve, np.asarray(metrics["stopped"], bool))
     steps = np.asarray(metrics["step"], np.int64) * group.config.num_envs
     return {
         "configs": np.asarray(batch.configs, np.int64),
@@ -706,6 +711,20 @@ def _run_batch(
         "env_steps": steps,
         "finite": finite,
     }
+
+
+def _held_after_stopping(curve: np.ndarray, stopped: np.ndarray) -> np.ndarray:
+    """The evaluation curves ``[M, L]`` with every interval after a member stopped (``stopped``
+    ``[M, L]``: DQN's ``stop_return`` was reached, so nothing ran or was evaluated: NaN) holding the
+    evaluation that stopped it. Its policy no longer changes; left NaN (skipped), the area under
+    the curve would be the mean of the intervals before the stop only, and rank a member that
+    solves early below one that never does."""
+    held = curve.copy()
+    for member in np.flatnonzero(stopped.any(axis=1)):
+        first = int(np.argmax(stopped[member]))
+        if first > 0:
+            held[member, first:] = curve[member, first - 1]
+    return held
 
 
 def _batch_path(directory: Path, batch: _Batch) -> Path:
