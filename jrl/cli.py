@@ -426,6 +426,7 @@ def _train(args: argparse.Namespace) -> int:
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{spec.env.replace('/', '_')}_{spec.algo}_{stamp}"
+    args.resumable = out
     summary = train(spec, out, settings, progress=not args.quiet)
     return 0 if summary["finite"] else 1
 
@@ -563,6 +564,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("sweeps") / f"{spec.env.replace('/', '_')}_{spec.algo}_{stamp}"
+    args.resumable = out
     result = run_sweep(spec, out, settings, progress=not args.quiet)
     return _sweep_report(result, args.quiet)
 
@@ -586,6 +588,9 @@ def _resume(args: argparse.Namespace) -> int:
     from jrl.experiment import resume
     from jrl.experiment.sweeps import SPEC
 
+    if not args.run_dir.exists():
+        raise FileNotFoundError(f"{args.run_dir} does not exist: give a run directory or a sweep directory")
+    args.resumable = args.run_dir
     if (args.run_dir / SPEC).is_file():
         _start_jax(args)
         from jrl.experiment import resume_sweep
@@ -702,6 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     values or every configuration of a sweep failed, 2 bad input)."""
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         args = parser.parse_args(argv)
         handler = {
@@ -719,7 +725,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jrl: error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("jrl: interrupted (resume with `jrl resume DIR`)", file=sys.stderr)
+        where = getattr(args, "resumable", None)  # the directory the command writes, once known
+        if where is not None and Path(where).is_dir():
+            print(f"jrl: interrupted (continue with `jrl resume {where}`)", file=sys.stderr)
+        else:
+            print("jrl: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as err:
         # Every validation error in jrl is one of these and names what was wrong. JRL_DEBUG=1

@@ -135,6 +135,16 @@ def test_config_fields_from_toml_are_checked_and_coerced():
         dqn.DQNConfig.from_toml("gamma = 2\n")
 
 
+def test_a_log_interval_that_does_not_divide_num_steps_says_how_to_have_one_chosen():
+    """A tuned default's log_interval outlives a shortened num_steps (--set num_steps=500)."""
+    from jrl.text import q_learning as text_q
+
+    for config_class in (ql.QLearningConfig, dqn.DQNConfig, text_q.TextQConfig):
+        with pytest.raises(ValueError, match=r"log_interval=1000 must divide num_steps=500.*log_interval=none"):
+            config_class(num_steps=500, log_interval=1000)
+        assert config_class(num_steps=500, log_interval=None).num_logs() >= 1
+
+
 def test_numpy_numbers_in_a_config_are_stored_as_python_numbers():
     """A value read from an array passes the checks as a number; the config keeps the Python
     number it equals, so its TOML form (and a sweep's digest) can hold it."""

@@ -439,12 +439,33 @@ def test_the_curve_is_a_metric_of_the_algorithm(no_compiling):
 
 
 def test_a_directory_in_the_way_is_refused(ql_dir, tmp_path, no_compiling):
+    """With advice that fits what is there: only the same sweep can be resumed."""
     out, _ = ql_dir
-    with pytest.raises(SweepError, match="exists already"):
-        run(QL, out=out)
+    with pytest.raises(SweepError, match="holds this sweep already: continue it with `jrl resume"):
+        run(QL, out=out, settings=SweepSettings(configs_per_batch=1))
+    with pytest.raises(SweepError, match=r"holds another sweep .*: choose another --out"):
+        run(QL, out=out, seeds=[3, 7])
     (tmp_path / "file").write_text("")
-    with pytest.raises(SweepError, match="exists already"):
+    with pytest.raises(SweepError, match="is a file: choose another --out"):
         run(QL, out=tmp_path / "file")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("")
+    with pytest.raises(SweepError, match="exists and is not empty: choose another --out"):
+        run(QL, out=tmp_path / "full")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"sample": {"alpha": "log:1:0.1"}, "num_samples": 2}, r"sample axis 'alpha': .*low < high"),
+        ({"sample": {"alpha": [0.1, 0.2]}, "num_samples": 2}, r"sample axis 'alpha': .*'low:high'"),
+        ({"grid": 3}, r"grid must be a table of axis = \[values\], got 3"),
+        ({"sample": "alpha"}, r"sample must be a table of axis = \"low:high\", got 'alpha'"),
+    ],
+)
+def test_a_sweep_file_s_errors_name_the_axis(data, message, no_compiling):
+    with pytest.raises(SweepError, match=message):
+        SweepSpec.from_dict({"algo": "q_learning", "env": "FrozenLake-v1", "grid": {"gamma": [0.9]}} | data)
 
 
 # -- axes: samples, order, groups ------------------------------------------------------------------
@@ -498,6 +519,10 @@ def test_the_recorded_spec_gives_the_spec_and_its_digest_back():
     assert specs[1].points() == [{"log_interval": None}, {"log_interval": 10}]
     assert specs[2].points()[1] == {"alpha": 0.25, "num_envs": 9} and specs[2].seeds == (0, 1)
     assert resolve(seeds=np.int64(2)).seeds == (0, 1)
+    for values in (np.array([0.25, 0.5]), jax.numpy.array([0.25, 0.5])):  # as gymnax users write them
+        assert resolve(grid={"alpha": values}).grid == {"alpha": (0.25, 0.5)}
+    with pytest.raises(SweepError, match=r"grid axis 'alpha' must be a list of values, got an array of shape \(1, 2\)"):
+        resolve(grid={"alpha": np.array([[0.25, 0.5]])})
     grids = [{"alpha": [0.1, 0.5], "gamma": [0.9, 0.99]}, {"gamma": [0.9, 0.99], "alpha": [0.1, 0.5]}]
     samples = [{"alpha": "0.1:0.9", "gamma": "0.5:0.99"}, {"gamma": "0.5:0.99", "alpha": "0.1:0.9"}]
     for a, b in (
@@ -610,16 +635,19 @@ def test_a_sweep_made_on_more_devices_resumes_on_fewer(ql_dir, tmp_path):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("damage", ["another sweep's digest", "other configurations", "not a batch file"])
+@pytest.mark.parametrize(
+    "damage", ["another sweep's digest", "other configurations", "not a batch file", "truncated", "empty"]
+)
 def test_a_batch_file_of_another_sweep_is_refused(damage, ql_dir, tmp_path, no_compiling):
     out, _ = ql_dir
     again = copy_sweep(out, tmp_path / "sweep")
     path = again / "batches" / "batch-00001.npz"
     with np.load(path) as data:
         numbers = {name: data[name] for name in data.files}
-    if damage == "not a batch file":
-        path.write_bytes(b"not an npz")
-        match = "not a readable batch file"
+    if damage in ("not a batch file", "truncated", "empty"):
+        text = {"not a batch file": b"not an npz", "truncated": path.read_bytes()[:100], "empty": b""}[damage]
+        path.write_bytes(text)
+        match = "batch-00001.npz is not a readable batch file"
     else:
         if damage == "another sweep's digest":
             numbers["spec_sha256"] = np.asarray(resolve(seeds=[3, 7, 12]).digest())

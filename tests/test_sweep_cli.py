@@ -87,6 +87,36 @@ def test_resume_retrains_a_lost_batch_to_the_same_table(finished, tmp_path):
     assert [s["batches_before"] for s in sessions] == [0, 3]
 
 
+def test_an_interrupted_sweep_says_which_directory_to_resume_and_records_the_session(finished, tmp_path, monkeypatch):
+    out, _ = finished
+    monkeypatch.chdir(tmp_path)  # the default --out: sweeps/ENV_ALGO_TIME, here
+    real, calls = sweeps._run_batch, []
+
+    def interrupted_at_the_third_batch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(sweeps, "_run_batch", interrupted_at_the_third_batch)
+    code, _, stderr = run_cli(["sweep", *BASE, *AXES, "--configs-per-batch", "1", "--quiet"])
+    (directory,) = (tmp_path / "sweeps").iterdir()
+    assert (
+        code == 130 and stderr == f"jrl: interrupted (continue with `jrl resume {Path('sweeps') / directory.name}`)\n"
+    )
+    (session,) = json.loads((directory / "metadata.json").read_text())["sessions"]
+    assert session["batches_before"] == 0 and session["batches_after"] == 2 and "interrupted" in session
+    monkeypatch.undo()
+    code, _, stderr = run_cli(["resume", str(directory), "--quiet"])
+    assert code == 0, stderr
+    assert (directory / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+    sessions = json.loads((directory / "metadata.json").read_text())["sessions"]
+    assert [(s["batches_before"], s["batches_after"]) for s in sessions] == [(0, 2), (2, 4)]
+    assert "finished" in sessions[1] and "interrupted" not in sessions[1]
+    code, _, stderr = run_cli(["resume", str(tmp_path / "nowhere")])
+    assert code == 2 and "nowhere does not exist" in stderr
+
+
 def test_a_sweep_file_on_two_forced_host_devices_gives_the_same_table(finished, tmp_path):
     """In a fresh process (the flag must come before JAX starts): --config, --host-devices, --quiet;
     3 seeds do not divide by 2 devices, and the table is the one-device table, bit for bit."""
@@ -246,7 +276,7 @@ def test_directories_of_the_wrong_kind_are_refused(finished, tmp_path):
     code, _, err = run_cli(["plot", str(out), str(run_dir)])
     assert code == 2 and "run directories or sweep directories, not both" in err
     code, _, err = run_cli(["sweep", "--config", str(out / "sweep.toml"), "--out", str(out)])
-    assert code == 2 and "exists already: continue it with `jrl resume" in err
+    assert code == 2 and "holds this sweep already: continue it with `jrl resume" in err
 
 
 def test_sweep_and_resume_have_help(capsys):

@@ -35,6 +35,7 @@ import numpy as np
 import tomli_w
 
 from jrl._numerics import rounded
+from jrl._validation import check_int
 
 __all__ = [
     "METRICS",
@@ -125,6 +126,18 @@ class Config:
                 object.__setattr__(self, f.name, value.item())
             elif isinstance(value, tuple):
                 object.__setattr__(self, f.name, tuple(v.item() if isinstance(v, np.generic) else v for v in value))
+
+    def _check_log_interval(self) -> None:
+        """``log_interval``: ``None`` or a divisor of ``num_steps`` (the message says how to get
+        one chosen: a default's interval outlives a shortened ``num_steps``)."""
+        if self.log_interval is None:
+            return
+        check_int("log_interval", self.log_interval, 1)
+        if self.num_steps % self.log_interval:
+            raise ValueError(
+                f"log_interval={self.log_interval} must divide num_steps={self.num_steps}; or set it to None "
+                "('none' in TOML and on the command line: --set log_interval=none) to choose one"
+            )
 
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes`` applied (and validated)."""

@@ -226,10 +226,7 @@ class DQNConfig(Config):
                 f"learning_starts={self.learning_starts} must be >= (n_step - 1) * num_envs = "
                 f"{(self.n_step - 1) * self.num_envs} (the first n-step targets need n stored steps)"
             )
-        if self.log_interval is not None:
-            check_int("log_interval", self.log_interval, 1, self.num_steps)
-            if self.num_steps % self.log_interval:
-                raise ValueError(f"log_interval={self.log_interval} must divide num_steps={self.num_steps}")
+        self._check_log_interval()
 
     def total_updates(self) -> int:
         """Gradient steps in a full run: ``updates_per_iteration`` per update phase."""

@@ -130,13 +130,7 @@ class QLearningConfig(Config):
         check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
         check_choice("algorithm", self.algorithm, ALGORITHMS)
         check_float("q_init", self.q_init, -1e30, 1e30)
-        if self.log_interval is not None:
-            check_int("log_interval", self.log_interval, 1, self.num_steps)
-            if self.num_steps % self.log_interval:
-                raise ValueError(
-                    f"log_interval={self.log_interval} must divide num_steps={self.num_steps} "
-                    "(or be None to choose one)"
-                )
+        self._check_log_interval()
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
 
 

@@ -39,7 +39,8 @@ import os
 import time
 import tomllib
 import warnings
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,10 @@ class SweepSpec:
         config_class = type(base)
         hyper = _hyperparam_names(base)
         fields = [f.name for f in dataclasses.fields(config_class)]
+        if grid is not None and not isinstance(grid, Mapping):
+            raise SweepError(f"grid must be a table of axis = [values], got {grid!r}")
+        if sample is not None and not isinstance(sample, Mapping):
+            raise SweepError(f'sample must be a table of axis = "low:high", got {sample!r}')
         grid = dict(grid or {})
         sample = dict(sample or {})
         for name in [*grid, *sample]:
@@ -217,6 +222,12 @@ class SweepSpec:
             raise SweepError(f"{both} is both a grid axis and a sample axis; give each axis once")
         resolved_grid = {}
         for name, values in grid.items():
+            if hasattr(values, "shape") and hasattr(values, "tolist"):  # a NumPy or JAX array
+                if len(values.shape) != 1:
+                    raise SweepError(
+                        f"grid axis {name!r} must be a list of values, got an array of shape {tuple(values.shape)}"
+                    )
+                values = np.asarray(values).tolist()
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
                 raise SweepError(f"grid axis {name!r} must be a list of values, got {values!r}")
             if len(values) == 0:
@@ -233,7 +244,10 @@ class SweepSpec:
                 raise SweepError(
                     f"only numeric hyperparameters can be sampled ({hyper}); {name!r} is not one (use a grid axis)"
                 )
-            rng = rng if isinstance(rng, Sample) else Sample.parse(rng)
+            try:
+                rng = rng if isinstance(rng, Sample) else Sample.parse(rng)
+            except SweepError as err:
+                raise SweepError(f"sample axis {name!r}: {err}") from None
             for end in (rng.low, rng.high):  # draws lie between them (float32 rounding may reach high)
                 try:
                     base.replace(**{name: end})
@@ -353,6 +367,9 @@ class SweepSpec:
             raise SweepError(f"unknown key(s) {unknown} in a sweep file; it takes {sorted(known)}")
         merged = dict(data)
         for table in ("config", "grid", "sample", "env_kwargs"):
+            if not isinstance(data.get(table, {}), Mapping):  # resolve names what each one takes
+                overrides.pop(table, None)
+                continue
             merged[table] = {**data.get(table, {}), **(overrides.pop(table, None) or {})}
         merged.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("algo", "env"):
@@ -749,7 +766,7 @@ def _load_batch(directory: Path, batch: _Batch, digest: str) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             numbers = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated, empty, not an npz
         raise SweepError(f"{path} is not a readable batch file ({err}); delete it to train that batch again") from err
     if str(numbers.pop("spec_sha256", "")) != digest:
         raise SweepError(f"{path} belongs to another sweep (its spec digest differs); it cannot be resumed here")
@@ -812,9 +829,7 @@ def run_sweep(
     directory = Path(out)
     # Process 0 alone checks and writes the directory (on a shared file system another process
     # would find it made already), and only once the sweep is planned: bad input leaves nothing.
-    problem = None
-    if jax.process_index() == 0 and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        problem = f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
+    problem = _in_the_way(directory, spec) if jax.process_index() == 0 else None
     _raise_on_every_process(problem)
 
     def create(planned: SweepSettings) -> None:
@@ -836,6 +851,26 @@ def run_sweep(
         records.write_json(directory / records.METADATA, metadata)
 
     return _execute(spec, directory, settings, progress, create)
+
+
+def _in_the_way(directory: Path, spec: SweepSpec) -> str | None:
+    """Why a new sweep cannot be made in ``directory`` (``None``: it can), with advice that fits
+    what is there: only the same sweep can be continued."""
+    if not directory.exists():
+        return None
+    if not directory.is_dir():
+        return f"{directory} is a file: choose another --out"
+    if not any(directory.iterdir()):
+        return None
+    if (directory / SPEC).is_file():
+        try:
+            same = load_sweep(directory)[0].digest() == spec.digest()
+        except (ValueError, TypeError, OSError):
+            same = False
+        if same:
+            return f"{directory} holds this sweep already: continue it with `jrl resume {directory}`"
+        return f"{directory} holds another sweep (its {SPEC} differs): choose another --out"
+    return f"{directory} exists and is not empty: choose another --out"
 
 
 def _raise_on_every_process(problem: str | None) -> None:
@@ -981,14 +1016,22 @@ def _execute(
         if directory is not None:
             write_table(result)
             session["finished"] = records.now()
-            meta_path = directory / records.METADATA
-            metadata = records.read_json(meta_path)
-            metadata["sessions"].append(session)
-            records.write_json(meta_path, metadata)
         bar.message(_best_line(result))
         return result
     finally:
         bar.close()
+        if directory is not None and lead:  # interrupted or broken sessions are recorded too
+            session["batches_after"] = len(done)  # read back or trained
+            if "finished" not in session:
+                session["interrupted"] = records.now()
+            try:
+                meta_path = directory / records.METADATA
+                metadata = records.read_json(meta_path)
+                metadata["sessions"].append(session)
+                records.write_json(meta_path, metadata)
+            except OSError:
+                if "finished" in session:
+                    raise
 
 
 def _batch_members(batches: list[_Batch], batch: _Batch, spec: SweepSpec) -> int:

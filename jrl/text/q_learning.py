@@ -131,10 +131,7 @@ class TextQConfig(Config):
         check_float("temperature", self.temperature, 0.0, 1e3, low_open=True)
         check_float("td_lambda", self.td_lambda, 0.0, 1.0)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
-        if self.log_interval is not None:
-            check_int("log_interval", self.log_interval, 1, self.num_steps)
-            if self.num_steps % self.log_interval:
-                raise ValueError(f"log_interval ({self.log_interval}) must divide num_steps ({self.num_steps})")
+        self._check_log_interval()
 
 
 _DEFAULTS = {
