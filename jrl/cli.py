@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 __all__ = ["main", "parse_assignment", "parse_bytes", "parse_grid"]
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -730,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"jrl: interrupted (continue with `jrl resume {where}`)", file=sys.stderr)
         else:
             print("jrl: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as err:
         # Every validation error in jrl is one of these and names what was wrong. JRL_DEBUG=1
         # shows the traceback instead (for a bug rather than bad input).
@@ -744,7 +745,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry_point() -> NoReturn:
     """The console script."""
     try:
-        sys.exit(main())
+        code = main()
+        if code == INTERRUPTED:
+            # Skip the interpreter's teardown: after an interrupt inside XLA's compilation it can
+            # crash (SIGSEGV) instead of exiting. Everything jrl writes is on disk by now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        sys.exit(code)
     except BrokenPipeError:  # `jrl envs | head`: the reader left; not an error of ours
         sys.stderr.close()
         sys.exit(0)
