@@ -13,5 +13,28 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jrl-tests-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
+@pytest.fixture
+def interrupt_sweep_at_batch(monkeypatch):
+    """``interrupt_sweep_at_batch(n)``: from then on the sweep's ``n``-th batch raises
+    ``KeyboardInterrupt`` (Ctrl-C) instead of training; ``monkeypatch.undo()`` disarms it."""
+
+    def arm(n: int) -> None:
+        from jrl.experiment import sweeps
+
+        real, calls = sweeps._run_batch, []
+
+        def interrupted(*args):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args)
+
+        monkeypatch.setattr(sweeps, "_run_batch", interrupted)
+
+    return arm

@@ -602,17 +602,9 @@ def test_a_sweep_resumes_at_batch_granularity_to_the_same_files(ql_dir, tmp_path
     assert [s["batches_before"] for s in sessions] == [0, 2]
 
 
-def test_an_interrupted_sweep_resumes_to_the_same_files(ql_dir, tmp_path, monkeypatch):
+def test_an_interrupted_sweep_resumes_to_the_same_files(ql_dir, tmp_path, monkeypatch, interrupt_sweep_at_batch):
     out, _ = ql_dir
-    real, calls = sweeps._run_batch, []
-
-    def interrupted_at_the_third_batch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(sweeps, "_run_batch", interrupted_at_the_third_batch)
+    interrupt_sweep_at_batch(3)
     with pytest.raises(KeyboardInterrupt):
         run(QL, out=tmp_path / "sweep", settings=SweepSettings(configs_per_batch=1))
     monkeypatch.undo()
