@@ -461,6 +461,8 @@ def test_a_directory_in_the_way_is_refused(ql_dir, tmp_path, no_compiling):
         ({"sample": {"alpha": [0.1, 0.2]}, "num_samples": 2}, r"sample axis 'alpha': .*'low:high'"),
         ({"grid": 3}, r"grid must be a table of axis = \[values\], got 3"),
         ({"sample": "alpha"}, r"sample must be a table of axis = \"low:high\", got 'alpha'"),
+        ({"config": 3}, r"config must be a config or a table of field = value, got 3"),
+        ({"env_kwargs": [1]}, r"env_kwargs must be a table of name = value, got \[1\]"),
     ],
 )
 def test_a_sweep_file_s_errors_name_the_axis(data, message, no_compiling):

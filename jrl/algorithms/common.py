@@ -198,10 +198,10 @@ def _closest(name: str, names: set[str]) -> str | None:
 
 
 def coerce_field(cls: type, name: str, value: Any) -> Any:
-    """``value`` converted losslessly to the type of field ``name`` of the dataclass ``cls``:
-    int -> float for a float field, list -> tuple for a tuple field, ``"none"`` -> ``None`` for a
-    field that may be ``None``, a NumPy scalar to the Python number it equals; anything else unchanged (the config's own validation then names a
-    wrong type)."""
+    """``value`` converted losslessly to the type of field ``name`` of the dataclass ``cls``: a
+    NumPy scalar to the Python number it equals, int -> float for a float field, list -> tuple for
+    a tuple field, ``"none"`` -> ``None`` for a field that may be ``None``; anything else unchanged
+    (the config's own validation then names a wrong type)."""
     if isinstance(value, np.generic):
         value = value.item()
     hint = typing.get_type_hints(cls)[name]

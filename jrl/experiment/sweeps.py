@@ -191,8 +191,12 @@ class SweepSpec:
         before anything compiles, naming the field, the value and what is allowed."""
         if isinstance(config, algorithms.common.Config):
             base_fields = config.to_dict()
-        else:
+        elif config is None or isinstance(config, Mapping):
             base_fields = dict(config or {})
+        else:
+            raise SweepError(f"config must be a config or a table of field = value, got {config!r}")
+        if env_kwargs is not None and not isinstance(env_kwargs, Mapping):
+            raise SweepError(f"env_kwargs must be a table of name = value, got {env_kwargs!r}")
         if isinstance(seeds, np.integer):
             seeds = int(seeds)
         if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
