@@ -135,16 +135,19 @@ def interrupt_while_compiling(argv: list[str]) -> tuple[int, str]:
 def test_ctrl_c_while_compiling_exits_130_and_says_where_to_continue(tmp_path):
     """The console script, interrupted while XLA compiles: exit status 130 and the line that says
     where to continue (the interpreter's teardown used to crash there with SIGSEGV, status 139).
-    The sweep trains long enough (about 3M environment steps) that it cannot end before the signal."""
-    for attempt in range(3):
+    (With the cache off, and about 3M environment steps to train, the sweep is still busy then.)"""
+    codes = []
+    for attempt in range(4):
         target = tmp_path / f"sweep{attempt}"
         argv = ["sweep", *BASE, "--set", "num_steps=50000", "--grid", "alpha=0.1,0.5", "--seeds", "2"]
         code, printed = interrupt_while_compiling([*argv, "--out", str(target)])
-        # Python drops a KeyboardInterrupt raised inside a garbage-collector callback (JAX has
-        # one): that sweep runs to its end. A user presses Ctrl-C again; here, try again.
-        if not (code == 0 and "Exception ignored in" in printed and "KeyboardInterrupt" in printed):
+        codes.append(code)
+        # Status 0: the interrupt never took effect and the sweep ran to its end (Python drops a
+        # KeyboardInterrupt raised inside a garbage-collector callback, and JAX has one; on a
+        # loaded machine it was lost in other ways too). A user presses Ctrl-C again; here, try again.
+        if code != 0:
             break
-    assert code == 130, printed[-3000:]
+    assert code == 130, (codes, printed[-3000:])
     assert printed.splitlines()[-1] == f"jrl: interrupted (continue with `jrl resume {target}`)"
     assert (target / "sweep.toml").is_file() and not (target / "results.csv").exists()
 
