@@ -114,11 +114,6 @@ def test_an_interrupted_sweep_says_which_directory_to_resume_and_records_the_ses
     assert code == 2 and "nowhere does not exist" in stderr
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def interrupt_while_compiling(argv: list[str]) -> tuple[int, str]:
     """Start the console script, send SIGINT 1.5 s after it says it is compiling (earlier, still
     tracing, it did not crash); its status and stdout + stderr. Without the suite's compilation
@@ -126,15 +121,13 @@ def interrupt_while_compiling(argv: list[str]) -> tuple[int, str]:
     env = {name: value for name, value in os.environ.items() if name != "JAX_COMPILATION_CACHE_DIR"}
     # In the full suite every signal of 4 attempts was lost (status 0), never in this file alone:
     # an ignored or blocked SIGINT is inherited by a child (Python then has no KeyboardInterrupt
-    # handler, or never sees the signal). Give the child what a shell's child has.
-    child = subprocess.Popen(
-        jrl_command(*argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=_default_sigint,
+    # handler, or never sees the signal). The child restores what a shell's child has first.
+    restore = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
     )
+    command = [sys.executable, "-c", restore + "from jrl.cli import entry_point; entry_point()", *argv]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         for line in child.stdout:
             if line.startswith("compiling"):
