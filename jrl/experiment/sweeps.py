@@ -99,9 +99,10 @@ class Sample:
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise SweepError(f"a sample range's {name} must be a finite number, got {value!r}")
-            if not math.isfinite(value):
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                value, (bool, np.bool_)
+            )
+            if not number or not math.isfinite(value):
                 raise SweepError(f"a sample range's {name} must be a finite number, got {value!r}")
             # As a float: Sample(0, 1) is written "0.0:1.0", and read back it is the same range.
             object.__setattr__(self, name, float(value))
