@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sys
 import tomllib
+import traceback
 import types
 import typing
 from collections.abc import Sequence
@@ -26,15 +27,28 @@ USAGE_ERROR = 2
 INTERRUPTED = 130
 
 
+INTERNAL_ERROR = 70  # sysexits.h's EX_SOFTWARE: a bug, not bad input
+
+#: Set (to anything but "" or "0") to see the traceback of any error instead of the one-line message.
+DEBUG_VARIABLE = "JRL_DEBUG"
+
+
 class UsageError(Exception):
-    """Bad input from the command line: reported in one line, exit status 2."""
+    """Bad input from the command line: reported in one line, exit status 2.
+
+    ``prog`` is the command whose usage was wrong (``"jrl train"``), when the parser knows it
+    better than the command handler does (``None``: the command being run)."""
+
+    def __init__(self, message: str, prog: str | None = None):
+        super().__init__(message)
+        self.prog = prog
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but its errors are one line (and name the subcommand's --help)."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)", prog=self.prog)
 
 
 def parse_assignment(config_class: type, text: str, flag: str = "--set") -> tuple[str, Any]:
@@ -225,10 +239,33 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (JRL_PROCESS_ID)")
 
 
+def _version_line() -> str:
+    """``jrl --version``: jrl's version and the versions that decide its numbers (JAX, jaxlib, Python)."""
+    import platform
+    from importlib import metadata
+
+    from jrl import __version__
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"jrl {__version__} (jax {version('jax')}, jaxlib {version('jaxlib')}, Python {platform.python_version()})"
+
+
 def _build_parser() -> _Parser:
-    parser = _Parser(prog="jrl", description="jrl: JAX-accelerated, vectorized reinforcement learning.")
+    parser = _Parser(
+        prog="jrl",
+        description="jrl: JAX-accelerated, vectorized reinforcement learning.",
+        epilog=f"Exit status: 0 done; 1 a run produced non-finite values (or the device ran out of memory); 2 bad "
+        f"input (one line on stderr); 70 an internal error (a bug: the traceback goes to a file); 130 interrupted. "
+        f"{DEBUG_VARIABLE}=1 shows the traceback of any error.",
+    )
+    parser.add_argument("--version", action="version", version=_version_line())
+    # Not required for argparse: _parse names a missing command, or the unknown flag given instead.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
     _add_train(commands)
     _add_sweep(commands)
     resume = commands.add_parser(
@@ -396,17 +433,25 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
+def _file_algo(path: Path | None) -> str | None:
+    """The ``algo`` of a run or sweep file given as ``--config`` (``None``: no file, or none in it)."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        return tomllib.loads(path.read_text()).get("algo")
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"--config {path} is not valid TOML: {err}") from None
+
+
 def _train(args: argparse.Namespace) -> int:
     from jrl import algorithms
     from jrl.experiment import RunSpec, train
 
     settings = _settings(args)
     env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
-    file_algo = None
-    if args.config is not None:
-        if not args.config.is_file():
-            raise UsageError(f"--config {args.config}: no such file")
-        file_algo = tomllib.loads(args.config.read_text()).get("algo")
+    file_algo = _file_algo(args.config)
     algo = args.algo or file_algo
     if algo is None:
         raise UsageError("the run needs --algo (or algo in --config)")
@@ -495,14 +540,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from jrl import algorithms
     from jrl.experiment.sweeps import Sample, SweepError, SweepSettings, SweepSpec, run_sweep
 
-    file_algo = None
-    if args.config is not None:
-        if not args.config.is_file():
-            raise UsageError(f"--config {args.config}: no such file")
-        try:
-            file_algo = tomllib.loads(args.config.read_text()).get("algo")
-        except tomllib.TOMLDecodeError as err:
-            raise UsageError(f"--config {args.config} is not valid TOML: {err}") from None
+    file_algo = _file_algo(args.config)
     algo = args.algo or file_algo
     if algo is None:
         raise UsageError("the sweep needs --algo (or algo in --config)")
@@ -703,43 +741,120 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Each command's handler: ``handler(args) -> exit status``.
+_HANDLERS = {
+    "train": _train,
+    "sweep": _sweep,
+    "resume": _resume,
+    "eval": _eval,
+    "envs": _envs,
+    "plot": _plot,
+    "pretrain": _pretrain,
+    "generate": _generate,
+}
+
+
+def _is_bad_input(err: BaseException) -> bool:
+    """Whether ``err`` reports bad input (one line, status 2) rather than a bug (a traceback).
+
+    Bad input: a ``UsageError``; an ``OSError`` (a path that is missing, unreadable or in the
+    way: its message names it); and a ``ValueError``, ``TypeError`` or ``ImportError`` that jrl's
+    own code raised on purpose, by a ``raise`` statement in a jrl module (every validation in jrl is
+    one, and names the field, the value and what is allowed). The same exception types raised
+    anywhere else (inside JAX or NumPy, by the interpreter in jrl's code, in a module of yours that
+    registers an environment) are not checks of your input: they are reported as internal errors.
+    """
+    if isinstance(err, (UsageError, OSError)):
+        return True
+    if not isinstance(err, (ValueError, TypeError, ImportError)) or err.__traceback__ is None:
+        return False
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    package = Path(__file__).resolve().parent
+    return Path(frame.filename).resolve().is_relative_to(package) and (frame.line or "").lstrip().startswith("raise")
+
+
+def _report_internal_error(prog: str, err: BaseException) -> int:
+    """A short message on stderr, the whole traceback in a file; exit status ``INTERNAL_ERROR``."""
+    import datetime
+    import tempfile
+
+    text = "".join(traceback.format_exception(err))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"jrl-traceback-{stamp}-{os.getpid()}.txt"
+    try:
+        path.write_text(f"$ jrl {' '.join(sys.argv[1:])}\n{text}")
+        where = f"the traceback is in {path}"
+    except OSError:
+        where, path = "the traceback follows", None
+    message = " ".join(str(err).split()) or "(no message)"
+    print(f"{prog}: internal error: {type(err).__name__}: {message}", file=sys.stderr)
+    print(
+        f"  This is a bug in jrl or in code it ran, not a problem with your command line; {where}. "
+        f"Please report it with the command and that traceback. {DEBUG_VARIABLE}=1 prints it here instead.",
+        file=sys.stderr,
+    )
+    if path is None:
+        print(text, file=sys.stderr, end="")
+    return INTERNAL_ERROR
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    return type(err).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(err)
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0")
+
+
+def _parse(parser: _Parser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, with errors that name the subcommand (``jrl train: error: unrecognized
+    arguments: --bogus``) and a missing command told apart from an unknown flag (``jrl --bogus``)."""
+    args, extras = parser.parse_known_args(argv)
+    prog = "jrl" if args.command is None else f"jrl {args.command}"
+    if extras:
+        raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see `{prog} --help`)", prog=prog)
+    if args.command is None:
+        raise UsageError(f"a command is required: {', '.join(_HANDLERS)} (see `jrl --help`)", prog="jrl")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``jrl`` command; returns the exit status (0 ok, 1 a run produced non-finite
-    values or every configuration of a sweep failed, 2 bad input)."""
+    """Run the ``jrl`` command; returns the exit status: 0 ok; 1 a run produced non-finite
+    values, every configuration of a sweep failed, or the device ran out of memory; 2 bad input
+    (one line on stderr); 70 an internal error (a bug: a short message, the traceback in a file);
+    130 interrupted. ``JRL_DEBUG=1`` raises every error with its traceback instead."""
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = None
+    prog = "jrl"
     try:
-        args = parser.parse_args(argv)
-        handler = {
-            "train": _train,
-            "sweep": _sweep,
-            "resume": _resume,
-            "eval": _eval,
-            "envs": _envs,
-            "plot": _plot,
-            "pretrain": _pretrain,
-            "generate": _generate,
-        }
-        return handler[args.command](args)
-    except UsageError as err:
-        print(f"jrl: error: {err}", file=sys.stderr)
-        return USAGE_ERROR
+        args = _parse(parser, argv)
+        prog = f"jrl {args.command}"
+        return _HANDLERS[args.command](args)
     except KeyboardInterrupt:
         where = getattr(args, "resumable", None)  # the directory the command writes, once known
         if where is not None and Path(where).is_dir():
-            print(f"jrl: interrupted (continue with `jrl resume {where}`)", file=sys.stderr)
+            print(f"{prog}: interrupted (continue with `jrl resume {where}`)", file=sys.stderr)
         else:
-            print("jrl: interrupted", file=sys.stderr)
+            print(f"{prog}: interrupted", file=sys.stderr)
         return INTERRUPTED
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as err:
-        # Every validation error in jrl is one of these and names what was wrong. JRL_DEBUG=1
-        # shows the traceback instead (for a bug rather than bad input).
-        if os.environ.get("JRL_DEBUG"):
+    except Exception as err:
+        if _debug():
             raise
-        message = " ".join(str(err).split())
-        print(f"jrl {argv[0] if argv else ''}: error: {message}".replace("jrl : ", "jrl: "), file=sys.stderr)
-        return USAGE_ERROR
+        if isinstance(err, UsageError) and err.prog is not None:
+            prog = err.prog
+        if _is_bad_input(err):
+            print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return USAGE_ERROR
+        if _out_of_memory(err):
+            first = str(err).strip().splitlines()[0]
+            print(
+                f"{prog}: error: the device ran out of memory ({first}); use fewer seeds or environments "
+                "(num_envs), a smaller network or replay buffer",
+                file=sys.stderr,
+            )
+            return 1
+        return _report_internal_error(prog, err)
 
 
 def entry_point() -> NoReturn:

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs.acrobot import acrobot_factory
 from jrl.envs.cartpole import cartpole_factory
@@ -203,7 +204,7 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
         if importlib.util.find_spec(package) is None:
             raise ImportError(
                 f"{env_id!r} is a {package} environment: it needs {package}, which jrl installs only as its "
-                f"'{extra}' extra (pip install 'jrl[{extra}]')"
+                f"'{extra}' extra ({install_hint(extra)})"
             )
         getattr(importlib.import_module(module), register_all)()
     if env_id not in _REGISTRY:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from jrl._extras import install_hint
 from jrl.experiment import records
 
 __all__ = ["curves", "plot_runs", "plot_sweep", "pyplot"]
@@ -37,7 +38,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError("plots need matplotlib, jrl's 'plot' extra: pip install 'jrl[plot]'") from err
+        raise ImportError(f"plots need matplotlib, jrl's 'plot' extra: {install_hint('plot')}") from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl._extras import install_hint
 from jrl.algorithms.common import divisor_closest_to
 from jrl.evaluate import evaluate_episodes
 from jrl.experiment import checkpoint, records
@@ -199,7 +200,7 @@ def _tensorboard_writer(run: Run) -> Any:
         from tensorboardX import SummaryWriter
     except ImportError as err:
         raise ImportError(
-            "--tensorboard needs tensorboardX, jrl's 'tensorboard' extra: pip install 'jrl[tensorboard]'"
+            f"--tensorboard needs tensorboardX, jrl's 'tensorboard' extra: {install_hint('tensorboard')}"
         ) from err
     return SummaryWriter(str(run.directory / "tensorboard"))
 

@@ -15,7 +15,7 @@ sweep reports for that point. With a seeded sampler (``optuna.samplers.TPESample
 the same search proposes the same trials and gets the same values.
 
 A trial with a seed whose numbers went non-finite is told ``FAIL`` (the others complete): Optuna
-then proposes away from it. Optuna is the ``optuna`` extra (``pip install "jrl[optuna]"``).
+then proposes away from it. Optuna is the ``optuna`` extra (``pip install "jrl-jax[optuna]"``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs import make
 from jrl.experiment.progress import Progress
@@ -58,7 +59,7 @@ def _import_optuna() -> Any:
         import optuna
     except ImportError as err:
         raise ImportError(
-            f"optuna_search needs Optuna: pip install 'jrl[optuna]' (importing it failed: {err})"
+            f"optuna_search needs Optuna: {install_hint('optuna')} (importing it failed: {err})"
         ) from None
     return optuna
 

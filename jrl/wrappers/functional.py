@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jrl._extras import install_hint
 from jrl.envs.core import NO_TIME_LIMIT, Environment
 from jrl.spaces import Discrete, Space
 from jrl.wrappers._foreign import as_space_dtype, jrl_space
@@ -130,7 +131,7 @@ def _from_gymnasium_id(env_id: str, make_kwargs: dict) -> tuple[Any, int]:
     except ImportError as err:
         raise ImportError(
             f"from_functional({env_id!r}) needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
-            "pip install 'jrl[gymnasium]'"
+            f"{install_hint('gymnasium')}"
         ) from err
     try:
         spec = gymnasium.spec(env_id)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs import registry
 from jrl.envs.cartpole import CartPole
@@ -72,7 +73,7 @@ RENDERED_ENVS = (
 def _missing_gymnasium(what: str) -> ImportError:
     return ImportError(
         f"{what} needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
-        "pip install 'jrl[gymnasium]' (from a checkout: pip install -e '.[gymnasium]')"
+        f"{install_hint('gymnasium')}"
     )
 
 

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jrl._extras import install_hint
 from jrl.envs.core import NO_TIME_LIMIT, Environment, is_concrete
 from jrl.envs.registry import register, registered_envs
 from jrl.spaces import Discrete, Space
@@ -48,7 +49,7 @@ NAMESPACE = "gymnax"
 def _missing_gymnax(what: str, err: ImportError) -> ImportError:
     return ImportError(
         f"{what} needs gymnax, which jrl installs only as its 'interop' extra: "
-        f"pip install 'jrl[interop]' (from a checkout: pip install -e '.[interop]'); importing it failed: {err}"
+        f"{install_hint('interop')}; importing it failed: {err}"
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from jrl._extras import install_hint
 from jrl.envs.core import Environment
 from jrl.wrappers.gymnasium import JrlVectorEnv
 
@@ -50,7 +51,7 @@ class JrlSB3VecEnv(VecEnv):
         if VecEnv is object:
             raise ImportError(
                 "JrlSB3VecEnv needs Stable-Baselines3, which jrl installs only as its 'sb3' extra: "
-                "pip install 'jrl[sb3]' (from a checkout: pip install -e '.[sb3]')"
+                f"{install_hint('sb3')}"
             )
         self.vector_env = JrlVectorEnv(env, num_envs, env_params=env_params, autoreset_mode="SameStep", **make_kwargs)
         super().__init__(num_envs, self.vector_env.single_observation_space, self.vector_env.single_action_space)
