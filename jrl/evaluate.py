@@ -112,7 +112,7 @@ def evaluate_episodes(
     if not callable(policy):
         raise TypeError(f"policy must be callable as policy(policy_params, obs, key), got {policy!r}")
     if max_steps_in_episode is not None:
-        check_int("max_steps_in_episode", max_steps_in_episode, 1)
+        check_int("max_steps_in_episode", max_steps_in_episode, 1, NO_TIME_LIMIT)
         env_params = env_params.replace(max_steps_in_episode=jnp.int32(max_steps_in_episode))
     else:  # a traced limit works too: the cap is a select, not a Python branch
         limit = env_params.max_steps_in_episode

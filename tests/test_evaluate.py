@@ -60,6 +60,7 @@ def test_raw_keys_and_jit_give_the_same_returns():
         ({"num_episodes": 0}, ValueError, "num_episodes"),
         ({"num_episodes": 2.0}, TypeError, "num_episodes"),
         ({"max_steps_in_episode": 0}, ValueError, "max_steps_in_episode"),
+        ({"max_steps_in_episode": 2**31}, ValueError, r"max_steps_in_episode must be in \[1, 2147483647\]"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, error, fragment):
