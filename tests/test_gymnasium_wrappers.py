@@ -42,6 +42,27 @@ def warning_texts(caught) -> set[str]:
     return {re.sub(r"\x1b\[\d+m", "", str(w.message)) for w in caught}
 
 
+# The ids that draw Gymnasium's "ansi" text: its toy-text gridworlds, and RandomLake (as FrozenLake).
+TEXT_PICTURES = {"CliffWalking-v1", "CliffWalkingSlippery-v1", "FrozenLake-v1", "FrozenLake8x8-v1"}
+TEXT_PICTURES |= {"RandomLake-v0", "Taxi-v4"}
+
+
+class NoWaitClock:
+    """pygame's ``Clock`` without its wait between frames."""
+
+    def tick(self, framerate: float = 0) -> int:
+        return 0
+
+
+@pytest.fixture
+def headless(monkeypatch):
+    """pygame (the gymnasium extra brings it) drawing to SDL's dummy display: no screen needed."""
+    import pygame
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    return pygame
+
+
 # --------------------------------------------------------------------------------------------
 # Registration and Gymnasium's checker
 # --------------------------------------------------------------------------------------------
@@ -61,7 +82,10 @@ def test_every_jrl_id_is_registered_with_gymnasiums_time_limit():
 
 
 @pytest.mark.parametrize("env_id", jrl.registered_envs())
-def test_check_env_passes(env_id):
+def test_check_env_passes(env_id, headless, monkeypatch):
+    # check_env opens every declared render mode, "human" included (a window per environment):
+    # on the dummy display, without the wait between frames.
+    monkeypatch.setattr(headless.time, "Clock", NoWaitClock)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         env = gymnasium.make(f"jrl/{env_id}")
@@ -71,7 +95,12 @@ def test_check_env_passes(env_id):
         check_env(gymnasium.make(f"jrl/{env_id}", max_episode_steps=2) if env_id == "Probe-Truncation-v0" else env)
     unexpected = [m for m in warning_texts(caught) if not any(re.search(p, m) for p in ALLOWED_WARNINGS)]
     assert not unexpected, unexpected
-    assert env.unwrapped.metadata["render_modes"] == (["rgb_array"] if env_id in RENDERED_ENVS else [])
+    modes = (["human", "rgb_array"] if env_id in RENDERED_ENVS else []) + (["ansi"] if env_id in TEXT_PICTURES else [])
+    assert env.unwrapped.metadata["render_modes"] == modes
+    if env_id in gymnasium.registry:  # Gymnasium's own environment of that id: the same modes, at its fps
+        own = gymnasium.spec(env_id).make()
+        assert sorted(own.metadata["render_modes"]) == sorted(modes), env_id
+        assert env.unwrapped.metadata["render_fps"] == own.metadata["render_fps"], env_id
 
 
 @pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")
@@ -362,6 +391,8 @@ def test_reset_mask_and_disabled_autoreset():
     np.testing.assert_array_equal(twins[0].reset()[0], twins[1].reset()[0])
     with pytest.raises(ValueError, match="at least one"):
         vec.reset(options={"reset_mask": np.zeros(3, bool)})
+    with pytest.raises(ValueError, match=r"the first reset resets every environment"):
+        JrlVectorEnv("FrozenLake-v1", 3).reset(options={"reset_mask": mask})
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,11 +424,14 @@ def test_render_rgb_array(env_id, shape, actions):
 
 
 def test_render_errors_and_vector_render():
-    with pytest.raises(ValueError, match=r"does not render; render_mode='rgb_array' works for \['CartPole-v1'"):
-        JrlEnv("Acrobot-v1", render_mode="rgb_array")
-    with pytest.raises(ValueError, match="render_mode must be None or 'rgb_array'"):
-        JrlEnv("CartPole-v1", render_mode="human")
-    env = JrlEnv("FrozenLake-v1", render_mode="rgb_array", desc=["SFH", "FFG"])
+    with pytest.raises(ValueError, match=r"RandomMDP-v0 does not render \(env.render_modes is empty\)"):
+        JrlEnv("RandomMDP-v0", render_mode="rgb_array")
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['human', 'rgb_array'\], got 'ansi'"):
+        JrlEnv("CartPole-v1", render_mode="ansi")
+    with pytest.raises(ValueError, match=r"'rgb_array' only .* gymnasium\.make\('jrl/\.\.\.', render_mode='human'\)"):
+        JrlVectorEnv("CartPole-v1", 2, render_mode="human")
+    # The environment draws its own map, so a gridworld passed as an Environment renders too.
+    env = JrlEnv(*jrl.make("FrozenLake-v1", desc=["SFH", "FFG"]), render_mode="rgb_array")
     with pytest.raises(gymnasium.error.ResetNeeded):
         env.render()
     env.reset(seed=0)
@@ -407,6 +441,73 @@ def test_render_errors_and_vector_render():
     frames = JrlVectorEnv("Taxi-v4", 2, render_mode="rgb_array")
     frames.reset(seed=0)
     assert [f.shape for f in frames.render()] == [(320, 320, 3)] * 2
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("FrozenLake-v1", {"is_slippery": False}),
+        ("FrozenLake-v1", {"is_slippery": False, "map_name": "8x8"}),
+        ("CliffWalking-v1", {}),
+        ("Taxi-v4", {}),
+    ],
+)
+def test_ansi_text_is_gymnasiums(env_id, kwargs):
+    """render_mode="ansi": the same text as Gymnasium's own environment, after every step of the
+    same episode (jrl's Taxi starts where Gymnasium's does), last action included."""
+    theirs = gymnasium.make(env_id, render_mode="ansi", **kwargs).unwrapped
+    ours = gymnasium.make(f"jrl/{env_id}", render_mode="ansi", **kwargs).unwrapped
+    start, _ = theirs.reset(seed=1)
+    ours.reset(seed=1)
+    ours.jrl_state = ours.jrl_state.replace(state=jnp.int32(start))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        assert ours.render() == theirs.render()
+        action = int(rng.integers(theirs.action_space.n))
+        theirs_done, ours_done = theirs.step(action)[2], ours.step(action)[2]
+        assert theirs_done == ours_done
+        if theirs_done:
+            break
+    assert ours.render() == theirs.render()
+
+
+def test_human_render_mode_shows_every_frame_at_render_fps(headless, monkeypatch):
+    """render_mode="human": reset and each step put the environment's picture of its state in a
+    pygame window, each frame timed by pygame's clock at render_fps; close() closes it."""
+    pygame = headless
+    ticks = []
+
+    class Clock:  # pygame's clock, recording instead of waiting
+        def tick(self, framerate: float = 0) -> int:
+            ticks.append(framerate)
+            return 0
+
+    monkeypatch.setattr(pygame.time, "Clock", Clock)
+    env = gymnasium.make("jrl/CartPole-v1", render_mode="human")
+    inner = env.unwrapped
+    assert inner.metadata["render_fps"] == 50
+
+    def shown():
+        return pygame.surfarray.array3d(pygame.display.get_surface()).swapaxes(0, 1)
+
+    def drawn():
+        return inner.jrl_env.render(jax.device_get(inner.jrl_state), inner.jrl_params)
+
+    env.reset(seed=0)
+    np.testing.assert_array_equal(shown(), drawn())
+    for _ in range(5):
+        env.step(1)
+        np.testing.assert_array_equal(shown(), drawn())
+    assert ticks == [50] * 6  # one frame per reset and step, at 50 frames per second
+    assert env.render() is None
+    env.close()
+    assert not pygame.display.get_init()
+
+
+def test_human_render_mode_without_pygame_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygame", None)  # import pygame raises ImportError
+    with pytest.raises(ImportError, match=r"render_mode='human' .* pygame .*pip install 'jrl-jax\[gymnasium\]'"):
+        JrlEnv("CartPole-v1", render_mode="human")
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,6 +614,30 @@ class Drift(jrl.Environment):
         return pos, (pos, time), jnp.float32(1.0), terminated, time >= params.max_steps_in_episode, {}
 
 
+@dataclasses.dataclass(frozen=True)
+class DriftWithInfo(Drift):
+    """Drift whose steps report the push's size in ``info["push"]``."""
+
+    def step_env(self, key, state, action, params):
+        *out, info = super().step_env(key, state, action, params)
+        return (*out, {**info, "push": jnp.abs(action).sum()})
+
+
+def test_vector_info_follows_gymnasiums_layout():
+    """Same-step auto-reset: ``info[k]`` holds the copies still running (zeros elsewhere) with the
+    mask ``info["_" + k]``; the finished copies' step info is in ``info["final_info"]``."""
+    vec = JrlVectorEnv(DriftWithInfo(), 2)
+    vec.reset(seed=0)
+    for _ in range(2):
+        vec.step(np.array([[0.5, 0.0], [0.1, 0.0]]))
+    _, _, terminated, _, info = vec.step(np.array([[0.5, 0.25], [0.2, 0.0]]))  # copy 0 leaves [-1, 1]
+    assert terminated.tolist() == [True, False]
+    np.testing.assert_allclose(info["push"], [0.0, 0.2], rtol=1e-6)
+    assert info["_push"].tolist() == [False, True]
+    np.testing.assert_allclose(info["final_info"]["push"], [0.75, 0.0], rtol=1e-6)
+    assert info["final_info"]["_push"].tolist() == [True, False] and info["_final_info"].tolist() == [True, False]
+
+
 def test_own_environment_registered_later():
     jrl.register("test/Drift-v0", Drift, max_episode_steps=3)
     try:
@@ -523,8 +648,9 @@ def test_own_environment_registered_later():
         env.reset(seed=0)
         obs, *_ = env.step([0.5, -0.25])  # a list is a Box element
         np.testing.assert_array_equal(obs, np.array([0.5, -0.25], np.float32))
-        with pytest.raises(ValueError, match=r"must lie within"):
-            env.step(np.array([0.6, 0.0]))
+        for outside in ([0.6, 0.0], [np.nan, 0.0]):  # NaN compares False with both bounds: refused too
+            with pytest.raises(ValueError, match=r"must lie within"):
+                env.step(np.array(outside))
         with pytest.raises(ValueError, match=r"must have shape \(2,\)"):
             env.step(0.1)
         with pytest.raises(ValueError, match="must be a real array"):
@@ -549,7 +675,7 @@ def test_without_gymnasium_the_wrappers_name_the_extra(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for build in (lambda: module.JrlEnv("CartPole-v1"), lambda: module.JrlVectorEnv("CartPole-v1", 2)):
-        with pytest.raises(ImportError, match=r"pip install 'jrl\[gymnasium\]'"):
+        with pytest.raises(ImportError, match=r"pip install 'jrl-jax\[gymnasium\]'"):
             build()
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from flax import struct
 
 from jrl._numerics import rounded
+from jrl.envs import drawing
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
 
@@ -123,6 +124,32 @@ class Acrobot(Environment):
 
     def action_space(self, params: Any = None) -> Discrete:
         return Discrete(self.num_actions)
+
+    render_modes = ("rgb_array",)
+    render_fps = 15  # Gymnasium's
+
+    def render(self, state: AcrobotState, params: AcrobotParams) -> np.ndarray:
+        """``uint8 [500, 500, 3]``, Gymnasium's picture: the two links (cyan) from the pivot, their
+        joints (yellow) and the line one link length above the pivot that the tip must cross."""
+        size, link_2 = 500, 1.0  # Gymnasium's second link is 1 long (its length is not in the dynamics)
+        link_1 = float(params.link_length_1)
+        scale = size / (2 * (link_1 + link_2 + 0.2))
+        # Drawn as Gymnasium draws it, then flipped upside down. pygame fills a pixel when its corner
+        # (x, y) is inside a shape, drawing.fill_* when its centre is: shapes move half a pixel.
+        offset = size / 2
+        image = np.full((size, size, 3), 255, np.uint8)
+        y_line = scale + offset
+        drawing.line(image, (-2.2 * scale + offset, y_line), (2.2 * scale + offset, y_line), (0, 0, 0))
+        theta1, theta2 = float(state.theta1), float(state.theta2)
+        joints = ((0.0, 0.0), (link_1 * math.sin(theta1) * scale, -link_1 * math.cos(theta1) * scale))
+        angles = (theta1 - math.pi / 2, theta1 + theta2 - math.pi / 2)
+        width = 0.1 * scale
+        for (x, y), angle, length in zip(joints, angles, (link_1 * scale, link_2 * scale), strict=True):
+            x, y = x + offset, y + offset
+            corners = ((0, -width), (0, width), (length, width), (length, -width))
+            drawing.fill_polygon(image, drawing.rotated(corners, angle, (x + 0.5, y + 0.5)), (0, 204, 204))
+            drawing.fill_circle(image, int(x) + 0.5, int(y) + 0.5, int(width), (204, 204, 0))
+        return np.ascontiguousarray(image[::-1])
 
     def reset_env(self, key: jax.Array, params: AcrobotParams) -> tuple[jax.Array, AcrobotState]:
         s = jax.random.uniform(key, (4,), jnp.float32, -0.1, 0.1)

@@ -19,6 +19,7 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool
+from jrl.envs import drawing
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
 
@@ -82,6 +83,33 @@ class CartPole(Environment):
 
     def action_space(self, params: Any = None) -> Discrete:
         return Discrete(self.num_actions)
+
+    render_modes = ("rgb_array",)
+    render_fps = 50  # Gymnasium's: one frame per step of tau = 0.02 s
+
+    def render(self, state: CartPoleState, params: CartPoleParams) -> np.ndarray:
+        """``uint8 [400, 600, 3]``, Gymnasium's picture: the track, the cart (black) and the pole
+        (brown, ``2 * length`` long) at its angle, 600 pixels spanning ``x_threshold`` either side
+        of the centre."""
+        width, height, pole_width, cart_w, cart_h, cart_y = 600, 400, 10.0, 50.0, 30.0, 100.0
+        scale = width / (2 * float(params.x_threshold))
+        pole_length = scale * 2 * float(params.length)  # params.length is half the pole
+        # Drawn as Gymnasium draws it, then flipped upside down. pygame fills a pixel when its corner
+        # (x, y) is inside a shape, drawing.fill_* when its centre is: shapes move half a pixel.
+        image = np.full((height, width, 3), 255, np.uint8)
+        cart_x = float(state.x) * scale + width / 2
+        w, h = cart_w / 2, cart_h / 2
+        cart = drawing.rotated(((-w, -h), (-w, h), (w, h), (w, -h)), 0.0, (cart_x + 0.5, cart_y + 0.5))
+        drawing.fill_polygon(image, cart, (0, 0, 0))
+        axle_y = cart_y + cart_h / 4
+        w, top = pole_width / 2, pole_length - pole_width / 2  # the pole starts half its width below the axle
+        pole = drawing.rotated(
+            ((-w, -w), (-w, top), (w, top), (w, -w)), -float(state.theta), (cart_x + 0.5, axle_y + 0.5)
+        )
+        drawing.fill_polygon(image, pole, (202, 152, 101))
+        drawing.fill_circle(image, int(cart_x) + 0.5, int(axle_y) + 0.5, int(w), (129, 132, 203))  # the axle
+        image[int(cart_y)] = 0  # the track, drawn last as Gymnasium draws it
+        return np.ascontiguousarray(image[::-1])
 
     def reset_env(self, key: jax.Array, params: CartPoleParams) -> tuple[jax.Array, CartPoleState]:
         s = jax.random.uniform(key, (4,), jnp.float32, -0.05, 0.05)

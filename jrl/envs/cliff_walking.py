@@ -6,14 +6,22 @@ agent to the start (not terminal); reaching the goal terminates. ``is_slippery``
 move and both perpendicular ones, 1/3 each. Gymnasium registers it without a time limit
 (``max_steps_in_episode = NO_TIME_LIMIT``). As in Gymnasium's ``P``, the cliff and goal cells have
 ordinary rows (they are never occupied).
+
+Pictures (``CliffWalkingPicture``): 64-pixel cells, 768 x 256, the cliff brown, start, goal and the
+agent (a red disc), and Gymnasium's ``"ansi"`` text.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from typing import Any
+
 import numpy as np
 
 from jrl._validation import check_bool
-from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
+from jrl.envs import drawing
+from jrl.envs.tabular import TabularPicture, outcome_table, tabular_mdp_from_numpy
 
 SHAPE = (4, 12)
 START = 3 * 12 + 0
@@ -21,11 +29,17 @@ GOAL = (3, 11)
 _MOVES = {0: (-1, 0), 1: (0, 1), 2: (1, 0), 3: (0, -1)}  # up, right, down, left
 
 
+def _cliff() -> set[tuple[int, int]]:
+    """The cliff's cells: the bottom row between start and goal."""
+    nrow, ncol = SHAPE
+    return {(nrow - 1, c) for c in range(1, ncol - 1)}
+
+
 def cliff_walking_model(is_slippery: bool = False):
     """The exact model (``TabularMDP``, S = 48, A = 4, K = 3 if slippery else 1)."""
     check_bool("is_slippery", is_slippery)
     nrow, ncol = SHAPE
-    cliff = {(3, c) for c in range(1, ncol - 1)}
+    cliff = _cliff()
     outcomes = {}
     for s in range(nrow * ncol):
         row, col = divmod(s, ncol)
@@ -43,3 +57,46 @@ def cliff_walking_model(is_slippery: bool = False):
     initial = np.zeros(nrow * ncol)
     initial[START] = 1.0
     return tabular_mdp_from_numpy(*outcome_table(nrow * ncol, 4, outcomes), initial)
+
+
+@dataclasses.dataclass(frozen=True)
+class CliffWalkingPicture(TabularPicture):
+    """CliffWalking's pictures of state ``row * 12 + col`` (the layout is fixed: ``SHAPE``, the
+    cliff along the bottom row, ``START`` and ``GOAL``)."""
+
+    num_states = SHAPE[0] * SHAPE[1]
+
+    @functools.cached_property
+    def _background(self) -> np.ndarray:
+        nrow, ncol = SHAPE
+        colours = np.tile(np.array(drawing.FLOOR), (nrow, ncol, 1))
+        for cell in _cliff():
+            colours[cell] = drawing.CLIFF
+        colours[divmod(START, ncol)] = drawing.START
+        colours[GOAL] = drawing.GOAL
+        return drawing.grid_image(colours)
+
+    def image(self, s: int) -> np.ndarray:
+        """``uint8 [256, 768, 3]``: the grid, the agent a red disc."""
+        image = self._background.copy()
+        drawing.disc(image, *divmod(s, SHAPE[1]), 0.3 * drawing.CELL, drawing.AGENT)
+        return image
+
+    def text(self, s: int, last_action: int | None) -> str:
+        """Gymnasium's text: ``x`` the agent, ``T`` the goal, ``C`` the cliff, ``o`` the rest, then
+        an empty line (Gymnasium shows no action for CliffWalking)."""
+        nrow, ncol = SHAPE
+        cliff = _cliff()
+
+        def cell(position: tuple[int, int]) -> str:
+            if position == divmod(s, ncol):
+                return "x"
+            return "T" if position == GOAL else "C" if position in cliff else "o"
+
+        rows = ("  ".join(cell((r, c)) for c in range(ncol)) for r in range(nrow))
+        return "".join(row + "\n" for row in rows) + "\n"
+
+
+def cliff_walking_picture(**_: Any) -> CliffWalkingPicture:
+    """The picture (``is_slippery`` changes the moves, not the layout)."""
+    return CliffWalkingPicture()

@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jrl._validation import check_key
 from jrl.spaces import Discrete, Space
@@ -113,6 +114,9 @@ class Environment:
             directly). Keyword-only, shown in ``repr`` and error messages; it does not take part in
             equality, so environments that differ only in their id share compiled functions.
 
+    An environment that draws itself also overrides ``render_modes``, ``render_fps`` and ``render``
+    (and ``render_text`` for Gymnasium's ``"ansi"`` text); the others say so by empty ``render_modes``.
+
     ``reset``, ``reset_env``, ``step`` and ``step_env`` (here and in every subclass) check their
     arguments while tracing: a PRNG key where the key belongs, and an action of the action
     space's shape and dtype (integer for ``Discrete``); a concrete action outside the space is
@@ -177,6 +181,40 @@ class Environment:
         """
         del done
         return self.reset_env(key, params)
+
+    # Pictures (host side, NumPy): an environment that renders overrides these. The Gymnasium
+    # wrappers, ``jrl eval --video`` and anyone else ask ``render_modes`` instead of testing ids.
+
+    @property
+    def render_modes(self) -> tuple[str, ...]:
+        """What this environment draws of a state: ``"rgb_array"`` (``render``, an image) and
+        ``"ansi"`` (``render_text``, Gymnasium's text picture); empty here: it does not render."""
+        return ()
+
+    @property
+    def render_fps(self) -> int:
+        """Frames per second at which its pictures play (Gymnasium's ``metadata["render_fps"]``);
+        0 for an environment that does not render."""
+        return 0
+
+    def render(self, state: Any, params: Any) -> np.ndarray:
+        """``uint8 [H, W, 3]``: a picture of one (unbatched) ``state`` under ``params``, drawn on
+        the host with NumPy (device arrays are fetched). Only where ``"rgb_array"`` is in
+        ``render_modes``; raises ``ValueError`` here."""
+        raise ValueError(self._no_picture("rgb_array", "render"))
+
+    def render_text(self, state: Any, params: Any, last_action: int | None = None) -> str:
+        """Gymnasium's ``"ansi"`` text of one ``state`` (``last_action``: the action that led to
+        it, shown by the environments whose Gymnasium text shows it; ``None`` after a reset).
+        Only where ``"ansi"`` is in ``render_modes``; raises ``ValueError`` here."""
+        raise ValueError(self._no_picture("ansi", "render_text"))
+
+    def _no_picture(self, mode: str, method: str) -> str:
+        name = self.env_id or type(self).__name__
+        return (
+            f"{name} does not draw {mode!r} pictures ({method}): its render_modes are {self.render_modes}. "
+            "env.render_modes says what an environment draws"
+        )
 
     def _check_action(self, action: Any, params: Any) -> None:
         """Refuse an action of the wrong shape or dtype (also while tracing), and a concrete one

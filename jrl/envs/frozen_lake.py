@@ -6,17 +6,23 @@ reaching G, ``[1]`` for a hole, ``[2]`` for frozen tiles (default ``(1, 0, 0)``)
 intended direction with probability ``success_rate``, each perpendicular one with the rest split
 evenly (Gymnasium lists the three outcomes as (a-1) % 4, a, (a+1) % 4). Holes and the goal are
 terminal; Gymnasium lists their rows as a single self-loop ``(1.0, s, 0, True)``, and so do we.
+
+Pictures (``FrozenLakePicture``, the environment's ``picture``): 64-pixel cells coloured by letter
+(ice, start, holes dark, goal green) with the agent as a red disc, and Gymnasium's ``"ansi"`` text.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from jrl._validation import check_bool, check_float
-from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
+from jrl.envs import drawing
+from jrl.envs.tabular import TabularPicture, outcome_table, tabular_mdp_from_numpy
 
 MAPS = {
     "4x4": ("SFFF", "FHFH", "FFFH", "HFFG"),
@@ -99,14 +105,8 @@ def frozen_lake_mdp(desc: Sequence[str], is_slippery: bool, success_rate: float,
     return tabular_mdp_from_numpy(*outcome_table(nrow * ncol, 4, outcomes), start / start.sum())
 
 
-def frozen_lake_model(
-    desc: Any = None,
-    map_name: str | None = "4x4",
-    is_slippery: bool = True,
-    success_rate: float = 1.0 / 3.0,
-    reward_schedule: Sequence[float] = (1, 0, 0),
-):
-    """Validate Gymnasium's keyword arguments and build the model."""
+def _map(desc: Any, map_name: str | None) -> tuple[str, ...]:
+    """The map rows of Gymnasium's ``desc`` / ``map_name`` keywords (``desc`` wins)."""
     if desc is None:
         if map_name is None:
             raise ValueError(
@@ -116,7 +116,18 @@ def frozen_lake_model(
         if map_name not in MAPS:
             raise ValueError(f"FrozenLake: map_name must be one of {sorted(MAPS)}, got {map_name!r}")
         desc = MAPS[map_name]
-    desc = _check_desc(desc)
+    return _check_desc(desc)
+
+
+def frozen_lake_model(
+    desc: Any = None,
+    map_name: str | None = "4x4",
+    is_slippery: bool = True,
+    success_rate: float = 1.0 / 3.0,
+    reward_schedule: Sequence[float] = (1, 0, 0),
+):
+    """Validate Gymnasium's keyword arguments and build the model."""
+    desc = _map(desc, map_name)
     check_bool("is_slippery", is_slippery)
     check_float("success_rate", success_rate, 0.0, 1.0)
     schedule = tuple(reward_schedule)
@@ -125,3 +136,42 @@ def frozen_lake_model(
     for i, r in enumerate(schedule):
         check_float(f"reward_schedule[{i}]", r, -1e30, 1e30)
     return frozen_lake_mdp(desc, is_slippery, success_rate, schedule)
+
+
+_PALETTE = {"S": drawing.START, "F": drawing.ICE, "H": drawing.HOLE, "G": drawing.GOAL}
+_ACTION_NAMES = ("Left", "Down", "Right", "Up")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenLakePicture(TabularPicture):
+    """FrozenLake's pictures of state ``row * ncol + col`` on the map ``desc`` (rows of ``SFHG``)."""
+
+    desc: tuple[str, ...]
+
+    @property
+    def num_states(self) -> int:
+        return len(self.desc) * len(self.desc[0])
+
+    @functools.cached_property
+    def _background(self) -> np.ndarray:
+        return drawing.grid_image(np.array([[_PALETTE[c] for c in row] for row in self.desc]))
+
+    def image(self, s: int) -> np.ndarray:
+        """``uint8 [64 * nrow, 64 * ncol, 3]``: the map, the agent a red disc."""
+        image = self._background.copy()
+        drawing.disc(image, *divmod(s, len(self.desc[0])), 0.3 * drawing.CELL, drawing.AGENT)
+        return image
+
+    def text(self, s: int, last_action: int | None) -> str:
+        """Gymnasium's text: ``"  (Down)"`` (the last action; empty after a reset), then the map with
+        the agent's letter on a red background."""
+        rows = [list(row) for row in self.desc]
+        row, col = divmod(s, len(self.desc[0]))
+        rows[row][col] = drawing.ansi(rows[row][col], "red", highlight=True)
+        head = "\n" if last_action is None else f"  ({_ACTION_NAMES[last_action]})\n"
+        return head + "\n".join("".join(r) for r in rows) + "\n"
+
+
+def frozen_lake_picture(desc: Any = None, map_name: str | None = "4x4", **_: Any) -> FrozenLakePicture:
+    """The picture of the map that ``frozen_lake_model`` builds from the same keyword arguments."""
+    return FrozenLakePicture(_map(desc, map_name))

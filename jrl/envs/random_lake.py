@@ -57,10 +57,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jrl._validation import check_bool, check_float, check_int
 from jrl.envs.core import Environment
+from jrl.envs.frozen_lake import FrozenLakePicture
 from jrl.spaces import Box, Discrete
 
 __all__ = [
@@ -203,6 +205,26 @@ class RandomLake(Environment):
 
     def action_space(self, params: Any = None) -> Discrete:
         return Discrete(self.num_actions)
+
+    # Pictures: FrozenLake's, of the episode's map (host side).
+    render_modes = ("rgb_array", "ansi")
+    render_fps = FrozenLakePicture.fps
+
+    def _picture(self, state: RandomLakeState) -> tuple[FrozenLakePicture, int]:
+        """FrozenLake's picture of the state's map, and the agent's cell index."""
+        desc = [["H" if hole else "F" for hole in row] for row in np.asarray(state.holes)]
+        desc[0][0], desc[-1][-1] = "S", "G"
+        return FrozenLakePicture(tuple("".join(row) for row in desc)), int(state.row) * self.size + int(state.col)
+
+    def render(self, state: RandomLakeState, params: RandomLakeParams) -> np.ndarray:
+        """``uint8 [64 * size, 64 * size, 3]``: the map as FrozenLake draws its own, the agent a red disc."""
+        picture, cell = self._picture(state)
+        return picture.image(cell)
+
+    def render_text(self, state: RandomLakeState, params: RandomLakeParams, last_action: int | None = None) -> str:
+        """FrozenLake's ``"ansi"`` text of the map (``S`` start, ``F`` ice, ``H`` holes, ``G`` goal)."""
+        picture, cell = self._picture(state)
+        return picture.text(cell, None if last_action is None else int(last_action))
 
     def get_obs(self, state: RandomLakeState) -> jax.Array:
         """float32 ``[size, size, 3]``: one-hot channels (hole, goal, agent)."""

@@ -17,20 +17,20 @@ from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs.acrobot import acrobot_factory
 from jrl.envs.cartpole import cartpole_factory
-from jrl.envs.cliff_walking import cliff_walking_model
+from jrl.envs.cliff_walking import cliff_walking_model, cliff_walking_picture
 from jrl.envs.core import NO_TIME_LIMIT, Environment
-from jrl.envs.frozen_lake import frozen_lake_model
+from jrl.envs.frozen_lake import frozen_lake_model, frozen_lake_picture
 from jrl.envs.graph_walk_text import graph_walk_text_factory
 from jrl.envs.maximization_bias import maximization_bias_factory
 from jrl.envs.mountain_car import mountain_car_factory
 from jrl.envs.probes import probe_factory
 from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
-from jrl.envs.tabular import TabularEnv, TabularParams, make_tabular
-from jrl.envs.taxi import taxi_model
+from jrl.envs.tabular import TabularEnv, TabularParams, TabularPicture, make_tabular
+from jrl.envs.taxi import taxi_model, taxi_picture
 from jrl.envs.word_gen import word_gen_factory
 
-__all__ = ["EnvSpec", "make", "register", "registered_envs"]
+__all__ = ["EnvSpec", "make", "namespace_envs", "namespaces", "register", "registered_envs"]
 
 # Gymnasium's id grammar: an optional "namespace/", a name, an optional "-v<version>".
 _ID_PATTERN = re.compile(r"^(?:[\w:.-]+/)?[\w:.-]+?(?:-v\d+)?$")
@@ -57,11 +57,16 @@ class EnvSpec:
     keywords: tuple[str, ...] | None
 
 
-def tabular_factory(model_fn: Callable[..., Any]) -> Callable[..., tuple[TabularEnv, TabularParams]]:
-    """A factory for a tabular environment from a function that builds its ``TabularMDP``."""
+def tabular_factory(
+    model_fn: Callable[..., Any], picture_fn: Callable[..., TabularPicture] | None = None
+) -> Callable[..., tuple[TabularEnv, TabularParams]]:
+    """A factory for a tabular environment from a function that builds its ``TabularMDP`` and,
+    for a gridworld, one that builds its picture (its layout) from the same keyword arguments."""
 
     def factory(env_id: str, max_steps_in_episode: int, **kwargs: Any) -> tuple[TabularEnv, TabularParams]:
-        return make_tabular(model_fn(**kwargs), max_steps_in_episode, env_id)
+        mdp = model_fn(**kwargs)  # validates the keyword arguments first
+        picture = None if picture_fn is None else picture_fn(**kwargs)
+        return make_tabular(mdp, max_steps_in_episode, env_id, picture=picture)
 
     return factory
 
@@ -76,10 +81,13 @@ def _keywords(fn: Callable[..., Any], skip: int) -> tuple[str, ...] | None:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
-#: Namespaces of other libraries' environments, as ``namespace: (module, function, package,
-#: extra)``: the first ``make("gymnax/...")`` calls the module's function, which registers every id
-#: of the namespace (without the package, ``make`` names the extra that installs it).
-_NAMESPACE_MODULES = {"gymnax": ("jrl.wrappers.gymnax", "register_gymnax_envs", "gymnax", "interop")}
+#: Namespaces of other libraries' environments, as ``namespace: (module, register_all, list_all,
+#: package, extra)``: the first ``make("gymnax/...")`` calls the module's ``register_all``, which
+#: registers every id of the namespace, and ``namespace_envs`` its ``list_all``, which lists them
+#: (without the package, both name the extra that installs it).
+_NAMESPACE_MODULES = {
+    "gymnax": ("jrl.wrappers.gymnax", "register_gymnax_envs", "gymnax_env_ids", "gymnax", "interop"),
+}
 
 
 def _add(spec: EnvSpec) -> None:
@@ -88,15 +96,15 @@ def _add(spec: EnvSpec) -> None:
     _REGISTRY[spec.env_id] = spec
 
 
-for _env_id, _model, _kwargs, _limit in (
-    ("FrozenLake-v1", frozen_lake_model, {"map_name": "4x4"}, 100),
-    ("FrozenLake8x8-v1", frozen_lake_model, {"map_name": "8x8"}, 200),
-    ("CliffWalking-v1", cliff_walking_model, {}, NO_TIME_LIMIT),
-    ("CliffWalkingSlippery-v1", cliff_walking_model, {"is_slippery": True}, NO_TIME_LIMIT),
-    ("Taxi-v4", taxi_model, {}, 200),
-    ("RandomMDP-v0", random_mdp_model, {}, 100),
+for _env_id, _model, _picture, _kwargs, _limit in (
+    ("FrozenLake-v1", frozen_lake_model, frozen_lake_picture, {"map_name": "4x4"}, 100),
+    ("FrozenLake8x8-v1", frozen_lake_model, frozen_lake_picture, {"map_name": "8x8"}, 200),
+    ("CliffWalking-v1", cliff_walking_model, cliff_walking_picture, {}, NO_TIME_LIMIT),
+    ("CliffWalkingSlippery-v1", cliff_walking_model, cliff_walking_picture, {"is_slippery": True}, NO_TIME_LIMIT),
+    ("Taxi-v4", taxi_model, taxi_picture, {}, 200),
+    ("RandomMDP-v0", random_mdp_model, None, {}, 100),
 ):
-    _add(EnvSpec(_env_id, tabular_factory(_model), _kwargs, _limit, _keywords(_model, 0)))
+    _add(EnvSpec(_env_id, tabular_factory(_model, _picture), _kwargs, _limit, _keywords(_model, 0)))
 for _env_id, _factory, _limit in (
     ("MaximizationBias-v0", maximization_bias_factory, NO_TIME_LIMIT),  # episodes last 1 or 2 steps
     ("Probe-OneStep-v0", probe_factory("OneStep"), NO_TIME_LIMIT),
@@ -175,8 +183,69 @@ def register(env_id: str, factory: Callable[..., Any], *, max_episode_steps: int
 
 
 def registered_envs() -> list[str]:
-    """Every id ``jrl.make`` accepts, sorted."""
+    """Every id ``jrl.make`` accepts, sorted (another library's ids once registered: ``namespace_envs``)."""
     return sorted(_REGISTRY)
+
+
+def namespaces() -> list[str]:
+    """Other libraries' namespaces, whose ids ``jrl.make`` registers on first use: ``["gymnax"]``."""
+    return sorted(_NAMESPACE_MODULES)
+
+
+def namespace_envs(namespace: str) -> list[str]:
+    """The ids of another library's namespace, sorted (``namespace_envs("gymnax")``: every
+    ``gymnax/<id>``), read from the library without registering or building any (building one
+    may be slow or, for a few, download data); ``jrl.make`` accepts each.
+
+    Raises:
+        ValueError: ``namespace`` is not one of ``namespaces()``.
+        ImportError: its library is not installed (the message names the extra that installs it).
+    """
+    if namespace not in _NAMESPACE_MODULES:
+        raise ValueError(f"namespace must be one of {namespaces()}, got {namespace!r}")
+    module, _, list_all, _, _ = _NAMESPACE_MODULES[namespace]
+    _check_namespace_package(namespace, f"listing the {namespace}/ ids")
+    return sorted(getattr(importlib.import_module(module), list_all)())
+
+
+def _register_namespace(namespace: str, what: str) -> None:
+    """Register every id of ``namespace`` (again: a no-op); ``what`` starts the ImportError's message."""
+    _check_namespace_package(namespace, what)
+    module, register_all, _, _, _ = _NAMESPACE_MODULES[namespace]
+    getattr(importlib.import_module(module), register_all)()
+
+
+def _check_namespace_package(namespace: str, what: str) -> None:
+    """``ImportError`` naming the extra that installs ``namespace``'s library, if it is missing."""
+    _, _, _, package, extra = _NAMESPACE_MODULES[namespace]
+    if importlib.util.find_spec(package) is None:
+        raise ImportError(
+            f"{what} needs {package}, which jrl installs only as its '{extra}' extra ({install_hint(extra)})"
+        )
+
+
+def _import_module_of(env_id: str) -> str:
+    """Gymnasium's ``"module:id"`` (``"my_envs:my/Corridor-v0"``): import ``module``, which
+    registers the id (``jrl.register``), and return the id. Ids without a module part, and
+    registered ids (which may hold a ``:``), are returned as they are."""
+    if ":" not in env_id or env_id in _REGISTRY:
+        return env_id
+    module, _, bare = env_id.partition(":")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is not None and module.startswith(err.name):  # the module itself (or its package) is missing
+            raise ImportError(
+                f"{env_id!r}: cannot import the module {module!r} that registers {bare!r} ({err}); it must be "
+                "importable: on PYTHONPATH, installed, or (for the jrl command) in the working directory"
+            ) from err
+        raise  # the module exists, and an import inside it failed: the traceback says where
+    if bare not in _REGISTRY:
+        raise ValueError(
+            f"{env_id!r}: the module {module!r} was imported, but it registers no environment {bare!r}; "
+            f"registered ids: {registered_envs()}"
+        )
+    return bare
 
 
 def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
@@ -184,29 +253,29 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
 
     Keyword arguments are Gymnasium's for the same id, plus ``max_episode_steps`` (as in
     ``gymnasium.make``: overrides the registered time limit; ``None`` keeps it, ``-1`` removes it,
-    giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as ``None`` (jrl environments do
-    not render). The environment's ``env_id`` is ``env_id``.
+    giving ``NO_TIME_LIMIT``). ``render_mode`` is accepted only as ``None``: drawing is a host-side
+    call, ``env.render(state, params)``, or Gymnasium's ``render_mode`` through ``jrl.wrappers``.
+    The environment's ``env_id`` is ``env_id``.
 
     Another library's ids (``gymnax/<id>``, the ``interop`` extra) are registered on their first use.
+    As in Gymnasium, ``"module:id"`` imports ``module`` first (a module of yours that calls
+    ``jrl.register``), then builds ``id``; the environment's ``env_id`` is ``id``, and a run
+    records ``"module:id"``, so that another process (``jrl resume``, ``jrl eval``) imports it too.
 
     Raises:
         ValueError: unknown id (the message lists the registered ids and the closest match), or a
             keyword value that is not allowed.
         TypeError: a keyword the environment does not take, or a value of the wrong type.
-        ImportError: a ``gymnax/`` id without gymnax installed (the message names the extra).
+        ImportError: a ``gymnax/`` id without gymnax installed (the message names the extra), or
+            a ``module:id`` whose module is not found.
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__} {env_id!r}")
+    env_id = _import_module_of(env_id)
     namespace = env_id.split("/")[0] if "/" in env_id else None
     if env_id not in _REGISTRY and namespace in _NAMESPACE_MODULES:
         # Another library's ids: registered on first use, so importing jrl never imports gymnax.
-        module, register_all, package, extra = _NAMESPACE_MODULES[namespace]
-        if importlib.util.find_spec(package) is None:
-            raise ImportError(
-                f"{env_id!r} is a {package} environment: it needs {package}, which jrl installs only as its "
-                f"'{extra}' extra ({install_hint(extra)})"
-            )
-        getattr(importlib.import_module(module), register_all)()
+        _register_namespace(namespace, f"{env_id!r} is a {_NAMESPACE_MODULES[namespace][3]} environment: it")
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -220,7 +289,11 @@ def make(env_id: str, **kwargs: Any) -> tuple[Environment, Any]:
     elif max_steps == -1 and not isinstance(max_steps, bool):
         max_steps = NO_TIME_LIMIT
     if kwargs.pop("render_mode", None) is not None:
-        raise ValueError(f"{env_id}: jrl environments do not render; render_mode must be None")
+        raise ValueError(
+            f"{env_id}: render_mode must be None: jrl environments are pure functions, and drawing is a "
+            "host-side call on a state: env.render(state, env_params) (env.render_modes says what it draws), "
+            f"or gymnasium.make('jrl/{env_id.replace('/', '.')}', render_mode=...) for Gymnasium's render modes"
+        )
     if spec.keywords is not None:
         unknown = sorted(set(kwargs) - set(spec.keywords))
         if unknown:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +21,7 @@ from flax import struct
 from jrl.envs.core import Environment, auto_reset
 from jrl.spaces import Discrete
 
-__all__ = ["TabularEnv", "TabularMDP", "TabularParams", "TabularState", "make_tabular"]
+__all__ = ["TabularEnv", "TabularMDP", "TabularParams", "TabularPicture", "TabularState", "make_tabular"]
 
 
 @struct.dataclass
@@ -182,6 +182,34 @@ def select_index(index: jax.Array, values: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
+class TabularPicture:
+    """How a tabular environment draws its state index: a gridworld's layout (its map) and its
+    pictures. Subclasses (``FrozenLakePicture``, ``CliffWalkingPicture``, ``TaxiPicture``) are
+    frozen dataclasses of their layout and implement ``image`` and ``text``.
+
+    Attributes:
+        modes: what it draws (``render_modes``): ``"rgb_array"``, ``"ansi"``.
+        fps: frames per second (Gymnasium's ``render_fps`` for its toy-text environments: 4).
+    """
+
+    modes: ClassVar[tuple[str, ...]] = ("rgb_array", "ansi")
+    fps: ClassVar[int] = 4
+
+    @property
+    def num_states(self) -> int:  # pragma: no cover - abstract
+        """The states it draws, ``0 .. num_states - 1`` (the model's ``S``)."""
+        raise NotImplementedError
+
+    def image(self, s: int) -> np.ndarray:  # pragma: no cover - abstract
+        """``uint8 [H, W, 3]``: the picture of state index ``s``."""
+        raise NotImplementedError
+
+    def text(self, s: int, last_action: int | None) -> str:  # pragma: no cover - abstract
+        """Gymnasium's ``"ansi"`` text of state index ``s`` after ``last_action``."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
 class TabularEnv(Environment):
     """A finite MDP sampled from its explicit model (``params.mdp``).
 
@@ -189,12 +217,15 @@ class TabularEnv(Environment):
     ``env_id`` (keyword-only). Observations are the int32 state index, ``0 <= obs < S``.
     ``model_params`` (keyword-only) is the params ``jrl.make`` or ``make_tabular`` built with it,
     returned by ``default_params``; it takes no part in equality or hashing (the model is data).
+    ``picture`` (keyword-only, ``None`` for a model without a layout) is how it renders: a
+    ``TabularPicture`` holding its map; host side only, so it takes no part in equality either.
     """
 
     num_states: int
     num_actions: int
     num_outcomes: int
     model_params: TabularParams | None = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    picture: TabularPicture | None = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
 
     @property
     def default_params(self) -> TabularParams:
@@ -211,6 +242,27 @@ class TabularEnv(Environment):
 
     def action_space(self, params: Any = None) -> Discrete:
         return Discrete(self.num_actions)
+
+    @property
+    def render_modes(self) -> tuple[str, ...]:
+        """The picture's modes; empty without a picture (a model has no layout to draw)."""
+        return () if self.picture is None else self.picture.modes
+
+    @property
+    def render_fps(self) -> int:
+        return 0 if self.picture is None else self.picture.fps
+
+    def render(self, state: TabularState, params: TabularParams) -> np.ndarray:
+        """``uint8 [H, W, 3]``: the picture of ``state.state`` (see ``Environment.render``)."""
+        if "rgb_array" not in self.render_modes:
+            return super().render(state, params)
+        return self.picture.image(int(state.state))
+
+    def render_text(self, state: TabularState, params: TabularParams, last_action: int | None = None) -> str:
+        """Gymnasium's ``"ansi"`` text of ``state.state`` (see ``Environment.render_text``)."""
+        if "ansi" not in self.render_modes:
+            return super().render_text(state, params, last_action)
+        return self.picture.text(int(state.state), None if last_action is None else int(last_action))
 
     def mdp(self, params: TabularParams) -> TabularMDP:
         """The exact model: ``TabularMDP`` with arrays ``[S, A, K]`` and ``[S]``."""
@@ -262,13 +314,25 @@ class TabularEnv(Environment):
         return self.step_from_uniforms(u[0], u[1], state, action, params)
 
 
-def make_tabular(mdp: TabularMDP, max_steps_in_episode: int, name: str = "Tabular") -> tuple[TabularEnv, TabularParams]:
+def make_tabular(
+    mdp: TabularMDP, max_steps_in_episode: int, name: str = "Tabular", *, picture: TabularPicture | None = None
+) -> tuple[TabularEnv, TabularParams]:
     """A tabular environment for your own model: ``(env, params)``. The model is validated;
-    ``name`` becomes the environment's ``env_id`` (shown in its repr and errors)."""
+    ``name`` becomes the environment's ``env_id`` (shown in its repr and errors); ``picture``, a
+    ``TabularPicture`` whose states are the model's, makes it render."""
     mdp.validate()
     if isinstance(max_steps_in_episode, bool) or not isinstance(max_steps_in_episode, (int, np.integer)):
         raise TypeError(f"max_steps_in_episode must be an int, got {max_steps_in_episode!r}")
     if max_steps_in_episode < 1:
         raise ValueError(f"max_steps_in_episode must be >= 1, got {max_steps_in_episode}")
     params = TabularParams(mdp=mdp, max_steps_in_episode=jnp.int32(max_steps_in_episode))
-    return TabularEnv(mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id=name, model_params=params), params
+    if picture is not None and not isinstance(picture, TabularPicture):
+        raise TypeError(f"picture must be a jrl.envs.tabular.TabularPicture or None, got {type(picture).__name__}")
+    if picture is not None and picture.num_states != mdp.num_states:
+        raise ValueError(
+            f"{name}: the picture draws {picture.num_states} states ({picture!r}), the model has {mdp.num_states}"
+        )
+    env = TabularEnv(
+        mdp.num_states, mdp.num_actions, mdp.num_outcomes, env_id=name, model_params=params, picture=picture
+    )
+    return env, params

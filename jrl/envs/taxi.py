@@ -7,14 +7,22 @@ pickup/dropoff, +20 for delivering (terminal). Episodes start with the passenger
 than the destination. ``is_rainy``: a move goes as intended with ``rainy_probability`` and
 sideways otherwise. Gymnasium's ``fickle_passenger`` changes the destination with hidden state
 that is not in its ``P``; it is not a tabular MDP over these 500 states, so jrl refuses it.
+
+Pictures (``TaxiPicture``): 320 x 320, the walls, the four stands in their colours, the destination
+framed, the passenger (purple) and the taxi (orange); and Gymnasium's ``"ansi"`` text.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from typing import Any
+
 import numpy as np
 
 from jrl._validation import check_bool, check_float
-from jrl.envs.tabular import outcome_table, tabular_mdp_from_numpy
+from jrl.envs import drawing
+from jrl.envs.tabular import TabularPicture, outcome_table, tabular_mdp_from_numpy
 
 MAP = (
     "+---------+",
@@ -32,6 +40,13 @@ MAX_ROW = MAX_COL = 4
 def encode(row: int, col: int, passenger: int, destination: int) -> int:
     """State index of a (taxi row, taxi col, passenger location, destination)."""
     return ((row * 5 + col) * 5 + passenger) * 4 + destination
+
+
+def decode(s: int) -> tuple[int, int, int, int]:
+    """``(taxi row, taxi col, passenger location, destination)`` of a state index (``encode``'s inverse)."""
+    taxi, destination = divmod(s, 4)
+    taxi, passenger = divmod(taxi, 5)
+    return *divmod(taxi, 5), passenger, destination
 
 
 def _open_east(row: int, col: int) -> bool:
@@ -152,3 +167,70 @@ def taxi_model(
                         else:
                             outcomes[s, a] = _dry(row, col, passenger, destination, a)
     return tabular_mdp_from_numpy(*outcome_table(500, 6, outcomes), initial / initial.sum())
+
+
+_STANDS = ((220, 70, 70), (60, 170, 75), (230, 200, 40), (70, 110, 220))  # R, G, Y, B
+_TAXI, _PASSENGER, _WALL = (245, 160, 0), (130, 30, 160), (20, 20, 20)
+_ACTION_NAMES = ("South", "North", "East", "West", "Pickup", "Dropoff")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaxiPicture(TabularPicture):
+    """Taxi's pictures of a state index (the layout is fixed: ``MAP`` and the stands ``LOCS``)."""
+
+    num_states = 500
+
+    @functools.cached_property
+    def _background(self) -> np.ndarray:
+        colours = np.tile(np.array(drawing.FLOOR), (5, 5, 1))
+        for (r, c), colour in zip(LOCS, _STANDS, strict=True):
+            colours[r, c] = (np.array(colour) + 2 * np.array(drawing.FLOOR)) // 3  # the stand, faded
+        background = drawing.grid_image(colours)
+        cell = drawing.CELL
+        for r in range(5):
+            for c in range(4):
+                if MAP[1 + r][2 * c + 2] == "|":  # a wall between (r, c) and (r, c + 1)
+                    x = (c + 1) * cell
+                    background[r * cell : (r + 1) * cell, x - 3 : x + 3] = _WALL
+        return background
+
+    def image(self, s: int) -> np.ndarray:
+        """``uint8 [320, 320, 3]``: the destination framed in its stand's colour, the taxi, and the
+        passenger at its stand or (smaller) in the taxi."""
+        image = self._background.copy()
+        cell = drawing.CELL
+        row, col, passenger, destination = decode(s)
+        dr, dc = LOCS[destination]
+        frame = image[dr * cell : (dr + 1) * cell, dc * cell : (dc + 1) * cell]
+        for edge in (np.s_[:4], np.s_[-4:], np.s_[:, :4], np.s_[:, -4:]):
+            frame[edge] = _STANDS[destination]
+        y, x = row * cell, col * cell
+        image[y + 14 : y + cell - 14, x + 10 : x + cell - 10] = _TAXI
+        if passenger < 4:
+            drawing.disc(image, *LOCS[passenger], 0.15 * cell, _PASSENGER)
+        else:  # in the taxi
+            drawing.disc(image, row, col, 0.12 * cell, _PASSENGER)
+        return image
+
+    def text(self, s: int, last_action: int | None) -> str:
+        """Gymnasium's text: ``MAP`` with the taxi highlighted (yellow, green with the passenger
+        aboard), the waiting passenger's stand blue, the destination magenta, then the last action
+        (``"  (South)"``; an empty line after a reset)."""
+        rows = [list(line) for line in MAP]
+        row, col, passenger, destination = decode(s)
+        taxi = rows[1 + row][2 * col + 1]
+        if passenger < 4:
+            rows[1 + row][2 * col + 1] = drawing.ansi(taxi, "yellow", highlight=True)
+            pr, pc = LOCS[passenger]
+            rows[1 + pr][2 * pc + 1] = drawing.ansi(rows[1 + pr][2 * pc + 1], "blue", bold=True)
+        else:  # aboard: a blank cell shows as "_"
+            rows[1 + row][2 * col + 1] = drawing.ansi("_" if taxi == " " else taxi, "green", highlight=True)
+        dr, dc = LOCS[destination]
+        rows[1 + dr][2 * dc + 1] = drawing.ansi(rows[1 + dr][2 * dc + 1], "magenta")
+        tail = "\n" if last_action is None else f"  ({_ACTION_NAMES[last_action]})\n"
+        return "\n".join("".join(r) for r in rows) + "\n" + tail
+
+
+def taxi_picture(**_: Any) -> TaxiPicture:
+    """The picture (rain changes the moves, not the layout)."""
+    return TaxiPicture()

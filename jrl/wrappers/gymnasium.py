@@ -18,6 +18,7 @@ Gymnasium stays optional: without it this module imports, and building a wrapper
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +29,8 @@ import numpy as np
 from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs import registry
-from jrl.envs.cartpole import CartPole
-from jrl.envs.cliff_walking import GOAL as CLIFF_GOAL
-from jrl.envs.cliff_walking import SHAPE as CLIFF_SHAPE
 from jrl.envs.core import Environment
-from jrl.envs.frozen_lake import MAPS as FROZEN_LAKE_MAPS
-from jrl.envs.frozen_lake import _check_desc
 from jrl.envs.gymnasium_ids import register_in_gymnasium
-from jrl.envs.tabular import TabularEnv
-from jrl.envs.taxi import LOCS as TAXI_LOCS
-from jrl.envs.taxi import MAP as TAXI_MAP
 from jrl.spaces import Box, Discrete, Space, Tokens
 
 try:
@@ -59,21 +52,24 @@ __all__ = [
     "register_gymnasium_envs",
 ]
 
-#: The jrl ids whose wrappers render (``render_mode="rgb_array"``: an ``uint8 [H, W, 3]`` image).
+#: The built-in ids whose environments render (a listing for readers: the wrappers ask each
+#: environment's ``render_modes``, so any environment that draws renders, your own included).
 RENDERED_ENVS = (
+    "Acrobot-v1",
     "CartPole-v1",
     "CliffWalking-v1",
     "CliffWalkingSlippery-v1",
     "FrozenLake-v1",
     "FrozenLake8x8-v1",
+    "MountainCar-v0",
+    "RandomLake-v0",
     "Taxi-v4",
 )
 
 
 def _missing_gymnasium(what: str) -> ImportError:
     return ImportError(
-        f"{what} needs Gymnasium, which jrl installs only as its 'gymnasium' extra: "
-        f"{install_hint('gymnasium')}"
+        f"{what} needs Gymnasium, which jrl installs only as its 'gymnasium' extra: {install_hint('gymnasium')}"
     )
 
 
@@ -278,145 +274,61 @@ def _vector_functions(env: Environment) -> dict[str, Callable]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Rendering (NumPy only)
+# Rendering: the environment draws (env.render, env.render_text); the wrappers add Gymnasium's modes
 # ------------------------------------------------------------------------------------------------
 
-_ICE, _START, _HOLE, _GOAL = (204, 229, 255), (170, 205, 240), (25, 45, 95), (60, 170, 75)
-_AGENT, _LINE, _FLOOR, _CLIFF = (215, 40, 40), (110, 110, 110), (235, 235, 235), (90, 60, 40)
-_CELL = 64
+
+def _render_modes(env: Environment) -> list[str]:
+    """Gymnasium's render modes of a jrl environment: ``"human"`` and ``"rgb_array"`` where it draws
+    images, ``"ansi"`` where it draws text (``env.render_modes``)."""
+    drawn = env.render_modes
+    return (["human", "rgb_array"] if "rgb_array" in drawn else []) + (["ansi"] if "ansi" in drawn else [])
 
 
-def _grid_image(colours: np.ndarray) -> np.ndarray:
-    """``uint8 [rows * 64, cols * 64, 3]`` of coloured cells with 1-pixel grid lines."""
-    image = np.repeat(np.repeat(colours.astype(np.uint8), _CELL, axis=0), _CELL, axis=1)
-    image[::_CELL, :] = image[:, ::_CELL] = _LINE
-    image[-1, :] = image[:, -1] = _LINE
-    return image
-
-
-def _disc(image: np.ndarray, row: float, col: float, radius: float, colour: tuple[int, int, int]) -> None:
-    """Paint a disc centred on cell ``(row, col)``'s centre (fractions of a cell allowed)."""
-    cy, cx = (row + 0.5) * _CELL, (col + 0.5) * _CELL
-    ys, xs = np.ogrid[: image.shape[0], : image.shape[1]]
-    image[(ys + 0.5 - cy) ** 2 + (xs + 0.5 - cx) ** 2 <= radius**2] = colour
-
-
-def _cell_drawer(colours: np.ndarray, ncol: int) -> Callable[[Any], np.ndarray]:
-    """Draw the agent (a red disc) on a gridworld whose state index is ``row * ncol + col``."""
-    background = _grid_image(colours)
-
-    def draw(state: Any) -> np.ndarray:
-        image = background.copy()
-        _disc(image, *divmod(int(state.state), ncol), 0.3 * _CELL, _AGENT)
-        return image
-
-    return draw
-
-
-def _frozen_lake_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
-    desc = kwargs.get("desc")
-    desc = _check_desc(desc if desc is not None else FROZEN_LAKE_MAPS[kwargs.get("map_name", "4x4")])
-    palette = {"S": _START, "F": _ICE, "H": _HOLE, "G": _GOAL}
-    colours = np.array([[palette[c] for c in row] for row in desc])
-    return _cell_drawer(colours, len(desc[0]))
-
-
-def _cliff_walking_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
-    nrow, ncol = CLIFF_SHAPE
-    colours = np.tile(np.array(_FLOOR), (nrow, ncol, 1))
-    colours[nrow - 1, 1 : ncol - 1] = _CLIFF
-    colours[nrow - 1, 0] = _START
-    colours[CLIFF_GOAL] = _GOAL
-    return _cell_drawer(colours, ncol)
-
-
-_TAXI_STANDS = ((220, 70, 70), (60, 170, 75), (230, 200, 40), (70, 110, 220))  # R, G, Y, B
-_TAXI, _PASSENGER, _WALL = (245, 160, 0), (130, 30, 160), (20, 20, 20)
-
-
-def _taxi_drawer(kwargs: dict) -> Callable[[Any], np.ndarray]:
-    colours = np.tile(np.array(_FLOOR), (5, 5, 1))
-    for (r, c), colour in zip(TAXI_LOCS, _TAXI_STANDS, strict=True):
-        colours[r, c] = (np.array(colour) + 2 * np.array(_FLOOR)) // 3  # the stand, faded
-    background = _grid_image(colours)
-    for r in range(5):
-        for c in range(4):
-            if TAXI_MAP[1 + r][2 * c + 2] == "|":  # a wall between (r, c) and (r, c + 1)
-                x = (c + 1) * _CELL
-                background[r * _CELL : (r + 1) * _CELL, x - 3 : x + 3] = _WALL
-
-    def draw(state: Any) -> np.ndarray:
-        image = background.copy()
-        taxi, destination = divmod(int(state.state), 4)
-        taxi, passenger = divmod(taxi, 5)
-        row, col = divmod(taxi, 5)
-        dr, dc = TAXI_LOCS[destination]
-        frame = image[dr * _CELL : (dr + 1) * _CELL, dc * _CELL : (dc + 1) * _CELL]  # the destination
-        for edge in (np.s_[:4], np.s_[-4:], np.s_[:, :4], np.s_[:, -4:]):
-            frame[edge] = _TAXI_STANDS[destination]
-        y, x = row * _CELL, col * _CELL
-        image[y + 14 : y + _CELL - 14, x + 10 : x + _CELL - 10] = _TAXI
-        if passenger < 4:
-            _disc(image, *TAXI_LOCS[passenger], 0.15 * _CELL, _PASSENGER)
-        else:  # in the taxi
-            _disc(image, row, col, 0.12 * _CELL, _PASSENGER)
-        return image
-
-    return draw
-
-
-def _cartpole_drawer(params: Any) -> Callable[[Any], np.ndarray]:
-    """Gymnasium's CartPole picture (600 x 400): the track, the cart and the pole at its angle."""
-    width, height, cart_w, cart_h, track_y = 600, 400, 50.0, 30.0, 300.0
-
-    def draw(state: Any) -> np.ndarray:
-        scale = width / (4 * float(params.x_threshold))
-        pole_length = scale * 2 * float(params.length)  # params.length is half the pole
-        ys, xs = np.ogrid[:height, :width]
-        ys, xs = ys + 0.5, xs + 0.5
-        image = np.full((height, width, 3), 255, np.uint8)
-        image[int(track_y)] = 0
-        cx = float(state.x) * scale + width / 2
-        image[(np.abs(xs - cx) <= cart_w / 2) & (np.abs(ys - track_y) <= cart_h / 2)] = 0
-        ax, ay = cx, track_y - cart_h / 4  # the axle
-        dx, dy = np.sin(float(state.theta)), -np.cos(float(state.theta))  # image rows grow downwards
-        along = np.clip((xs - ax) * dx + (ys - ay) * dy, 0.0, pole_length)
-        image[(xs - ax - along * dx) ** 2 + (ys - ay - along * dy) ** 2 <= 5.0**2] = (202, 152, 101)
-        image[(xs - ax) ** 2 + (ys - ay) ** 2 <= 5.0**2] = (129, 132, 203)
-        return image
-
-    return draw
-
-
-_TABULAR_DRAWERS = {
-    "FrozenLake-v1": _frozen_lake_drawer,
-    "FrozenLake8x8-v1": _frozen_lake_drawer,
-    "CliffWalking-v1": _cliff_walking_drawer,
-    "CliffWalkingSlippery-v1": _cliff_walking_drawer,
-    "Taxi-v4": _taxi_drawer,
-}
-
-
-def _drawer(env: Environment, params: Any, env_id: str | None, kwargs: dict) -> tuple[Callable | None, int]:
-    """``(draw(host_state) -> uint8 image, frames per second)``, or ``(None, 0)`` for an environment
-    that does not render. Gridworlds need their id (the map comes from the keyword arguments)."""
-    if isinstance(env, CartPole):
-        return _cartpole_drawer(params), 50
-    if env_id in _TABULAR_DRAWERS and isinstance(env, TabularEnv):
-        return _TABULAR_DRAWERS[env_id]({**registry._REGISTRY[env_id].kwargs, **kwargs}), 4
-    return None, 0
-
-
-def _check_render_mode(render_mode: Any, draw: Callable | None, name: str) -> None:
-    if render_mode is None:
+def _check_render_mode(render_mode: Any, modes: list[str], name: str) -> None:
+    if render_mode is None or render_mode in modes:
         return
-    if render_mode != "rgb_array":
-        raise ValueError(f"{name}: render_mode must be None or 'rgb_array', got {render_mode!r}")
-    if draw is None:
+    if not modes:
         raise ValueError(
-            f"{name} does not render; render_mode='rgb_array' works for {list(RENDERED_ENVS)} "
-            "(gridworlds built from their id: JrlEnv('FrozenLake-v1', ...), gymnasium.make('jrl/FrozenLake-v1', ...))"
+            f"{name} does not render (env.render_modes is empty), so render_mode must be None, got {render_mode!r}"
         )
+    raise ValueError(f"{name}: render_mode must be None or one of {modes}, got {render_mode!r}")
+
+
+class _Window:
+    """``render_mode="human"``: frames shown in a pygame window at ``fps`` frames per second, as
+    Gymnasium's own environments show theirs (pygame comes with the ``gymnasium`` extra). The
+    window opens on the first frame."""
+
+    def __init__(self, title: str, fps: int):
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout otherwise
+        try:
+            import pygame
+        except ImportError as err:
+            raise ImportError(
+                f"{title}: render_mode='human' shows frames in a pygame window, and pygame is not installed; "
+                f"jrl installs it with its 'gymnasium' extra: {install_hint('gymnasium')}"
+            ) from err
+        self._pygame, self._title, self._fps = pygame, title, fps
+        self._screen = self._clock = None
+
+    def show(self, frame: np.ndarray) -> None:
+        """Draw ``frame`` (``uint8 [H, W, 3]``), then wait out the rest of this frame's ``1 / fps``."""
+        pygame = self._pygame
+        if self._screen is None:
+            pygame.display.init()
+            pygame.display.set_caption(self._title)
+            self._screen = pygame.display.set_mode((frame.shape[1], frame.shape[0]))
+            self._clock = pygame.time.Clock()
+        pygame.surfarray.blit_array(self._screen, frame.swapaxes(0, 1))  # pygame indexes [x, y]
+        pygame.event.pump()  # keeps the window responsive
+        self._clock.tick(self._fps)
+        pygame.display.flip()
+
+    def close(self) -> None:
+        if self._screen is not None:
+            self._pygame.display.quit()
+            self._screen = self._clock = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,7 +365,11 @@ class JrlEnv(_Env):
     Args:
         env: a jrl id (built with ``jrl.make(env, **make_kwargs)``) or a jrl ``Environment``.
         env_params: the params, with an ``Environment`` (default: its ``default_params``).
-        render_mode: ``None`` or ``"rgb_array"`` (``RENDERED_ENVS`` only).
+        render_mode: ``None``, or one of ``metadata["render_modes"]`` for an environment that
+            draws (``env.render_modes``): ``"rgb_array"`` (``render()`` returns ``uint8 [H, W, 3]``),
+            ``"human"`` (each ``reset`` and ``step`` shows the frame in a pygame window at
+            ``metadata["render_fps"]``), ``"ansi"`` for the gridworlds (``render()`` returns
+            Gymnasium's text picture).
         **make_kwargs: ``jrl.make``'s keyword arguments (Gymnasium's, plus ``max_episode_steps``).
 
     ``reset(seed=s)`` keys the episode with ``jax.random.key(s)``; ``reset()`` continues the key
@@ -469,12 +385,14 @@ class JrlEnv(_Env):
         self, env: str | Environment, env_params: Any = None, *, render_mode: str | None = None, **make_kwargs
     ):
         _require_gymnasium("JrlEnv")
-        self.jrl_env, self.jrl_params, env_id = _build(env, env_params, make_kwargs, "JrlEnv")
+        self.jrl_env, self.jrl_params, _ = _build(env, env_params, make_kwargs, "JrlEnv")
         self._name = self.jrl_env.env_id or type(self.jrl_env).__name__
-        self._draw, fps = _drawer(self.jrl_env, self.jrl_params, env_id, make_kwargs)
-        _check_render_mode(render_mode, self._draw, self._name)
+        modes = _render_modes(self.jrl_env)
+        _check_render_mode(render_mode, modes, self._name)
         self.render_mode = render_mode
-        self.metadata = {"render_modes": ["rgb_array"] if self._draw else [], "render_fps": fps}
+        self.metadata = {"render_modes": modes, "render_fps": self.jrl_env.render_fps}
+        self._window = _Window(f"jrl/{self._name}", self.jrl_env.render_fps) if render_mode == "human" else None
+        self._last_action = None  # shown by the "ansi" text of the gridworlds whose Gymnasium text shows it
         self._jrl_observation_space = self.jrl_env.observation_space(self.jrl_params)
         self._jrl_action_space = self.jrl_env.action_space(self.jrl_params)
         self.observation_space = gymnasium_space(self._jrl_observation_space)
@@ -491,6 +409,9 @@ class JrlEnv(_Env):
             self._key, self._count = _keys_from_seeds([seed])[0], 0
         obs, self.jrl_state = self._reset_fn(self._key, np.uint32(self._count), self.jrl_params)
         self._count += 1
+        self._last_action = None
+        if self.render_mode == "human":
+            self.render()
         return _to_host_obs(jax.device_get(obs), self._obs_dtype), {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -502,11 +423,16 @@ class JrlEnv(_Env):
         out = self._step_fn(self._key, np.uint32(self._count), self.jrl_state, action, self.jrl_params)
         obs, self.jrl_state, reward, terminated, truncated, info = out
         self._count += 1
+        self._last_action = int(action) if np.ndim(action) == 0 else None
+        if self.render_mode == "human":
+            self.render()
         obs, reward, terminated, truncated, info = jax.device_get((obs, reward, terminated, truncated, info))
         return _to_host_obs(obs, self._obs_dtype), float(reward), bool(terminated), bool(truncated), dict(info)
 
-    def render(self) -> np.ndarray | None:
-        """``uint8 [H, W, 3]`` with ``render_mode="rgb_array"``; ``None`` (and Gymnasium's warning) without."""
+    def render(self) -> np.ndarray | str | None:
+        """By ``render_mode``: ``"rgb_array"`` an ``uint8 [H, W, 3]`` image, ``"ansi"`` a string,
+        ``"human"`` ``None`` (the frame goes to the window); ``None`` (and Gymnasium's warning)
+        without a render mode."""
         if self.render_mode is None:
             gymnasium.logger.warn(
                 f"You are calling render method without specifying any render mode. You can specify the "
@@ -515,7 +441,19 @@ class JrlEnv(_Env):
             return None
         if self.jrl_state is None:
             raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call render() before calling reset()")
-        return self._draw(jax.device_get(self.jrl_state))
+        state = jax.device_get(self.jrl_state)
+        if self.render_mode == "ansi":
+            return self.jrl_env.render_text(state, self.jrl_params, self._last_action)
+        frame = self.jrl_env.render(state, self.jrl_params)
+        if self.render_mode == "human":
+            self._window.show(frame)
+            return None
+        return frame
+
+    def close(self) -> None:
+        """Close the ``"human"`` window, if one is open."""
+        if self._window is not None:
+            self._window.close()
 
     def __repr__(self) -> str:
         return f"JrlEnv({self._name})"
@@ -552,7 +490,9 @@ class JrlVectorEnv(_VectorEnv):
             after the end resets, with reward 0 and the action ignored) or ``DISABLED`` (reset
             finished copies yourself with ``reset(options={"reset_mask": mask})``); the enum or its
             value string.
-        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns one image per copy).
+        render_mode: ``None`` or ``"rgb_array"`` for an environment that draws images
+            (``render()`` returns one per copy; Gymnasium's ``wrappers.vector.HumanRendering``,
+            which needs opencv, shows them in a window).
         **make_kwargs: ``jrl.make``'s keyword arguments; ``max_episode_steps`` is the time limit.
 
     ``reset(seed=s)`` seeds copy ``i`` with ``s + i`` (a list gives each its own; ``None`` entries
@@ -582,14 +522,21 @@ class JrlVectorEnv(_VectorEnv):
                 f"autoreset_mode must be one of {[m for m in AutoresetMode]} or their values "
                 f"{[m.value for m in AutoresetMode]}, got {autoreset_mode!r}"
             ) from None
-        self.jrl_env, self.jrl_params, env_id = _build(env, env_params, make_kwargs, "JrlVectorEnv")
+        self.jrl_env, self.jrl_params, _ = _build(env, env_params, make_kwargs, "JrlVectorEnv")
         self._name = self.jrl_env.env_id or type(self.jrl_env).__name__
-        self._draw, fps = _drawer(self.jrl_env, self.jrl_params, env_id, make_kwargs)
-        _check_render_mode(render_mode, self._draw, self._name)
+        modes = ["rgb_array"] if "rgb_array" in self.jrl_env.render_modes else []
+        if render_mode in ("human", "ansi") and modes:
+            raise ValueError(
+                f"{self._name}: JrlVectorEnv renders 'rgb_array' only (one image per copy), got {render_mode!r}; "
+                f"to watch an episode, make one environment: gymnasium.make('jrl/...', render_mode={render_mode!r}) "
+                "or JrlEnv(...); Gymnasium's gymnasium.wrappers.vector.HumanRendering (it needs opencv) shows "
+                "every copy of a JrlVectorEnv(..., render_mode='rgb_array')"
+            )
+        _check_render_mode(render_mode, modes, self._name)
         self.render_mode = render_mode
         self.metadata = {
-            "render_modes": ["rgb_array"] if self._draw else [],
-            "render_fps": fps,
+            "render_modes": modes,
+            "render_fps": self.jrl_env.render_fps,
             "autoreset_mode": self.autoreset_mode,
         }
         self._jrl_observation_space = self.jrl_env.observation_space(self.jrl_params)
@@ -699,7 +646,8 @@ class JrlVectorEnv(_VectorEnv):
         if self.jrl_state is None:
             raise gymnasium.error.ResetNeeded(f"{self._name}: cannot call render() before calling reset()")
         state = jax.device_get(self.jrl_state)
-        return tuple(self._draw(jax.tree_util.tree_map(lambda x, i=i: x[i], state)) for i in range(self.num_envs))
+        copy = lambda i: jax.tree_util.tree_map(lambda x: x[i], state)  # noqa: E731
+        return tuple(self.jrl_env.render(copy(i), self.jrl_params) for i in range(self.num_envs))
 
     def __repr__(self) -> str:
         return f"JrlVectorEnv({self._name}, num_envs={self.num_envs})"

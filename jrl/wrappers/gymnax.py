@@ -40,7 +40,7 @@ from jrl.envs.registry import register, registered_envs
 from jrl.spaces import Discrete, Space
 from jrl.wrappers._foreign import as_space_dtype, jrl_space
 
-__all__ = ["GymnaxEnv", "GymnaxParams", "from_gymnax", "register_gymnax_envs"]
+__all__ = ["GymnaxEnv", "GymnaxParams", "from_gymnax", "gymnax_env_ids", "register_gymnax_envs"]
 
 #: jrl's namespace for the gymnax ids (``gymnax/<gymnax id>``).
 NAMESPACE = "gymnax"
@@ -206,6 +206,16 @@ def _factory(gymnax_id: str) -> Any:
         return from_gymnax(gymnax_id, **make_kwargs)
 
     return factory
+
+
+def gymnax_env_ids() -> list[str]:
+    """Every gymnax id as jrl names it, ``gymnax/<id>``, sorted, without registering or building
+    any (``jrl envs`` lists them). ``ImportError`` as ``register_gymnax_envs``'s."""
+    try:
+        import gymnax
+    except ImportError as err:
+        raise _missing_gymnax("gymnax_env_ids", err) from err
+    return sorted(f"{NAMESPACE}/{gymnax_id}" for gymnax_id in gymnax.registered_envs)
 
 
 def register_gymnax_envs() -> list[str]:
