@@ -1,14 +1,21 @@
 """Figures of runs and sweeps (the ``plot`` extra, matplotlib).
 
 ``plot_runs(run_dirs)`` draws one learning curve per run on one figure: the mean over seeds of a
-metric against environment steps, with a band from the lowest to the highest seed. For a tabular
-gridworld (FrozenLake, CliffWalking) it also draws each run's greedy policy as arrows over its
-value map, ``max_a Q(s, a)``, for the first seed of the newest checkpoint.
+metric per logging interval against environment steps, with a band from the lowest to the highest
+seed (the curves of ``jrl.experiment.curves``: after a seed stopped early at ``stop_return`` its
+return curve holds its stopping evaluation). For a tabular gridworld (FrozenLake, CliffWalking) it
+also draws each run's greedy policy as arrows over its value map, ``max_a Q(s, a)``, for the
+first seed of the newest checkpoint.
 
 ``plot_sweep(sweep_dir)`` draws a sweep's ``results.json``: for each pair of axes the mean final
 return over the two (a heatmap for two grid axes, colored points where an axis is sampled), and
 for each axis the final return against it with a 95% bootstrap band over seeds; both averaged
 over the other axes, failed configurations marked.
+
+Each writer has a builder that returns the ``matplotlib.figure.Figure`` unsaved, to change or
+show: ``learning_curve_figure``, ``policy_figure``, ``sweep_figures``. Figures are made with
+constrained layout (titles, labels and colour bars get room, nothing is cut off) and outside
+pyplot's list of open figures (nothing to close).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,44 +33,51 @@ import numpy as np
 
 from jrl._extras import install_hint
 from jrl.experiment import records
+from jrl.experiment.curves import HELD_METRICS, curves
 
-__all__ = ["curves", "plot_runs", "plot_sweep", "pyplot"]
+__all__ = [
+    "curves",
+    "learning_curve_figure",
+    "plot_runs",
+    "plot_sweep",
+    "policy_figure",
+    "pyplot",
+    "sweep_figures",
+]
+
+#: Resolution of the PNG files written (pixels per inch).
+DPI = 120
 
 # Arrow (dx, dy) of each action in image coordinates (y grows downwards), per gridworld family.
 _FROZEN_LAKE_ARROWS = ((-1, 0), (0, 1), (1, 0), (0, -1))  # left, down, right, up
 _CLIFF_ARROWS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # up, right, down, left
 
 
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend; ``ImportError`` naming the extra if missing."""
+def _matplotlib() -> Any:
+    """``matplotlib``; ``ImportError`` naming the extra if it is missing."""
     try:
         import matplotlib
     except ImportError as err:
         raise ImportError(f"plots need matplotlib, jrl's 'plot' extra: {install_hint('plot')}") from err
-    matplotlib.use("Agg")
+    return matplotlib
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend; ``ImportError`` naming the extra if missing."""
+    _matplotlib().use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def curves(run_dir: str | Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(env_steps [L], values [seeds, L])`` of ``metric`` from a run's ``metrics.jsonl`` (NaN
-    where the metric was null: no episode ended, no evaluation)."""
-    rows = records.read_metrics(Path(run_dir) / records.METRICS)
-    if not rows:
-        raise ValueError(f"{run_dir} has no metrics yet")
-    if metric not in rows[0]:
-        names = sorted(k for k in rows[0] if k not in ("seed", "log"))
-        raise ValueError(f"{run_dir} has no metric {metric!r}; its metrics are {names}")
-    seeds = sorted({r["seed"] for r in rows})
-    logs = sorted({r["log"] for r in rows})
-    values = np.full((len(seeds), len(logs)), np.nan)
-    steps = np.zeros(len(logs))
-    for r in rows:
-        j = logs.index(r["log"])
-        values[seeds.index(r["seed"]), j] = np.nan if r[metric] is None else float(r[metric])
-        steps[j] = r["env_steps"]
-    return steps, values
+def _figure(width: float, height: float) -> Any:
+    """An empty ``Figure`` of ``width`` x ``height`` inches with constrained layout. Made without
+    pyplot, it needs no closing, raises no "too many figures" warning, and leaves the backend
+    alone (a notebook can still show it); ``savefig`` writes PNG with Agg whatever the backend."""
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _default_metric(run_dir: Path) -> str:
@@ -89,77 +104,143 @@ def _grid(env_id: str, env_kwargs: dict) -> tuple[list[str], tuple] | None:
     return None
 
 
-def _plot_policy(plt: Any, run_dir: Path, out: Path) -> Path | None:
+def _wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_inches`` at ``fontsize`` points (a character of
+    DejaVu Sans averages under 0.6 em), so that a long title is wrapped instead of cut off."""
+    per_line = max(20, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, per_line) for line in text.split("\n"))
 
-    from jrl.experiment.runner import load_run
 
-    run = load_run(run_dir)
-    grid = _grid(run.spec.env, run.spec.env_kwargs)
-    if grid is None or run.spec.algorithm.module.__name__ != "jrl.algorithms.q_learning":
-        return None
+def policy_figure(env_id: str, q_table: Any, *, env_kwargs: dict | None = None, title: str | None = None) -> Any:
+    """The greedy policy of a gridworld's Q-table as a ``matplotlib.figure.Figure``: an arrow for
+    each state's greedy action over the value map ``max_a Q(s, a)``.
+
+    ``env_id``: ``FrozenLake-v1``, ``FrozenLake8x8-v1``, ``CliffWalking-v1`` or
+    ``CliffWalkingSlippery-v1`` (``env_kwargs`` as given to ``jrl.make``: ``map_name``, ``desc``);
+    ``q_table`` ``[states, actions]``; ``title``: the first title line (default ``env_id``).
+    Holes, the goal and the cliff, where no action is taken, are grey with their letter; a state
+    whose actions all tie (never updated) has a dot instead of an arrow.
+    """
+    matplotlib = _matplotlib()
+    grid = _grid(env_id, env_kwargs or {})
+    if grid is None:
+        raise ValueError(f"policy_figure draws FrozenLake and CliffWalking maps; got env {env_id!r}")
     rows, arrows = grid
-    state, _ = run.load_checkpoint()
-    first = run.seed_state(state, 0)
-    q = np.asarray(run.algorithm.result(first, {}).q_table)
     nrow, ncol = len(rows), len(rows[0])
-    values = q.max(axis=1).reshape(nrow, ncol)
+    q = np.asarray(q_table, np.float64)
+    if q.shape != (nrow * ncol, len(arrows)):
+        raise ValueError(f"q_table of {env_id} must be [{nrow * ncol}, {len(arrows)}]; got shape {q.shape}")
+    no_action = np.array([[letter in "HGC" for letter in row] for row in rows])
+    values = np.ma.masked_where(no_action, q.max(axis=1).reshape(nrow, ncol))
     greedy = q.argmax(axis=1).reshape(nrow, ncol)
-    fig, ax = plt.subplots(figsize=(max(4, ncol * 0.6), max(3, nrow * 0.6) + 0.6))
-    image = ax.imshow(values, cmap="viridis")
+    ties = (q == q[:, :1]).all(axis=1).reshape(nrow, ncol)
+    # 0.6 inch a cell, 1.6 inches beside the map for the colour bar, 0.9 above it for the title:
+    # a figure of the map's shape, so the colour bar is as tall as the map.
+    width = max(4.0, 0.6 * ncol + 1.6)
+    fig = _figure(width, max(3.0, 0.6 * nrow + 0.9))
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap=matplotlib.colormaps["viridis"].with_extremes(bad="lightgray"))
     fig.colorbar(image, ax=ax, label="max_a Q(s, a)")
     for r in range(nrow):
         for c in range(ncol):
-            letter = rows[r][c]
-            if letter in "HGC":  # holes, goal, cliff: no action is taken there
-                ax.text(c, r, letter, ha="center", va="center", color="white", fontsize=11, fontweight="bold")
-                continue
-            dx, dy = arrows[greedy[r, c]]
-            ax.arrow(c - 0.25 * dx, r - 0.25 * dy, 0.4 * dx, 0.4 * dy, head_width=0.15, color="white")
+            if no_action[r, c]:  # holes, goal, cliff
+                ax.text(c, r, rows[r][c], ha="center", va="center", color="black", fontsize=11, fontweight="bold")
+            elif ties[r, c]:
+                ax.plot(c, r, "o", color="white", markersize=3)
+            else:
+                dx, dy = arrows[greedy[r, c]]
+                ax.arrow(c - 0.25 * dx, r - 0.25 * dy, 0.4 * dx, 0.4 * dy, head_width=0.15, color="white")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{run.spec.env}, {run.spec.algo}: greedy policy over max_a Q (seed {run.spec.seeds[0]})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    # A figure title, not the axes': constrained layout puts it above the map and the colour bar both.
+    fig.suptitle(_wrap(f"{title or env_id}\ngreedy action over max_a Q(s, a)", width, 10), fontsize=10)
+    return fig
 
 
-def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None, out: str | Path | None = None) -> list[Path]:
-    """Learning curves of ``run_dirs`` on one figure, written as PNG (default:
-    ``learning_curves.png`` in the first run), and for each tabular gridworld run its greedy
-    policy (``policy.png`` in that run). Returns the files written."""
-    plt = pyplot()
+def _run_policy_figure(run_dir: Path) -> Any:
+    """``policy_figure`` of the first seed of a tabular gridworld run's newest checkpoint, or
+    ``None`` for other runs."""
+    from jrl.experiment.runner import load_run
+
+    run = load_run(run_dir)
+    tabular = run.spec.algorithm.module.__name__ == "jrl.algorithms.q_learning"
+    if not tabular or _grid(run.spec.env, run.spec.env_kwargs) is None:
+        return None
+    state, _ = run.load_checkpoint()
+    q = run.algorithm.result(run.seed_state(state, 0), {}).q_table
+    title = f"{run.spec.algo} on {run.spec.env}, seed {run.spec.seeds[0]}"
+    return policy_figure(run.spec.env, q, env_kwargs=run.spec.env_kwargs, title=title)
+
+
+def _seeds_stopped_early(run_dir: Path) -> int:
+    """How many seeds of a run have a record with ``stopped`` True (DQN's ``stop_return``)."""
+    return len({r["seed"] for r in records.read_metrics(run_dir / records.METRICS) if r.get("stopped")})
+
+
+def learning_curve_figure(run_dirs: Sequence[str | Path], metric: str | None = None) -> Any:
+    """The learning curves of ``run_dirs`` on one ``matplotlib.figure.Figure``: per run the mean
+    over seeds of ``metric`` (default ``eval_return``, or ``episode_return`` when the first run
+    has no in-loop evaluation) in each logging interval against environment steps per seed, as
+    ``curves`` reads it (after an early stop a seed's return holds its last value: the
+    evaluation that stopped it), with a band from the lowest to the highest seed. An interval
+    where no seed has a value is a gap. Each run's line is ``ax.lines[i]`` in the order given."""
     run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise ValueError("no run directories to plot")
     for d in run_dirs:
         if not (d / records.CONFIG).is_file():
             raise ValueError(f"{d} is not a jrl run directory (no config.toml)")
     metric = metric or _default_metric(run_dirs[0])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = _figure(7.0, 4.8)
+    ax = fig.subplots()
+    kinds, held = set(), False
     for d in run_dirs:
         steps, values = curves(d, metric)
         spec = records.read_toml(d / records.CONFIG)
-        seeds = values.shape[0]
-        # An interval where no seed has a value (every seed stopped early, or none evaluated)
-        # is all NaN: NumPy warns about it, and it plots as a gap, which is what it is.
+        kinds.add(f"{spec['algo']} on {spec['env']}")
+        seeds, stopped = values.shape[0], _seeds_stopped_early(d)
+        held = held or (stopped > 0 and metric in HELD_METRICS)
+        # An interval where no seed has a value (none evaluated, no episode ended) is all NaN:
+        # NumPy warns about it, and it plots as a gap, which is what it is.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
-        line = ax.plot(steps, mean, label=f"{d.name}: {spec['algo']} on {spec['env']} ({seeds} seeds)")[0]
+        label = f"{d.name}: {spec['algo']} on {spec['env']} ({seeds} seed{'s' if seeds > 1 else ''}"
+        label += f", {stopped} stopped early)" if stopped else ")"
+        line = ax.plot(steps, mean, label=label)[0]
         if seeds > 1:
             ax.fill_between(steps, low, high, alpha=0.2, color=line.get_color())
+    if len(run_dirs) == 1:
+        what = f"{next(iter(kinds))}, {seeds} seed{'s' if seeds > 1 else ''}"
+    else:
+        what = f"{len(run_dirs)} runs" + (f" of {next(iter(kinds))}" if len(kinds) == 1 else "")
+    title = f"{what}\n{metric}: mean over seeds per logging interval; band: lowest to highest seed"
+    if held:
+        title += "\nafter an early stop (stop_return) a seed holds " + (
+            "the evaluation that stopped it" if metric == "eval_return" else "its last value from before the stop"
+        )
+    ax.set_title(_wrap(title, 7.0, 9), fontsize=9)
     ax.set_xlabel("environment steps (per seed)")
-    ax.set_ylabel(f"{metric} (mean over seeds; band: lowest to highest seed)")
+    ax.set_ylabel(metric)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    return fig
+
+
+def plot_runs(run_dirs: Sequence[str | Path], metric: str | None = None, out: str | Path | None = None) -> list[Path]:
+    """Learning curves of ``run_dirs`` on one figure (``learning_curve_figure``), written as PNG
+    (default: ``learning_curves.png`` in the first run), and for each tabular gridworld run its
+    greedy policy (``policy_figure``: ``policy.png`` in that run). Returns the files written."""
+    fig = learning_curve_figure(run_dirs, metric)
+    run_dirs = [Path(d) for d in run_dirs]
     target = Path(out) if out is not None else run_dirs[0] / "learning_curves.png"
-    fig.savefig(target, dpi=120)
-    plt.close(fig)
+    fig.savefig(target, dpi=DPI)
     written = [target]
     for d in run_dirs:
-        policy = _plot_policy(plt, d, d / "policy.png")
+        policy = _run_policy_figure(d)
         if policy is not None:
-            written.append(policy)
+            policy.savefig(d / "policy.png", dpi=DPI)
+            written.append(d / "policy.png")
     return written
 
 
@@ -225,9 +306,9 @@ def _bootstrap_band(per_seed: np.ndarray, rng: np.random.Generator) -> tuple[flo
     return float(low), float(high)
 
 
-def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Path]:
-    """A sweep's figures from its ``results.json``, written as PNG into ``out`` (default: the
-    sweep directory); returns the files written.
+def sweep_figures(directory: str | Path) -> Iterator[tuple[str, Any]]:
+    """A sweep's figures from its ``results.json``, one at a time: ``(file name, Figure)``, built
+    as the iteration reaches them (``plot_sweep`` writes each before the next is drawn).
 
     - ``heatmap_A_B.png`` for each pair of axes: the mean final return over configurations that
       did not fail, averaged over the other axes; a cell whose configurations all failed says
@@ -240,25 +321,30 @@ def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Pat
     Numeric axes use their values (a log scale for log-sampled axes, or values spanning more than
     two decades); others (algorithm names, network sizes) are categories.
     """
-    plt = pyplot()
     directory = Path(directory)
     if not (directory / "sweep.toml").is_file():
         raise ValueError(f"{directory} is not a jrl sweep directory (no sweep.toml)")
     if not (directory / "results.json").is_file():
         raise ValueError(f"{directory} has no results.json yet: finish the sweep with `jrl resume {directory}`")
-    data = records.read_json(directory / "results.json")
+    _matplotlib()  # a missing matplotlib is reported now, not at the first figure
+    return _sweep_figures(records.read_json(directory / "results.json"))
+
+
+def _sweep_figures(data: dict) -> Iterator[tuple[str, Any]]:
+    """``sweep_figures`` of a ``results.json``'s content ``data``."""
+    matplotlib = _matplotlib()
+    from matplotlib.patches import Rectangle
+
     spec, rows = data["spec"], data["rows"]
     members = {m["index"]: m for m in data["members"]}
     finals = np.array([[np.nan if v is None else v for v in members[r["index"]]["final_returns"]] for r in rows])
     ok = np.array([not r["failed"] and r["final_return_mean"] is not None for r in rows])
     means = np.array([r["final_return_mean"] if okay else np.nan for r, okay in zip(rows, ok, strict=True)])
     axes = [_Axis(name, [r[name] for r in rows], spec) for name in [*spec["grid"], *spec["sample"]]]
-    target = directory if out is None else Path(out)
-    target.mkdir(parents=True, exist_ok=True)
     what = f"{spec['algo']} on {spec['env']}, {finals.shape[1]} seed(s)"
-    written = []
     for a, b in itertools.combinations(axes, 2):
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * len(a.values)), max(4.0, 1.2 + 0.6 * len(b.values))))
+        fig = _figure(max(5.0, 1.0 + 0.9 * len(a.values)), max(4.0, 1.2 + 0.6 * len(b.values)))
+        ax = fig.subplots()
         cells = {}
         for c in range(len(rows)):
             cells.setdefault((a.index[c], b.index[c]), []).append(c)
@@ -281,7 +367,7 @@ def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Pat
             grid = np.full((len(b.values), len(a.values)), np.nan)
             for (i, j), v in value.items():
                 grid[j, i] = v
-            cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")
+            cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgray")
             image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
             fig.colorbar(image, ax=ax, label="mean final return")
             finite = grid[np.isfinite(grid)]
@@ -293,21 +379,18 @@ def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Pat
                 color = "black" if not np.isfinite(v) or v > middle else "white"
                 ax.text(i, j, text, ha="center", va="center", fontsize=8, color=color)
                 if failed[(i, j)]:  # a red frame around a cell with failed configurations
-                    ax.add_patch(plt.Rectangle((i - 0.47, j - 0.47), 0.94, 0.94, fill=False, edgecolor="red", lw=2))
+                    ax.add_patch(Rectangle((i - 0.47, j - 0.47), 0.94, 0.94, fill=False, edgecolor="red", lw=2))
             ax.set_xticks(range(len(a.values)), [a.label(i) for i in range(len(a.values))])
             ax.set_yticks(range(len(b.values)), [b.label(j) for j in range(len(b.values))])
             ax.set_xlabel(a.name)
             ax.set_ylabel(b.name)
         others = "\naveraged over the other axes' configurations that did not fail" if len(axes) > 2 else ""
         ax.set_title(f"{what}: mean final return{others}", fontsize=9)
-        fig.tight_layout()
-        path = target / f"heatmap_{a.name}_{b.name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        yield f"heatmap_{a.name}_{b.name}.png", fig
     rng = np.random.default_rng(0)
     for axis in axes:
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        fig = _figure(6.5, 4.2)
+        ax = fig.subplots()
         xs, centers, lows, highs, dead = [], [], [], [], []
         for i in range(len(axis.values)):
             chosen = (axis.index == i) & ok
@@ -341,9 +424,17 @@ def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Pat
         ax.set_title(f"{what}: final return against {axis.name}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = target / f"return_vs_{axis.name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        yield f"return_vs_{axis.name}.png", fig
+
+
+def plot_sweep(directory: str | Path, out: str | Path | None = None) -> list[Path]:
+    """A sweep's figures (``sweep_figures``) written as PNG into ``out`` (default: the sweep
+    directory); returns the files written."""
+    figures = sweep_figures(directory)
+    target = Path(directory) if out is None else Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in figures:
+        fig.savefig(target / name, dpi=DPI)
+        written.append(target / name)
     return written
