@@ -89,3 +89,29 @@ def test_bad_exports_and_inputs_are_refused(tmp_path):
     np.savez(tmp_path / "other.npz", weights=np.zeros(3))
     with pytest.raises(ValueError, match="not an exported jrl policy"):
         NumpyQPolicy.load(tmp_path / "other.npz")
+    for spec in ({**policy.spec, "version": 2}, {**policy.spec, "format": "other"}):  # a later or another format
+        with pytest.raises(ValueError, match=r"not a jrl-numpy-q-policy v1 policy"):
+            NumpyQPolicy(spec, policy.arrays)
+    # Ten hidden layers: Dense_10 comes after Dense_9 (not after Dense_1, as names sort).
+    deep_config = dqn.DQNConfig(hidden_sizes=(4,) * 10)
+    deep = dqn.q_network(deep_config, env, params)
+    deep_result = dqn.DQNResult(params=deep.init(jax.random.key(2), obs0), metrics={})
+    probe = np.random.default_rng(1).normal(size=(16, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        export_numpy(deep_config, env, params, deep_result).q_values(probe),
+        np.asarray(jax.vmap(deep.apply, in_axes=(None, 0))(deep_result.params, jnp.asarray(probe))),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # One-hot inputs (a Discrete observation space): indices outside [0, n) or non-integers are
+    # refused (NumPy would index -1 as the last state).
+    lake, lake_params = jrl.make("FrozenLake-v1")
+    lake_config = dqn.DQNConfig(hidden_sizes=(8,))
+    lake_network = dqn.q_network(lake_config, lake, lake_params)
+    lake_obs = lake.reset(jax.random.key(0), lake_params)[0]
+    lake_result = dqn.DQNResult(params=lake_network.init(jax.random.key(1), lake_obs), metrics={})
+    lake_policy = export_numpy(lake_config, lake, lake_params, lake_result)
+    assert lake_policy(np.array([0, 15])).shape == (2,)
+    for bad in (np.array([-1, 3]), np.array([16]), np.array([0.0, 1.0])):
+        with pytest.raises(ValueError, match=r"integers in \[0, 16\)"):
+            lake_policy(bad)

@@ -292,5 +292,5 @@ def test_evaluate_in_gymnasium_without_gymnasium_names_the_extra(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_gymnasium)
-    with pytest.raises(ImportError, match=r"pip install 'jrl\[gymnasium\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'jrl-jax\[gymnasium\]'"):
         evaluate_in_gymnasium(lambda p, o, k: jnp.int32(0), None, "CartPole-v1")

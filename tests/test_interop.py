@@ -246,13 +246,51 @@ def test_dqn_solves_wrapped_gymnax_catch():
     assert np.all(np.asarray(result.metrics["eval_return"])[:, -1] == 1.0), result.metrics["eval_return"]
 
 
+def test_from_gymnax_keeps_the_params_it_is_given():
+    """Params given with an id or an instance are the ones the wrapper steps with, their time limit
+    included; without them, gymnax.make's."""
+    genv, gparams = gymnax.make("Catch-bsuite")
+    for source in ("Catch-bsuite", genv):
+        _, params = from_gymnax(source, env_params=gparams.replace(max_steps_in_episode=7))
+        assert int(params.max_steps_in_episode) == 7 and int(params.env_params.max_steps_in_episode) == 7
+    assert int(from_gymnax("Catch-bsuite")[1].max_steps_in_episode) == 1000
+
+
+def test_foreign_spaces_without_a_jrl_counterpart_are_named():
+    from jrl.wrappers._foreign import jrl_space
+
+    with pytest.raises(ValueError, match=r"Catch action space: Discrete\(3, start=1\) starts at 1; jrl's Discrete"):
+        jrl_space(gymnasium.spaces.Discrete(3, start=1), "Catch action space")
+    assert jrl_space(gymnasium.spaces.Discrete(3), "x") == Discrete(3)
+    box = jrl_space(gymnasium.spaces.Box(0, 255, (2, 2), np.uint8), "pixels")  # a non-float box: float32
+    assert box.dtype == jnp.float32 and box.shape == (2, 2) and float(box.high.max()) == 255.0
+
+    class IntWalk(_LegacyWalk):  # integer observations in an integer box
+        def observation_space(self, params):
+            return gymnasium.spaces.Box(0, 10, (1,), np.int32)
+
+        def reset_env(self, key, params):
+            obs, state = super().reset_env(key, params)
+            return obs.astype(jnp.int32), state
+
+        def step_env(self, key, state, action, params):
+            obs, *rest = super().step_env(key, state, action, params)
+            return (obs.astype(jnp.int32), *rest)
+
+    env, params = from_gymnax(IntWalk())
+    obs, state = env.reset(jax.random.key(0), params)
+    stepped = env.step(jax.random.key(1), state, jnp.int32(1), params)[0]
+    assert obs.dtype == stepped.dtype == env.observation_space(params).dtype == jnp.float32
+    assert float(stepped[0]) == 1.0
+
+
 def test_a_gymnax_id_without_gymnax_names_the_extra(monkeypatch):
     import importlib.util
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "gymnax" else find_spec(name))
     monkeypatch.setattr(registry, "_REGISTRY", {k: v for k, v in registry._REGISTRY.items() if "/" not in k})
-    with pytest.raises(ImportError, match=r"needs gymnax.*'interop' extra \(pip install 'jrl\[interop\]'\)"):
+    with pytest.raises(ImportError, match=r"needs gymnax.*'interop' extra \(pip install 'jrl-jax\[interop\]'"):
         jrl.make("gymnax/Catch-bsuite")
     # Installed but failing to import (gymnax 1.0.1 imports the undeclared six): the error says so.
     spec = find_spec("gymnax")
@@ -351,6 +389,48 @@ def test_functional_cartpole_under_jit_vmap_truncates_at_the_limit():
     for t in range(2):
         obs, state, *_ = step(jax.random.key(t), state, jnp.int32(0), batched)
     assert not np.array_equal(np.asarray(obs[0]), np.asarray(obs[1]))  # stronger gravity, another fall
+
+
+class _CountingFuncEnv:
+    """A FuncEnv without params: the state counts the actions taken (0 or 1); the reward is
+    ``next_state - state`` (the action); the episode ends once the count reaches 3."""
+
+    observation_space = gymnasium.spaces.Box(0, 100, (1,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def initial(self, rng):
+        return jnp.int32(0)
+
+    def transition(self, state, action, rng):
+        return state + action
+
+    def observation(self, state, rng):
+        return state[None]
+
+    def reward(self, state, action, next_state, rng):
+        return (next_state - state).astype(jnp.float32) * 10.0 - state
+
+    def terminal(self, state, rng):
+        return state >= 3
+
+
+def test_a_func_env_without_params_and_its_argument_order():
+    """A FuncEnv whose functions take no params gets none; ``reward`` gets ``(state, action,
+    next_state)`` and ``terminal`` the state the transition led to."""
+    env, params = from_functional(_CountingFuncEnv(), max_episode_steps=10)
+    assert params.env_params is None
+    _, state = env.reset(jax.random.key(0), params)
+    rewards, terminations = [], []
+    for action in (1, 0, 1, 1):
+        _, state, reward, terminated, _, _ = env.step(jax.random.key(1), state, jnp.int32(action), params)
+        rewards.append(float(reward))
+        terminations.append(bool(terminated))
+    assert rewards == [10.0, -1.0, 9.0, 8.0] and terminations == [False, False, False, True]
+    # Params given for a FuncEnv with params are the ones it steps with.
+    from gymnasium.envs.phys2d.cartpole import CartPoleParams
+
+    _, heavy = from_functional(CartPoleFunctional(), env_params=CartPoleParams(gravity=30.0))
+    assert heavy.env_params.gravity == 30.0
 
 
 def test_dqn_runs_on_a_functional_env():

@@ -63,6 +63,31 @@ def test_jrl_vec_env_steps_as_dummy_vec_env_over_the_same_environments():
     assert ours.observation_space == theirs.observation_space and ours.action_space == theirs.action_space
 
 
+def test_reaching_the_goal_on_the_time_limit_s_step_is_no_truncation_for_sb3():
+    """Non-slippery FrozenLake, 6 steps to the goal and a time limit of 6: copy 0 reaches the goal
+    on the limit's step (terminated and truncated: SB3 must not bootstrap, TimeLimit.truncated is
+    False), copy 1 walks into the wall (truncated alone: True), as SB3's DummyVecEnv reports."""
+    kwargs = {"is_slippery": False, "max_episode_steps": 6}
+    ours = JrlSB3VecEnv("FrozenLake-v1", 2, **kwargs)
+    theirs = make_vec_env("jrl/FrozenLake-v1", n_envs=2, env_kwargs=kwargs)
+    for venv in (ours, theirs):
+        venv.seed(0)
+        venv.reset()
+    for t, action in enumerate((1, 1, 2, 2, 1, 2)):  # down, down, right, right, down, right: the goal (state 15)
+        actions = np.array([action, 0])  # copy 1 goes left, into the wall
+        # SB3 hands Discrete actions as [num_envs] or [num_envs, 1]: both are taken.
+        _, reward, done, info = ours.step(actions[:, None] if t % 2 else actions)
+        _, their_reward, their_done, their_info = theirs.step(actions)
+        np.testing.assert_array_equal(reward, their_reward)
+        np.testing.assert_array_equal(done, their_done)
+    assert done.tolist() == [True, True] and reward.tolist() == [1.0, 0.0]
+    assert [i["TimeLimit.truncated"] for i in info] == [i["TimeLimit.truncated"] for i in their_info] == [False, True]
+    assert int(info[0]["terminal_observation"]) == 15 and int(info[1]["terminal_observation"]) == 0
+    # SB3 asks the copies' attributes by index, a list of them, or all.
+    assert ours.get_attr("num_envs", 1) == [2] and ours.get_attr("num_envs", [0, 1]) == [2, 2]
+    assert ours.env_is_wrapped(VecMonitor) == [False, False] and len(ours.get_attr("num_envs")) == 2
+
+
 def test_ppo_trains_on_the_jrl_vec_env():
     venv = VecMonitor(JrlSB3VecEnv("CartPole-v1", 8))
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=2, seed=0, device="cpu")

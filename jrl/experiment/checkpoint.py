@@ -205,7 +205,8 @@ def load(path: str | Path, like: Any, *, expect: dict) -> tuple[Any, dict]:
             raise CheckpointError(f"{path}: {entry['file']} is not a plain array file ({err})") from err
         if entry["key_impl"] is not None:
             array = jax.random.wrap_key_data(array, impl=entry["key_impl"])
-        if tuple(array.shape) != tuple(target.shape) or jnp.asarray(array).dtype != target.dtype:
+        # The file's own dtype: jnp.asarray would quietly turn a float64 or int64 leaf into 32 bits.
+        if tuple(array.shape) != tuple(target.shape) or array.dtype != target.dtype:
             raise CheckpointError(
                 f"{path}: {entry['path']} is {array.dtype}{list(array.shape)}, this run expects "
                 f"{target.dtype}{list(target.shape)}"
