@@ -143,6 +143,14 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def _algorithm_names() -> str:
+    """Every ``--algo`` name, from the registry (``jrl.algorithms.names()``), so help never lags it."""
+    from jrl import algorithms
+
+    names = algorithms.names()
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def _add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
@@ -151,8 +159,10 @@ def _add_train(commands: Any) -> None:
         "metadata.json, metrics.jsonl, summary.json and checkpoints/ in --out. Without --config or --set the tuned "
         "default config of ENV is used.",
     )
-    train.add_argument("--env", help="environment id (see `jrl envs`)")
-    train.add_argument("--algo", help="q_learning, sarsa, expected_sarsa, double_q_learning, dqn or text_q_learning")
+    train.add_argument(
+        "--env", help="environment id (see `jrl envs`), or MODULE:ID for an id your module registers (jrl.register)"
+    )
+    train.add_argument("--algo", help=f"the algorithm: {_algorithm_names()}")
     train.add_argument("--config", type=Path, help="a run file (TOML: algo, env, seeds, [env_kwargs], [config])")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a config field (repeatable)")
     train.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE", help="a jrl.make keyword")
@@ -180,8 +190,10 @@ def _add_sweep(commands: Any) -> None:
         "in --out). Numeric hyperparameters are data (one compilation); other fields (num_envs, hidden_sizes, "
         "algorithm) split the sweep into groups, one compilation each. See docs/sweeps.md.",
     )
-    sweep.add_argument("--env", help="environment id (see `jrl envs`)")
-    sweep.add_argument("--algo", help="q_learning, sarsa, expected_sarsa, double_q_learning or dqn")
+    sweep.add_argument(
+        "--env", help="environment id (see `jrl envs`), or MODULE:ID for an id your module registers (jrl.register)"
+    )
+    sweep.add_argument("--algo", help=f"the algorithm: {_algorithm_names()}")
     sweep.add_argument("--config", type=Path, help="a sweep file (TOML, as the sweep.toml of a sweep directory)")
     sweep.add_argument(
         "--grid",
@@ -279,6 +291,13 @@ def _build_parser() -> _Parser:
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
     evaluate.add_argument("--gymnasium", action="store_true", help="also score it in Gymnasium's own environment")
+    evaluate.add_argument(
+        "--video",
+        type=Path,
+        metavar="PATH",
+        help="also record the first seed's first episode as an animated GIF (PATH ends in .gif; environments "
+        "that render; plot extra)",
+    )
     commands.add_parser("envs", help="list the environments: spaces, time limits, algorithms that apply")
     plot = commands.add_parser(
         "plot",
@@ -304,6 +323,7 @@ def _build_parser() -> _Parser:
     pretrain.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a PretrainConfig field")
     pretrain.add_argument("--seed", type=int, default=0, help="the PRNG seed (default 0)")
     pretrain.add_argument("--out", type=Path, required=True, help="the model directory to write")
+    pretrain.add_argument("--quiet", action="store_true", help="no progress output")
     generate = commands.add_parser(
         "generate",
         help="generate text with a pretrained model or a text_q_learning run",
@@ -330,6 +350,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     import jrl
     from jrl._validation import check_int
+    from jrl.experiment.progress import Progress
     from jrl.experiment.records import environment_metadata
     from jrl.text import PretrainConfig, pretrain, save_model
     from jrl.text.pretrain import default_pretrain_config
@@ -346,7 +367,26 @@ def _pretrain(args: argparse.Namespace) -> int:
         changes[name] = value
     config = config.replace(**changes)
     start = time.perf_counter()
-    model, losses = pretrain(jax.random.key(args.seed), env, env_params, config)
+    progress = Progress(config.num_steps, unit="Adam steps", enabled=not args.quiet)
+    # The first chunk compiles too: jrl pretrain shows steps, loss and ETA between chunks.
+    progress.compiling(f"pretraining: {config.num_steps} steps of {config.batch_size} sequences, the first chunk")
+    last = [start]
+
+    def on_chunk(steps: int, losses: Any) -> None:
+        now = time.perf_counter()
+        if last[0] == start:  # the first chunk's time is mostly compiling: rates and ETA from the second on
+            progress.compiled(
+                f"pretraining and ran its first {steps} steps (loss {float(losses[-1]):.4f})", now - start
+            )
+            progress.rebase(steps)
+        else:
+            progress.update(steps, now - last[0], f"loss {float(losses[-1]):.4f}")
+        last[0] = now
+
+    try:
+        model, losses = pretrain(jax.random.key(args.seed), env, env_params, config, on_chunk=on_chunk)
+    finally:
+        progress.close()
     seconds = time.perf_counter() - start
     record = {
         "env": args.env,
@@ -387,7 +427,7 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.run_dir} is a {run.spec.algo} run; jrl generate needs a text_q_learning run")
         state, _ = run.load_checkpoint()
         result = run.algorithm.result(run.seed_state(state, 0), {})
-        model, q_model, beta = load_model(run.spec.config.pretrained), result.q_model, run.spec.config.beta
+        model, q_model, beta = load_model(run.config.pretrained), result.q_model, run.config.beta
     if args.beta is not None:
         beta = args.beta
     rows = [p for p in prompts for _ in range(args.num_samples)]
@@ -433,6 +473,11 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
+def _file_name(env_id: str) -> str:
+    """An environment id as part of a directory name: ``my_envs:my/Corridor-v0`` -> ``my_envs_my_Corridor-v0``."""
+    return env_id.replace(":", "_").replace("/", "_")
+
+
 def _file_algo(path: Path | None) -> str | None:
     """The ``algo`` of a run or sweep file given as ``--config`` (``None``: no file, or none in it)."""
     if path is None:
@@ -471,7 +516,7 @@ def _train(args: argparse.Namespace) -> int:
         import datetime
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{spec.env.replace('/', '_')}_{spec.algo}_{stamp}"
+        out = Path("runs") / f"{_file_name(spec.env)}_{spec.algo}_{stamp}"
     args.resumable = out
     summary = train(spec, out, settings, progress=not args.quiet)
     return 0 if summary["finite"] else 1
@@ -602,7 +647,7 @@ def _sweep(args: argparse.Namespace) -> int:
         import datetime
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("sweeps") / f"{spec.env.replace('/', '_')}_{spec.algo}_{stamp}"
+        out = Path("sweeps") / f"{_file_name(spec.env)}_{spec.algo}_{stamp}"
     args.resumable = out
     result = run_sweep(spec, out, settings, progress=not args.quiet)
     return _sweep_report(result, args.quiet)
@@ -650,14 +695,22 @@ def _eval(args: argparse.Namespace) -> int:
     from jrl.experiment import evaluate_state, load_run
 
     check_int("--episodes", args.episodes, 1, 2**20)
+    if args.video is not None:
+        from jrl.experiment import video
+
+        video.check_video_path(args.video)  # before any training state is loaded
     run = load_run(args.run_dir)
+    if args.video is not None:
+        video.check_renders(run.env)
     state, log_index = run.load_checkpoint()
     stage = (
         "finished"
         if log_index == run.algorithm.num_logs
         else f"partial: {log_index}/{run.algorithm.num_logs} intervals"
     )
-    print(f"{run.spec.algo} on {run.spec.env}, {run.env_steps(log_index):,} env steps per seed ({stage})")
+    env_steps = run.env_steps(log_index)  # None where they vary (text: tokens): the iterations instead
+    done = f"{run.iterations(log_index):,} iterations" if env_steps is None else f"{env_steps:,} env steps"
+    print(f"{run.spec.algo} on {run.spec.env}, {done} per seed ({stage})")
     results = evaluate_state(run, state, args.episodes)
     gym_returns = {}
     if args.gymnasium:
@@ -667,7 +720,7 @@ def _eval(args: argparse.Namespace) -> int:
         for i, seed in enumerate(spec.seeds):
             seed_state = run.seed_state(state, i)
             result = run.algorithm.result(seed_state, {})
-            policy, params = spec.algorithm.greedy_policy(spec.config, run.env, run.env_params, result)
+            policy, params = spec.algorithm.greedy_policy(run.config, run.env, run.env_params, result)
             try:
                 returns = evaluate_in_gymnasium(
                     policy, params, spec.env, num_episodes=args.episodes, seed=seed, **spec.env_kwargs
@@ -687,15 +740,24 @@ def _eval(args: argparse.Namespace) -> int:
         f"{'mean':>6} {np.mean(means):>12.4g}"
         + (f" {'':>22} {np.mean(list(gym_returns.values())):>10.4g}" if gym_returns else "")
     )
+    if args.video is not None:
+        episode, frames = video.record_run_video(run, state, args.video, args.episodes)
+        seed, fps, cut = run.spec.seeds[0], run.env.render_fps, " (the first ones)" if frames <= episode.length else ""
+        print(
+            f"video: {args.video} (seed {seed}, episode 1 of {args.episodes}: return {episode.total_return:.4g}, "
+            f"{episode.length} steps, {frames} frames{cut} at {fps} fps)"
+        )
     return 0
 
 
 def _envs(args: argparse.Namespace) -> int:
     import jrl
     from jrl import algorithms
+    from jrl.envs import registry
 
     print(f"{'id':<26} {'observations':<24} {'actions':<12} {'time limit':>11}  algorithms (* tuned default)")
-    for env_id in jrl.registered_envs():
+    others = registry.namespaces()  # other libraries' ids: listed apart, without building them
+    for env_id in (i for i in jrl.registered_envs() if i.split("/")[0] not in others):
         env, params = jrl.make(env_id)
         limit = int(params.max_steps_in_episode)
         names = []
@@ -718,6 +780,15 @@ def _envs(args: argparse.Namespace) -> int:
         )
         shown_limit = "none" if limit >= jrl.NO_TIME_LIMIT else str(limit)
         print(f"{env_id:<26} {obs:<24} {env.action_space(params)!r:<12} {shown_limit:>11}  {', '.join(names)}")
+    for namespace in others:
+        try:
+            ids = registry.namespace_envs(namespace)
+        except ImportError as err:
+            print(f"\n{namespace}/<id>: not listed: {' '.join(str(err).split())}")
+            continue
+        print(f"\n{namespace}/<id>: the {len(ids)} environments of {namespace} (not built here: jrl.make builds one)")
+        for row in range(0, len(ids), 3):
+            print("  " + "".join(f"{env_id:<36}" for env_id in ids[row : row + 3]).rstrip())
     return 0
 
 
@@ -827,6 +898,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = None
     prog = "jrl"
+    # `--env my_envs:my/Corridor-v0` imports my_envs, which for a console script means from the
+    # working directory too (as `python -m` would); appended, so it never shadows an installed package.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         args = _parse(parser, argv)
         prog = f"jrl {args.command}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -41,10 +42,28 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
             "jrl train: error: --set learning_rate=abc: learning_rate must be of type float, got 'abc'",
         ),
         (["train", "--algo", "dqn"], "jrl train: error: the run needs --env (or env in --config)"),
-        (["train", "--config", "/nonexistent/run.toml"], "jrl train: error: --config /nonexistent/run.toml: no such file"),
+        (
+            ["train", "--config", "/nonexistent/run.toml"],
+            "jrl train: error: --config /nonexistent/run.toml: no such file",
+        ),
         (["train", "--bogus"], "jrl train: error: unrecognized arguments: --bogus (see `jrl train --help`)"),
         (["sweep", "--algo", "dqn"], "jrl sweep: error: the sweep needs --env (or env in --config)"),
         (["eval", "/nonexistent"], "jrl eval: error: /nonexistent is not a jrl run directory"),
+        (["train", "--env", "Taxi-v4", "--algo", "q_learning", "--keep", "0"], "jrl train: error: keep must be >= 1"),
+        (
+            ["train", "--env", "Taxi-v4", "--algo", "q_learning", "--checkpoint-every", "0"],
+            "jrl train: error: checkpoint_every must be >= 1",
+        ),
+        (
+            ["train", "--env", "Taxi-v4", "--algo", "q_learning", "--set", "num_envs=none"],
+            "jrl train: error: --set num_envs: num_envs cannot be None",
+        ),
+        (["eval", "/nonexistent", "--episodes", "0"], "jrl eval: error: --episodes must be in [1, 1048576], got 0"),
+        (
+            ["pretrain", "--env", "WordGen-v0", "--out", str(Path(__file__).parent)],
+            f"jrl pretrain: error: --out {Path(__file__).parent} exists and is not empty",
+        ),
+        (["sweep", "--host-devices", "0"], "jrl sweep: error: --host-devices must be at least 1, got 0"),
         (["--bogus"], "jrl: error: unrecognized arguments: --bogus (see `jrl --help`)"),
         ([], "jrl: error: a command is required: train, sweep, resume, eval, envs, plot, pretrain, generate"),
     ],
@@ -106,6 +125,11 @@ def test_a_validation_error_raised_by_jrl_is_bad_input_and_one_raised_elsewhere_
     with pytest.raises(ValueError) as unpacking:
         _, _ = [1, 2, 3]  # the interpreter's ValueError, in no raise statement of jrl
     assert not cli._is_bad_input(unpacking.value)
+    from jrl.algorithms.common import divisor_closest_to
+
+    with pytest.raises(ValueError) as inside:
+        divisor_closest_to(-1, 10)  # math.isqrt's ValueError, in jrl's code but raised by no check of jrl's
+    assert not cli._is_bad_input(inside.value)
     assert cli._is_bad_input(FileNotFoundError(2, "No such file or directory", "x.toml"))
     assert not cli._is_bad_input(KeyError("leaf"))
 
@@ -128,3 +152,132 @@ def test_install_hints_name_the_distribution_that_pyproject_builds():
         assert not re.search(r"\bjrl\[", text.replace("jrl-jax[", "")), f"{path} tells users to install 'jrl[...]'"
         for extra in re.findall(r"install_hint\(['\"](\w+)['\"]\)", text):
             assert extra in extras, f"{path} names an extra {extra!r} that pyproject.toml does not define"
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_help_lists_every_algorithm(command):
+    from jrl import algorithms
+
+    code, out, _ = run_cli([command, "--help"])
+    assert code == 0
+    listed = " ".join(out.split())
+    assert all(name in listed for name in algorithms.names()), listed
+
+
+# --- run directories that work from anywhere, and starts that can be retried -----------------------
+TINY_LM = {"d_model": 16, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2}
+TEXT_RUN = [
+    "train", "--env", "WordGen-v0", "--algo", "text_q_learning", "--set", "num_steps=4", "--set", "num_envs=8",
+    "--set", "log_interval=1", "--chunk-logs", "1", "--keep", "4", "--eval-episodes", "4", "--quiet",
+]  # fmt: skip
+
+
+def save_tiny_word_model(directory: Path) -> None:
+    """A random one-layer WordGen-v0 language model, saved as `jrl pretrain` saves one."""
+    import jax
+
+    import jrl
+    from jrl.text import LMConfig, init_model, save_model
+
+    env, _ = jrl.make("WordGen-v0")
+    length = env.observation_space(None).shape[0]
+    config = LMConfig("WordGen-v0", env.vocabulary.size, env.vocabulary.num_actions, length, **TINY_LM)
+    save_model(directory, init_model(config, jax.random.key(0)), {"note": "a test model"})
+
+
+def test_a_missing_model_directory_is_called_missing(tmp_path):
+    code, _, err = run_cli([*TEXT_RUN, "--set", f"pretrained={tmp_path / 'nowhere'}", "--out", str(tmp_path / "r")])
+    assert code == cli.USAGE_ERROR and f"{tmp_path / 'nowhere'} does not exist" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+# --- your own environment by module:id -----------------------------------------------------------
+CORRIDOR_MODULE = '''
+"""A 5-cell corridor: step right (action 1) to the end for reward 1; left (0) stays or goes back."""
+import jax.numpy as jnp
+import jrl
+
+
+def corridor(length: int = 5):
+    states = jnp.arange(length)
+    right = jnp.minimum(states + 1, length - 1)
+    left = jnp.maximum(states - 1, 0)
+    next_states = jnp.stack([left, right], axis=1)[..., None].astype(jnp.int32)
+    at_goal = next_states == length - 1
+    mdp = jrl.TabularMDP(
+        transition_probs=jnp.ones((length, 2, 1), jnp.float32),
+        next_states=next_states,
+        rewards=at_goal.astype(jnp.float32),
+        terminals=at_goal,
+        initial_distribution=jnp.zeros(length, jnp.float32).at[0].set(1.0),
+    )
+    return jrl.make_tabular(mdp, 20, "my/Corridor-v0")
+
+
+jrl.register("my/Corridor-v0", corridor, max_episode_steps=20)
+'''
+
+
+def test_your_own_environment_by_module_and_id_through_train_resume_and_eval(tmp_path, monkeypatch):
+    """`--env corridor_envs:my/Corridor-v0` imports the module from the working directory (the
+    `jrl` command adds it to the module path), and the run records the id that way, so `jrl
+    resume` and `jrl eval` in a new process, which has never imported the module, find it too."""
+    from jrl.envs import registry
+    from jrl.experiment import checkpoint
+
+    (tmp_path / "corridor_envs.py").write_text(CORRIDOR_MODULE)
+    env_id = "corridor_envs:my/Corridor-v0"
+    # Trained here: the module's id goes into a copy of the registry, and the module path and the
+    # imported module are put back afterwards, so no later test sees them.
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)
+    train = ["train", "--env", env_id, "--algo", "q_learning", "--set", "num_steps=400", "--set", "num_envs=4"]
+    try:
+        assert run_cli([*train, "--chunk-logs", "1", "--quiet", "--out", "run"])[0] == 0
+    finally:
+        sys.modules.pop("corridor_envs", None)
+    assert f'env = "{env_id}"' in (tmp_path / "run" / "config.toml").read_text()
+    # Drop the last checkpoint and the summary: the new process resumes the last chunk.
+    shutil.rmtree(checkpoint.latest(tmp_path / "run" / "checkpoints"))
+    (tmp_path / "run" / "summary.json").rename(tmp_path / "run" / "summary.first.json")
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path = [p for p in sys.path if p not in ("", ".")]  # as in the console script: main adds it
+        from jrl.cli import main
+        assert main(["resume", "run", "--quiet"]) == 0
+        assert main(["eval", "run", "--episodes", "5"]) == 0
+        """
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=environment, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "summary.json").read_bytes() == (tmp_path / "run" / "summary.first.json").read_bytes()
+    assert f"q_learning on {env_id}" in done.stdout
+    assert done.stdout.splitlines()[-1].split() == ["mean", "1"]  # every greedy episode reaches the end
+
+
+def test_a_module_that_is_missing_or_registers_nothing_is_named(tmp_path, monkeypatch):
+    import jrl
+
+    with pytest.raises(ImportError, match="cannot import the module 'no_such_module_here'"):
+        jrl.make("no_such_module_here:my/Corridor-v0")
+    (tmp_path / "registers_nothing.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="'registers_nothing' was imported, but it registers no environment"):
+        jrl.make("registers_nothing:my/Nothing-v0")
+
+
+def test_env_kwargs_are_read_as_toml_values_and_bare_words_as_strings():
+    pairs = ["is_slippery=false", "map_name=8x8", 'desc=["SF", "FG"]', "max_episode_steps=50"]
+    assert cli._parse_pairs(pairs, "--env-kwarg") == {
+        "is_slippery": False,
+        "map_name": "8x8",
+        "desc": ["SF", "FG"],
+        "max_episode_steps": 50,
+    }
+    with pytest.raises(cli.UsageError, match="--env-kwarg takes name=value, got 'is_slippery'"):
+        cli._parse_pairs(["is_slippery"], "--env-kwarg")

@@ -104,9 +104,12 @@ def test_progress_is_printed_and_every_interval_of_every_seed_is_recorded(tmp_pa
     lines = result.stdout.splitlines()
     assert lines[0] == "compiling init ..." and lines[1].startswith("compiled init in")
     assert lines[2].startswith("compiling 10 logging interval(s) x 3 seed(s)")
-    done = [int(line.split("/")[0].replace(",", "")) for line in lines if "env steps (" in line]
+    updates = [line for line in lines if "/25,600 env steps per seed (" in line]
+    done = [int(line.split("/")[0].replace(",", "")) for line in updates]
     assert done == [2560 * k for k in range(1, 11)]  # 64 envs x 40 steps per chunk, ten chunks
-    assert all("steps/s" in line and "ETA" in line for line in lines if "env steps (" in line)
+    # The rate is over every seed trained: env steps are per seed in the counts, all seeds in the rate.
+    assert all(", 3 seeds: " in line and " env steps/s, mean return " in line and "ETA" in line for line in updates)
+    assert lines[-1].startswith(f"done: {out} (3 seed(s)")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sorted((r["seed"], r["log"]) for r in rows) == [(s, i) for s in range(3) for i in range(100)]
     summary = json.loads((out / "summary.json").read_text())
@@ -117,7 +120,7 @@ def test_progress_is_printed_and_every_interval_of_every_seed_is_recorded(tmp_pa
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["command"][1:4] == ["train", "--env", "FrozenLake-v1"]
     assert set(metadata["versions"]) == {"jrl", "jax", "jaxlib", "flax", "optax", "numpy", "python"}
-    assert metadata["jax_backend"] == "cpu" and metadata["devices"]
+    assert metadata["jax_backend"] == "cpu" and metadata["devices"] and metadata["processor"]
     assert len(metadata["sessions"]) == 1 and metadata["sessions"][0]["compile_seconds"] > 0
 
 
@@ -167,10 +170,18 @@ def test_a_clean_checkpoint_loads_to_the_state_it_saved(small_run):
         ("truncate a leaf", "does not match its checksum"),
         ("flip a byte of a leaf", "does not match its checksum"),
         ("flip a byte of the header", "header.json is damaged"),
+        ("edit the header, still valid JSON", "header.json is damaged: its checksum does not match"),
+        ("drop the header's checksum", "header.json is damaged: its checksum does not match"),
         ("delete a leaf", "is incomplete"),
         ("another config", "belongs to another run: its spec_sha256"),
         ("another algorithm", "belongs to another run: its algorithm is 'dqn'"),
         ("another format version", "format version 2; this jrl reads version 1 only"),
+        ("another format", "its header does not say format 'jrl-checkpoint'"),
+        ("no algorithm in the header", "belongs to another run: its algorithm is None"),
+        ("another state structure", "holds a different state structure"),
+        ("a leaf of another shape", ".q_a is float32"),
+        ("a leaf of another dtype", ".q_a is float64"),
+        ("a directory in place of a leaf", "is incomplete"),
         ("not a checkpoint", "has no header.json"),
     ],
 )
@@ -188,6 +199,14 @@ def test_damaged_or_foreign_checkpoints_are_refused(damage, fragment, small_run,
         data = bytearray((ckpt / "header.json").read_bytes())
         data[data.index(b'"log_index": ') + 13] ^= 0x01
         (ckpt / "header.json").write_bytes(bytes(data))
+    elif damage == "edit the header, still valid JSON":  # what a hand edit does: the JSON parses, the sum is stale
+        header = json.loads((ckpt / "header.json").read_text())
+        header["log_index"] -= 1
+        (ckpt / "header.json").write_text(json.dumps(header))
+    elif damage == "drop the header's checksum":
+        header = json.loads((ckpt / "header.json").read_text())
+        del header["header_sha256"]
+        (ckpt / "header.json").write_text(json.dumps(header))
     elif damage == "delete a leaf":
         leaf.unlink()
     elif damage == "another config":
@@ -198,11 +217,65 @@ def test_damaged_or_foreign_checkpoints_are_refused(damage, fragment, small_run,
         rewrite_header(ckpt, format_version=2)
     elif damage == "not a checkpoint":
         (ckpt / "header.json").unlink()
+    elif damage == "another format":
+        rewrite_header(ckpt, format="npz")
+    elif damage == "no algorithm in the header":  # a missing field is not a match
+        header = json.loads((ckpt / "header.json").read_text())
+        del header["algorithm"]
+        header["header_sha256"] = checkpoint._header_digest(header)
+        (ckpt / "header.json").write_text(json.dumps(header))
+    elif damage == "another state structure":
+        header = json.loads((ckpt / "header.json").read_text())
+        header["leaves"][0]["path"] = ".q_renamed"
+        rewrite_header(ckpt, leaves=header["leaves"])
+    elif damage in ("a leaf of another shape", "a leaf of another dtype"):
+        # A well-formed array with its checksum updated: only the shape and dtype checks can refuse it.
+        header = json.loads((ckpt / "header.json").read_text())
+        index = next(i for i, entry in enumerate(header["leaves"]) if entry["path"] == ".q_a")
+        q_a = ckpt / header["leaves"][index]["file"]
+        saved = np.load(q_a)
+        np.save(q_a, saved[:, :, :3] if damage == "a leaf of another shape" else saved.astype(np.float64))
+        header["leaves"][index]["sha256"] = checkpoint._sha256(q_a)
+        rewrite_header(ckpt, leaves=header["leaves"])
+    elif damage == "a directory in place of a leaf":
+        leaf.unlink()
+        leaf.mkdir()
     with pytest.raises(CheckpointError, match=fragment):
         load_run(copy).load_checkpoint()
     # The command line says the same in one line, exit status 2.
     code, err = run_cli(["eval", str(copy)])
     assert code == 2 and fragment.split(":")[0] in err and len(err.strip().splitlines()) == 1
+
+
+def test_save_keeps_the_newest_checkpoints_and_lists_only_complete_ones(tmp_path):
+    """``checkpoint.save`` on a small state: ``keep``, a log index saved again, a stale temporary
+    directory of this process, and ``checkpoints`` / ``latest`` ignoring what is not a checkpoint."""
+    directory = tmp_path / "checkpoints"
+
+    def state(value: float) -> dict:
+        # A key of another implementation than the default: its implementation is saved and restored.
+        return {"w": np.full(3, value, np.float32), "key": jax.random.key(7, impl="rbg"), "n": np.int32(value)}
+
+    for log_index in range(1, 6):
+        checkpoint.save(directory, state(log_index), log_index=log_index, meta={"algorithm": "x"}, keep=3)
+    (directory / "zz-notes").mkdir()  # sorts after every checkpoint: not one
+    (directory / ".tmp-ckpt-00000009-1").mkdir()  # a save killed before its rename
+    names = ["ckpt-00000003", "ckpt-00000004", "ckpt-00000005"]
+    assert [p.name for p in checkpoint.checkpoints(directory)] == names
+    assert checkpoint.latest(directory).name == "ckpt-00000005"
+    # The same log index saved again (a resumed run) replaces it; a stale temporary directory of
+    # this process's id is cleared first.
+    stale = directory / f".tmp-ckpt-00000005-{os.getpid()}" / "leaves"
+    stale.mkdir(parents=True)
+    (stale / "00000.npy").write_bytes(b"junk")
+    checkpoint.save(directory, state(50.0), log_index=5, meta={"algorithm": "x"}, keep=3)
+    assert [p.name for p in checkpoint.checkpoints(directory)] == names and not stale.parent.exists()
+    loaded, header = checkpoint.load(directory / names[-1], state(0.0), expect={"algorithm": "x"})
+    np.testing.assert_array_equal(loaded["w"], np.full(3, 50.0, np.float32))
+    assert int(loaded["n"]) == 50 and header["log_index"] == 5
+    original = jax.random.key(7, impl="rbg")
+    np.testing.assert_array_equal(jax.random.key_data(loaded["key"]), jax.random.key_data(original))
+    assert jax.random.key_impl(loaded["key"]) == jax.random.key_impl(original)
 
 
 class _Payload:

@@ -69,6 +69,9 @@ def test_every_trial_is_told_the_sweeps_numbers_for_its_point(searched):
         assert {k: trial.user_attrs[k] for k in statistics} == statistics
         assert trial.user_attrs["diverged_seeds"] == 0 and trial.user_attrs["seeds_reached"] == row["seeds_reached"]
     assert len({t.value for t in study.trials}) > 3  # the proposals differ, and so do their returns
+    # The space's "log:" range is a log-uniform distribution for Optuna.
+    assert all(t.distributions == {"alpha": optuna.distributions.FloatDistribution(0.01, 1.0, log=True)}
+               for t in study.trials)  # fmt: skip
     # TPE, after 4 random trials, proposes from what it was told: the best is not a random draw's
     assert study.best_value == max(r["final_return_mean"] for r in reference.rows)
 
@@ -85,6 +88,11 @@ def test_the_trials_table_is_written(searched):
     for row, trial in zip(rows, study.trials, strict=True):
         assert float(row["alpha"]) == trial.params["alpha"] and float(row["value"]) == trial.value
         assert row["state"] == "COMPLETE" and int(row["seeds"]) == 3
+        # Then the statistics a sweep's table has (empty where there is none).
+        for name in ("final_return_mean", "final_return_ci_low", "auc_mean", "steps_to_threshold"):
+            value = trial.user_attrs[name]
+            assert row[name] == ("" if value is None else repr(value)), name
+        assert int(row["seeds_reached"]) == trial.user_attrs["seeds_reached"]
 
 
 def test_a_seeded_search_is_reproducible(searched):
@@ -113,6 +121,41 @@ def test_trials_whose_numbers_go_non_finite_fail_and_the_others_complete():
             assert trial.user_attrs["final_returns"] == [None, None]
         else:
             assert trial.value == row["final_return_mean"] == 5 * float(np.float32(1e38))
+
+
+def test_a_trial_with_one_diverged_seed_fails(monkeypatch):
+    """As a sweep marks a configuration with any diverged seed failed: one seed of trial 0 is marked
+    non-finite where its batch's numbers come back; that trial fails, its other seeds are reported."""
+    real = search._run_batch
+
+    def one_seed_diverges(*args):
+        numbers = real(*args)
+        numbers["finite"][1] = False  # trial 0, its second seed
+        return numbers
+
+    monkeypatch.setattr(search, "_run_batch", one_seed_diverges)
+    study = jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=4, trials_per_batch=4, progress=False)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL] + [optuna.trial.TrialState.COMPLETE] * 3
+    failed = study.trials[0]
+    assert failed.value is None and failed.user_attrs["diverged_seeds"] == 1
+    finals = failed.user_attrs["final_returns"]
+    assert finals[1] is None and finals[0] is not None and finals[2] is not None
+
+
+def test_a_batch_larger_than_the_search_holds_its_trials_only(monkeypatch):
+    """trials_per_batch above num_trials: the one batch is num_trials x seeds members, and only
+    those must fit the memory budget (a trial: 38.5 KiB; 50,000 bytes hold one)."""
+
+    def reached(self, mesh, size):
+        raise RuntimeError(f"compiling {size} members")
+
+    monkeypatch.setattr(sweeps._Group, "compiled", reached)
+    with pytest.raises(RuntimeError, match="compiling 3 members"):
+        jrl.optuna_search(
+            seeded_study(), **SEARCH, space=SPACE, num_trials=1, trials_per_batch=4, memory_budget=50_000,
+            progress=False,
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -160,11 +203,12 @@ def test_a_batch_that_breaks_leaves_no_trial_running(monkeypatch):
 
 def test_an_output_directory_in_use_is_refused(tmp_path):
     (tmp_path / "something").write_text("")
-    with pytest.raises(SweepError, match="exists already"):
-        jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=1, trials_per_batch=1, out=tmp_path)
+    for out in (tmp_path, tmp_path / "something"):  # a directory with files, a file
+        with pytest.raises(SweepError, match="exists already"):
+            jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=1, trials_per_batch=1, out=out)
 
 
 def test_without_optuna_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
-    with pytest.raises(ImportError, match=r"jrl\[optuna\]"):
+    with pytest.raises(ImportError, match=r"jrl-jax\[optuna\]"):
         jrl.optuna_search(None, **SEARCH, space=SPACE, num_trials=1, trials_per_batch=1)

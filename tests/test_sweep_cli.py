@@ -99,7 +99,8 @@ def test_an_interrupted_sweep_says_which_directory_to_resume_and_records_the_ses
     code, _, stderr = run_cli(["sweep", *BASE, *AXES, "--configs-per-batch", "1", "--quiet"])
     (directory,) = (tmp_path / "sweeps").iterdir()
     assert (
-        code == 130 and stderr == f"jrl: interrupted (continue with `jrl resume {Path('sweeps') / directory.name}`)\n"
+        code == 130
+        and stderr == f"jrl sweep: interrupted (continue with `jrl resume {Path('sweeps') / directory.name}`)\n"
     )
     (session,) = json.loads((directory / "metadata.json").read_text())["sessions"]
     assert session["batches_before"] == 0 and session["batches_after"] == 2 and "interrupted" in session
@@ -157,7 +158,7 @@ def test_ctrl_c_while_compiling_exits_130_and_says_where_to_continue(tmp_path):
             break
     parent = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, set()))
     assert code == 130, (codes, parent, printed[-3000:])
-    assert printed.splitlines()[-1] == f"jrl: interrupted (continue with `jrl resume {target}`)"
+    assert printed.splitlines()[-1] == f"jrl sweep: interrupted (continue with `jrl resume {target}`)"
     assert (target / "sweep.toml").is_file() and not (target / "results.csv").exists()
 
 
@@ -278,7 +279,7 @@ def test_host_flags_and_variables_reach_jax_distributed_initialize(monkeypatch):
     monkeypatch.setattr(jax.distributed, "initialize", initialize)
     argv = ["sweep", *BASE, "--grid", "alpha=0.1"]
     code, _, err = run_cli([*argv, "--coordinator", "10.0.0.1:1234", "--num-processes", "4", "--process-id", "3"])
-    assert code == 2 and err == "jrl: error: jax.distributed.initialize failed: no coordinator here\n"
+    assert code == 2 and err == "jrl sweep: error: jax.distributed.initialize failed: no coordinator here\n"
     monkeypatch.setenv("JRL_COORDINATOR_ADDRESS", "head:5678")
     monkeypatch.setenv("JRL_NUM_PROCESSES", "2")
     monkeypatch.setenv("JRL_PROCESS_ID", "1")

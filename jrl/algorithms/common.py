@@ -115,6 +115,10 @@ class Config:
 
     HYPERPARAMS: ClassVar[type]
     DEFAULT_RECORDS: ClassVar[int]
+    #: Fields that name a file or directory the algorithm reads (a pretrained model). A run
+    #: directory keeps a copy of each and names the copy, relative to itself, in its config.toml,
+    #: so that it works from any working directory and after the original moves.
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         """Store NumPy scalars (a value read from an array) as the Python numbers they equal:
@@ -142,6 +146,12 @@ class Config:
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes`` applied (and validated)."""
         return replace_config(self, changes)
+
+    def env_steps_per_iteration(self) -> int | None:
+        """Env steps (transitions of one environment copy) one training iteration takes: one
+        step of each of ``num_envs`` environments. ``None`` where it varies (a text iteration
+        generates ``num_envs`` whole episodes of any length, and an env step is one token)."""
+        return self.num_envs
 
     def resolved_log_interval(self) -> int:
         """``log_interval``, or the divisor of ``num_steps`` giving closest to ``DEFAULT_RECORDS`` records."""

@@ -2,11 +2,14 @@
 
 - ``config.toml``: the resolved ``RunSpec`` (every config field), enough to re-run it.
 - ``metadata.json``: how and where it ran: command line, seeds, versions of jrl, jax, jaxlib, flax,
-  optax, numpy and Python, JAX backend and devices, the git commit and dirty flag when jrl runs
-  from a checkout, runner settings, and one entry per session (start, end, compile and run
-  seconds). Everything time-dependent lives here, never in the results.
+  optax, numpy and Python, the processor, JAX backend and devices, the git commit and dirty flag
+  when jrl runs from a checkout, runner settings, and one entry per session (start, end, compile
+  and run seconds). Everything time-dependent lives here, never in the results.
 - ``metrics.jsonl``: one JSON object per logging interval per seed: ``{"seed", "log", <metrics>}``
   (``log`` counts from 0; NaN is written as ``null``).
+- ``inputs/``: a copy of each file or directory the config names (``pretrained``: the language
+  model a text run starts from); ``config.toml`` names the copy, relative to the run directory,
+  and ``metadata.json`` the original and its sha256.
 - ``summary.json``: per seed the last interval's metrics, a final greedy evaluation and whether
   every interval was finite; their mean over seeds. Deterministic: a resumed run writes the
   same bytes as an uninterrupted one.
@@ -36,6 +39,8 @@ METADATA = "metadata.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
+#: Copies of the files a run reads (its config's path fields: ``inputs/pretrained``).
+INPUTS = "inputs"
 
 
 def _plain(value: Any) -> Any:
@@ -129,6 +134,18 @@ def _git(source: Path) -> dict | None:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
+def _processor() -> str:
+    """The CPU's model name: results are bit-identical only on the same kind of processor (XLA
+    generates code for the instruction set it finds), so a run records which it had."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_metadata() -> dict:
     """Versions, platform, JAX backend and devices, and the git state of jrl's checkout."""
     import jax
@@ -142,10 +159,40 @@ def environment_metadata() -> dict:
             "python": platform.python_version(),
         },
         "platform": platform.platform(),
+        "processor": _processor(),
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "git": _git(Path(jrl.__file__).resolve().parent.parent),
     }
+
+
+def tree_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a directory tree: every file's relative path and content, in
+    sorted order (so a copy elsewhere has the same digest, and any change of name or byte
+    changes it). ``FileNotFoundError`` if ``path`` does not exist."""
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if file != path else b"")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def copy_input(source: str | Path, target: Path) -> None:
+    """Copy a file or a directory tree (files only: links are followed) to ``target``, whose
+    parent exists."""
+    import shutil
+
+    source = Path(source)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
 
 
 def now() -> str:

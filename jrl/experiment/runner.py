@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import math
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from jrl._extras import install_hint
 from jrl.algorithms.common import divisor_closest_to
 from jrl.evaluate import evaluate_episodes
-from jrl.experiment import checkpoint, records
+from jrl.experiment import checkpoint, curves, records
 from jrl.experiment.progress import Progress
 from jrl.experiment.spec import RunSpec, evaluation_key, train_key
 
@@ -74,15 +75,22 @@ class RunSettings:
 
 @dataclasses.dataclass
 class Run:
-    """A run directory opened for work: its spec, settings, environment and algorithm."""
+    """A run directory opened for work: its spec, settings, environment and algorithm.
+
+    ``spec`` is the run as ``config.toml`` records it: its path fields (``spec.paths()``) name the
+    run's own copies, relative to ``directory``. ``config`` is ``spec.config`` with those paths
+    made absolute: what the algorithm reads, from any working directory.
+    """
 
     directory: Path
     spec: RunSpec
     settings: RunSettings
 
     def __post_init__(self) -> None:
+        self.config = self.spec.resolve_paths(self.directory).config
         self.env, self.env_params = self.spec.make_env()
-        self.algorithm = self.spec.algorithm.make_algorithm(self.spec.config, self.env, self.env_params)
+        self.algorithm = self.spec.algorithm.make_algorithm(self.config, self.env, self.env_params)
+        self.inputs_sha256 = {name: records.tree_sha256(getattr(self.config, name)) for name in self.spec.paths()}
         self.keys = jnp.stack([train_key(seed) for seed in self.spec.seeds])
         # Seeds are vmapped along axis 0 of every state leaf but the interval counter, which they
         # share (they advance together). Kept unbatched, the counter, and the iteration numbers
@@ -110,7 +118,10 @@ class Run:
         return jax.eval_shape(self.init, self.keys)
 
     def checkpoint_meta(self) -> dict:
-        return {"algorithm": self.spec.algo, "spec_sha256": self.spec.digest(), "seeds": list(self.spec.seeds)}
+        meta = {"algorithm": self.spec.algo, "spec_sha256": self.spec.digest(), "seeds": list(self.spec.seeds)}
+        if self.inputs_sha256:  # the files the algorithm reads (a pretrained model) must be the ones trained from
+            meta["inputs_sha256"] = self.inputs_sha256
+        return meta
 
     def load_checkpoint(self, path: Path | None = None) -> tuple[Any, int]:
         """The state of the checkpoint at ``path`` (default: the newest) and its log index."""
@@ -121,8 +132,15 @@ class Run:
         state, header = checkpoint.load(path, self.abstract_state(), expect=expect)
         return state, header["log_index"]
 
-    def env_steps(self, log_index: int) -> int:
-        return log_index * self.spec.config.resolved_log_interval() * self.spec.config.num_envs
+    def iterations(self, log_index: int) -> int:
+        """Training iterations after ``log_index`` logging intervals."""
+        return log_index * self.config.resolved_log_interval()
+
+    def env_steps(self, log_index: int) -> int | None:
+        """Env steps per seed after ``log_index`` logging intervals (``None`` where an
+        iteration's env steps vary: a text run's are its tokens, which its metrics count)."""
+        per_iteration = self.config.env_steps_per_iteration()
+        return None if per_iteration is None else self.iterations(log_index) * per_iteration
 
 
 def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
@@ -131,13 +149,13 @@ def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
     length, fraction terminated, and the count of invalid actions."""
     algorithm, spec = run.algorithm, run.spec
     first = run.seed_state(state, 0)
-    policy, _ = spec.algorithm.greedy_policy(spec.config, run.env, run.env_params, algorithm.result(first, {}))
+    policy, _ = spec.algorithm.greedy_policy(run.config, run.env, run.env_params, algorithm.result(first, {}))
 
     @jax.jit
     def evaluate_all(state, keys):
         def one(seed_state, key):
             _, params = spec.algorithm.greedy_policy(
-                spec.config, run.env, run.env_params, algorithm.result(seed_state, {})
+                run.config, run.env, run.env_params, algorithm.result(seed_state, {})
             )
             return evaluate_episodes(key, policy, params, run.env, run.env_params, num_episodes)
 
@@ -183,12 +201,15 @@ def _summary(run: Run, state: Any, num_episodes: int) -> dict:
             numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
             if len(numbers) == len(values):
                 mean[part][name] = float(np.mean(numbers))
+    env_steps = run.env_steps(run.algorithm.num_logs)
+    if env_steps is None:  # varies (tokens): the mean over seeds of what each took
+        env_steps = float(np.mean([s["final"]["env_steps"] for s in per_seed.values()]))
     return {
         "algo": run.spec.algo,
         "env": run.spec.env,
         "seeds": list(run.spec.seeds),
         "num_logs": run.algorithm.num_logs,
-        "env_steps": run.env_steps(run.algorithm.num_logs),
+        "env_steps": env_steps,
         "finite": all(s["finite"] for s in per_seed.values()),
         "per_seed": per_seed,
         "mean": mean,
@@ -205,15 +226,28 @@ def _tensorboard_writer(run: Run) -> Any:
     return SummaryWriter(str(run.directory / "tensorboard"))
 
 
-def _latest(rows: list[dict]) -> str:
-    """The progress display's latest result: mean over seeds of the last evaluation or return."""
-    for name, label in (("eval_return", "eval return"), ("episode_return", "return")):
-        values = [r[name] for r in rows if r.get(name) is not None]
-        if values:
-            last_log = max(r["log"] for r in rows if r.get(name) is not None)
-            latest = [r[name] for r in rows if r["log"] == last_log and r.get(name) is not None]
-            return f"{label} {np.mean(latest):.4g}"
-    return "no episode ended yet"
+class _Latest:
+    """The progress line's latest result: ``curves.latest`` of every record so far, the mean over
+    seeds of the newest evaluation (``eval_return``; ``episode_return`` in a run that never
+    evaluates). A seed that stopped early (DQN's ``stop_return``: its later records are null) holds
+    the evaluation that stopped it, as its learning curve does, so the mean stays over every seed."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows: list[dict] = []
+        self.add(rows)
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+
+    def __str__(self) -> str:
+        for name, label in (("eval_return", "eval return"), ("episode_return", "return")):
+            value = curves.latest(self.rows, name)
+            if math.isfinite(value):
+                seeds = {r["seed"] for r in self.rows if r.get(name) is not None}
+                stopped = {r["seed"] for r in self.rows if r.get("stopped")}
+                shown = f"{'' if len(seeds) == 1 else 'mean '}{label} {value:.4g}"
+                return shown + (f", {len(stopped)} stopped" if stopped else "")
+        return "no episode ended yet"
 
 
 def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: dict) -> Any:
@@ -226,6 +260,11 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
     metrics_path = run.directory / records.METRICS
     chunks_done = 0
     reported_nonfinite: set[int] = set()
+    earlier = records.read_metrics(metrics_path)  # a resumed run's records, up to its checkpoint
+    latest = _Latest(earlier)
+    env_steps = {seed: 0.0 for seed in run.spec.seeds}  # each seed's env_steps metric so far
+    for row in earlier:
+        env_steps[row["seed"]] = max(env_steps[row["seed"]], row["env_steps"])
     # Checkpoints are written by one background thread while the next chunk trains: a save is
     # mostly waiting on the disk (a fsync per file), which would otherwise stall the run.
     # Arrays are immutable, so the state being written cannot change under the writer.
@@ -250,7 +289,7 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
             records.append_metrics(metrics_path, rows)
             if writer is not None:
                 for row in rows:
-                    step_count = run.env_steps(row["log"] + 1)
+                    step_count = int(row["env_steps"])
                     for name, value in row.items():
                         if name not in ("seed", "log") and isinstance(value, (int, float)):
                             writer.add_scalar(f"{name}/seed_{row['seed']}", float(value), step_count)
@@ -264,7 +303,13 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
                     )
             log_index += size
             chunks_done += 1
-            progress.update(run.env_steps(log_index), seconds, _latest(rows))
+            latest.add(rows)
+            before = sum(env_steps.values())
+            for row in rows:
+                env_steps[row["seed"]] = max(env_steps[row["seed"]], row["env_steps"])
+            progress.update(
+                _progress_done(run, log_index), seconds, str(latest), round(sum(env_steps.values()) - before)
+            )
             if chunks_done % settings.checkpoint_every == 0 or log_index == num_logs:
                 if pending is not None:
                     pending.result()  # one save at a time, in order; re-raises a failed save
@@ -286,7 +331,22 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
     return state
 
 
-def _finish(run: Run, state: Any, progress: Progress, session: dict) -> dict:
+def _progress(run: Run, log_index: int, show: bool) -> Progress:
+    """The run's progress display: env steps per seed, or iterations where those vary (text)."""
+    seeds = len(run.spec.seeds)
+    scope = f"{seeds} seed{'s' if seeds > 1 else ''}"
+    end = run.algorithm.num_logs
+    unit = "iterations" if run.env_steps(end) is None else "env steps per seed"
+    return Progress(_progress_done(run, end), _progress_done(run, log_index), unit=unit, scope=scope, enabled=show)
+
+
+def _progress_done(run: Run, log_index: int) -> int:
+    env_steps = run.env_steps(log_index)
+    return run.iterations(log_index) if env_steps is None else env_steps
+
+
+def _finish(run: Run, state: Any, progress: Progress, session: dict) -> tuple[dict, str]:
+    """Write the summary and the session's record; returns the summary and the closing line."""
     started = time.perf_counter()
     summary = _summary(run, state, run.settings.eval_episodes)
     records.write_json(run.directory / records.SUMMARY, summary)
@@ -297,15 +357,20 @@ def _finish(run: Run, state: Any, progress: Progress, session: dict) -> dict:
     metadata["sessions"].append(session)
     records.write_json(meta_path, metadata)
     evaluation = summary["mean"]["evaluation"].get("mean_return")
-    progress.message(
+    done = (
         f"done: {run.directory} ({len(run.spec.seeds)} seed(s), mean greedy return over "
         f"{run.settings.eval_episodes} episodes: {evaluation if evaluation is None else f'{evaluation:.4g}'})"
     )
-    return summary
+    return summary, done
 
 
 def train(spec: RunSpec, run_dir: str | Path, settings: RunSettings | None = None, *, progress: bool = True) -> dict:
     """Train ``spec`` into a new run directory ``run_dir`` and return the summary.
+
+    Everything is checked before ``run_dir`` is created (the environment, the algorithm, the
+    files its config names), and a start that fails before its first checkpoint removes what it
+    wrote, so the same command can be retried. Paths in the config are relative to the working
+    directory; the run keeps a copy of what they name (``inputs/``), so it works from anywhere.
 
     Raises ``RunError`` if ``run_dir`` exists and is not empty (``resume`` continues a run).
     """
@@ -315,27 +380,72 @@ def train(spec: RunSpec, run_dir: str | Path, settings: RunSettings | None = Non
         raise RunError(
             f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
         )
+    source = spec.resolve_paths(Path.cwd())
+    run = Run(directory, source, settings)  # validates: builds the environment and the algorithm
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / records.CONFIG).write_text(spec.to_toml())
+        stored, inputs = _copy_inputs(source, directory)
+        (directory / records.CONFIG).write_text(stored.to_toml())
+        metadata = {
+            "command": records.command_line(),
+            "created": records.now(),
+            "seeds": list(spec.seeds),
+            "settings": dataclasses.asdict(settings),
+            **({"inputs": inputs} if inputs else {}),
+            **records.environment_metadata(),
+            "sessions": [],
+        }
+        records.write_json(directory / records.METADATA, metadata)
     except OSError as err:
-        raise RunError(f"cannot write the run directory {str(directory)!r}: {err.strerror}") from err
-    run = Run(directory, spec, settings)
-    metadata = {
-        "command": records.command_line(),
-        "created": records.now(),
-        "seeds": list(spec.seeds),
-        "settings": dataclasses.asdict(settings),
-        **records.environment_metadata(),
-        "sessions": [],
-    }
-    records.write_json(directory / records.METADATA, metadata)
-    return _train_from(run, None, 0, progress)
+        _remove_start(directory, created)
+        raise RunError(f"cannot write the run directory {str(directory)!r}: {err.strerror or err}") from err
+    try:
+        if stored is not source:
+            run = Run(directory, stored, settings)  # reads the run's own copies from now on
+        return _train_from(run, None, 0, progress)
+    except Exception:
+        if checkpoint.latest(run.checkpoint_dir) is None:  # nothing to resume: free --out for a retry
+            _remove_start(directory, created)
+        raise
+
+
+def _copy_inputs(spec: RunSpec, directory: Path) -> tuple[RunSpec, dict]:
+    """Copy what ``spec``'s path fields name (absolute paths) into ``directory/inputs/<field>``.
+    Returns the spec naming the copies relative to ``directory``, and per field the original
+    path and the copy's ``records.tree_sha256``."""
+    paths = spec.paths()
+    if not paths:
+        return spec, {}
+    (directory / records.INPUTS).mkdir()
+    inputs, changes = {}, {}
+    for name, path in paths.items():
+        target = directory / records.INPUTS / name
+        records.copy_input(path, target)
+        changes[name] = f"{records.INPUTS}/{name}"
+        inputs[name] = {"source": path, "sha256": records.tree_sha256(target)}
+    return dataclasses.replace(spec, config=spec.config.replace(**changes)), inputs
+
+
+def _remove_start(directory: Path, created: bool) -> None:
+    """Undo a start that failed before its first checkpoint: what ``train`` wrote into the
+    (empty or new) run directory, and the directory itself if ``train`` created it."""
+    if not directory.is_dir():
+        return
+    if created:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _train_from(run: Run, state: Any, log_index: int, show: bool) -> dict:
     session = {"started": records.now(), "from_log": log_index, "compile_seconds": 0.0, "run_seconds": 0.0}
-    progress = Progress(run.env_steps(run.algorithm.num_logs), run.env_steps(log_index), enabled=show)
+    progress = _progress(run, log_index, show)
+    final = None
     try:
         if state is None:
             progress.compiling("init")
@@ -350,9 +460,10 @@ def _train_from(run: Run, state: Any, log_index: int, show: bool) -> dict:
         # The training loop's wall time without its compilations: chunks, records, progress and
         # checkpoints (benchmarks/experiment_overhead.py compares it with one compiled call).
         session["loop_seconds"] = time.perf_counter() - started - (session["compile_seconds"] - compiled_before)
-        return _finish(run, state, progress, session)
+        summary, final = _finish(run, state, progress, session)
+        return summary
     finally:
-        progress.close()
+        progress.close(final)  # the live display's last frame, then the "done:" line below it
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -363,7 +474,10 @@ def load_run(run_dir: str | Path) -> Run:
     if not directory.is_dir() or not config.is_file() or not meta.is_file():
         raise RunError(f"{directory} is not a jrl run directory (it needs config.toml and metadata.json)")
     spec = RunSpec.load(config)
-    settings = RunSettings(**records.read_json(meta)["settings"])
+    try:
+        settings = RunSettings(**records.read_json(meta)["settings"])
+    except (ValueError, KeyError, TypeError) as err:  # not JSON, no settings, or settings of another version
+        raise RunError(f"{meta} is damaged or not a jrl run's metadata: {type(err).__name__}: {err}") from err
     return Run(directory, spec, settings)
 
 

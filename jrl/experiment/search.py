@@ -171,8 +171,10 @@ def optuna_search(
         )
     size = _pad(trials_per_batch * num_seeds, len(devices))
     num_batches = math.ceil(num_trials / trials_per_batch)
-    bar = Progress(num_trials * num_seeds * group.env_steps(), enabled=progress)
+    trainings = num_trials * num_seeds
+    bar = Progress(trainings, unit="trainings (trials x seeds)", scope="all trainings", enabled=progress)
     rows: list[dict] = []
+    best_line = None
     try:
         bar.message(
             f"optuna search: {num_trials} trial(s) x {num_seeds} seed(s) of {spec.algo} on {spec.env} over "
@@ -184,7 +186,7 @@ def optuna_search(
         started = time.perf_counter()
         group.compiled(mesh, size)
         bar.compiled(what, time.perf_counter() - started)
-        done_steps = 0
+        trainings_done = 0
         for number in range(num_batches):
             count = min(trials_per_batch, num_trials - number * trials_per_batch)
             trials: list = []
@@ -203,22 +205,23 @@ def optuna_search(
                 rows.append(_tell(optuna, study, trial, numbers, j, spec))
             if directory is not None:
                 _write_trials(directory, rows, list(distributions))
-            done_steps += count * num_seeds * group.env_steps()
+            trainings_done += count * num_seeds
+            env_steps = None if group.env_steps() is None else count * num_seeds * group.env_steps()
             completed = [r for r in rows if r["state"] == "COMPLETE"]
             best = max(completed, key=lambda r: r["value"]) if completed else None
             failed = sum(r["state"] == "FAIL" for r in rows[-count:])
             latest = f"batch {number + 1}/{num_batches}" + (f", {failed} failed" if failed else "")
             if best is not None:
                 latest += f", best trial {best['number']}: {best['value']:.4g}"
-            bar.update(done_steps, seconds, latest)
+            bar.update(trainings_done, seconds, latest, env_steps)
         if rows and all(r["state"] == "FAIL" for r in rows):
-            bar.message("no trial finished with finite values")
+            best_line = "no trial finished with finite values"
         elif rows:
             best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["value"])
             params = ", ".join(f"{name}={best[name]:.4g}" for name in distributions)
-            bar.message(f"best of this search: trial {best['number']}: {params}: final return {best['value']:.4g}")
+            best_line = f"best of this search: trial {best['number']}: {params}: final return {best['value']:.4g}"
     finally:
-        bar.close()
+        bar.close(best_line)  # below the live display's last frame
     return study
 
 
@@ -228,7 +231,7 @@ def _tell(optuna: Any, study: Any, trial: Any, numbers: dict, j: int, spec: Swee
     rows = slice(j * num_seeds, (j + 1) * num_seeds)
     finite = numbers["finite"][rows]
     final = np.where(finite, numbers["final_return"][rows], np.nan)
-    stats = _configuration_stats(final, finite, numbers["curve"][rows], numbers["env_steps"][rows][0], spec)
+    stats = _configuration_stats(final, finite, numbers["curve"][rows], numbers["env_steps"][rows], spec)
     failed = stats.pop("failed")
     attrs = {"final_returns": [float(v) if math.isfinite(v) else None for v in final], **stats}
     for name, value in attrs.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,18 @@ class RunSpec:
         """sha256 of the canonical JSON of ``to_dict()``: checkpoints record it, and refuse to
         load into a run with another algorithm, environment, seeds or config."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def paths(self) -> dict[str, str]:
+        """The config's path fields that are set (``Config.PATH_FIELDS``: files the algorithm
+        reads, such as ``pretrained``), as written: ``{field: path}``."""
+        fields = type(self.config).PATH_FIELDS
+        return {name: getattr(self.config, name) for name in fields if getattr(self.config, name)}
+
+    def resolve_paths(self, base: str | Path) -> RunSpec:
+        """This spec with every relative path field made absolute against ``base`` (the working
+        directory for a spec as typed; the run directory for a run's ``config.toml``)."""
+        changes = {name: os.path.abspath(Path(base, path)) for name, path in self.paths().items()}
+        return self if not changes else dataclasses.replace(self, config=self.config.replace(**changes))
 
     @property
     def algorithm(self) -> algorithms.AlgorithmSpec:

@@ -56,6 +56,7 @@ from jrl.envs import make
 from jrl.envs.tabular import TabularEnv
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, evaluate_episodes
 from jrl.experiment import records
+from jrl.experiment.curves import HELD_METRICS, held_after_stopping
 from jrl.experiment.progress import Progress
 from jrl.experiment.spec import RunSpec, evaluation_key, train_key
 
@@ -225,6 +226,9 @@ class SweepSpec:
         both = sorted(set(grid) & set(sample))
         if both:
             raise SweepError(f"{both} is both a grid axis and a sample axis; give each axis once")
+        paths = sorted(set(grid) & set(config_class.PATH_FIELDS))
+        if paths:
+            raise SweepError(f"{paths} names files the algorithm reads: it cannot be a sweep axis (set it in --set)")
         resolved_grid = {}
         for name, values in grid.items():
             if hasattr(values, "shape") and hasattr(values, "tolist"):  # a NumPy or JAX array
@@ -293,6 +297,17 @@ class SweepSpec:
         if curve == "eval_return" and any(getattr(c, "eval_episodes", 1) == 0 for c in configs):
             raise SweepError("curve='eval_return' needs eval_episodes > 0 in every configuration")
         return spec
+
+    def paths(self) -> dict[str, str]:
+        """The base config's path fields that are set (``Config.PATH_FIELDS``), as written."""
+        fields = type(self.config).PATH_FIELDS
+        return {name: getattr(self.config, name) for name in fields if getattr(self.config, name)}
+
+    def resolve_paths(self, base: str | Path) -> SweepSpec:
+        """This spec with every relative path field made absolute against ``base`` (the working
+        directory for a spec as typed; the sweep directory for its ``sweep.toml``)."""
+        changes = {name: os.path.abspath(Path(base, path)) for name, path in self.paths().items()}
+        return self if not changes else dataclasses.replace(self, config=self.config.replace(**changes))
 
     # -- the configurations ---------------------------------------------------------------------
 
@@ -542,8 +557,10 @@ class _Group:
         metrics = self.num_logs * 4 * (len(algorithms.common.METRICS) + 4)
         return 3 * self.state_bytes + metrics + 64 * self.spec.eval_episodes
 
-    def env_steps(self) -> int:
-        return self.config.num_steps * self.config.num_envs
+    def env_steps(self) -> int | None:
+        """Env steps of one training (``None`` where an iteration's vary: text, whose env steps are tokens)."""
+        per_iteration = self.config.env_steps_per_iteration()
+        return None if per_iteration is None else self.config.num_steps * per_iteration
 
     def _batch(self, key_data: jax.Array, hyperparams: Any, eval_key_data: jax.Array) -> dict:
         algorithm, spec = self.algorithm, self.spec
@@ -556,7 +573,7 @@ class _Group:
         # Only the metrics the table reads leave the call: XLA then drops the work of the others
         # (tabular Q-learning's greedy_value is a linear solve per logging interval).
         names = {spec.curve, "finite", "step"}
-        if spec.curve == "eval_return" and "stopped" in metrics:  # see _held_after_stopping
+        if spec.curve in HELD_METRICS and "stopped" in metrics:  # see held_after_stopping
             names.add("stopped")
         out = {"metrics": {name: metrics[name] for name in sorted(names)}}
         if self.tabular:
@@ -724,8 +741,12 @@ def _run_batch(
         final = np.asarray(out["final_return"], np.float64)
     curve = np.asarray(metrics[spec.curve], np.float64)
     if "stopped" in metrics:
-        curve = _held_after_stopping(curve, np.asarray(metrics["stopped"], bool))
-    steps = np.asarray(metrics["step"], np.int64) * group.config.num_envs
+        curve = held_after_stopping(curve, np.asarray(metrics["stopped"], bool))
+    per_iteration = group.config.env_steps_per_iteration()
+    if per_iteration is None:  # they vary (text: tokens): each member's own count, as its metric says
+        steps = np.asarray(metrics["env_steps"], np.int64)
+    else:  # exact in int64 (the float32 metric rounds past 2**24)
+        steps = np.asarray(metrics["step"], np.int64) * per_iteration
     return {
         "configs": np.asarray(batch.configs, np.int64),
         "final_return": final,
@@ -733,20 +754,6 @@ def _run_batch(
         "env_steps": steps,
         "finite": finite,
     }
-
-
-def _held_after_stopping(curve: np.ndarray, stopped: np.ndarray) -> np.ndarray:
-    """The evaluation curves ``[M, L]`` with every interval after a member stopped (``stopped``
-    ``[M, L]``: DQN's ``stop_return`` was reached, so nothing ran or was evaluated: NaN) holding the
-    evaluation that stopped it. Its policy no longer changes; left NaN (skipped), the area under
-    the curve would be the mean of the intervals before the stop only, and rank a member that
-    solves early below one that never does."""
-    held = curve.copy()
-    for member in np.flatnonzero(stopped.any(axis=1)):
-        first = int(np.argmax(stopped[member]))
-        if first > 0:
-            held[member, first:] = curve[member, first - 1]
-    return held
 
 
 def _batch_path(directory: Path, batch: _Batch) -> Path:
@@ -829,20 +836,32 @@ def run_sweep(
 ) -> SweepResult:
     """``sweep`` for a resolved spec (``out``: a new or empty directory, or ``None``)."""
     settings = settings or SweepSettings()
+    source = spec.resolve_paths(Path.cwd())  # paths as typed: relative to the working directory
     if out is None:
-        return _execute(spec, None, settings, progress)
+        return _execute(source, None, settings, progress, resolved=source)
     directory = Path(out)
+    # The directory keeps a copy of each file the config names (a pretrained model), and its
+    # sweep.toml names the copy relative to itself: it resumes from any working directory.
+    paths = source.paths()
+    stored = dataclasses.replace(
+        spec, config=spec.config.replace(**{name: f"{records.INPUTS}/{name}" for name in paths})
+    )
     # Process 0 alone checks and writes the directory (on a shared file system another process
     # would find it made already), and only once the sweep is planned: bad input leaves nothing.
-    problem = _in_the_way(directory, spec) if jax.process_index() == 0 else None
+    problem = _in_the_way(directory, stored) if jax.process_index() == 0 else None
     _raise_on_every_process(problem)
 
     def create(planned: SweepSettings) -> None:
+        inputs = {}
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            (directory / SPEC).write_text(spec.to_toml())
+            for name, path in paths.items():
+                (directory / records.INPUTS).mkdir(exist_ok=True)
+                records.copy_input(path, directory / records.INPUTS / name)
+                inputs[name] = {"source": path, "sha256": records.tree_sha256(directory / records.INPUTS / name)}
+            (directory / SPEC).write_text(stored.to_toml())
         except OSError as err:
-            raise SweepError(f"cannot write the sweep directory {str(directory)!r}: {err.strerror}") from err
+            raise SweepError(f"cannot write the sweep directory {str(directory)!r}: {err.strerror or err}") from err
         metadata = {
             "command": records.command_line(),
             "created": records.now(),
@@ -850,12 +869,13 @@ def run_sweep(
             # whatever memory is free then and however many processes resume it.
             "settings": dataclasses.asdict(planned),
             "processes": jax.process_count(),
+            **({"inputs": inputs} if inputs else {}),
             **records.environment_metadata(),
             "sessions": [],
         }
         records.write_json(directory / records.METADATA, metadata)
 
-    return _execute(spec, directory, settings, progress, create)
+    return _execute(stored, directory, settings, progress, create, resolved=source)
 
 
 def _in_the_way(directory: Path, spec: SweepSpec) -> str | None:
@@ -908,16 +928,29 @@ def resume_sweep(directory: str | Path, *, progress: bool = True) -> SweepResult
     The finished table is the one an uninterrupted sweep writes."""
     directory = Path(directory)
     spec, settings = load_sweep(directory)
+    resolved = spec.resolve_paths(directory)
+    recorded = records.read_json(directory / records.METADATA).get("inputs", {})
+    for name, path in resolved.paths().items():  # the files the finished batches were trained from
+        if name in recorded and records.tree_sha256(path) != recorded[name]["sha256"]:
+            raise SweepError(f"{path} has changed since the sweep started (its sha256 differs): it cannot be resumed")
     for stale in (directory / BATCHES).glob(".*.tmp.npz"):
         stale.unlink(missing_ok=True)
-    return _execute(spec, directory, settings, progress)
+    return _execute(spec, directory, settings, progress, resolved=resolved)
 
 
 def _execute(
-    spec: SweepSpec, directory: Path | None, settings: SweepSettings, show: bool, create: Callable | None = None
+    spec: SweepSpec,
+    directory: Path | None,
+    settings: SweepSettings,
+    show: bool,
+    create: Callable | None = None,
+    *,
+    resolved: SweepSpec,
 ) -> SweepResult:
     """Plan, train the batches not on disk yet, tabulate. ``create(settings)`` (a new sweep
-    directory) is called on process 0 once the plan stands, with the settings it was made with."""
+    directory) is called on process 0 once the plan stands, with the settings it was made with.
+    ``spec`` is the sweep as recorded (its digest marks the batch files); ``resolved`` is the same
+    with its path fields absolute: what the algorithm reads."""
     from jax.sharding import Mesh
 
     lead = jax.process_index() == 0
@@ -926,7 +959,7 @@ def _execute(
         raise SweepError("devices= cannot limit a multi-process sweep: every process's devices take part")
     mesh = Mesh(np.asarray(devices), ("members",))
     env, env_params = make(spec.env, **spec.env_kwargs)
-    groups = [_Group(spec, static, indices, env, env_params) for static, indices in spec.groups()]
+    groups = [_Group(resolved, static, indices, env, env_params) for static, indices in resolved.groups()]
     if settings.memory_budget is None:
         budget = _default_budget([d for d in devices if d.process_index == jax.process_index()])
         budget *= jax.process_count()
@@ -954,7 +987,6 @@ def _execute(
         f"{f' in {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
         f"{compiles} group(s): {compiles} compilation(s)"
     )
-    total_steps = sum(groups[b.group].env_steps() * len(b.configs) * len(spec.seeds) for b in batches)
     digest = spec.digest()
     done: dict[int, dict] = {}
     if directory is not None:
@@ -977,10 +1009,10 @@ def _execute(
     done_flags = {b.number for b in batches if b.number in done} if lead else set()
     if directory is not None and jax.process_count() > 1:
         done_flags = {i for i, f in enumerate(flags) if f}
-    done_steps = sum(
-        groups[b.group].env_steps() * len(b.configs) * len(spec.seeds) for b in batches if b.number in done_flags
-    )
-    bar = Progress(total_steps, done_steps, enabled=show and lead)
+    # Progress counts trainings (configuration x seed), and env steps per second over all of them.
+    trainings_done = sum(len(b.configs) * len(spec.seeds) for b in batches if b.number in done_flags)
+    bar = Progress(num_members, trainings_done, unit="trainings", scope="all trainings", enabled=show and lead)
+    best_line = None
     session = {"started": records.now(), "batches_before": len(done_flags), "compile_seconds": 0.0, "run_seconds": 0.0}
     try:
         bar.message(head)
@@ -1011,20 +1043,22 @@ def _execute(
                         problem = f"cannot write {_batch_path(directory, batch)}: {err}"
                 _raise_on_every_process(problem)
             done[batch.number] = numbers
-            done_steps += group.env_steps() * len(batch.configs) * len(spec.seeds)
+            trainings = len(batch.configs) * len(spec.seeds)
+            trainings_done += trainings
             failed = int((~numbers["finite"]).sum())
             latest = f"batch {batch.number + 1}/{len(batches)}" + (f", {failed} diverged" if failed else "")
-            bar.update(done_steps, seconds, latest)
+            per_training = group.env_steps()
+            bar.update(trainings_done, seconds, latest, None if per_training is None else per_training * trainings)
         if not lead:
             return SweepResult(spec, [], np.empty((0, 0)), None, np.empty((0, 0), bool), directory)
         result = _tabulate(spec, groups, batches, done, directory)
         if directory is not None:
             write_table(result)
             session["finished"] = records.now()
-        bar.message(_best_line(result))
+        best_line = _best_line(result)
         return result
     finally:
-        bar.close()
+        bar.close(best_line)  # below the live display's last frame
         if directory is not None and lead:  # interrupted or broken sessions are recorded too
             session["batches_after"] = len(done)  # read back or trained
             if "finished" not in session:
@@ -1079,7 +1113,8 @@ def _configuration_stats(
         finite: bool ``[S]``, seeds whose numbers stayed finite (the others are left out and make
             the configuration ``failed``).
         curves: float64 ``[S, L]``, the learning curve ``spec.curve`` at each log record.
-        env_steps: ``[L]``, environment steps at each log record (for ``steps_to_threshold``).
+        env_steps: ``[S, L]``, each seed's env steps at each log record (for ``steps_to_threshold``;
+            the same for every seed but where an iteration's env steps vary: text's tokens).
     """
     num_seeds = len(final)
     row: dict[str, Any] = {f"final_return_{k}": v for k, v in _stats(final[finite], spec).items()}
@@ -1091,7 +1126,7 @@ def _configuration_stats(
         first = []
         for s in range(num_seeds):
             crossed = np.flatnonzero(finite[s] & (curves[s] >= spec.threshold))
-            first.append(float(env_steps[crossed[0]]) if crossed.size else math.inf)
+            first.append(float(env_steps[s, crossed[0]]) if crossed.size else math.inf)
         median = float(np.median(first))
         row["seeds_reached"] = int(np.isfinite(first).sum())
         row["steps_to_threshold"] = median if math.isfinite(median) else None
@@ -1114,7 +1149,7 @@ def _tabulate(spec: SweepSpec, groups: list[_Group], batches: list[_Batch], done
             final[c] = numbers["final_return"][rows]
             diverged[c] = ~numbers["finite"][rows]
             curves[c] = numbers["curve"][rows]
-            steps[c] = numbers["env_steps"][rows][0]
+            steps[c] = numbers["env_steps"][rows]
             group_of[c] = batch.group
     final[diverged] = np.nan
     points = spec.points()

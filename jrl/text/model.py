@@ -265,6 +265,9 @@ def load_model(directory: str | Path) -> LanguageModel:
     from safetensors.numpy import load_file
 
     directory = Path(directory)
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ModelFileError(f"{directory} {what}: a jrl language model is a directory ({CONFIG_FILE}, {WEIGHTS_FILE})")
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise ModelFileError(f"{directory} is not a jrl language model: {name} is missing")

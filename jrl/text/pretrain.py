@@ -8,14 +8,17 @@
   given one random letter in place of one of its own (a little noise, so the model also learns
   that misspellings occur), then the end token.
 
-``pretrain(key, env, env_params, config)`` is one compiled call: every step draws a fresh batch
-from the key and takes one Adam step on the masked next-token cross-entropy.
+``pretrain(key, env, env_params, config)`` compiles once: every step draws a fresh batch from the
+key and takes one Adam step on the masked next-token cross-entropy. The steps run in about ten
+equal chunks of one compiled scan, so that a caller (``jrl pretrain``) can show progress between
+them; the chunks give the weights one scan over every step gives, bit for bit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -24,6 +27,7 @@ import numpy as np
 import optax
 
 from jrl._validation import check_float, check_int, check_key
+from jrl.algorithms.common import divisor_closest_to
 from jrl.envs.core import Environment
 from jrl.text.model import LanguageModel, LMConfig, TransformerLM, init_model
 
@@ -168,16 +172,29 @@ def sequence_loss(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> jax.
     return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def _optimizer(config: PretrainConfig) -> optax.GradientTransformation:
+    """Adam on a cosine schedule over ``config.num_steps`` (its step count lives in the optimizer
+    state, so chunks of steps carry it on), gradients clipped to global norm 1."""
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=0.1)
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+
+
 @functools.partial(jax.jit, static_argnames=("env", "lm_config", "config"))
 def _train_steps(
-    params: Any, key: jax.Array, env_params: Any, *, env: Environment, lm_config: LMConfig, config: PretrainConfig
-):
-    """``config.num_steps`` Adam steps from ``params``: ``(params, losses)``. Module-level and jitted on
-    hashable static arguments, so pretraining again with the same settings (other seeds) reuses the
-    compiled program."""
+    params: Any,
+    opt_state: Any,
+    keys: jax.Array,
+    env_params: Any,
+    *,
+    env: Environment,
+    lm_config: LMConfig,
+    config: PretrainConfig,
+) -> tuple:
+    """One Adam step per key of ``keys`` ``[n]``, from ``(params, opt_state)``: ``(params, opt_state,
+    losses [n])``. Module-level and jitted on hashable static arguments, so every chunk of a run,
+    and pretraining again with the same settings (other seeds), reuses the compiled program."""
     network = TransformerLM(lm_config)
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=0.1)
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+    optimizer = _optimizer(config)
 
     def step(carry: tuple, key: jax.Array) -> tuple:
         params, opt_state = carry
@@ -186,21 +203,43 @@ def _train_steps(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, config.num_steps))
-    return params, losses
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), keys)
+    return params, opt_state, losses
 
 
 def pretrain(
-    key: jax.Array, env: Environment, env_params: Any, config: PretrainConfig = PretrainConfig()
+    key: jax.Array,
+    env: Environment,
+    env_params: Any,
+    config: PretrainConfig = PretrainConfig(),
+    *,
+    on_chunk: Callable[[int, np.ndarray], None] | None = None,
+    chunk_steps: int | None = None,
 ) -> tuple[LanguageModel, np.ndarray]:
-    """Train a fresh ``TransformerLM`` on ``env``'s generated data; one compiled call.
+    """Train a fresh ``TransformerLM`` on ``env``'s generated data; one compilation.
 
-    Returns ``(model, losses float32 [num_steps])``. Same key and config: the same weights, bit for bit.
+    The steps run in chunks of ``chunk_steps`` (default: the divisor of ``num_steps`` giving about
+    ten chunks); after each, ``on_chunk(steps_done, losses_so_far float32 [steps_done])`` is
+    called on the host (progress). Returns ``(model, losses float32 [num_steps])``. Same key and
+    config: the same weights, bit for bit, whatever the chunks.
     """
     check_key("key", key)
     text_env_kind(env, env_params)
     lm_config = model_config(env, config)
+    chunk = divisor_closest_to(config.num_steps, 10) if chunk_steps is None else chunk_steps
+    check_int("chunk_steps", chunk, 1, config.num_steps)
+    if config.num_steps % chunk:
+        raise ValueError(f"chunk_steps={chunk} must divide num_steps={config.num_steps}")
     key_init, key_data = jax.random.split(key)
     model = init_model(lm_config, key_init)
-    params, losses = _train_steps(model.params, key_data, env_params, env=env, lm_config=lm_config, config=config)
-    return LanguageModel(lm_config, params), np.asarray(losses)
+    keys = jax.random.split(key_data, config.num_steps)
+    params, opt_state = model.params, _optimizer(config).init(model.params)
+    losses: list[np.ndarray] = []
+    for start in range(0, config.num_steps, chunk):
+        params, opt_state, chunk_losses = _train_steps(
+            params, opt_state, keys[start : start + chunk], env_params, env=env, lm_config=lm_config, config=config
+        )
+        losses.append(np.asarray(chunk_losses))
+        if on_chunk is not None:
+            on_chunk(start + chunk, np.concatenate(losses))
+    return LanguageModel(lm_config, params), np.concatenate(losses)

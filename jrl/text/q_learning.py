@@ -84,7 +84,8 @@ class TextQConfig(Config):
 
     Attributes:
         pretrained: the directory of the pretrained language model (``jrl pretrain``'s output:
-            ``model.safetensors`` and ``config.json``).
+            ``model.safetensors`` and ``config.json``), relative to the working directory. A run
+            directory keeps a copy (``inputs/pretrained``) and names that copy, relative to itself.
         num_envs: episodes (generations) per iteration.
         num_steps: iterations.
         learning_rate: Adam's step size.
@@ -103,6 +104,7 @@ class TextQConfig(Config):
 
     HYPERPARAMS: ClassVar[type] = TextQHyperparams
     DEFAULT_RECORDS: ClassVar[int] = 20
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("pretrained",)
 
     pretrained: str = ""
     num_envs: int = 256
@@ -116,6 +118,11 @@ class TextQConfig(Config):
     td_lambda: float = 0.9
     eval_episodes: int = 0
     log_interval: int | None = None
+
+    def env_steps_per_iteration(self) -> None:
+        """``None``: an iteration generates ``num_envs`` whole episodes, and an env step is a
+        token, so the count varies; the ``env_steps`` metric counts the tokens."""
+        return None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -158,6 +165,9 @@ class TextQState:
         key: the loop key (iteration ``t`` uses ``fold_in(key, t)``).
         eval_key: the in-loop evaluation's key.
         hyperparams: ``TextQHyperparams``.
+        env_steps: int32, tokens generated so far: a text environment's env step is one token
+            (an iteration's ``num_envs`` generations take between ``num_envs`` and
+            ``num_envs * max_steps_in_episode`` of them).
         log_index: int32, logging intervals done.
     """
 
@@ -167,6 +177,7 @@ class TextQState:
     key: jax.Array
     eval_key: jax.Array
     hyperparams: TextQHyperparams
+    env_steps: jax.Array
     log_index: jax.Array
 
 
@@ -365,6 +376,7 @@ def make_algorithm(
             key=k_loop,
             eval_key=k_eval,
             hyperparams=hp,
+            env_steps=jnp.int32(0),
             log_index=jnp.int32(0),
         )
 
@@ -428,9 +440,12 @@ def make_algorithm(
         episodes = log_interval * num_envs
         updates = log_interval * config.updates_per_iteration
         step = (state.log_index + 1) * log_interval
+        # An env step of a text environment is a token: the tokens generated so far (exact: a
+        # block's count is a small integer in float32).
+        env_steps = state.env_steps + jnp.round(stats[2]).astype(jnp.int32)
         metrics = {
             "step": step,
-            "env_steps": step.astype(jnp.float32) * num_envs,
+            "env_steps": env_steps.astype(jnp.float32),
             "epsilon": jnp.float32(0.0),
             "episode_return": stats[0] / episodes,
             "episodes": jnp.int32(episodes),
@@ -441,7 +456,7 @@ def make_algorithm(
             "loss": stats[3] / jnp.maximum(updates - stats[4], 1.0),
             "nonfinite_updates": stats[4].astype(jnp.int32),
         }
-        return state.replace(log_index=state.log_index + 1), metrics
+        return state.replace(env_steps=env_steps, log_index=state.log_index + 1), metrics
 
     def run(state: TextQState, num_logs: int) -> tuple[TextQState, dict]:
         check_int("num_logs", num_logs, 1)
