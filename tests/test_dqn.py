@@ -265,6 +265,20 @@ def test_total_updates_counts_the_gradient_steps_training_takes(changes):
     assert int(result.metrics["updates"].sum()) == config.total_updates()
 
 
+def first_run_where(train, condition, keys=range(1, 7)):
+    """``(key, result)`` of the first of ``keys`` whose ``train(key)`` meets ``condition``: the
+    precondition a mechanism test needs (a run that improves, a best that is not last). Which key
+    gives one depends on the processor (XLA's CPU code differs), so a test asks for one instead
+    of assuming a key; with 13 of 16 keys meeting it, 6 keys all fail with probability < 1e-4."""
+    compiled = jax.jit(train)
+    for seed in keys:
+        key = jax.random.key(seed)
+        result = compiled(key)
+        if condition(result):
+            return key, result
+    raise AssertionError(f"none of the keys {list(keys)} gives a run this test can use")
+
+
 def test_keep_best_returns_the_parameters_of_the_best_evaluation():
     # A constant epsilon and learning rate make a shorter run an exact prefix of the longer one, so
     # the run stopped at the best evaluation must end with the parameters keep_best returned.
@@ -273,12 +287,17 @@ def test_keep_best_returns_the_parameters_of_the_best_evaluation():
         num_envs=4, num_steps=600, buffer_size=400, batch_size=32, learning_starts=100, learning_rate=3e-3,
         epsilon_start=0.2, epsilon_end=0.2, hidden_sizes=(16,), eval_episodes=4, log_interval=50, keep_best=True,
     )  # fmt: skip
-    result = jax.jit(dqn.make_train(config, env, params))(jax.random.key(1))
-    returns = np.asarray(result.metrics["eval_return"])
-    best = len(returns) - 1 - int(np.argmax(returns[::-1]))  # the latest of equal bests
-    assert best < len(returns) - 1, "the test needs a run whose best evaluation is not its last"
+
+    def best_of(result):
+        returns = np.asarray(result.metrics["eval_return"])
+        return len(returns) - 1 - int(np.argmax(returns[::-1]))  # the latest of equal bests
+
+    # The test needs a run whose best evaluation is not its last: the first of a few keys that
+    # gives one (14 of 16 keys do; a trained network differs between processors).
+    key, result = first_run_where(dqn.make_train(config, env, params), lambda r: best_of(r) < config.num_logs() - 1)
+    returns, best = np.asarray(result.metrics["eval_return"]), best_of(result)
     prefix = config.replace(num_steps=(best + 1) * config.log_interval, keep_best=False)
-    stopped = jax.jit(dqn.make_train(prefix, env, params))(jax.random.key(1))
+    stopped = jax.jit(dqn.make_train(prefix, env, params))(key)
     np.testing.assert_array_equal(np.asarray(stopped.metrics["eval_return"]), returns[: best + 1])
     for x, y in zip(jax.tree.leaves(result.params), jax.tree.leaves(stopped.params), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -371,21 +390,26 @@ def test_stop_return_stops_at_the_first_evaluation_that_reaches_it():
         num_envs=4, num_steps=600, buffer_size=400, batch_size=32, learning_starts=100, learning_rate=3e-3,
         epsilon_start=0.2, epsilon_end=0.2, hidden_sizes=(16,), eval_episodes=4, log_interval=50,
     )  # fmt: skip
-    full = jax.jit(dqn.make_train(config, env, params))(jax.random.key(2))
+
+    def improves(result):  # on its first evaluation, before its last
+        returns = np.asarray(result.metrics["eval_return"])
+        return bool(np.any(returns[1:-1] > returns[0]))
+
+    # The first of a few keys whose run improves (13 of 16 keys do; a trained network differs
+    # between processors).
+    key, full = first_run_where(dqn.make_train(config, env, params), improves, keys=range(2, 8))
     returns = np.asarray(full.metrics["eval_return"])
-    above_first = [r for r in returns[1:-1] if r > returns[0]]
-    assert above_first, "the test needs a run that improves on its first evaluation"
-    threshold = float(min(above_first))  # reached, but neither at the first nor only at the last evaluation
+    threshold = float(min(r for r in returns[1:-1] if r > returns[0]))  # reached, neither first nor only last
     first = int(np.argmax(returns >= threshold))
     assert 0 < first < len(returns) - 1
-    stopped = jax.jit(dqn.make_train(config.replace(stop_return=threshold), env, params))(jax.random.key(2))
+    stopped = jax.jit(dqn.make_train(config.replace(stop_return=threshold), env, params))(key)
     np.testing.assert_array_equal(np.asarray(stopped.metrics["eval_return"])[: first + 1], returns[: first + 1])
     assert np.all(np.isnan(np.asarray(stopped.metrics["eval_return"])[first + 1 :]))
     np.testing.assert_array_equal(np.asarray(stopped.metrics["stopped"]), np.arange(len(returns)) > first)
     assert np.all(np.asarray(stopped.metrics["updates"])[first + 1 :] == 0)
     # the parameters are those of the stopping evaluation: a run planned to end there ends the same,
     # up to float rounding (the loop body sits inside a cond here, which XLA fuses differently)
-    prefix = jax.jit(dqn.make_train(config.replace(num_steps=(first + 1) * 50), env, params))(jax.random.key(2))
+    prefix = jax.jit(dqn.make_train(config.replace(num_steps=(first + 1) * 50), env, params))(key)
     for x, y in zip(jax.tree.leaves(stopped.params), jax.tree.leaves(prefix.params), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="eval_episodes > 0"):

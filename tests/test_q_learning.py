@@ -70,6 +70,10 @@ def test_frozen_lake_default_config_reaches_95_percent_of_optimal():
     v_star = float(mdp.initial_distribution @ value_iteration(mdp, config.gamma).max(axis=1))
     greedy = jnp.argmax(result.q_table, axis=1)
     v_greedy = float(mdp.initial_distribution @ policy_evaluation(mdp, greedy, config.gamma))
+    # One seed suffices: a tabular run on this model is bit-identical across processors (the same
+    # table under XLA_FLAGS=--xla_cpu_max_isa=AVX and SSE4_2 as with AVX-512; docs/experiments.md),
+    # and seed 0's greedy policy is optimal (1.0 V*). Not every key's is: of 16 other keys, 14 reach
+    # 0.95 V* and two end at 0.82 and 0.89, so a change of seed or of jax version may need more seeds.
     assert v_greedy >= 0.95 * v_star, (v_greedy, v_star)
     # The logged metric is the same exact computation.
     assert abs(float(result.metrics["greedy_value"][-1]) - v_greedy) < 1e-5
