@@ -173,6 +173,30 @@ def test_the_progress_value_counts_every_seed_once_all_have_stopped():
     assert math.isnan(curves.latest([], "eval_return"))
 
 
+def test_the_incremental_latest_equals_latest_of_every_record_so_far(stopping_run):
+    """``curves.Latest`` (what the progress line keeps, chunk by chunk) is ``curves.latest`` of the
+    records so far, after every interval of the real DQN run whose seeds stop early, and of
+    records with gaps (a seed without an episode end in an interval, a non-finite value)."""
+    rows = records.read_metrics(stopping_run / records.METRICS)
+    made = [
+        {"seed": s, "log": log, "env_steps": 1.0 + log, "episode_return": v, "stopped": log >= 3 and s == 1}
+        for log, values in enumerate([[None, 2.0], [3.0, None], [None, 5.0], [7.0, None], [None, None]])
+        for s, v in enumerate(values)
+    ]
+    made[4]["episode_return"] = math.inf  # seed 0, interval 2: not finite, as no value
+    for stream in (rows, made):
+        logs = sorted({r["log"] for r in stream})
+        for metric in ("eval_return", "episode_return", "loss"):
+            if metric not in stream[0]:
+                continue
+            tracker = curves.Latest(metric)
+            for log in logs:
+                tracker.add([r for r in stream if r["log"] == log])
+                expected = curves.latest([r for r in stream if r["log"] <= log], metric)
+                assert tracker.value == pytest.approx(expected, nan_ok=True), (metric, log)
+    assert curves.Latest("eval_return", rows).stopped == {r["seed"] for r in rows if r["stopped"]}
+
+
 def test_a_run_curve_after_an_early_stop_holds_the_stopping_evaluation(stopping_run):
     """The curve ``jrl plot`` draws for a DQN run some of whose seeds stopped at ``stop_return``:
     each seed's ``eval_return`` after its stop is the evaluation that stopped it (compared with

@@ -26,7 +26,7 @@ import numpy as np
 
 from jrl.experiment import records
 
-__all__ = ["HELD_METRICS", "curves", "from_records", "held_after_stopping", "latest"]
+__all__ = ["HELD_METRICS", "Latest", "curves", "from_records", "held_after_stopping", "latest"]
 
 #: The metrics whose curve holds its last value after an early stop (see the module docstring).
 HELD_METRICS = ("eval_return", "episode_return")
@@ -108,3 +108,39 @@ def latest(rows: Sequence[Mapping[str, Any]], metric: str) -> float:
         return math.nan
     last = values[:, np.flatnonzero(has_value)[-1]]
     return float(np.mean(last[np.isfinite(last)]))
+
+
+class Latest:
+    """``latest(rows, metric)`` kept up to date as records arrive, at a cost per record (a run's
+    progress line asks after every chunk; recomputing from every record would grow with the run).
+
+    ``add(rows)`` takes the records of the next logging intervals (every record of an interval
+    together, intervals in order, as a run writes them); ``value`` is then
+    ``latest(all rows so far, metric)``, and ``stopped`` the seeds that stopped early.
+    """
+
+    def __init__(self, metric: str, rows: Sequence[Mapping[str, Any]] = ()):
+        self.metric = metric
+        self.value = math.nan
+        self.stopped: set[int] = set()
+        self._before_stop: dict[int, float] = {}  # each seed's last finite value before its stop
+        self.add(rows)
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        by_log: dict[int, list] = {}
+        for row in rows:
+            by_log.setdefault(row["log"], []).append(row)
+        for log in sorted(by_log):
+            values = []
+            for row in by_log[log]:
+                seed, value = row["seed"], row.get(self.metric)
+                if row.get("stopped"):
+                    self.stopped.add(seed)
+                    if self.metric in HELD_METRICS and seed in self._before_stop:
+                        value = self._before_stop[seed]
+                elif value is not None and math.isfinite(value):
+                    self._before_stop[seed] = float(value)
+                if value is not None and math.isfinite(value):
+                    values.append(float(value))
+            if values:
+                self.value = float(np.mean(values))

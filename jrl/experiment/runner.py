@@ -227,26 +227,28 @@ def _tensorboard_writer(run: Run) -> Any:
 
 
 class _Latest:
-    """The progress line's latest result: ``curves.latest`` of every record so far, the mean over
-    seeds of the newest evaluation (``eval_return``; ``episode_return`` in a run that never
-    evaluates). A seed that stopped early (DQN's ``stop_return``: its later records are null) holds
-    the evaluation that stopped it, as its learning curve does, so the mean stays over every seed."""
+    """The progress line's latest result: ``curves.latest``, kept up to date chunk by chunk, of
+    ``eval_return`` (``episode_return`` in a run that never evaluates): the mean over seeds at the
+    newest interval with a value. A seed that stopped early (DQN's ``stop_return``: its later
+    records are null) holds the evaluation that stopped it, as its learning curve does, so the mean
+    stays over every seed."""
 
     def __init__(self, rows: list[dict]):
-        self.rows: list[dict] = []
+        self.trackers = {name: curves.Latest(name) for name in ("eval_return", "episode_return")}
+        self.seeds: dict[str, set[int]] = {name: set() for name in self.trackers}
         self.add(rows)
 
     def add(self, rows: list[dict]) -> None:
-        self.rows.extend(rows)
+        for name, tracker in self.trackers.items():
+            tracker.add(rows)
+            self.seeds[name] |= {r["seed"] for r in rows if r.get(name) is not None}
 
     def __str__(self) -> str:
         for name, label in (("eval_return", "eval return"), ("episode_return", "return")):
-            value = curves.latest(self.rows, name)
-            if math.isfinite(value):
-                seeds = {r["seed"] for r in self.rows if r.get(name) is not None}
-                stopped = {r["seed"] for r in self.rows if r.get("stopped")}
-                shown = f"{'' if len(seeds) == 1 else 'mean '}{label} {value:.4g}"
-                return shown + (f", {len(stopped)} stopped" if stopped else "")
+            tracker = self.trackers[name]
+            if math.isfinite(tracker.value):
+                shown = f"{'' if len(self.seeds[name]) == 1 else 'mean '}{label} {tracker.value:.4g}"
+                return shown + (f", {len(tracker.stopped)} stopped" if tracker.stopped else "")
         return "no episode ended yet"
 
 
