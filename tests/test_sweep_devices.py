@@ -30,8 +30,11 @@ SOURCE = str(Path(jrl.__file__).resolve().parents[1])
 
 def child_env(devices: int) -> dict:
     path = os.pathsep.join([SOURCE, *filter(None, [os.environ.get("PYTHONPATH")])])
+    # Added to the XLA flags this process has, not in their place: a child compiled with other
+    # flags (--xla_cpu_max_isa, say) would not be comparable bit for bit with this process.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     return os.environ | {
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "XLA_FLAGS": flags,
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": path,
     }
