@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import io
 import json
+import os
 import re
 import shlex
 import sys
@@ -140,6 +141,9 @@ def test_every_python_block_runs_and_prints_what_it_says(path, monkeypatch, tmp_
     checked."""
     monkeypatch.chdir(tmp_path)
     registered = dict(registry._REGISTRY)
+    # A block may set environment variables (dqn.md sets XLA_FLAGS, as a user's script does before
+    # JAX starts): they are put back, so that no later test's subprocess inherits them.
+    environment = dict(os.environ)
     module = types.ModuleType(f"docs_{path.stem}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     recorder = module.print = PrintRecorder(f"{path.name}, python block ")
@@ -151,6 +155,9 @@ def test_every_python_block_runs_and_prints_what_it_says(path, monkeypatch, tmp_
     finally:
         registry._REGISTRY.clear()
         registry._REGISTRY.update(registered)
+        if dict(os.environ) != environment:
+            os.environ.clear()
+            os.environ.update(environment)
     wrong = []
     for (name, line), texts in recorder.printed.items():
         printed = "".join(texts)
