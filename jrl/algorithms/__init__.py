@@ -15,8 +15,6 @@ from typing import Any
 
 from jrl.algorithms import common, dqn, q_learning
 from jrl.envs.core import Environment
-from jrl.envs.tabular import TabularEnv
-from jrl.spaces import Discrete
 
 __all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning", "register"]
 
@@ -62,17 +60,23 @@ class AlgorithmSpec:
         return tuple(getattr(self.module, "METRICS", common.METRICS))
 
     def check_env(self, env: Environment, env_params: Any) -> None:
-        """Raise ``ValueError`` saying why this algorithm does not fit ``env`` (host side)."""
+        """Raise ``ValueError`` saying why this algorithm does not fit ``env`` (host side): the
+        module's ``check_env``; a module without one accepts every environment."""
         if hasattr(self.module, "check_env"):
             self.module.check_env(env, env_params)
-            return
-        if self.module is q_learning and not isinstance(env, TabularEnv):
-            raise ValueError(
-                f"{self.name} is tabular: it needs a finite model (a tabular environment); "
-                f"{env.env_id or type(env).__name__} is not tabular: use --algo dqn"
-            )
-        if self.module is dqn and not isinstance(env.action_space(env_params), Discrete):
-            raise ValueError(f"dqn needs Discrete actions; {env.env_id} has {env.action_space(env_params)!r}")
+
+    @property
+    def tabular(self) -> bool:
+        """Whether the algorithm learns a table whose greedy policy a tabular model values exactly
+        (the module offers ``greedy_table(result)``): sweeps and plots then use the model instead
+        of sampled episodes."""
+        return hasattr(self.module, "greedy_table")
+
+    def greedy_table(self, result: Any) -> Any:
+        """The ``[..., S, A]`` table whose first maximal action is the greedy policy (``tabular`` only)."""
+        if not self.tabular:
+            raise ValueError(f"{self.name} learns no table (its module has no greedy_table)")
+        return self.module.greedy_table(result)
 
 
 _SPECS = {
@@ -85,8 +89,9 @@ _SPECS = {
 
 
 def register(name: str, module: ModuleType, config_class: type, fixed: dict | None = None) -> None:
-    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``
-    and ``METRICS``, the names of every metric it logs, which a sweep's curve may name)
+    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``,
+    ``METRICS``, the names of every metric it logs, which a sweep's curve may name, and
+    ``greedy_table(result)`` for a tabular learner, see ``AlgorithmSpec.tabular``)
     known by ``name`` to ``get``, the runner and the command line. ``jrl.text`` registers
     ``text_q_learning`` this way (the layers above ``algorithms`` add theirs; nothing here imports them)."""
     if name in _SPECS:

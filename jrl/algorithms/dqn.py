@@ -59,6 +59,7 @@ __all__ = [
     "DQNHyperparams",
     "DQNResult",
     "DQNState",
+    "check_env",
     "check_finite",
     "default_config",
     "greedy_policy",
@@ -290,6 +291,12 @@ def q_network(config: DQNConfig, env: Environment, env_params: Any) -> QNetwork:
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
     return _network(config, _check_env(env, env_params).n, env.observation_space(env_params))
+
+
+def check_env(env: Environment, env_params: Any) -> None:
+    """``ValueError`` unless ``env`` has Discrete actions."""
+    if not isinstance(env.action_space(env_params), Discrete):
+        raise ValueError(f"dqn needs Discrete actions; {env.env_id} has {env.action_space(env_params)!r}")
 
 
 def _check_env(env: Environment, env_params: Any) -> Discrete:

@@ -44,6 +44,7 @@ from jrl.algorithms.common import (
     linear_epsilon,
     train_function,
 )
+from jrl.envs.core import Environment
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
 from jrl.evaluate import evaluate
 from jrl.planning import policy_evaluation
@@ -55,10 +56,12 @@ __all__ = [
     "QLearningHyperparams",
     "QLearningResult",
     "QLearningState",
+    "check_env",
     "check_finite",
     "default_config",
     "epsilon_greedy",
     "greedy_policy",
+    "greedy_table",
     "hyperparam_grid",
     "make_algorithm",
     "make_train",
@@ -416,6 +419,21 @@ def greedy_policy(
             f"result.q_table has shape {result.q_table.shape} but {env!r} has [{env.num_states}, {env.num_actions}]"
         )
     return _greedy_action, result.q_table
+
+
+def greedy_table(result: QLearningResult) -> jax.Array:
+    """The learned table ``[..., S, A]``; its first maximal action is ``greedy_policy``'s."""
+    return result.q_table
+
+
+def check_env(env: Environment, env_params: Any) -> None:
+    """``ValueError`` unless ``env`` is tabular (Q-learning needs a finite model)."""
+    del env_params
+    if not isinstance(env, TabularEnv):
+        raise ValueError(
+            "the Q-learning family is tabular: it needs a finite model (a tabular environment); "
+            f"{env.env_id or type(env).__name__} is not tabular: use --algo dqn"
+        )
 
 
 def _greedy_action(q_table: jax.Array, obs: jax.Array, key: jax.Array) -> jax.Array:

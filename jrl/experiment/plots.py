@@ -163,11 +163,11 @@ def _run_policy_figure(run_dir: Path) -> Any:
     from jrl.experiment.runner import load_run
 
     run = load_run(run_dir)
-    tabular = run.spec.algorithm.module.__name__ == "jrl.algorithms.q_learning"
+    tabular = run.spec.algorithm.tabular
     if not tabular or _grid(run.spec.env, run.spec.env_kwargs) is None:
         return None
     state, _ = run.load_checkpoint()
-    q = run.algorithm.result(run.seed_state(state, 0), {}).q_table
+    q = run.spec.algorithm.greedy_table(run.algorithm.result(run.seed_state(state, 0), {}))
     title = f"{run.spec.algo} on {run.spec.env}, seed {run.spec.seeds[0]}"
     return policy_figure(run.spec.env, q, env_kwargs=run.spec.env_kwargs, title=title)
 

@@ -539,7 +539,7 @@ class _Group:
         self.config = spec.config.replace(**static)
         self.algo_spec = algorithms.get(spec.algo)
         self.algorithm = self.algo_spec.make_algorithm(self.config, env, env_params)
-        self.tabular = isinstance(env, TabularEnv) and self.algo_spec.module is algorithms.q_learning
+        self.tabular = isinstance(env, TabularEnv) and self.algo_spec.tabular
         configs = spec.configs()
         self.hyperparams = [configs[i].hyperparams() for i in indices]
         abstract_key = jax.eval_shape(jax.random.key, 0)  # a key's shape and type, no value
@@ -577,7 +577,9 @@ class _Group:
             names.add("stopped")
         out = {"metrics": {name: metrics[name] for name in sorted(names)}}
         if self.tabular:
-            out["q_table"] = jax.vmap(lambda s: algorithm.result(s, {}).q_table, in_axes=(self.state_axes,))(state)
+            out["q_table"] = jax.vmap(
+                lambda s: self.algo_spec.greedy_table(algorithm.result(s, {})), in_axes=(self.state_axes,)
+            )(state)
         else:
             eval_keys = jax.random.wrap_key_data(eval_key_data)
 
