@@ -7,7 +7,11 @@ Optuna in one call per batch of trials (``jrl.optuna_search``), and
 language generation as reinforcement learning (``jrl.text``).
 """
 
+from importlib import import_module as _import_module
+from typing import Any as _Any
+
 from jrl import algorithms, envs, planning, spaces, text  # text registers text_q_learning with algorithms
+from jrl._version import __version__ as __version__
 from jrl.envs import (
     NO_TIME_LIMIT,
     Environment,
@@ -18,11 +22,24 @@ from jrl.envs import (
     registered_envs,
 )
 from jrl.evaluate import UNLIMITED_EPISODE_CAP, EpisodeStats, evaluate, evaluate_episodes
-from jrl.experiment.search import optuna_search
-from jrl.experiment.sweeps import sweep
 from jrl.spaces import Box, Discrete, Tokens
 
-__version__ = "0.1.0"
+#: Names of the experiment floor, which sits above this package's other imports: loaded on first
+#: use (PEP 562), so ``import jrl`` neither pays for them nor makes a lower floor import an upper one.
+_LAZY = {"sweep": "jrl.experiment", "optuna_search": "jrl.experiment"}
+
+
+def __getattr__(name: str) -> _Any:
+    """``jrl.sweep`` and ``jrl.optuna_search``, imported on first use (then cached in this module)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'jrl' has no attribute {name!r}")
+    value = getattr(_import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _register_in_gymnasium() -> None:

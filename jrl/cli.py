@@ -256,7 +256,7 @@ def _version_line() -> str:
     import platform
     from importlib import metadata
 
-    from jrl import __version__
+    from jrl._version import __version__
 
     def version(package: str) -> str:
         try:

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl._version import __version__
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "checkpoints", "latest", "load", "save"]
 
 FORMAT = "jrl-checkpoint"
@@ -120,8 +122,6 @@ def save(
                 "sha256": _sha256(file),
             }
         )
-    from jrl import __version__
-
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from jrl._version import __version__
+
 __all__ = ["append_metrics", "environment_metadata", "read_metrics", "truncate_metrics", "write_json"]
 
 CONFIG = "config.toml"
@@ -150,11 +152,9 @@ def environment_metadata() -> dict:
     """Versions, platform, JAX backend and devices, and the git state of jrl's checkout."""
     import jax
 
-    import jrl
-
     return {
         "versions": {
-            "jrl": jrl.__version__,
+            "jrl": __version__,
             **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy")},
             "python": platform.python_version(),
         },
@@ -162,7 +162,7 @@ def environment_metadata() -> dict:
         "processor": _processor(),
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
-        "git": _git(Path(jrl.__file__).resolve().parent.parent),
+        "git": _git(Path(__file__).resolve().parents[2]),  # jrl/experiment/records.py -> the checkout
     }
 
 
