@@ -16,7 +16,7 @@ from typing import Any
 from jrl.algorithms import common, dqn, q_learning
 from jrl.envs.core import Environment
 
-__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning", "register"]
+__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning", "register", "unregister"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +97,14 @@ def register(name: str, module: ModuleType, config_class: type, fixed: dict | No
     if name in _SPECS:
         raise ValueError(f"algorithm {name!r} is already registered")
     _SPECS[name] = AlgorithmSpec(name, module, config_class, dict(fixed or {}))
+
+
+def unregister(name: str) -> None:
+    """Forget an algorithm ``register`` added (a test's or a script's), so ``names()`` is as
+    before; ``ValueError`` if ``name`` is not registered."""
+    if name not in _SPECS:
+        raise ValueError(f"cannot unregister {name!r}: it is not registered")
+    del _SPECS[name]
 
 
 def names() -> list[str]:
