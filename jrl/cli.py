@@ -343,7 +343,7 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _pretrain(args: argparse.Namespace) -> int:
+def _pretrain(args: argparse.Namespace, output: _Output) -> int:
     import time
 
     import jax
@@ -402,7 +402,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, output: _Output) -> int:
     import jax
 
     from jrl._validation import check_int
@@ -490,35 +490,80 @@ def _file_algo(path: Path | None) -> str | None:
         raise UsageError(f"--config {path} is not valid TOML: {err}") from None
 
 
-def _train(args: argparse.Namespace) -> int:
-    from jrl import algorithms
-    from jrl.experiment import RunSpec, train
+@dataclasses.dataclass
+class _Output:
+    """The directory a command writes, once it is known, passed down from ``main`` to the command:
+    an interrupted command then says which directory ``jrl resume`` continues."""
 
-    settings = _settings(args)
-    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
-    file_algo = _file_algo(args.config)
+    directory: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """What ``jrl train`` and ``jrl sweep`` resolve alike from ``--config``, ``--algo`` and ``--set``.
+
+    ``noun`` names the command's product in messages (``"run"``, ``"sweep"``) and ``folder`` holds
+    its default ``--out`` (``runs/ENV_ALGO_TIME``); ``algo`` is ``--algo``, else the file's."""
+
+    noun: str
+    folder: str
+    algo: str
+    config_class: type
+    overrides: dict[str, Any]
+
+
+def _request(args: argparse.Namespace, noun: str, folder: str) -> _Request:
+    """The algorithm (``--algo``, else the ``--config`` file's) and its ``--set`` overrides."""
+    from jrl import algorithms
+
+    file_algo = _file_algo(args.config)  # read even beside --algo: a missing or broken file is named first
     algo = args.algo or file_algo
     if algo is None:
-        raise UsageError("the run needs --algo (or algo in --config)")
+        raise UsageError(f"the {noun} needs --algo (or algo in --config)")
     config_class = algorithms.get(algo).config_class
     overrides = dict(parse_assignment(config_class, text) for text in args.set)
-    seeds = args.seeds
+    return _Request(noun, folder, algo, config_class, overrides)
+
+
+def _resolve(
+    args: argparse.Namespace, request: _Request, load: typing.Callable[[], Any], resolve: typing.Callable[[str], Any]
+) -> tuple[Any, Path]:
+    """The spec and the directory to write: ``load()`` reads ``--config`` (the flags given override
+    it), else ``resolve(env)`` builds the spec from ``--env``; ``--out``, else
+    ``FOLDER/ENV_ALGO_TIME``."""
     if args.config is not None:
-        spec = RunSpec.load(
-            args.config, algo=args.algo, env=args.env, seeds=seeds, env_kwargs=env_kwargs, config=overrides
-        )
+        spec = load()
     else:
         if args.env is None:
-            raise UsageError("the run needs --env (or env in --config)")
-        spec = RunSpec.resolve(algo, args.env, 1 if seeds is None else seeds, overrides, env_kwargs)
+            raise UsageError(f"the {request.noun} needs --env (or env in --config)")
+        spec = resolve(args.env)
     out = args.out
     if out is None:
         import datetime
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{_file_name(spec.env)}_{spec.algo}_{stamp}"
-    args.resumable = out
-    summary = train(spec, out, settings, progress=not args.quiet)
+        out = Path(request.folder) / f"{_file_name(spec.env)}_{spec.algo}_{stamp}"
+    return spec, out
+
+
+def _train(args: argparse.Namespace, output: _Output) -> int:
+    from jrl.experiment import RunSpec, train
+
+    settings = _settings(args)
+    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
+    request = _request(args, "run", "runs")
+    seeds = args.seeds
+    spec, output.directory = _resolve(
+        args,
+        request,
+        load=lambda: RunSpec.load(
+            args.config, algo=args.algo, env=args.env, seeds=seeds, env_kwargs=env_kwargs, config=request.overrides
+        ),
+        resolve=lambda env: RunSpec.resolve(
+            request.algo, env, 1 if seeds is None else seeds, request.overrides, env_kwargs
+        ),
+    )
+    summary = train(spec, output.directory, settings, progress=not args.quiet)
     return 0 if summary["finite"] else 1
 
 
@@ -544,19 +589,7 @@ def _start_jax(args: argparse.Namespace) -> None:
     if args.host_devices is not None:
         if args.host_devices < 1:
             raise UsageError(f"--host-devices must be at least 1, got {args.host_devices}")
-        from jax._src import xla_bridge
-
-        if xla_bridge.backends_are_initialized():  # jrl.cli.main called in a process that used JAX already
-            import jax
-
-            if jax.local_device_count("cpu") != args.host_devices:
-                raise UsageError(
-                    f"--host-devices {args.host_devices}: JAX has started already in this process with "
-                    f"{jax.local_device_count('cpu')} CPU device(s); set it before JAX starts"
-                )
-        else:
-            flags = os.environ.get("XLA_FLAGS", "")
-            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.host_devices}".strip()
+        _split_host(args.host_devices)
     coordinator = args.coordinator or os.environ.get("JRL_COORDINATOR_ADDRESS", "").strip() or None
     num_processes = _env_int(args.num_processes, "JRL_NUM_PROCESSES", "--num-processes")
     process_id = _env_int(args.process_id, "JRL_PROCESS_ID", "--process-id")
@@ -580,17 +613,34 @@ def _start_jax(args: argparse.Namespace) -> None:
         raise UsageError(f"jax.distributed.initialize failed: {err}") from None
 
 
-def _sweep(args: argparse.Namespace) -> int:
+def _split_host(count: int) -> None:
+    """``count`` CPU devices: ``jax_num_cpu_devices``, which JAX refuses to change once its backends
+    have started, and ``XLA_FLAGS`` (as docs/sweeps.md says; a process started from this one sees the
+    same devices). Where JAX has started already (``jrl.cli.main`` called in a process that used
+    JAX), the CPU devices it has must be ``count``."""
+    import jax
+
+    if jax.config.jax_num_cpu_devices == count:  # set already in this process (an earlier main call)
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # the backends have started: the count is what they have
+        if jax.local_device_count("cpu") != count:
+            raise UsageError(
+                f"--host-devices {count}: JAX has started already in this process with "
+                f"{jax.local_device_count('cpu')} CPU device(s); set it before JAX starts"
+            ) from None
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def _sweep(args: argparse.Namespace, output: _Output) -> int:
     _start_jax(args)
-    from jrl import algorithms
     from jrl.experiment.sweeps import Sample, SweepError, SweepSettings, SweepSpec, run_sweep
 
-    file_algo = _file_algo(args.config)
-    algo = args.algo or file_algo
-    if algo is None:
-        raise UsageError("the sweep needs --algo (or algo in --config)")
-    config_class = algorithms.get(algo).config_class
-    overrides = dict(parse_assignment(config_class, text) for text in args.set)
+    request = _request(args, "sweep", "sweeps")
+    config_class = request.config_class
     grid: dict[str, list] = {}
     for text in args.grid:
         name, values = parse_grid(config_class, text)
@@ -624,32 +674,30 @@ def _sweep(args: argparse.Namespace) -> int:
         "curve": args.curve,
         "eval_episodes": args.eval_episodes,
     }
-    if args.config is not None:
-        spec = SweepSpec.load(
+    spec, output.directory = _resolve(
+        args,
+        request,
+        load=lambda: SweepSpec.load(
             args.config,
             algo=args.algo,
             env=args.env,
-            config=overrides,
+            config=request.overrides,
             grid=grid,
             sample=sample,
             env_kwargs=env_kwargs,
             **given,
-        )
-    else:
-        if args.env is None:
-            raise UsageError("the sweep needs --env (or env in --config)")
-        given = {name: value for name, value in given.items() if value is not None}
-        spec = SweepSpec.resolve(
-            algo, args.env, grid=grid, sample=sample, config=overrides, env_kwargs=env_kwargs, **given
-        )
-    out = args.out
-    if out is None:
-        import datetime
-
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("sweeps") / f"{_file_name(spec.env)}_{spec.algo}_{stamp}"
-    args.resumable = out
-    result = run_sweep(spec, out, settings, progress=not args.quiet)
+        ),
+        resolve=lambda env: SweepSpec.resolve(
+            request.algo,
+            env,
+            grid=grid,
+            sample=sample,
+            config=request.overrides,
+            env_kwargs=env_kwargs,
+            **{name: value for name, value in given.items() if value is not None},
+        ),
+    )
+    result = run_sweep(spec, output.directory, settings, progress=not args.quiet)
     return _sweep_report(result, args.quiet)
 
 
@@ -662,19 +710,19 @@ def _sweep_report(result: Any, quiet: bool) -> int:
     if jax.process_index() != 0:
         return 0
     if quiet:
-        print(sweeps._best_line(result))
+        print(sweeps.best_line(result))
     if result.directory is not None:
         print(f"results: {result.directory / sweeps.RESULTS_CSV} {result.directory / sweeps.RESULTS_JSON}")
     return 0 if result.best is not None else 1
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _resume(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import resume
     from jrl.experiment.sweeps import SPEC
 
     if not args.run_dir.exists():
         raise FileNotFoundError(f"{args.run_dir} does not exist: give a run directory or a sweep directory")
-    args.resumable = args.run_dir
+    output.directory = args.run_dir
     if (args.run_dir / SPEC).is_file():
         _start_jax(args)
         from jrl.experiment import resume_sweep
@@ -688,7 +736,7 @@ def _resume(args: argparse.Namespace) -> int:
     return 0 if summary["finite"] else 1
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _eval(args: argparse.Namespace, output: _Output) -> int:
     import numpy as np
 
     from jrl._validation import check_int
@@ -750,7 +798,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _envs(args: argparse.Namespace) -> int:
+def _envs(args: argparse.Namespace, output: _Output) -> int:
     import jrl
     from jrl import algorithms
     from jrl.envs import registry
@@ -792,7 +840,7 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
+def _plot(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import plots
     from jrl.experiment.sweeps import SPEC
 
@@ -812,7 +860,8 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Each command's handler: ``handler(args) -> exit status``.
+#: Each command's handler: ``handler(args, output) -> exit status``; a handler that writes a
+#: directory ``jrl resume`` continues names it in ``output`` as soon as it is known.
 _HANDLERS = {
     "train": _train,
     "sweep": _sweep,
@@ -896,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted. ``JRL_DEBUG=1`` raises every error with its traceback instead."""
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = None
+    output = _Output()
     prog = "jrl"
     # `--env my_envs:my/Corridor-v0` imports my_envs, which for a console script means from the
     # working directory too (as `python -m` would); appended, so it never shadows an installed package.
@@ -905,10 +954,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(parser, argv)
         prog = f"jrl {args.command}"
-        return _HANDLERS[args.command](args)
+        return _HANDLERS[args.command](args, output)
     except KeyboardInterrupt:
-        where = getattr(args, "resumable", None)  # the directory the command writes, once known
-        if where is not None and Path(where).is_dir():
+        where = output.directory
+        if where is not None and where.is_dir():
             print(f"{prog}: interrupted (continue with `jrl resume {where}`)", file=sys.stderr)
         else:
             print(f"{prog}: interrupted", file=sys.stderr)

@@ -48,6 +48,16 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
         ),
         (["train", "--bogus"], "jrl train: error: unrecognized arguments: --bogus (see `jrl train --help`)"),
         (["sweep", "--algo", "dqn"], "jrl sweep: error: the sweep needs --env (or env in --config)"),
+        (["train", "--env", "Taxi-v4"], "jrl train: error: the run needs --algo (or algo in --config)"),
+        (["sweep", "--env", "Taxi-v4"], "jrl sweep: error: the sweep needs --algo (or algo in --config)"),
+        (
+            ["sweep", "--algo", "dqn", "--config", "/nonexistent/sweep.toml"],
+            "jrl sweep: error: --config /nonexistent/sweep.toml: no such file",
+        ),
+        (
+            ["train", "--algo", "dqn", "--config", "/nonexistent/run.toml"],
+            "jrl train: error: --config /nonexistent/run.toml: no such file",
+        ),
         (["eval", "/nonexistent"], "jrl eval: error: /nonexistent is not a jrl run directory"),
         (["train", "--env", "Taxi-v4", "--algo", "q_learning", "--keep", "0"], "jrl train: error: keep must be >= 1"),
         (
@@ -93,7 +103,7 @@ def test_an_internal_error_is_told_apart_from_bad_input(monkeypatch, tmp_path):
     status 70, the bug-report hint and the traceback in a file, not the one-line bad-input message."""
     import numpy as np
 
-    def broken(args):
+    def broken(args, output):
         return int(np.zeros(-1).sum())  # NumPy raises ValueError: negative dimensions
 
     monkeypatch.setitem(cli._HANDLERS, "envs", broken)
@@ -281,3 +291,87 @@ def test_env_kwargs_are_read_as_toml_values_and_bare_words_as_strings():
     }
     with pytest.raises(cli.UsageError, match="--env-kwarg takes name=value, got 'is_slippery'"):
         cli._parse_pairs(["is_slippery"], "--env-kwarg")
+
+
+# --- what train, sweep and resume share: the resolution, and the directory an interrupt names ------
+STAMPED = r"\d{8}-\d{6}"  # the default --out's time stamp
+
+
+@pytest.mark.parametrize(
+    "argv, runner, default",
+    [
+        (["train", "--env", "Taxi-v4", "--algo", "q_learning"], "train", "runs"),
+        (["sweep", "--env", "Taxi-v4", "--algo", "q_learning", "--grid", "alpha=0.1,0.2"], "run_sweep", "sweeps"),
+    ],
+)
+@pytest.mark.parametrize("started", [True, False])
+def test_an_interrupt_names_the_default_directory_once_it_exists(argv, runner, default, started, monkeypatch, tmp_path):
+    """``jrl train`` and ``jrl sweep`` resolve their spec and default ``--out`` (``runs/`` or
+    ``sweeps/ENV_ALGO_TIME``) alike, and Ctrl-C says which directory ``jrl resume`` continues, once
+    the command has written it (before that, only that it was interrupted)."""
+    import re
+
+    import jrl.experiment
+    import jrl.experiment.sweeps
+
+    seen = {}
+
+    def interrupted(spec, out, settings, progress):
+        seen.update(algo=spec.algo, env=spec.env, out=out, settings=type(settings).__name__)
+        if started:
+            out.mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jrl.experiment.sweeps if runner == "run_sweep" else jrl.experiment, runner, interrupted)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli([*argv, "--quiet"])
+    assert code == cli.INTERRUPTED and out == ""
+    assert seen["algo"] == "q_learning" and seen["env"] == "Taxi-v4"
+    assert seen["settings"] == ("RunSettings" if runner == "train" else "SweepSettings")
+    assert seen["out"].parent == Path(default) and re.fullmatch(f"Taxi-v4_q_learning_{STAMPED}", seen["out"].name)
+    prog = f"jrl {argv[0]}"
+    expected = f"{prog}: interrupted (continue with `jrl resume {seen['out']}`)" if started else f"{prog}: interrupted"
+    assert err == expected + "\n"
+
+
+def test_an_interrupted_resume_names_its_directory(monkeypatch, tmp_path):
+    import jrl.experiment
+
+    def interrupted(run_dir, progress):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jrl.experiment, "resume", interrupted)
+    code, _, err = run_cli(["resume", str(tmp_path), "--quiet"])
+    assert code == cli.INTERRUPTED and err == f"jrl resume: interrupted (continue with `jrl resume {tmp_path}`)\n"
+
+
+def test_host_devices_split_the_cpu_before_jax_starts_and_are_checked_after(tmp_path):
+    """Before JAX starts, ``--host-devices N`` gives it N CPU devices and adds the XLA flag to
+    ``XLA_FLAGS`` (a child process sees them too); once JAX has started, N must be what it has."""
+    import jax
+
+    bad_grid = ["--env", "Taxi-v4", "--algo", "q_learning", "--grid", "nofield=1"]  # refused after the devices
+    script = textwrap.dedent(
+        f"""
+        import os
+        from jrl.cli import main
+        assert main(["sweep", "--host-devices", "3", *{bad_grid}]) == 2
+        import jax
+        assert jax.local_device_count("cpu") == 3, jax.devices()
+        assert os.environ["XLA_FLAGS"].endswith("--xla_force_host_platform_device_count=3"), os.environ["XLA_FLAGS"]
+        assert main(["sweep", "--host-devices", "3", *{bad_grid}]) == 2  # again, JAX started: the same count
+        """
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("jrl sweep: error: --grid nofield: ") == 2, done.stderr
+    have = jax.local_device_count("cpu")  # starts JAX in this process, if nothing had
+    code, _, err = run_cli(["sweep", "--host-devices", str(have), *bad_grid])
+    assert code == cli.USAGE_ERROR and err.startswith("jrl sweep: error: --grid nofield: "), err
+    code, _, err = run_cli(["sweep", "--host-devices", str(have + 1), *bad_grid])
+    assert code == cli.USAGE_ERROR
+    assert err == (
+        f"jrl sweep: error: --host-devices {have + 1}: JAX has started already in this process with {have} CPU "
+        "device(s); set it before JAX starts\n"
+    )
