@@ -25,9 +25,9 @@ def interrupt_sweep_at_batch(monkeypatch):
     ``KeyboardInterrupt`` (Ctrl-C) instead of training; ``monkeypatch.undo()`` disarms it."""
 
     def arm(n: int) -> None:
-        from jrl.experiment import sweeps
+        from jrl.experiment import sweep_members
 
-        real, calls = sweeps._run_batch, []
+        real, calls = sweep_members.run_batch, []
 
         def interrupted(*args):
             calls.append(1)
@@ -35,6 +35,6 @@ def interrupt_sweep_at_batch(monkeypatch):
                 raise KeyboardInterrupt
             return real(*args)
 
-        monkeypatch.setattr(sweeps, "_run_batch", interrupted)
+        monkeypatch.setattr(sweep_members, "run_batch", interrupted)
 
     return arm

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from jrl.experiment import RunSettings, RunSpec, curves, plots, records, sweeps, train
+from jrl.experiment import RunSettings, RunSpec, curves, plots, records, sweep_members, train
 
 # DQN on CartPole stopping at a low return, which 60 of 64 seeds reach before their last evaluation
 # (here and under XLA_FLAGS=--xla_cpu_max_isa=AVX: trained networks differ between processors), so
@@ -231,8 +231,8 @@ def test_a_run_curve_after_an_early_stop_holds_the_stopping_evaluation(stopping_
     # A sweep holds the same rule: one definition (test_sweep checks a sweep's curve against a run).
     raw = np.array([[math.nan if r["eval_return"] is None else r["eval_return"] for r in mine] for mine in by_seed])
     flags = np.array([[r["stopped"] for r in mine] for mine in by_seed])
-    assert sweeps.held_after_stopping is curves.held_after_stopping
-    assert np.array_equal(sweeps.held_after_stopping(raw, flags), expected)
+    assert sweep_members.held_after_stopping is curves.held_after_stopping
+    assert np.array_equal(sweep_members.held_after_stopping(raw, flags), expected)
 
     fig = plots.learning_curve_figure([stopping_run])
     (ax,) = fig.axes

@@ -15,7 +15,7 @@ import pytest
 from test_sweep import HUGE, QL, compilation_cache_dir, huge_reward_registered  # noqa: F401 (fixtures)
 
 import jrl
-from jrl.experiment import SweepError, search, sweeps
+from jrl.experiment import SweepError, sweep_members
 
 optuna = pytest.importorskip("optuna")  # in the dev extra: CI runs these
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,15 +34,15 @@ def seeded_study(startup: int = 4):
 def traces():
     """Counts traces of the batch function (one per compilation) while the module's searches run."""
     count = {"n": 0}
-    real = sweeps._Group._batch
+    real = sweep_members.Group.train_members
 
     def counted(self, *args):
         count["n"] += 1
         return real(self, *args)
 
-    sweeps._Group._batch = counted
+    sweep_members.Group.train_members = counted
     yield count
-    sweeps._Group._batch = real
+    sweep_members.Group.train_members = real
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +126,14 @@ def test_trials_whose_numbers_go_non_finite_fail_and_the_others_complete():
 def test_a_trial_with_one_diverged_seed_fails(monkeypatch):
     """As a sweep marks a configuration with any diverged seed failed: one seed of trial 0 is marked
     non-finite where its batch's numbers come back; that trial fails, its other seeds are reported."""
-    real = search._run_batch
+    real = sweep_members.run_batch
 
     def one_seed_diverges(*args):
         numbers = real(*args)
         numbers["finite"][1] = False  # trial 0, its second seed
         return numbers
 
-    monkeypatch.setattr(search, "_run_batch", one_seed_diverges)
+    monkeypatch.setattr(sweep_members, "run_batch", one_seed_diverges)
     study = jrl.optuna_search(seeded_study(), **SEARCH, space=SPACE, num_trials=4, trials_per_batch=4, progress=False)
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.FAIL] + [optuna.trial.TrialState.COMPLETE] * 3
@@ -150,7 +150,7 @@ def test_a_batch_larger_than_the_search_holds_its_trials_only(monkeypatch):
     def reached(self, mesh, size):
         raise RuntimeError(f"compiling {size} members")
 
-    monkeypatch.setattr(sweeps._Group, "compiled", reached)
+    monkeypatch.setattr(sweep_members.Group, "compiled", reached)
     with pytest.raises(RuntimeError, match="compiling 3 members"):
         jrl.optuna_search(
             seeded_study(), **SEARCH, space=SPACE, num_trials=1, trials_per_batch=4, memory_budget=50_000,
@@ -194,7 +194,7 @@ def test_a_batch_that_breaks_leaves_no_trial_running(monkeypatch):
     def broken(*args):
         raise RuntimeError("out of memory, say")
 
-    monkeypatch.setattr(search, "_run_batch", broken)
+    monkeypatch.setattr(sweep_members, "run_batch", broken)
     study = seeded_study()
     with pytest.raises(RuntimeError, match="out of memory"):
         jrl.optuna_search(study, **SEARCH, space=SPACE, num_trials=6, trials_per_batch=3, progress=False)

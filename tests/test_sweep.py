@@ -35,6 +35,8 @@ from jrl.experiment import (
     SweepSpec,
     records,
     resume_sweep,
+    sweep_members,
+    sweep_stats,
     sweeps,
     train,
 )
@@ -127,8 +129,8 @@ def no_compiling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a sweep compiled or trained although its input is bad")
 
-    monkeypatch.setattr(sweeps._Group, "compiled", refuse)
-    monkeypatch.setattr(sweeps, "_run_batch", refuse)
+    monkeypatch.setattr(sweep_members.Group, "compiled", refuse)
+    monkeypatch.setattr(sweep_members, "run_batch", refuse)
 
 
 # -- batching, and a member is the run train and make_train give -----------------------------------
@@ -237,12 +239,12 @@ def test_table_statistics_are_those_of_the_members_numbers(kind, ql_result, dqn_
 
 
 def test_the_table_of_hand_made_batch_numbers(tmp_path):
-    """``_tabulate`` and ``write_table`` on numbers written by hand: a curve that equals the threshold
+    """``tabulate`` and ``write_table`` on numbers written by hand: a curve that equals the threshold
     has reached it (``>=``); a diverged seed is NaN in ``final_returns`` and is left out of the
     statistics and of the mean curve in results.json; groups whose curves differ in length give
     ``curves=None``."""
     spec = resolve(grid={"num_steps": [200, 400]}, seeds=[0, 1], threshold=0.5)
-    batches = [sweeps._Batch(group=0, number=0, configs=[0]), sweeps._Batch(group=1, number=1, configs=[1])]
+    batches = [sweep_members.Batch(group=0, number=0, configs=[0]), sweep_members.Batch(group=1, number=1, configs=[1])]
 
     def numbers(config: int, curve: list[list[float]], finite: list[bool], final: list[float]) -> dict:
         logs = len(curve[0])
@@ -258,7 +260,7 @@ def test_the_table_of_hand_made_batch_numbers(tmp_path):
         0: numbers(0, [[0.25, 0.5], [0.5, 0.75]], [True, True], [0.5, 0.75]),
         1: numbers(1, [[0.0, 0.75], [1.0, math.nan]], [True, False], [0.25, 1.0]),
     }
-    result = sweeps._tabulate(spec, [], batches, done, tmp_path)
+    result = sweep_stats.tabulate(spec, batches, done, tmp_path)
     first, second = result.rows
     # Seed 0 of configuration 0 reaches 0.5 exactly at its second record (step 200), seed 1 at its first.
     assert (first["seeds_reached"], first["steps_to_threshold"]) == (2, 150.0)
@@ -273,7 +275,7 @@ def test_the_table_of_hand_made_batch_numbers(tmp_path):
     assert members[1]["final_returns"] == [0.25, None]
     # Curves of another length in one group: no [C, S, L] array, the rows are the same.
     done[1] = numbers(1, [[0.0, 0.75, 0.75], [1.0, math.nan, 1.0]], [True, False], [0.25, 1.0])
-    longer = sweeps._tabulate(spec, [], batches, done, None)
+    longer = sweep_stats.tabulate(spec, batches, done, None)
     assert longer.curves is None and longer.rows[0] == first and longer.rows[1]["final_return_mean"] == 0.25
 
 
@@ -281,7 +283,7 @@ def test_the_bootstrap_interval_is_a_95_percent_interval_of_the_mean():
     """With two or three seeds (the sweeps above) the interval is nearly the range; here the table's
     bootstrap on 12 skewed values agrees with an independent one and with the normal approximation."""
     values = np.random.default_rng(0).exponential(1.0, 12)
-    stats = sweeps._stats(values, resolve())
+    stats = sweep_stats.mean_stats(values, resolve())
     assert stats["mean"] == pytest.approx(values.mean(), rel=1e-12)
     assert stats["std"] == pytest.approx(values.std(), rel=1e-12)
     ref_low, ref_high = independent_bootstrap(values)
@@ -291,7 +293,7 @@ def test_the_bootstrap_interval_is_a_95_percent_interval_of_the_mean():
     assert stats["ci_low"] == pytest.approx(values.mean() - half, abs=0.3 * half)
     assert stats["ci_high"] == pytest.approx(values.mean() + half, abs=0.3 * half)
     # Reproducible: the resamples come from the sweep's sample_seed.
-    assert sweeps._stats(values, resolve()) == stats
+    assert sweep_stats.mean_stats(values, resolve()) == stats
 
 
 def hand_mdp():
@@ -398,14 +400,14 @@ def test_a_configuration_that_goes_non_finite_fails_alone(tmp_path, capsys, huge
 def test_a_diverged_seed_is_left_out_of_its_configurations_statistics(ql_result, monkeypatch):
     """One seed of the middle configuration is marked diverged where a batch's numbers come back
     (a NaN injected): only that configuration fails, and its statistics are those of the others."""
-    real = sweeps._run_batch
+    real = sweep_members.run_batch
 
-    def one_seed_diverges(group, batch, spec, mesh, size):
-        numbers = real(group, batch, spec, mesh, size)
+    def one_seed_diverges(*args):
+        numbers = real(*args)
         numbers["finite"][1 * 3 + 2] = False  # configuration 1, seed 11
         return numbers
 
-    monkeypatch.setattr(sweeps, "_run_batch", one_seed_diverges)
+    monkeypatch.setattr(sweep_members, "run_batch", one_seed_diverges)
     result = run(QL)
     expected_diverged = np.zeros((3, 3), bool)
     expected_diverged[1, 2] = True
@@ -659,9 +661,11 @@ def test_a_sweep_resumes_at_batch_granularity_to_the_same_files(ql_dir, tmp_path
     (again / "batches" / "batch-00001.npz").unlink()
     # A save killed before its rename (of a batch that is not trained again, so nothing overwrites it).
     (again / "batches" / ".batch-00002.npz.tmp.npz").write_bytes(b"half a batch")
-    real, trained = sweeps._run_batch, []
+    real, trained = sweep_members.run_batch, []
     monkeypatch.setattr(
-        sweeps, "_run_batch", lambda group, batch, *args: trained.append(batch.number) or real(group, batch, *args)
+        sweep_members,
+        "run_batch",
+        lambda group, batch, *args: trained.append(batch.number) or real(group, batch, *args),
     )
     result = resume_sweep(again, progress=False)
     assert trained == [1]

@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 
 import jrl
-from jrl.experiment import sweeps
+from jrl import parallel
+from jrl.experiment import sweep_members, sweeps
 
 
 def _group_and_args(spec):
     env, env_params = jrl.make(spec.env)
     ((static, indices),) = spec.groups()
-    group = sweeps._Group(spec, static, indices, env, env_params)
+    group = sweep_members.Group(spec, static, indices, env, env_params)
     members = len(indices) * len(spec.seeds)
-    key_data = np.zeros((members, *sweeps._key_data_shape()), np.uint32)
+    key_data = np.zeros((members, *parallel.key_data_shape()), np.uint32)
     hyper = jax.tree_util.tree_map(lambda *xs: np.asarray(xs, np.float32), *group.hyperparams)
     hyper = jax.tree_util.tree_map(lambda x: np.repeat(x, len(spec.seeds)), hyper)
     return group, (key_data, hyper, key_data)
@@ -27,9 +28,9 @@ def test_the_batch_returns_only_the_table_s_metrics_and_drops_the_greedy_value_s
         "q_learning", "FrozenLake-v1", grid={"alpha": [0.1, 0.5]}, seeds=2, config={"num_envs": 2, "num_steps": 20}
     )
     group, args = _group_and_args(spec)
-    shapes = jax.eval_shape(group._batch, *args)
+    shapes = jax.eval_shape(group.train_members, *args)
     assert set(shapes["metrics"]) == {"episode_return", "finite", "step"}
-    hlo = jax.jit(group._batch).lower(*args).compile().as_text().lower()
+    hlo = jax.jit(group.train_members).lower(*args).compile().as_text().lower()
     assert "getrf" not in hlo  # LAPACK LU, the solve
 
 

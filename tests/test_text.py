@@ -831,7 +831,7 @@ def test_a_text_sweep_keeps_its_model_and_resumes_from_anywhere(text_run, tmp_pa
     refused. (Interrupted before it compiles: what is checked is what it reads, not training.)"""
     import shutil
 
-    from jrl.experiment import SweepError, resume_sweep, run_sweep, sweeps
+    from jrl.experiment import SweepError, resume_sweep, run_sweep, sweep_members
     from jrl.experiment.sweeps import SweepSpec
 
     lm, _ = text_run
@@ -845,7 +845,7 @@ def test_a_text_sweep_keeps_its_model_and_resumes_from_anywhere(text_run, tmp_pa
         read.append(group.config.pretrained)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweeps._Group, "compiled", interrupted)
+    monkeypatch.setattr(sweep_members.Group, "compiled", interrupted)
     config = {"pretrained": "lm", "num_steps": 2, "num_envs": 16}
     spec = SweepSpec.resolve("text_q_learning", "GraphWalkText-v0", grid={"beta": [4.0, 8.0]}, config=config)
     with pytest.raises(KeyboardInterrupt):

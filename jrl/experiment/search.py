@@ -16,13 +16,24 @@ the same search proposes the same trials and gets the same values.
 
 A trial with a seed whose numbers went non-finite is told ``FAIL`` (the others complete): Optuna
 then proposes away from it. Optuna is the ``optuna`` extra (``pip install "jrl-jax[optuna]"``).
+
+A batch trains through the sweep's own path (``jrl.experiment.sweep_members``: the group's
+compiled function and ``run_batch`` on the ``jrl.parallel`` device mesh, with the sweep's memory
+budget and progress); only its batches are cut from the proposals as they come instead of planned
+ahead. Two of a sweep's guarantees do not hold here:
+
+- **No resume**: nothing is recorded per batch (``out`` holds ``trials.csv`` only). An
+  interrupted batch's trials are told ``FAIL``; the trials told before stay in the study, and with
+  an Optuna storage a later ``optuna_search`` on the same study adds trials to them, but it does
+  not finish the interrupted search as it would have run (the sampler sees the failed trials).
+- **One process**: the study proposes the trials, so ``jax.distributed`` with several processes
+  is refused; the devices of the one process share each batch.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,23 +41,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from jrl import parallel
 from jrl._extras import install_hint
 from jrl._validation import check_int
 from jrl.envs import make
+from jrl.experiment import sweep_members
 from jrl.experiment.progress import Progress
-from jrl.experiment.sweeps import (
-    Sample,
-    SweepError,
-    SweepSpec,
-    _Batch,
-    _configuration_stats,
-    _csv_cell,
-    _default_budget,
-    _Group,
-    _mib,
-    _pad,
-    _run_batch,
-)
+from jrl.experiment.sweep_spec import Sample, SweepError, SweepSpec
+from jrl.experiment.sweep_stats import configuration_stats, csv_cell
 
 __all__ = ["TRIALS_CSV", "optuna_search"]
 
@@ -148,45 +150,29 @@ def optuna_search(
         name: optuna.distributions.FloatDistribution(rng.low, rng.high, log=rng.log)
         for name, rng in spec.sample.items()
     }
-    from jax.sharding import Mesh
-
-    devices = jax.devices()
-    mesh = Mesh(np.asarray(devices), ("members",))
+    mesh = parallel.device_mesh()
+    devices = list(mesh.devices.flat)
     environment, env_params = make(spec.env, **spec.env_kwargs)
     trials_per_batch = min(trials_per_batch, num_trials)
-    group = _Group(spec, {}, list(range(trials_per_batch)), environment, env_params)
-    num_seeds = len(spec.seeds)
-    per_trial = group.member_bytes() * num_seeds
-    budget = _default_budget(devices) if memory_budget is None else memory_budget
-    if per_trial > budget:
-        raise SweepError(
-            f"one trial x {num_seeds} seeds needs about {_mib(per_trial)}, more than the memory budget {_mib(budget)}: "
-            "use fewer seeds or a smaller config (num_envs, buffer_size), or raise memory_budget"
-        )
-    if trials_per_batch * per_trial > budget:
-        raise SweepError(
-            f"a batch of {trials_per_batch} trials x {num_seeds} seeds needs about {_mib(trials_per_batch * per_trial)} "
-            f"({_mib(per_trial)} per trial) but the memory budget is {_mib(budget)}: lower trials_per_batch to "
-            f"{budget // per_trial} or less, use fewer seeds, or raise memory_budget"
-        )
-    size = _pad(trials_per_batch * num_seeds, len(devices))
+    group = sweep_members.Group(spec, {}, list(range(trials_per_batch)), environment, env_params)
+    per_trial = group.member_bytes() * len(spec.seeds)
+    budget = parallel.memory_budget(devices) if memory_budget is None else memory_budget
+    _check_budget(per_trial, trials_per_batch, len(spec.seeds), budget)
+    size = parallel.padded_size(trials_per_batch * len(spec.seeds), len(devices))
     num_batches = math.ceil(num_trials / trials_per_batch)
-    trainings = num_trials * num_seeds
-    bar = Progress(trainings, unit="trainings (trials x seeds)", scope="all trainings", enabled=progress)
+    bar = Progress(
+        num_trials * len(spec.seeds), unit="trainings (trials x seeds)", scope="all trainings", enabled=progress
+    )
     rows: list[dict] = []
-    best_line = None
+    last_word = None
     try:
         bar.message(
-            f"optuna search: {num_trials} trial(s) x {num_seeds} seed(s) of {spec.algo} on {spec.env} over "
+            f"optuna search: {num_trials} trial(s) x {len(spec.seeds)} seed(s) of {spec.algo} on {spec.env} over "
             f"{sorted(distributions)}, {num_batches} batch(es) of up to {trials_per_batch} trial(s) over "
-            f"{len(devices)} device(s); 1 compilation; estimated memory per trial {_mib(per_trial)}"
+            f"{len(devices)} device(s); 1 compilation; estimated memory per trial {parallel.format_bytes(per_trial)}"
         )
-        what = f"{size} members"
-        bar.compiling(what)
-        started = time.perf_counter()
-        group.compiled(mesh, size)
-        bar.compiled(what, time.perf_counter() - started)
-        trainings_done = 0
+        # Before the first trial is asked: an interrupted compilation leaves no trial in the study.
+        sweep_members.compile_batch(group, mesh, size, bar, f"{size} members")
         for number in range(num_batches):
             count = min(trials_per_batch, num_trials - number * trials_per_batch)
             trials: list = []
@@ -194,9 +180,8 @@ def optuna_search(
                 for _ in range(count):
                     trials.append(study.ask(distributions))
                 hyperparams = [spec.config.replace(**trial.params).hyperparams() for trial in trials]
-                started = time.perf_counter()
-                numbers = _run_batch(group, _Batch(0, number, list(range(count))), spec, mesh, size, hyperparams)
-                seconds = time.perf_counter() - started
+                batch = sweep_members.Batch(0, number, list(range(count)), hyperparams)
+                numbers, _, seconds = sweep_members.train_batch(group, batch, mesh, size, bar)
             except BaseException:
                 for trial in trials:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -205,24 +190,50 @@ def optuna_search(
                 rows.append(_tell(optuna, study, trial, numbers, j, spec))
             if directory is not None:
                 _write_trials(directory, rows, list(distributions))
-            trainings_done += count * num_seeds
-            env_steps = None if group.env_steps() is None else count * num_seeds * group.env_steps()
-            completed = [r for r in rows if r["state"] == "COMPLETE"]
-            best = max(completed, key=lambda r: r["value"]) if completed else None
-            failed = sum(r["state"] == "FAIL" for r in rows[-count:])
-            latest = f"batch {number + 1}/{num_batches}" + (f", {failed} failed" if failed else "")
-            if best is not None:
-                latest += f", best trial {best['number']}: {best['value']:.4g}"
-            bar.update(trainings_done, seconds, latest, env_steps)
-        if rows and all(r["state"] == "FAIL" for r in rows):
-            best_line = "no trial finished with finite values"
-        elif rows:
-            best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["value"])
-            params = ", ".join(f"{name}={best[name]:.4g}" for name in distributions)
-            best_line = f"best of this search: trial {best['number']}: {params}: final return {best['value']:.4g}"
+            env_steps = None if group.env_steps() is None else count * len(spec.seeds) * group.env_steps()
+            bar.update(len(rows) * len(spec.seeds), seconds, _batch_line(rows, count, number, num_batches), env_steps)
+        last_word = _best_trial_line(rows, list(distributions))
     finally:
-        bar.close(best_line)  # below the live display's last frame
+        bar.close(last_word)  # below the live display's last frame
     return study
+
+
+def _check_budget(per_trial: int, trials_per_batch: int, num_seeds: int, budget: int) -> None:
+    """Refuse a batch of trials that does not fit the memory budget, before anything compiles."""
+    mib = parallel.format_bytes
+    if per_trial > budget:
+        raise SweepError(
+            f"one trial x {num_seeds} seeds needs about {mib(per_trial)}, more than the memory budget {mib(budget)}: "
+            "use fewer seeds or a smaller config (num_envs, buffer_size), or raise memory_budget"
+        )
+    if trials_per_batch * per_trial > budget:
+        raise SweepError(
+            f"a batch of {trials_per_batch} trials x {num_seeds} seeds needs about {mib(trials_per_batch * per_trial)} "
+            f"({mib(per_trial)} per trial) but the memory budget is {mib(budget)}: lower trials_per_batch to "
+            f"{budget // per_trial} or less, use fewer seeds, or raise memory_budget"
+        )
+
+
+def _batch_line(rows: list[dict], count: int, number: int, num_batches: int) -> str:
+    """The progress line's latest result after batch ``number`` (its ``count`` trials are the last rows)."""
+    completed = [r for r in rows if r["state"] == "COMPLETE"]
+    best = max(completed, key=lambda r: r["value"]) if completed else None
+    failed = sum(r["state"] == "FAIL" for r in rows[-count:])
+    latest = f"batch {number + 1}/{num_batches}" + (f", {failed} failed" if failed else "")
+    if best is not None:
+        latest += f", best trial {best['number']}: {best['value']:.4g}"
+    return latest
+
+
+def _best_trial_line(rows: list[dict], axes: list[str]) -> str | None:
+    """The search's last word: its best trial, or that none finished."""
+    if rows and all(r["state"] == "FAIL" for r in rows):
+        return "no trial finished with finite values"
+    if not rows:
+        return None
+    best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["value"])
+    params = ", ".join(f"{name}={best[name]:.4g}" for name in axes)
+    return f"best of this search: trial {best['number']}: {params}: final return {best['value']:.4g}"
 
 
 def _tell(optuna: Any, study: Any, trial: Any, numbers: dict, j: int, spec: SweepSpec) -> dict:
@@ -231,7 +242,7 @@ def _tell(optuna: Any, study: Any, trial: Any, numbers: dict, j: int, spec: Swee
     rows = slice(j * num_seeds, (j + 1) * num_seeds)
     finite = numbers["finite"][rows]
     final = np.where(finite, numbers["final_return"][rows], np.nan)
-    stats = _configuration_stats(final, finite, numbers["curve"][rows], numbers["env_steps"][rows], spec)
+    stats = configuration_stats(final, finite, numbers["curve"][rows], numbers["env_steps"][rows], spec)
     failed = stats.pop("failed")
     attrs = {"final_returns": [float(v) if math.isfinite(v) else None for v in final], **stats}
     for name, value in attrs.items():
@@ -249,7 +260,7 @@ def _write_trials(directory: Path, rows: list[dict], axes: list[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     columns = ["number", *axes, "state", "value", "seeds"]
     columns += [c for c in rows[0] if c not in columns and c != "final_returns"]
-    lines = [",".join(columns)] + [",".join(_csv_cell(row[c]) for c in columns) for row in rows]
+    lines = [",".join(columns)] + [",".join(csv_cell(row[c]) for c in columns) for row in rows]
     tmp = directory / f".{TRIALS_CSV}.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, directory / TRIALS_CSV)

@@ -1,0 +1,158 @@
+"""Device placement: one batch axis spread over devices, on one host or several.
+
+A batch (of sweep members today, of a run's environments or seeds next) is a set of arrays whose
+leading axis is the batch. ``device_mesh`` lays the devices out along one named axis;
+``padded_size`` rounds a batch up to a multiple of the device count; ``compile_sharded`` compiles
+a function of the whole batch so that every device runs exactly the program one device would run
+on its slice (``shard_map``, not a sharded ``jit``: the device count cannot change how XLA
+compiles, and rounds, one member's numbers); ``put_sharded`` and ``to_host`` move a batch onto
+the devices and back. ``memory_budget`` says how many bytes a batch may take, agreed by every
+process. With ``jax.distributed`` initialized, ``jax.devices()`` spans every process, and each
+process feeds and runs the slices on its own devices.
+
+This module sits just above ``envs``/``spaces``: it imports JAX and NumPy only, so a single
+training run can use it as well as a sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = [
+    "AXIS",
+    "broadcast_from_lead",
+    "compile_sharded",
+    "device_mesh",
+    "format_bytes",
+    "key_data_shape",
+    "memory_budget",
+    "padded_size",
+    "put_sharded",
+    "to_host",
+    "tree_bytes",
+]
+
+#: The mesh axis name a batch is split along, unless told otherwise.
+AXIS = "members"
+
+
+def device_mesh(num_devices: int | None = None, axis: str = AXIS) -> jax.sharding.Mesh:
+    """A 1-D mesh over the first ``num_devices`` of ``jax.devices()`` (``None``: all of them,
+    every process's when ``jax.distributed`` is initialized), its one axis named ``axis``."""
+    devices = jax.devices()[:num_devices] if num_devices else jax.devices()
+    return jax.sharding.Mesh(np.asarray(devices), (axis,))
+
+
+def padded_size(count: int, num_devices: int) -> int:
+    """``count`` rounded up to a multiple of ``num_devices`` (every device gets as many members)."""
+    return -(-count // num_devices) * num_devices
+
+
+def _leading(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+    """Leading axis split over the mesh's one axis, the others whole on each device."""
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*mesh.axis_names))
+
+
+def compile_sharded(function: Callable, mesh: jax.sharding.Mesh, *args: Any) -> jax.stages.Compiled:
+    """``function`` compiled for batches split over ``mesh`` along their leading axis.
+
+    Args:
+        function: takes arrays (or pytrees of arrays) with a leading batch axis ``[B_local, ...]``
+            and returns a pytree of arrays with the same leading axis: it sees one device's slice.
+        mesh: a 1-D mesh (``device_mesh``).
+        args: one ``jax.ShapeDtypeStruct`` pytree per argument, of the whole batch
+            ``[B, ...]``, where ``B`` is a multiple of the mesh's size (``padded_size``).
+
+    Returns the compiled function: it takes global arrays placed by ``put_sharded`` and returns
+    global arrays ``[B, ...]`` split the same way (``to_host`` brings them back)."""
+    sharded = _leading(mesh)
+    abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharded), args)
+    spec = jax.sharding.PartitionSpec(*mesh.axis_names)
+    per_device = jax.shard_map(function, mesh=mesh, in_specs=tuple(spec for _ in args), out_specs=spec, check_vma=False)
+    return jax.jit(per_device, out_shardings=sharded).lower(*abstract).compile()
+
+
+def put_sharded(array: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+    """The host array ``array`` ``[B, ...]`` as a global array split over ``mesh`` along its
+    leading axis; each process places only the slices of its own devices (every process passes
+    the whole array)."""
+    return jax.make_array_from_callback(array.shape, _leading(mesh), lambda index: array[index])
+
+
+def to_host(tree: Any) -> Any:
+    """Every leaf of ``tree`` (global arrays) as a NumPy array on every process (gathered across
+    processes when there are several)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        tree = multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def broadcast_from_lead(value: Any) -> Any:
+    """Process 0's ``value`` (a NumPy scalar or array) on every process; ``value`` itself in a
+    single process. Every process must call it (it is a collective)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.broadcast_one_to_all(value))
+
+
+def key_data_shape() -> tuple[int, ...]:
+    """The shape of ``jax.random.key_data`` of one key under the default PRNG implementation
+    (``(2,)`` for threefry): uint32 words per key."""
+    return tuple(jax.eval_shape(lambda seed: jax.random.key_data(jax.random.key(seed)), 0).shape)
+
+
+def tree_bytes(tree: Any) -> int:
+    """Bytes the leaves of ``tree`` take (arrays or ``ShapeDtypeStruct``; a typed key counts its
+    key data)."""
+
+    def itemsize(dtype: Any) -> int:
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            return 4 * math.prod(key_data_shape())
+        return np.dtype(dtype).itemsize
+
+    return sum(math.prod(x.shape) * itemsize(x.dtype) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _free_bytes(devices: Sequence[Any]) -> int:
+    """Half the free memory: the host's for CPU devices, the accelerators' otherwise."""
+    if devices[0].platform == "cpu":
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = 4 * 2**30
+        return max(free // 2, 2**20)
+    total = 0
+    for device in devices:
+        stats = device.memory_stats() or {}
+        total += stats.get("bytes_limit", 16 * 2**30) - stats.get("bytes_in_use", 0)
+    return max(total // 2, 2**20)
+
+
+def memory_budget(devices: Sequence[Any]) -> int:
+    """Bytes a batch spread over ``devices`` may take: half the free memory of this process's
+    devices among them (the host's for CPU devices), times the number of processes. With several
+    processes, process 0's figure (rounded down to MiB) is every process's, so that all of them cut
+    the same batches; every process must call it then."""
+    budget = _free_bytes([d for d in devices if d.process_index == jax.process_index()])
+    budget *= jax.process_count()
+    if jax.process_count() > 1:
+        # In MiB: without jax_enable_x64 the broadcast is int32, and a budget in bytes overflows it.
+        budget = int(broadcast_from_lead(np.int32(min(budget // 2**20, 2**31 - 1)))) * 2**20
+    return int(budget)
+
+
+def format_bytes(num_bytes: float) -> str:
+    """A size for people: MiB from 0.1 MiB up (the usual scale of a batch), KiB or bytes below."""
+    if num_bytes >= 0.1 * 2**20:
+        return f"{num_bytes / 2**20:,.1f} MiB"
+    return f"{num_bytes / 2**10:,.1f} KiB" if num_bytes >= 2**10 else f"{int(num_bytes)} bytes"
