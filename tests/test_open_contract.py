@@ -36,7 +36,7 @@ from jrl import algorithms, cli
 from jrl.algorithms import common
 from jrl.spaces import Discrete
 
-NAME = "mc_control"
+NAME = "open_contract_mc"
 METRICS = ("step", "env_steps", "epsilon", "episode_return", "episodes", "eval_return", "finite")
 LAKE = ["--env", "FrozenLake-v1", "--env-kwarg", "is_slippery=false"]
 
