@@ -25,7 +25,7 @@ from gymnasium.vector import AutoresetMode
 import jrl
 from jrl.envs import registry
 from jrl.wrappers import gymnasium as jrl_gymnasium
-from jrl.wrappers.gymnasium import RENDERED_ENVS, JrlEnv, JrlVectorEnv, register_gymnasium_envs
+from jrl.wrappers.gymnasium import JrlEnv, JrlVectorEnv, register_gymnasium_envs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME, NEXT = AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP
@@ -45,6 +45,8 @@ def warning_texts(caught) -> set[str]:
 # The ids that draw Gymnasium's "ansi" text: its toy-text gridworlds, and RandomLake (as FrozenLake).
 TEXT_PICTURES = {"CliffWalking-v1", "CliffWalkingSlippery-v1", "FrozenLake-v1", "FrozenLake8x8-v1"}
 TEXT_PICTURES |= {"RandomLake-v0", "Taxi-v4"}
+# The built-in ids that draw images (and so take render_mode "human" and "rgb_array").
+IMAGES = TEXT_PICTURES | {"Acrobot-v1", "CartPole-v1", "MountainCar-v0"}
 
 
 class NoWaitClock:
@@ -95,12 +97,19 @@ def test_check_env_passes(env_id, headless, monkeypatch):
         check_env(gymnasium.make(f"jrl/{env_id}", max_episode_steps=2) if env_id == "Probe-Truncation-v0" else env)
     unexpected = [m for m in warning_texts(caught) if not any(re.search(p, m) for p in ALLOWED_WARNINGS)]
     assert not unexpected, unexpected
-    modes = (["human", "rgb_array"] if env_id in RENDERED_ENVS else []) + (["ansi"] if env_id in TEXT_PICTURES else [])
+    modes = (["human", "rgb_array"] if env_id in IMAGES else []) + (["ansi"] if env_id in TEXT_PICTURES else [])
     assert env.unwrapped.metadata["render_modes"] == modes
     if env_id in gymnasium.registry:  # Gymnasium's own environment of that id: the same modes, at its fps
         own = gymnasium.spec(env_id).make()
         assert sorted(own.metadata["render_modes"]) == sorted(modes), env_id
         assert env.unwrapped.metadata["render_fps"] == own.metadata["render_fps"], env_id
+
+
+def test_rendered_envs_lists_the_ids_that_draw_images():
+    # Asked of each registered environment's render_modes on access.
+    assert jrl.wrappers.RENDERED_ENVS == jrl_gymnasium.RENDERED_ENVS == tuple(sorted(IMAGES))
+    with pytest.raises(AttributeError, match="RENDERED_ENV"):
+        jrl_gymnasium.RENDERED_ENV  # noqa: B018
 
 
 @pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")

@@ -285,7 +285,9 @@ def test_policy_figures_fit(env_id, env_kwargs, states, actions):
 def test_policy_figure_refuses_what_it_cannot_draw():
     with pytest.raises(ValueError, match=r"q_table of FrozenLake-v1 must be \[16, 4\]; got shape \(16, 3\)"):
         plots.policy_figure("FrozenLake-v1", np.zeros((16, 3)))
-    with pytest.raises(ValueError, match="draws FrozenLake and CliffWalking maps; got env 'Taxi-v3'"):
+    with pytest.raises(ValueError, match=r"draws the maps of gridworlds .*; got env 'Taxi-v4'"):
+        plots.policy_figure("Taxi-v4", np.zeros((500, 6)))
+    with pytest.raises(ValueError, match="unknown environment id 'Taxi-v3'"):
         plots.policy_figure("Taxi-v3", np.zeros((500, 6)))
 
 

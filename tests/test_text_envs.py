@@ -218,8 +218,11 @@ def test_vocabularies_are_the_interface():
         assert env.vocabulary == vocab and gwt.vocabulary() == graph and wg.vocabulary() == words
         assert env.observation_space(params) == jrl.Tokens(vocab.size, env.length)
         assert env.action_space(params) == jrl.Discrete(vocab.num_actions) and env.num_actions == vocab.num_actions
-    with pytest.raises(ValueError, match=r"'CartPole-v1'.*\['GraphWalkText-v0', 'WordGen-v0'\]"):
+    with pytest.raises(ValueError, match=r"'CartPole-v1' is not a text environment.*CartPole.*no vocabulary"):
         jrl.envs.vocabulary("CartPole-v1")
+    with pytest.raises(ValueError, match=r"unknown environment id 'WordGen-v9'"):
+        jrl.envs.vocabulary("WordGen-v9")
+    assert jrl.text.vocabulary is jrl.envs.vocabulary
 
 
 def test_vocabulary_encode_decode_round_trips():

@@ -21,6 +21,7 @@ import numpy as np
 
 from jrl._validation import check_bool
 from jrl.envs import drawing
+from jrl.envs.core import GridLayout
 from jrl.envs.tabular import TabularPicture, outcome_table, tabular_mdp_from_numpy
 
 SHAPE = (4, 12)
@@ -75,6 +76,21 @@ class CliffWalkingPicture(TabularPicture):
         colours[divmod(START, ncol)] = drawing.START
         colours[GOAL] = drawing.GOAL
         return drawing.grid_image(colours)
+
+    @property
+    def layout(self) -> GridLayout:
+        """``S`` the start, ``C`` the cliff, ``G`` the goal, ``.`` the rest; no action is taken on the
+        cliff (never occupied) and at the goal."""
+        nrow, ncol = SHAPE
+        cliff = _cliff()
+
+        def cell(position: tuple[int, int]) -> str:
+            if position == divmod(START, ncol):
+                return "S"
+            return "G" if position == GOAL else "C" if position in cliff else "."
+
+        rows = tuple("".join(cell((r, c)) for c in range(ncol)) for r in range(nrow))
+        return GridLayout(rows, tuple((dc, dr) for dr, dc in _MOVES.values()), stops="CG")
 
     def image(self, s: int) -> np.ndarray:
         """``uint8 [256, 768, 3]``: the grid, the agent a red disc."""

@@ -30,7 +30,7 @@ import numpy as np
 from jrl._validation import check_key
 from jrl.spaces import Discrete, Space
 
-__all__ = ["NO_TIME_LIMIT", "Environment", "auto_reset", "is_concrete"]
+__all__ = ["NO_TIME_LIMIT", "Environment", "GridLayout", "auto_reset", "is_concrete"]
 
 #: ``max_steps_in_episode`` of an environment that Gymnasium registers without a time limit
 #: (the largest int32: the limit never fires in practice).
@@ -48,6 +48,29 @@ def auto_reset(done: jax.Array, stepped: tuple[Any, Any], reset: tuple[Any, Any]
     Works for one environment (``done`` a scalar) and under ``vmap``.
     """
     return jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset, stepped)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridLayout:
+    """A gridworld's map, as pictures of its tabular values draw it (``jrl.experiment.plots``).
+
+    Attributes:
+        rows: the map, one character a cell, ``[nrow]`` strings of ``ncol``; state
+            ``row * ncol + col`` is the cell ``rows[row][col]``.
+        arrows: ``(dx, dy)`` of each action ``[A]`` in image coordinates (x right, y down).
+        stops: the letters of the cells where no action is taken (holes, cliff, goal).
+    """
+
+    rows: tuple[str, ...]
+    arrows: tuple[tuple[int, int], ...]
+    stops: str
+
+    def __post_init__(self) -> None:
+        rows = tuple(self.rows)
+        if not rows or not all(isinstance(r, str) and r and len(r) == len(rows[0]) for r in rows):
+            raise ValueError(f"GridLayout: rows must be non-empty strings of one length, got {self.rows!r}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "arrows", tuple(tuple(a) for a in self.arrows))
 
 
 _SIGNATURES = {
@@ -116,6 +139,7 @@ class Environment:
 
     An environment that draws itself also overrides ``render_modes``, ``render_fps`` and ``render``
     (and ``render_text`` for Gymnasium's ``"ansi"`` text); the others say so by empty ``render_modes``.
+    A gridworld also overrides ``grid_layout`` (its map, for plots of its values).
 
     ``reset``, ``reset_env``, ``step`` and ``step_env`` (here and in every subclass) check their
     arguments while tracing: a PRNG key where the key belongs, and an action of the action
@@ -208,6 +232,12 @@ class Environment:
         it, shown by the environments whose Gymnasium text shows it; ``None`` after a reset).
         Only where ``"ansi"`` is in ``render_modes``; raises ``ValueError`` here."""
         raise ValueError(self._no_picture("ansi", "render_text"))
+
+    def grid_layout(self, params: Any) -> GridLayout | None:
+        """The map of a gridworld whose states are its cells (plots draw its values and greedy
+        actions over it); ``None`` here: not a gridworld."""
+        del params
+        return None
 
     def _no_picture(self, mode: str, method: str) -> str:
         name = self.env_id or type(self).__name__

@@ -22,6 +22,7 @@ import numpy as np
 
 from jrl._validation import check_bool, check_float
 from jrl.envs import drawing
+from jrl.envs.core import GridLayout
 from jrl.envs.tabular import TabularPicture, outcome_table, tabular_mdp_from_numpy
 
 MAPS = {
@@ -155,6 +156,11 @@ class FrozenLakePicture(TabularPicture):
     @functools.cached_property
     def _background(self) -> np.ndarray:
         return drawing.grid_image(np.array([[_PALETTE[c] for c in row] for row in self.desc]))
+
+    @property
+    def layout(self) -> GridLayout:
+        """The map; no action is taken in holes and at the goal (they are terminal)."""
+        return GridLayout(self.desc, tuple((dc, dr) for dr, dc in _MOVES.values()), stops="HG")
 
     def image(self, s: int) -> np.ndarray:
         """``uint8 [64 * nrow, 64 * ncol, 3]``: the map, the agent a red disc."""

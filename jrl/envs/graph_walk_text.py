@@ -36,6 +36,13 @@ Metric: ``walk_optimality(tokens, params)``, ILQL's: a walk (tokens up to the fi
 that follows edges from its first node and reaches node 0, with ``length`` nodes up to and
 including that 0, scores ``(10 - length) / (10 - shortest[start])`` (1 for a shortest walk);
 any other walk scores 0. ``shortest`` counts nodes as ILQL does: a direct edge to 0 gives 2.
+``text_scores`` averages it first within each start node and then over the start nodes, so every
+start node weighs the same whatever the sampling drew.
+
+Pretraining data (``pretraining_batch``): random valid walks, as ILQL's random-walks data: a start
+node drawn uniformly from 1..20, then a uniformly random outgoing edge at every step until node 0
+(then the end token) or the length limit. A model of this data walks along edges but wanders: it
+is the "pretrained model" that Q-learning then makes take the shortest paths.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import deque
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -180,6 +188,26 @@ def walk_optimality(walk_tokens: jax.Array, params: GraphWalkTextParams) -> jax.
     return jnp.where(valid & (goal_index < MAX_LENGTH), score, 0.0).astype(jnp.float32)
 
 
+def _random_walks(key: jax.Array, adjacency: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """Random valid walks: tokens int32 ``[B, 10]`` and the target mask bool ``[B, 10]`` (position
+    ``t`` is a target when no goal came before ``t - 1``: the walk's nodes and one end token)."""
+    num_nodes = adjacency.shape[0]
+    key_start, key_walk = jax.random.split(key)
+    start = jax.random.randint(key_start, (batch_size,), 1, num_nodes)
+
+    def step(carry: tuple, key: jax.Array) -> tuple:
+        node, arrived = carry
+        choice = jax.random.categorical(key, jnp.where(adjacency[node], 0.0, -jnp.inf))
+        token = jnp.where(arrived, END, choice)
+        return (jnp.where(arrived, node, choice), arrived | (choice == 0)), token
+
+    _, walk = jax.lax.scan(step, (start, jnp.zeros(batch_size, bool)), jax.random.split(key_walk, MAX_LENGTH - 1))
+    tokens = jnp.concatenate([start[:, None], walk.T], axis=1).astype(jnp.int32)
+    goal_seen = jnp.cumsum(tokens == 0, axis=1) > 0  # [B, L]: a goal at or before t
+    mask = jnp.concatenate([jnp.zeros((batch_size, 2), bool), ~goal_seen[:, :-2]], axis=1)
+    return tokens, mask.at[:, 1].set(True)
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphWalkText(TokenEnv):
     """Walks on the graph of ``graph_seed`` (see the module docstring).
@@ -233,6 +261,28 @@ class GraphWalkText(TokenEnv):
         new = state.replace(tokens=tokens, position=position, time=state.time + 1)
         truncated = new.time >= params.max_steps_in_episode  # Gymnasium's TimeLimit: also on a terminating step
         return new.tokens, new, reward, terminated, truncated, {}
+
+    def pretraining_batch(
+        self, key: jax.Array, params: GraphWalkTextParams, batch_size: int, noise: float = 0.1
+    ) -> tuple[jax.Array, jax.Array]:
+        """Random valid walks on the params' graph (see the module docstring; ``noise`` is unused):
+        ``(tokens int32 [B, 10], mask bool [B, 10])``."""
+        del noise
+        return _random_walks(key, params.adjacency, batch_size)
+
+    def text_scores(self, params: GraphWalkTextParams, tokens: np.ndarray, returns: np.ndarray) -> dict[str, Any]:
+        """ILQL's optimality of the walks ``tokens`` ``[N, 10]``: ``optimality`` (averaged within each
+        start node, then over the start nodes), ``optimality_per_start`` (start node -> mean) and
+        ``success_rate`` (the fraction that reach node 0 along edges in time)."""
+        del returns
+        optimality = np.asarray(jax.vmap(walk_optimality, in_axes=(0, None))(tokens, params))
+        starts = tokens[:, 0]
+        per_start = {int(s): float(optimality[starts == s].mean()) for s in np.unique(starts)}
+        return {
+            "optimality": float(np.mean(list(per_start.values()))),
+            "optimality_per_start": per_start,
+            "success_rate": float(np.mean(optimality > 0)),
+        }
 
 
 def graph_walk_text_factory(

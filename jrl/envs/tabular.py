@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jrl.envs.core import Environment, auto_reset
+from jrl.envs.core import Environment, GridLayout, auto_reset
 from jrl.spaces import Discrete
 
 __all__ = ["TabularEnv", "TabularMDP", "TabularParams", "TabularPicture", "TabularState", "make_tabular"]
@@ -200,6 +200,11 @@ class TabularPicture:
         """The states it draws, ``0 .. num_states - 1`` (the model's ``S``)."""
         raise NotImplementedError
 
+    @property
+    def layout(self) -> GridLayout | None:
+        """The map whose cells are the states (``Environment.grid_layout``); ``None`` here."""
+        return None
+
     def image(self, s: int) -> np.ndarray:  # pragma: no cover - abstract
         """``uint8 [H, W, 3]``: the picture of state index ``s``."""
         raise NotImplementedError
@@ -263,6 +268,10 @@ class TabularEnv(Environment):
         if "ansi" not in self.render_modes:
             return super().render_text(state, params, last_action)
         return self.picture.text(int(state.state), None if last_action is None else int(last_action))
+
+    def grid_layout(self, params: TabularParams) -> GridLayout | None:
+        """The picture's map (``Environment.grid_layout``); ``None`` without a picture or layout."""
+        return None if self.picture is None else self.picture.layout
 
     def mdp(self, params: TabularParams) -> TabularMDP:
         """The exact model: ``TabularMDP`` with arrays ``[S, A, K]`` and ``[S]``."""

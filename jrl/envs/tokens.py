@@ -14,8 +14,11 @@ Conventions every token environment follows:
 - Actions: ``Discrete(vocab.num_actions)``, the token to write. A beginning-of-sequence token, if
   the vocabulary has one, is the last id and is never an action.
 - ``Vocabulary`` turns prompt texts into token ids (``encode``) and buffers back into text
-  (``decode``, ``decode_batch``); ``vocabulary(env_id)`` gives an id's vocabulary without making
-  the environment, and every token environment has it as ``env.vocabulary``.
+  (``decode``, ``decode_batch``); every token environment has it as ``env.vocabulary``
+  (``jrl.envs.vocabulary(env_id)`` asks it of the environment an id makes).
+- What the text layer (``jrl.text``) needs of a token environment, the environment answers:
+  ``pretraining_batch`` (data a language model of it pretrains on) and ``text_scores`` (its own
+  numbers scoring finished texts, beside the ones every token environment shares).
 """
 
 from __future__ import annotations
@@ -32,10 +35,7 @@ from flax import struct
 from jrl.envs.core import Environment
 from jrl.spaces import Discrete, Tokens
 
-__all__ = ["TEXT_ENV_IDS", "TokenEnv", "TokenState", "Vocabulary", "positions", "vocabulary"]
-
-#: The registered ids whose observations are token buffers (``vocabulary`` knows these).
-TEXT_ENV_IDS = ("GraphWalkText-v0", "WordGen-v0")
+__all__ = ["TokenEnv", "TokenState", "Vocabulary", "positions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +200,11 @@ def write(state: TokenState, token: jax.Array, length: int) -> tuple[jax.Array, 
 @dataclasses.dataclass(frozen=True)
 class TokenEnv(Environment):
     """Base of the token environments: spaces and vocabulary from the class's ``length`` (the
-    buffer's ``L``) and ``vocabulary`` (the observation is ``state.tokens``)."""
+    buffer's ``L``) and ``vocabulary`` (the observation is ``state.tokens``).
+
+    A token environment whose language model can be pretrained overrides ``pretraining_batch``;
+    one with numbers of its own to score texts by overrides ``text_scores``.
+    """
 
     length: ClassVar[int]
 
@@ -218,17 +222,30 @@ class TokenEnv(Environment):
     def action_space(self, params: Any = None) -> Discrete:
         return Discrete(self.vocabulary.num_actions)
 
+    def pretraining_batch(
+        self, key: jax.Array, params: Any, batch_size: int, noise: float = 0.1
+    ) -> tuple[jax.Array, jax.Array]:
+        """One batch of the data a language model of this environment pretrains on (generated,
+        never downloaded): ``(tokens int32 [B, L], mask bool [B, L])``, ``B = batch_size``; the loss
+        is taken where ``mask`` is True (position ``t``'s token predicted from tokens ``0..t-1``).
 
-def vocabulary(env_id: str) -> Vocabulary:
-    """The vocabulary of a text environment's id (no environment is made).
+        Pure JAX (``jit``; drawn afresh from ``key`` at every training step). ``noise``: the fraction
+        of examples the environment corrupts, where its data has noise (WordGen's misspelt words);
+        others ignore it.
 
-    Raises:
-        ValueError: ``env_id`` is not one of ``TEXT_ENV_IDS``.
-    """
-    # Imported here: the environment modules import this one.
-    from jrl.envs import graph_walk_text, word_gen
+        Raises:
+            NotImplementedError: here, naming the environment: it offers no pretraining data.
+        """
+        name = self.env_id or type(self).__name__
+        raise NotImplementedError(
+            f"{name} offers no pretraining data: a token environment that pretrains a language model "
+            "implements TokenEnv.pretraining_batch"
+        )
 
-    vocabularies = {"GraphWalkText-v0": graph_walk_text.vocabulary, "WordGen-v0": word_gen.vocabulary}
-    if env_id not in vocabularies:
-        raise ValueError(f"{env_id!r} is not a text environment; the text environment ids are {list(TEXT_ENV_IDS)}")
-    return vocabularies[env_id]()
+    def text_scores(self, params: Any, tokens: np.ndarray, returns: np.ndarray) -> dict[str, Any]:
+        """The environment's own numbers scoring finished episodes (host side, NumPy), beside those
+        every token environment shares (``jrl.text.metrics.score_episodes``: returns, KL, distinct
+        texts): ``tokens`` int ``[N, L]``, the buffers; ``returns`` float ``[N]``, their returns.
+        Empty here: no numbers of its own."""
+        del params, tokens, returns
+        return {}

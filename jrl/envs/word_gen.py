@@ -26,6 +26,11 @@ the reward is ``word_reward`` exactly when that text is in ``words()``; ``is_wor
 is the same test on a buffer. ``truncated`` is ``time >= max_steps_in_episode``, Gymnasium's
 ``TimeLimit`` as in every jrl environment (it may fire on a terminating step too); the registered
 limit, 8, is the most letters a buffer holds, so it never fires before termination.
+
+Pretraining data (``pretraining_batch``): the dictionary's words, drawn uniformly, each with
+probability ``noise`` given one random letter in place of one of its own (a little noise, so the
+model also learns that misspellings occur), then the end token. Scores (``text_scores``): the
+fraction of texts that are dictionary words, and how many distinct words they are.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import functools
 import importlib.resources
 import re
 import string
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -106,6 +112,38 @@ def _trie() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for array in arrays:
         array.setflags(write=False)
     return arrays
+
+
+@functools.cache
+def _word_table() -> tuple[np.ndarray, np.ndarray]:
+    """The dictionary as letter ids, end-padded: ``(table int32 [W, 8], sizes int32 [W])``
+    (read-only)."""
+    table = np.full((len(words()), MAX_LETTERS), END, np.int32)
+    sizes = np.zeros(len(words()), np.int32)
+    for i, word in enumerate(words()):
+        table[i, : len(word)] = [ord(c) - ord("a") for c in word]
+        sizes[i] = len(word)
+    for array in (table, sizes):
+        array.setflags(write=False)
+    return table, sizes
+
+
+def _noisy_words(key: jax.Array, batch_size: int, noise: float) -> tuple[jax.Array, jax.Array]:
+    """Noisy dictionary words: tokens int32 ``[B, 9]`` (bos, letters, end, pad) and the target mask
+    bool ``[B, 9]`` (the letters and the end token, when it fits)."""
+    table, sizes = (jnp.asarray(a) for a in _word_table())
+    k_word, k_noisy, k_where, k_letter = jax.random.split(key, 4)
+    index = jax.random.randint(k_word, (batch_size,), 0, table.shape[0])
+    letters, size = table[index], sizes[index]
+    where = jax.random.randint(k_where, (batch_size,), 0, size)
+    letter = jax.random.randint(k_letter, (batch_size,), 0, NUM_LETTERS)
+    noisy = jax.random.uniform(k_noisy, (batch_size,)) < noise
+    columns = jnp.arange(letters.shape[1])
+    letters = jnp.where(noisy[:, None] & (columns == where[:, None]), letter[:, None], letters)
+    tokens = jnp.concatenate([jnp.full((batch_size, 1), BOS, jnp.int32), letters], axis=1)
+    positions = jnp.arange(tokens.shape[1])
+    mask = (positions >= 1) & (positions <= size[:, None] + 1)
+    return tokens, mask
 
 
 @struct.dataclass
@@ -211,6 +249,25 @@ class WordGen(TokenEnv):
         new = state.replace(tokens=tokens, position=position, time=state.time + 1, trie_node=node)
         truncated = new.time >= params.max_steps_in_episode  # Gymnasium's TimeLimit: also on a terminating step
         return new.tokens, new, reward, terminated, truncated, {}
+
+    def pretraining_batch(
+        self, key: jax.Array, params: WordGenParams, batch_size: int, noise: float = 0.1
+    ) -> tuple[jax.Array, jax.Array]:
+        """Dictionary words, a fraction ``noise`` of them with one letter redrawn (see the module
+        docstring): ``(tokens int32 [B, 9], mask bool [B, 9])``."""
+        del params  # the data are the dictionary's words, the params' trie holds the same
+        return _noisy_words(key, batch_size, noise)
+
+    def text_scores(self, params: WordGenParams, tokens: np.ndarray, returns: np.ndarray) -> dict[str, Any]:
+        """``valid_rate``: the fraction of texts that are words (a positive return), and
+        ``distinct_valid_words``: how many distinct words they are."""
+        del params
+        valid = returns > 0
+        texts = _VOCABULARY.decode_batch(tokens)
+        return {
+            "valid_rate": float(valid.mean()),
+            "distinct_valid_words": len({t for t, v in zip(texts, valid, strict=True) if v}),
+        }
 
 
 def word_gen_factory(env_id: str, max_steps_in_episode: int, prompted: bool = False) -> tuple[WordGen, WordGenParams]:

@@ -3,9 +3,9 @@
 ``plot_runs(run_dirs)`` draws one learning curve per run on one figure: the mean over seeds of a
 metric per logging interval against environment steps, with a band from the lowest to the highest
 seed (the curves of ``jrl.experiment.curves``: after a seed stopped early at ``stop_return`` its
-return curve holds its stopping evaluation). For a tabular gridworld (FrozenLake, CliffWalking) it
-also draws each run's greedy policy as arrows over its value map, ``max_a Q(s, a)``, for the
-first seed of the newest checkpoint.
+return curve holds its stopping evaluation). For a tabular gridworld (an environment that offers
+its ``grid_layout``: FrozenLake, CliffWalking) it also draws each run's greedy policy as arrows
+over its value map, ``max_a Q(s, a)``, for the first seed of the newest checkpoint.
 
 ``plot_sweep(sweep_dir)`` draws a sweep's ``results.json``: for each pair of axes the mean final
 return over the two (a heatmap for two grid axes, colored points where an axis is sampled), and
@@ -27,13 +27,16 @@ import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jrl._extras import install_hint
 from jrl.experiment import records
 from jrl.experiment.curves import HELD_METRICS, curves
+
+if TYPE_CHECKING:
+    from jrl.envs.core import GridLayout
 
 __all__ = [
     "curves",
@@ -47,10 +50,6 @@ __all__ = [
 
 #: Resolution of the PNG files written (pixels per inch).
 DPI = 120
-
-# Arrow (dx, dy) of each action in image coordinates (y grows downwards), per gridworld family.
-_FROZEN_LAKE_ARROWS = ((-1, 0), (0, 1), (1, 0), (0, -1))  # left, down, right, up
-_CLIFF_ARROWS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # up, right, down, left
 
 
 def _matplotlib() -> Any:
@@ -86,22 +85,13 @@ def _default_metric(run_dir: Path) -> str:
     return "eval_return" if has_eval else "episode_return"
 
 
-def _grid(env_id: str, env_kwargs: dict) -> tuple[list[str], tuple] | None:
-    """The map rows and action arrows of a gridworld id, or ``None`` for other environments."""
-    if env_id in ("FrozenLake-v1", "FrozenLake8x8-v1"):
-        from jrl.envs.frozen_lake import MAPS, _check_desc
+def _layout(env_id: str, env_kwargs: dict) -> GridLayout | None:
+    """The ``GridLayout`` of the environment ``jrl.make(env_id, **env_kwargs)`` builds, or ``None``
+    when it is no gridworld."""
+    from jrl.envs.registry import make
 
-        desc = env_kwargs.get("desc")
-        rows = (
-            _check_desc(desc)
-            if desc is not None
-            else MAPS[env_kwargs.get("map_name", "8x8" if "8x8" in env_id else "4x4")]
-        )
-        return list(rows), _FROZEN_LAKE_ARROWS
-    if env_id in ("CliffWalking-v1", "CliffWalkingSlippery-v1"):
-        rows = ["." * 12] * 3 + ["S" + "C" * 10 + "G"]
-        return rows, _CLIFF_ARROWS
-    return None
+    env, env_params = make(env_id, **env_kwargs)
+    return env.grid_layout(env_params)
 
 
 def _wrap(text: str, width_inches: float, fontsize: float) -> str:
@@ -115,22 +105,25 @@ def policy_figure(env_id: str, q_table: Any, *, env_kwargs: dict | None = None, 
     """The greedy policy of a gridworld's Q-table as a ``matplotlib.figure.Figure``: an arrow for
     each state's greedy action over the value map ``max_a Q(s, a)``.
 
-    ``env_id``: ``FrozenLake-v1``, ``FrozenLake8x8-v1``, ``CliffWalking-v1`` or
-    ``CliffWalkingSlippery-v1`` (``env_kwargs`` as given to ``jrl.make``: ``map_name``, ``desc``);
-    ``q_table`` ``[states, actions]``; ``title``: the first title line (default ``env_id``).
-    Holes, the goal and the cliff, where no action is taken, are grey with their letter; a state
-    whose actions all tie (never updated) has a dot instead of an arrow.
+    ``env_id``: a gridworld, whose environment offers its map (``env.grid_layout``: FrozenLake,
+    CliffWalking), ``env_kwargs`` as given to ``jrl.make`` (``map_name``, ``desc``); ``q_table``
+    ``[states, actions]``; ``title``: the first title line (default ``env_id``). The cells where
+    no action is taken (holes, the goal, the cliff: the layout's ``stops``) are grey with their
+    letter; a state whose actions all tie (never updated) has a dot instead of an arrow.
     """
     matplotlib = _matplotlib()
-    grid = _grid(env_id, env_kwargs or {})
-    if grid is None:
-        raise ValueError(f"policy_figure draws FrozenLake and CliffWalking maps; got env {env_id!r}")
-    rows, arrows = grid
+    layout = _layout(env_id, env_kwargs or {})
+    if layout is None:
+        raise ValueError(
+            f"policy_figure draws the maps of gridworlds (environments whose grid_layout is not None, "
+            f"e.g. FrozenLake and CliffWalking); got env {env_id!r}"
+        )
+    rows, arrows = layout.rows, layout.arrows
     nrow, ncol = len(rows), len(rows[0])
     q = np.asarray(q_table, np.float64)
     if q.shape != (nrow * ncol, len(arrows)):
         raise ValueError(f"q_table of {env_id} must be [{nrow * ncol}, {len(arrows)}]; got shape {q.shape}")
-    no_action = np.array([[letter in "HGC" for letter in row] for row in rows])
+    no_action = np.array([[letter in layout.stops for letter in row] for row in rows])
     values = np.ma.masked_where(no_action, q.max(axis=1).reshape(nrow, ncol))
     greedy = q.argmax(axis=1).reshape(nrow, ncol)
     ties = (q == q[:, :1]).all(axis=1).reshape(nrow, ncol)
@@ -164,7 +157,7 @@ def _run_policy_figure(run_dir: Path) -> Any:
 
     run = load_run(run_dir)
     tabular = run.spec.algorithm.tabular
-    if not tabular or _grid(run.spec.env, run.spec.env_kwargs) is None:
+    if not tabular or run.env.grid_layout(run.env_params) is None:
         return None
     state, _ = run.load_checkpoint()
     q = run.spec.algorithm.greedy_table(run.algorithm.result(run.seed_state(state, 0), {}))

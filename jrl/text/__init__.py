@@ -8,7 +8,7 @@ Token environments (``GraphWalkText-v0``, ``WordGen-v0``) live with the other en
 """
 
 from jrl import algorithms
-from jrl.envs.tokens import Vocabulary, vocabulary
+from jrl.envs import Vocabulary, vocabulary
 from jrl.text import q_learning
 from jrl.text.generate import Generation, choose_tokens, generate
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, init_model, load_model, save_model

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl._validation import check_bool, check_float, check_int, check_key
-from jrl.envs.tokens import Vocabulary, vocabulary
+from jrl.envs import Vocabulary, vocabulary
 from jrl.text.model import LanguageModel, decode_step, empty_cache
 
 __all__ = ["Generation", "choose_tokens", "decoding_scores", "encode_prompts", "generate"]

@@ -1,16 +1,17 @@
-"""What a text policy's generations score: reward, optimality (walks), valid-word rate and distinct
-words (words), and the KL divergence to the pretrained model.
+"""What a text policy's generations score: reward, the KL divergence to the pretrained model, and
+each environment's own numbers (optimality of walks, valid-word rate and distinct words).
 
 ``sample_episodes`` runs whole episodes of a text environment with a decoding policy (the same
 ``rollout`` text Q-learning trains on) and ``score_episodes`` summarises them:
 
-- ``GraphWalkText-v0``: optimality ``(L - length) / (L - shortest)`` of each walk (ILQL's metric,
-  ``walk_optimality``), averaged first within each start node and then over the start nodes, so
-  every start node weighs the same whatever the sampling drew;
-- ``WordGen-v0``: the fraction of generations that are dictionary words, and how many distinct
-  words they are;
-- both: mean return, distinct texts, and ``KL(pi || pi0)`` per generation (the sum over its tokens
-  of the per-state KL of the decoding distribution to the pretrained model's, in nats).
+- every token environment: mean return, distinct texts, and ``KL(pi || pi0)`` per generation (the
+  sum over its tokens of the per-state KL of the decoding distribution to the pretrained model's,
+  in nats);
+- then the environment's own numbers (``TokenEnv.text_scores``): for ``GraphWalkText-v0`` the
+  optimality ``(L - length) / (L - shortest)`` of each walk (ILQL's metric, ``walk_optimality``),
+  averaged first within each start node and then over the start nodes, so every start node weighs
+  the same whatever the sampling drew; for ``WordGen-v0`` the fraction of generations that are
+  dictionary words, and how many distinct words they are.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def sample_episodes(
 
 
 def score_episodes(env: TokenEnv, env_params: Any, episodes: dict) -> dict:
-    """Summary numbers of ``sample_episodes``'s output, and the decoded ``texts`` (a list)."""
+    """Summary numbers of ``sample_episodes``'s output, the environment's own (``env.text_scores``)
+    included, and the decoded ``texts`` (a list)."""
     vocab = env.vocabulary
     texts = vocab.decode_batch(episodes["tokens"])
     returns = episodes["reward"].sum(axis=1)
@@ -78,17 +80,5 @@ def score_episodes(env: TokenEnv, env_params: Any, episodes: dict) -> dict:
         "distinct_texts": len(set(texts)),
         "texts": texts,
     }
-    if hasattr(env_params, "adjacency"):
-        from jrl.envs.graph_walk_text import walk_optimality
-
-        optimality = np.asarray(jax.vmap(walk_optimality, in_axes=(0, None))(episodes["tokens"], env_params))
-        starts = episodes["tokens"][:, 0]
-        per_start = {int(s): float(optimality[starts == s].mean()) for s in np.unique(starts)}
-        scores["optimality"] = float(np.mean(list(per_start.values())))
-        scores["optimality_per_start"] = per_start
-        scores["success_rate"] = float(np.mean(optimality > 0))
-    if hasattr(env_params, "trie_children"):
-        valid = returns > 0
-        scores["valid_rate"] = float(valid.mean())
-        scores["distinct_valid_words"] = len({t for t, v in zip(texts, valid, strict=True) if v})
+    scores.update(env.text_scores(env_params, episodes["tokens"], returns))
     return scores

@@ -1,12 +1,10 @@
 """Supervised pretraining of the language model on data the package generates (never a download).
 
-- ``GraphWalkText-v0``: random valid walks, as ILQL's random-walks data: a start node drawn
-  uniformly from 1..20, then a uniformly random outgoing edge at every step until node 0 (then the
-  end token) or the length limit. A model of this data walks along edges but wanders: it is the
-  "pretrained model" that Q-learning then makes take the shortest paths.
-- ``WordGen-v0``: the dictionary's words, drawn uniformly, each with probability ``word_noise``
-  given one random letter in place of one of its own (a little noise, so the model also learns
-  that misspellings occur), then the end token.
+Each token environment generates its own data (``TokenEnv.pretraining_batch``, described in its
+module): ``GraphWalkText-v0`` random valid walks, as ILQL's random-walks data (a model of them
+walks along edges but wanders: the "pretrained model" that Q-learning then makes take the shortest
+paths); ``WordGen-v0`` the dictionary's words, a fraction ``word_noise`` of them with one letter
+replaced (so the model also learns that misspellings occur).
 
 ``pretrain(key, env, env_params, config)`` compiles once: every step draws a fresh batch from the
 key and takes one Adam step on the masked next-token cross-entropy. The steps run in about ten
@@ -29,9 +27,10 @@ import optax
 from jrl._validation import check_float, check_int, check_key
 from jrl.algorithms.common import divisor_closest_to
 from jrl.envs.core import Environment
+from jrl.envs.tokens import TokenEnv
 from jrl.text.model import LanguageModel, LMConfig, TransformerLM, init_model
 
-__all__ = ["PretrainConfig", "data_batch", "default_pretrain_config", "pretrain", "text_env_kind"]
+__all__ = ["PretrainConfig", "data_batch", "default_pretrain_config", "pretrain"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +42,8 @@ class PretrainConfig:
         batch_size: sequences per step.
         learning_rate: Adam's step size, decayed by a cosine schedule to 10% over the run.
         d_model, num_layers, num_heads, mlp_ratio: the model's shape (``LMConfig``).
-        word_noise: ``WordGen-v0`` only: the fraction of training words with one letter replaced.
+        word_noise: the fraction of noisy examples, for environments whose data has noise
+            (``WordGen-v0``: words with one letter replaced); the others ignore it.
     """
 
     num_steps: int = 600
@@ -77,15 +77,17 @@ def default_pretrain_config(env_id: str) -> PretrainConfig:
     return PretrainConfig(**_DEFAULTS.get(env_id, {}))
 
 
-def text_env_kind(env: Environment, env_params: Any) -> str:
-    """``"walks"`` or ``"words"``: which data pretrains a model for ``env``; ``ValueError`` otherwise."""
-    if hasattr(env_params, "adjacency"):
-        return "walks"
-    if hasattr(env_params, "trie_children"):
-        return "words"
-    raise ValueError(
-        f"{env.env_id or type(env).__name__} is not a text environment; pretraining knows GraphWalkText-v0 and WordGen-v0"
-    )
+def _check_text_env(env: Environment) -> TokenEnv:
+    """``env``, a token environment that generates pretraining data; ``ValueError`` naming it otherwise."""
+    name = env.env_id or type(env).__name__
+    if not isinstance(env, TokenEnv):
+        raise ValueError(
+            f"{name} is not a text environment: pretraining needs a token environment (jrl.envs.TokenEnv) "
+            "that generates its data (pretraining_batch)"
+        )
+    if type(env).pretraining_batch is TokenEnv.pretraining_batch:
+        raise ValueError(f"{name} offers no pretraining data: its class does not implement TokenEnv.pretraining_batch")
+    return env
 
 
 def model_config(env: Environment, config: PretrainConfig) -> LMConfig:
@@ -103,65 +105,11 @@ def model_config(env: Environment, config: PretrainConfig) -> LMConfig:
     )
 
 
-def _walk_batch(key: jax.Array, adjacency: jax.Array, batch_size: int, length: int, end_id: int) -> tuple:
-    """Random valid walks: tokens int32 ``[B, L]`` and the target mask bool ``[B, L]`` (position
-    ``t`` is a target when no goal came before ``t - 1``: the walk's nodes and one end token)."""
-    num_nodes = adjacency.shape[0]
-    key_start, key_walk = jax.random.split(key)
-    start = jax.random.randint(key_start, (batch_size,), 1, num_nodes)
-
-    def step(carry: tuple, key: jax.Array) -> tuple:
-        node, arrived = carry
-        choice = jax.random.categorical(key, jnp.where(adjacency[node], 0.0, -jnp.inf))
-        token = jnp.where(arrived, end_id, choice)
-        return (jnp.where(arrived, node, choice), arrived | (choice == 0)), token
-
-    _, walk = jax.lax.scan(step, (start, jnp.zeros(batch_size, bool)), jax.random.split(key_walk, length - 1))
-    tokens = jnp.concatenate([start[:, None], walk.T], axis=1).astype(jnp.int32)
-    goal_seen = jnp.cumsum(tokens == 0, axis=1) > 0  # [B, L]: a goal at or before t
-    mask = jnp.concatenate([jnp.zeros((batch_size, 2), bool), ~goal_seen[:, :-2]], axis=1)
-    return tokens, mask.at[:, 1].set(True)
-
-
-def _word_table(length: int, end_id: int) -> tuple[np.ndarray, np.ndarray]:
-    from jrl.envs.word_gen import words
-
-    table = np.full((len(words()), length - 1), end_id, np.int32)
-    sizes = np.zeros(len(words()), np.int32)
-    for i, word in enumerate(words()):
-        table[i, : len(word)] = [ord(c) - ord("a") for c in word]
-        sizes[i] = len(word)
-    return table, sizes
-
-
-def _word_batch(
-    key: jax.Array, table: jax.Array, sizes: jax.Array, batch_size: int, noise: float, bos_id: int
-) -> tuple:
-    """Noisy dictionary words: tokens int32 ``[B, L]`` (bos, letters, end, pad) and the target mask
-    (the letters and the end token, when it fits)."""
-    k_word, k_noisy, k_where, k_letter = jax.random.split(key, 4)
-    index = jax.random.randint(k_word, (batch_size,), 0, table.shape[0])
-    letters, size = table[index], sizes[index]
-    where = jax.random.randint(k_where, (batch_size,), 0, size)
-    letter = jax.random.randint(k_letter, (batch_size,), 0, 26)
-    noisy = jax.random.uniform(k_noisy, (batch_size,)) < noise
-    columns = jnp.arange(letters.shape[1])
-    letters = jnp.where(noisy[:, None] & (columns == where[:, None]), letter[:, None], letters)
-    tokens = jnp.concatenate([jnp.full((batch_size, 1), bos_id, jnp.int32), letters], axis=1)
-    positions = jnp.arange(tokens.shape[1])
-    mask = (positions >= 1) & (positions <= size[:, None] + 1)
-    return tokens, mask
-
-
 def data_batch(key: jax.Array, env: Environment, env_params: Any, batch_size: int, word_noise: float = 0.1) -> tuple:
-    """One batch of ``env``'s pretraining data: ``(tokens int32 [B, L], mask bool [B, L])``; the loss
-    is taken where ``mask`` is True (position ``t``'s token predicted from tokens ``0..t-1``)."""
-    vocab = env.vocabulary
-    length = env.observation_space(env_params).shape[0]
-    if text_env_kind(env, env_params) == "walks":
-        return _walk_batch(key, env_params.adjacency, batch_size, length, vocab.end_id)
-    table, sizes = _word_table(length, vocab.end_id)
-    return _word_batch(key, jnp.asarray(table), jnp.asarray(sizes), batch_size, word_noise, vocab.bos_id)
+    """One batch of ``env``'s pretraining data (``env.pretraining_batch``): ``(tokens int32 [B, L],
+    mask bool [B, L])``; the loss is taken where ``mask`` is True (position ``t``'s token predicted
+    from tokens ``0..t-1``). ``word_noise``: the fraction of noisy examples, where the data has noise."""
+    return _check_text_env(env).pretraining_batch(key, env_params, batch_size, word_noise)
 
 
 def sequence_loss(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> jax.Array:
@@ -224,7 +172,7 @@ def pretrain(
     config: the same weights, bit for bit, whatever the chunks.
     """
     check_key("key", key)
-    text_env_kind(env, env_params)
+    _check_text_env(env)
     lm_config = model_config(env, config)
     chunk = divisor_closest_to(config.num_steps, 10) if chunk_steps is None else chunk_steps
     check_int("chunk_steps", chunk, 1, config.num_steps)

@@ -9,8 +9,10 @@ imports this package, except ``jrl.make``, which imports ``jrl.wrappers.gymnax``
 ``jrl/<id>``, with ``jrl.wrappers.gymnasium``'s functions as entry points.
 """
 
+from typing import Any
+
+from jrl.wrappers import gymnasium as _gymnasium
 from jrl.wrappers.gymnasium import (
-    RENDERED_ENVS,
     JrlEnv,
     JrlVectorEnv,
     evaluate_in_gymnasium,
@@ -18,11 +20,19 @@ from jrl.wrappers.gymnasium import (
     register_gymnasium_envs,
 )
 
+# RENDERED_ENVS is an attribute too, computed on access (module __getattr__); it is left out of
+# __all__ so that a star import does not make every registered environment.
 __all__ = [
-    "RENDERED_ENVS",
     "JrlEnv",
     "JrlVectorEnv",
     "evaluate_in_gymnasium",
     "gymnasium_space",
     "register_gymnasium_envs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RENDERED_ENVS is computed on access (it makes every registered environment), not on import.
+    if name == "RENDERED_ENVS":
+        return _gymnasium.RENDERED_ENVS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

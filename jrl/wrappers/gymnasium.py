@@ -43,8 +43,9 @@ except ImportError:  # the wrappers' constructors raise the ImportError that say
     gymnasium = None
     _Env = _VectorEnv = object
 
+# RENDERED_ENVS is an attribute too, computed on access (module __getattr__); it is left out of
+# __all__ so that a star import does not make every registered environment.
 __all__ = [
-    "RENDERED_ENVS",
     "JrlEnv",
     "JrlVectorEnv",
     "evaluate_in_gymnasium",
@@ -52,19 +53,14 @@ __all__ = [
     "register_gymnasium_envs",
 ]
 
-#: The built-in ids whose environments render (a listing for readers: the wrappers ask each
-#: environment's ``render_modes``, so any environment that draws renders, your own included).
-RENDERED_ENVS = (
-    "Acrobot-v1",
-    "CartPole-v1",
-    "CliffWalking-v1",
-    "CliffWalkingSlippery-v1",
-    "FrozenLake-v1",
-    "FrozenLake8x8-v1",
-    "MountainCar-v0",
-    "RandomLake-v0",
-    "Taxi-v4",
-)
+
+def __getattr__(name: str) -> Any:
+    """``RENDERED_ENVS``: the registered ids whose environments draw images (``"rgb_array"`` in
+    their ``render_modes``), sorted; a listing for readers, computed on each access by making every
+    registered environment (the wrappers ask each environment's ``render_modes``, not this list)."""
+    if name == "RENDERED_ENVS":
+        return tuple(i for i in registry.registered_envs() if "rgb_array" in registry.make(i)[0].render_modes)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _missing_gymnasium(what: str) -> ImportError:
