@@ -260,8 +260,9 @@ def compare(a: Path, b: Path) -> int:
     """Print the differences between two digest files; 1 if there is any, else 0."""
     before, after = read_digests(a), read_digests(b)
     changed = sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
-    missing = sorted(before.keys() - after.keys())
-    added = sorted(after.keys() - before.keys())
+    # A page without tables on one side only (a new page, say) is no difference.
+    missing = sorted(k for k in before.keys() - after.keys() if before[k] != sha(""))
+    added = sorted(k for k in after.keys() - before.keys() if after[k] != sha(""))
     for title, names in (("changed", changed), ("only in " + str(a), missing), ("only in " + str(b), added)):
         for name in names:
             print(f"{title}: {name}")
