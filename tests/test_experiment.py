@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import pytest
 
+import jrl
 from jrl import cli
 from jrl.experiment import CheckpointError, RunSettings, RunSpec, checkpoint, load_run, resume, train
 
@@ -120,6 +121,10 @@ def test_progress_is_printed_and_every_interval_of_every_seed_is_recorded(tmp_pa
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["command"][1:4] == ["train", "--env", "FrozenLake-v1"]
     assert set(metadata["versions"]) == {"jrl", "jax", "jaxlib", "flax", "optax", "numpy", "python"}
+    assert metadata["versions"]["jrl"] == jrl.__version__
+    checkout = subprocess.run(["git", "-C", str(Path(jrl.__file__).parent), "rev-parse", "HEAD"], capture_output=True)
+    if checkout.returncode == 0:  # jrl runs from a git checkout: the run records its commit
+        assert metadata["git"]["commit"] == checkout.stdout.decode().strip()
     assert metadata["jax_backend"] == "cpu" and metadata["devices"] and metadata["processor"]
     assert len(metadata["sessions"]) == 1 and metadata["sessions"][0]["compile_seconds"] > 0
 
@@ -151,6 +156,8 @@ def rewrite_header(ckpt: Path, **changes) -> None:
 def test_a_clean_checkpoint_loads_to_the_state_it_saved(small_run):
     run = load_run(small_run)
     state, log_index = run.load_checkpoint()
+    header = json.loads((checkpoint.latest(small_run / "checkpoints") / "header.json").read_text())
+    assert header["jrl_version"] == jrl.__version__
     assert log_index == 100 and state.q_a.shape == (2, 16, 4) and state.log_index.shape == ()
     # The run's seeds are make_train vmapped over key(seed), bit for bit.
     from jrl.algorithms import q_learning
@@ -442,3 +449,24 @@ def test_run_spec_keys_follow_the_documented_rule():
     assert np.array_equal(jax.random.key_data(train_key(7)), jax.random.key_data(jax.random.key(7)))
     expected = jax.random.fold_in(jax.random.key(7), 1)
     assert np.array_equal(jax.random.key_data(evaluation_key(7)), jax.random.key_data(expected))
+
+
+def test_the_package_reaches_the_experiment_floor_by_name():
+    """``import jrl`` leaves the experiment floor unloaded (tests/test_architecture.py reads that
+    from the imports; a fresh process shows it); ``jrl.sweep`` and ``jrl.optuna_search`` load it on
+    first use, and ``dir`` and ``__all__`` list them."""
+    script = (
+        "import sys, jrl\n"
+        "assert 'jrl.experiment' not in sys.modules, sorted(m for m in sys.modules if m.startswith('jrl.'))\n"
+        "assert {'sweep', 'optuna_search'} <= set(dir(jrl))\n"
+        "from jrl import sweep\n"
+        "assert 'jrl.experiment' in sys.modules and sweep is jrl.experiment.sweep\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import jrl.experiment
+
+    assert jrl.sweep is jrl.experiment.sweep and jrl.optuna_search is jrl.experiment.optuna_search
+    assert all(hasattr(jrl, name) for name in jrl.__all__) and {"sweep", "optuna_search"} <= set(jrl.__all__)
+    with pytest.raises(AttributeError, match="module 'jrl' has no attribute 'swep'"):
+        jrl.swep  # noqa: B018
