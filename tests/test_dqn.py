@@ -191,7 +191,7 @@ def test_double_dqn_chooses_the_next_action_with_the_online_network():
     hyperparams = jax.tree.map(lambda x: jnp.stack([x, x]), config.hyperparams())
     hyperparams = hyperparams.replace(learning_rate=jnp.array([config.learning_rate, 0.0], jnp.float32))
     result = jax.jit(jax.vmap(dqn.make_train(config, env, params), in_axes=(None, 0)))(jax.random.key(2), hyperparams)
-    network = dqn._network(config, 2, env.observation_space(params))
+    network = dqn.build_network(config, 2, env.observation_space(params))
     learned, initial = np.asarray(jax.vmap(network.apply, in_axes=(0, None))(result.params, jnp.ones(1)))
     assert int(result.metrics["updates"][0].sum()) > 0
     assert initial[0] - initial[1] > 0.3, f"the test needs an initial network that prefers action 0: {initial}"
@@ -320,8 +320,8 @@ def test_scale_observations_maps_the_box_bounds_to_minus_one_one():
     env, params = jrl.make("MountainCar-v0")
     space = env.observation_space(params)
     config = dqn.default_config("Acrobot-v1").replace(scale_observations=True)
-    scaled = dqn._network(config, 3, space)
-    plain = dqn._network(config.replace(scale_observations=False), 3, space)
+    scaled = dqn.build_network(config, 3, space)
+    plain = dqn.build_network(config.replace(scale_observations=False), 3, space)
     obs = jnp.array([[-1.2, -0.07], [0.6, 0.07], [-0.5, 0.01]], jnp.float32)
     net_params = plain.init(jax.random.key(0), obs[0])  # scaling adds no parameters
     by_hand = 2.0 * (obs - space.low) / (space.high - space.low) - 1.0
@@ -359,7 +359,7 @@ def test_conv3x3_equals_flax_conv():
 def test_conv_features_set_the_cnn_layers():
     env, params = jrl.make("RandomLake-v0")
     config = dqn.DQNConfig(network="cnn", conv_features=(8, 4, 2), hidden_sizes=(5,))
-    network = dqn._network(config, 4, env.observation_space(params))
+    network = dqn.build_network(config, 4, env.observation_space(params))
     obs = jax.random.uniform(jax.random.key(0), env.observation_space(params).shape)
     variables = jax.jit(network.init)(jax.random.key(1), obs)["params"]
     kernels = [variables[f"Conv3x3_{i}"]["kernel"].shape for i in range(3)]
@@ -374,12 +374,14 @@ def test_q_init_sets_the_initial_q_values(dueling):
     obs, _ = env.reset(jax.random.key(0), params)
     for q_init in (0.0, 2.5):
         config = dqn.DQNConfig(q_init=q_init, dueling=dueling)
-        network = dqn._network(config, 2, env.observation_space(params))
+        network = dqn.build_network(config, 2, env.observation_space(params))
         variables = network.init(jax.random.key(1), obs)
         head = variables["params"]["Dense_3" if dueling else "Dense_2"]["bias"]  # the (value) output
         np.testing.assert_array_equal(np.asarray(head), q_init)
         # The same weights, so the Q-values move by exactly q_init.
-        zero = dqn._network(config.replace(q_init=0.0), 2, env.observation_space(params)).init(jax.random.key(1), obs)
+        zero = dqn.build_network(config.replace(q_init=0.0), 2, env.observation_space(params)).init(
+            jax.random.key(1), obs
+        )
         shift = network.apply(variables, obs) - network.apply(zero, obs)
         np.testing.assert_allclose(np.asarray(shift), q_init, atol=1e-5)
 
@@ -449,7 +451,7 @@ def test_dqn_solves_deterministic_frozen_lake_from_one_hot_observations():
 
 def test_discrete_observations_are_one_hot_and_cannot_be_rescaled():
     env, params = jrl.make("Taxi-v4")
-    network = dqn._network(PROBE_CONFIG, 6, env.observation_space(params))
+    network = dqn.build_network(PROBE_CONFIG, 6, env.observation_space(params))
     variables = network.init(jax.random.key(0), jnp.int32(0))
     assert variables["params"]["Dense_0"]["kernel"].shape == (500, 32)
     # One-hot input: the Q-values of state s are the first layer's row s pushed through the rest.

@@ -75,12 +75,12 @@ np.save({str(tmp_path / "actions.npy")!r}, policy(np.load({str(tmp_path / "obs.n
 def test_bad_exports_and_inputs_are_refused(tmp_path):
     env, params = jrl.make("CartPole-v1")
     config = dqn.DQNConfig()
-    network = dqn._network(config, 2, env.observation_space(params))
+    network = dqn.build_network(config, 2, env.observation_space(params))
     obs0 = env.reset(jax.random.key(0), params)[0]
     two_seeds = jax.vmap(network.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), obs0)
     with pytest.raises(ValueError, match="one seed's result"):
         export_numpy(config, env, params, dqn.DQNResult(params=two_seeds, metrics={}))
-    with pytest.raises(TypeError, match="DQNConfig"):
+    with pytest.raises(TypeError, match="describe_network"):
         export_numpy(jrl.algorithms.q_learning.default_config("Taxi-v4"), env, params, None)
     one_seed = jax.tree_util.tree_map(lambda x: x[0], two_seeds)
     policy = export_numpy(config, env, params, dqn.DQNResult(params=one_seed, metrics={}))

@@ -178,7 +178,7 @@ def test_metrics_shapes_and_nan_when_no_episode_finished():
     env, params = jrl.make("CliffWalking-v1")
     config = ql.QLearningConfig(num_envs=4, num_steps=10, log_interval=5, epsilon_start=0.0, epsilon_end=0.0)
     result = jax.jit(ql.make_train(config, env, params))(jax.random.key(0))
-    assert set(result.metrics) == set(METRICS) | {"episode_length", "td_error", "greedy_value"}
+    assert set(result.metrics) == set(METRICS) | {"epsilon", "episode_length", "td_error", "greedy_value"}
     for values in result.metrics.values():
         assert values.shape == (2,)
     # The shortest CliffWalking episode takes 13 steps: none can finish within 10.

@@ -13,10 +13,21 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from jrl.algorithms import common, dqn, q_learning
+from jrl.algorithms import common, dqn, q_learning, training
 from jrl.envs.core import Environment
 
-__all__ = ["AlgorithmSpec", "common", "dqn", "get", "names", "q_learning", "register", "unregister"]
+__all__ = [
+    "AlgorithmSpec",
+    "common",
+    "dqn",
+    "for_config",
+    "get",
+    "names",
+    "q_learning",
+    "register",
+    "training",
+    "unregister",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +83,19 @@ class AlgorithmSpec:
         of sampled episodes."""
         return hasattr(self.module, "greedy_table")
 
+    @property
+    def exportable(self) -> bool:
+        """Whether the trained network describes itself for exporters (the module offers
+        ``describe_network(config, env, env_params, result)``, see ``describe_network``)."""
+        return hasattr(self.module, "describe_network")
+
+    def describe_network(self, config: Any, env: Environment, env_params: Any, result: Any) -> Any:
+        """The trained network of one seed's ``result`` as a ``jrl.algorithms.networks.NetworkDescription``
+        (``exportable`` only; ``ValueError`` otherwise): what ``jrl.export`` reads."""
+        if not self.exportable:
+            raise ValueError(f"{self.name} cannot be exported: its module has no describe_network")
+        return self.module.describe_network(config, env, env_params, result)
+
     def greedy_table(self, result: Any) -> Any:
         """The ``[..., S, A]`` table whose first maximal action is the greedy policy (``tabular`` only)."""
         if not self.tabular:
@@ -89,11 +113,26 @@ _SPECS = {
 
 
 def register(name: str, module: ModuleType, config_class: type, fixed: dict | None = None) -> None:
-    """Make an algorithm module (the contract above; optionally a ``check_env(env, env_params)``,
-    ``METRICS``, the names of every metric it logs, which a sweep's curve may name, and
-    ``greedy_table(result)`` for a tabular learner, see ``AlgorithmSpec.tabular``)
-    known by ``name`` to ``get``, the runner and the command line. ``jrl.text`` registers
-    ``text_q_learning`` this way (the layers above ``algorithms`` add theirs; nothing here imports them)."""
+    """Make an algorithm module known by ``name`` to ``get``, the runner and the command line.
+
+    The module follows the contract above (``make_algorithm``, ``make_train``, ``greedy_policy``,
+    ``default_config``); ``fixed`` holds config fields this name fixes. Optional capabilities, each
+    asked through ``AlgorithmSpec``, never by the module's identity:
+
+    - ``check_env(env, env_params)``: raise ``ValueError`` for an environment it does not fit
+      (``AlgorithmSpec.check_env``; without it every environment is accepted);
+    - ``METRICS``: the names of every metric it logs, which a sweep's curve may name
+      (``AlgorithmSpec.metrics``; without it ``common.METRICS``);
+    - ``greedy_table(result)``: for a tabular learner, valued exactly from the model
+      (``AlgorithmSpec.tabular``);
+    - ``describe_network(config, env, env_params, result)``: its trained network as a
+      ``jrl.algorithms.networks.NetworkDescription``, which ``jrl.export`` reads
+      (``AlgorithmSpec.exportable``).
+
+    ``jrl.text`` registers ``text_q_learning`` this way (the layers above ``algorithms`` add
+    theirs; nothing here imports them). The shared training scaffolding (logging scan, in-loop
+    evaluation, ``stop_return``) is ``jrl.algorithms.training.make_run``.
+    """
     if name in _SPECS:
         raise ValueError(f"algorithm {name!r} is already registered")
     _SPECS[name] = AlgorithmSpec(name, module, config_class, dict(fixed or {}))
@@ -105,6 +144,13 @@ def unregister(name: str) -> None:
     if name not in _SPECS:
         raise ValueError(f"cannot unregister {name!r}: it is not registered")
     del _SPECS[name]
+
+
+def for_config(config: Any) -> AlgorithmSpec | None:
+    """The first registered algorithm whose config class is ``type(config)`` (names that share a
+    module and config class, such as ``sarsa`` and ``q_learning``, share its capabilities);
+    ``None`` if there is none."""
+    return next((spec for spec in _SPECS.values() if spec.config_class is type(config)), None)
 
 
 def names() -> list[str]:

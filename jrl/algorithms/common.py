@@ -13,7 +13,8 @@ env, env_params)`` returns an ``Algorithm`` of three pure functions,
 - ``result(state, metrics) -> Result``: the learned values with the metrics of the whole run,
 
 and ``make_train`` is ``init``, one ``run`` over every interval, and ``result``: bit-identical to
-running the intervals in any number of chunks.
+running the intervals in any number of chunks. ``jrl.algorithms.training.make_run`` builds ``run``
+from an algorithm's training iteration (the logging scan, in-loop evaluation, ``stop_return``).
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ __all__ = [
     "train_function",
 ]
 
-#: Metrics every algorithm logs, once per logging interval (each algorithm adds its own):
-#: ``step`` (int32: steps of every environment so far), ``env_steps`` (float32: ``step *
-#: num_envs``, exact below 2**24), ``epsilon``, ``episode_return`` (mean undiscounted return of the
-#: training episodes that ended in the interval, NaN if none did), ``episodes`` (int32: how many
-#: ended), ``eval_return`` (mean greedy return of the in-loop evaluation, NaN without one) and
+#: Metrics every algorithm logs, once per logging interval (each algorithm adds its own, such as
+#: ``epsilon``, after them): ``step`` (int32: steps of every environment so far), ``env_steps``
+#: (float32: ``step * num_envs``, exact below 2**24), ``episode_return`` (mean undiscounted return
+#: of the training episodes that ended in the interval, NaN if none did), ``episodes`` (int32: how
+#: many ended), ``eval_return`` (mean greedy return of the in-loop evaluation, NaN without one) and
 #: ``finite`` (bool: every number the interval's updates produced was finite).
-METRICS = ("step", "env_steps", "epsilon", "episode_return", "episodes", "eval_return", "finite")
+METRICS = ("step", "env_steps", "episode_return", "episodes", "eval_return", "finite")
 
 
 #: How a config's ``None`` is written in TOML, which has no null (``stop_return = "none"``).

@@ -34,7 +34,6 @@ from jax.flatten_util import ravel_pytree
 
 from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
-from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import (
     Algorithm,
     Config,
@@ -45,10 +44,10 @@ from jrl.algorithms.common import (
     linear_epsilon,
     train_function,
 )
-from jrl.algorithms.networks import NETWORKS, QNetwork
+from jrl.algorithms.networks import NETWORKS, NetworkDescription, QNetwork
 from jrl.algorithms.replay import ReplayBuffer, replay_add, replay_init, replay_sample, sequence_indices
+from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
-from jrl.evaluate import evaluate
 from jrl.spaces import Discrete
 
 LOSSES = ("huber", "mse")
@@ -59,9 +58,11 @@ __all__ = [
     "DQNHyperparams",
     "DQNResult",
     "DQNState",
+    "build_network",
     "check_env",
     "check_finite",
     "default_config",
+    "describe_network",
     "greedy_policy",
     "hyperparam_grid",
     "make_algorithm",
@@ -70,8 +71,21 @@ __all__ = [
     "q_network",
 ]
 
-#: Every metric a run logs (``DQNResult``): the shared ones, then this algorithm's own.
-METRICS = (*SHARED_METRICS, "loss", "updates", "nonfinite_updates", "stopped")
+#: Every metric a run logs (``DQNResult``): the shared ones (``common.METRICS``) with the
+#: exploration rate ``epsilon`` after ``env_steps``, then this algorithm's own.
+METRICS = (
+    "step",
+    "env_steps",
+    "epsilon",
+    "episode_return",
+    "episodes",
+    "eval_return",
+    "finite",
+    "loss",
+    "updates",
+    "nonfinite_updates",
+    "stopped",
+)
 
 
 @struct.dataclass
@@ -242,9 +256,9 @@ class DQNResult:
     """``params``: the online network's Flax parameters at the end of training (with
     ``config.keep_best``: at its best in-loop evaluation). ``metrics``: dict of arrays
     ``[num_logs]``: the shared ones (``jrl.algorithms.common.METRICS``: ``step`` = iterations so
-    far, ``env_steps``, ``epsilon``, ``episode_return``, ``episodes``, ``eval_return`` = mean greedy
-    return over ``eval_episodes`` episodes at the end of the interval, ``finite`` = no non-finite
-    gradient step in the interval), then ``loss`` (mean over the interval's gradient steps, NaN if
+    far, ``env_steps``, ``episode_return``, ``episodes``, ``eval_return`` = mean greedy return over
+    ``eval_episodes`` episodes at the end of the interval, ``finite`` = no non-finite gradient step
+    in the interval), ``epsilon`` (the exploration rate of the interval's last iteration), then ``loss`` (mean over the interval's gradient steps, NaN if
     none), ``updates``, ``nonfinite_updates`` (skipped non-finite gradient steps) and ``stopped``
     (True where ``stop_return`` had already been reached, so the interval was not run)."""
 
@@ -252,8 +266,10 @@ class DQNResult:
     metrics: dict
 
 
-def _network(config: DQNConfig, num_actions: int, obs_space: Any) -> QNetwork:
-    """The Q-network for this config and observation space: ``Discrete`` observations enter one-hot."""
+def build_network(config: DQNConfig, num_actions: int, obs_space: Any) -> QNetwork:
+    """The Q-network of ``config`` for ``num_actions`` actions and observations of ``obs_space``
+    (``Discrete`` observations enter one-hot; ``scale_observations`` needs a bounded ``Box``).
+    ``q_network`` is the same from an environment."""
     one_hot = obs_space.n if isinstance(obs_space, Discrete) else None
     scale = None
     if config.scale_observations:
@@ -290,7 +306,7 @@ def q_network(config: DQNConfig, env: Environment, env_params: Any) -> QNetwork:
     """
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
-    return _network(config, _check_env(env, env_params).n, env.observation_space(env_params))
+    return build_network(config, _check_env(env, env_params).n, env.observation_space(env_params))
 
 
 def check_env(env: Environment, env_params: Any) -> None:
@@ -349,14 +365,19 @@ class DQNState:
 def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algorithm:
     """Validate on the host, then return the ``Algorithm`` (``init``, ``run``, ``result``; see
     ``jrl.algorithms.common``) of this config on this environment. All three are pure: jit ``run``
-    with ``static_argnums=1`` (the number of intervals)."""
+    with ``static_argnums=1`` (the number of intervals).
+
+    One iteration (``iteration``) is three named steps: ``collect`` (every environment steps
+    once, epsilon-greedy, into the replay buffer), ``learn`` (the gradient steps, when due) and
+    ``update_target``; ``record`` turns an interval into metrics, and ``jrl.algorithms.training``
+    adds the logging scan, the in-loop evaluation and ``stop_return``."""
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
     num_actions = _check_env(env, env_params).n
     obs_space = env.observation_space(env_params)
     if config.network == "cnn" and len(obs_space.shape) != 3:
         raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
-    network = _network(config, num_actions, obs_space)
+    network = build_network(config, num_actions, obs_space)
     num_envs = config.num_envs
     log_interval = config.resolved_log_interval()
     decay_steps = config.epsilon_decay_fraction * config.num_steps
@@ -371,16 +392,10 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
     def epsilon_at(hp: DQNHyperparams, t: jax.Array) -> jax.Array:
         return linear_epsilon(hp.epsilon_start, hp.epsilon_end, decay_steps, t)
 
-    def optimizer_for(hp: DQNHyperparams) -> optax.GradientTransformation:
-        learning_rate = hp.learning_rate
-        if config.anneal_lr:
-            learning_rate = optax.linear_schedule(hp.learning_rate, 0.0, max(config.total_updates(), 1))
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
-
     def q_values(flat_params: jax.Array, obs: jax.Array) -> jax.Array:
         return jax.vmap(network.apply, in_axes=(None, 0))(unravel(flat_params), obs)
 
-    def greedy(flat_params, obs, key):
+    def greedy(flat_params: jax.Array, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key
         return jnp.argmax(network.apply(unravel(flat_params), obs)).astype(jnp.int32)
 
@@ -390,20 +405,11 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
         params, _ = ravel_pytree(network.init(k_init, obs[0]))
-        example = {
-            "obs": obs[0],
-            "action": jnp.int32(0),
-            "reward": jnp.float32(0),
-            "next_obs": obs[0],
-            "terminated": jnp.bool_(False),
-        }
-        if config.n_step > 1:
-            example["truncated"] = jnp.bool_(False)
         return DQNState(
             params=params,
             target=params,
-            opt_state=optimizer_for(hp).init(params),
-            buffer=replay_init(example, config.buffer_size),
+            opt_state=_optimizer(config, hp).init(params),
+            buffer=replay_init(_transition_example(config, obs[0]), config.buffer_size),
             obs=obs,
             env_state=env_state,
             episode_return=jnp.zeros(num_envs, jnp.float32),
@@ -416,191 +422,177 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
             log_index=jnp.int32(0),
         )
 
-    def loss_fn(params, target, batch, hp):
-        q = q_values(params, batch["obs"])
-        q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
-        q_next_target = q_values(target, batch["next_obs"])
-        if config.double_dqn:
-            best = jnp.argmax(q_values(params, batch["next_obs"]), axis=-1)
-        else:
-            best = jnp.argmax(q_next_target, axis=-1)
-        boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
-        not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
-        if config.n_step == 1:
-            y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
-        else:
-            y = jax.lax.stop_gradient(batch["reward"] + rounded(batch["discount"] * not_terminal * boot))
-        if config.loss == "huber":
-            return jnp.mean(optax.huber_loss(q_sa, y))
-        return 0.5 * jnp.mean(jnp.square(q_sa - y))
-
-    def learn_phase(params, opt_state, target, buffer, key, hp):
-        """``updates_per_iteration`` gradient steps; non-finite ones are skipped and counted."""
-        optimizer = optimizer_for(hp)
-
-        def gradient_step(carry, key):
-            params, opt_state, loss_sum, nonfinite = carry
-            if config.n_step == 1:
-                batch = replay_sample(buffer, key, config.batch_size)
-            else:
-                batch = n_step_batch(buffer, key, config.batch_size, config.n_step, num_envs, hp.gamma)
-            loss, grads = jax.value_and_grad(loss_fn)(params, target, batch, hp)
-            updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become
-            # a fused multiply-add in one compilation and not in another.
-            new_params = optax.apply_updates(params, updates)
-            leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
-            finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
-
-            def keep(new, old):
-                return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
-
-            carry = (
-                keep(new_params, params),
-                keep(new_opt_state, opt_state),
-                loss_sum + jnp.where(finite, loss, 0.0),
-                nonfinite + (~finite).astype(jnp.int32),
-            )
-            return carry, None
-
-        carry = (params, opt_state, jnp.float32(0), jnp.int32(0))
-        carry, _ = jax.lax.scan(gradient_step, carry, jax.random.split(key, config.updates_per_iteration))
-        return carry
-
-    def iteration(carry_stats, t):
-        state, stats = carry_stats
-        hp = state.hyperparams
-        k_act, k_env, k_learn = jax.random.split(jax.random.fold_in(state.key, t), 3)
-        epsilon = epsilon_at(hp, t)
+    def collect(state: DQNState, t: jax.Array, k_act: jax.Array, k_env: jax.Array) -> tuple[DQNState, tuple]:
+        """Every environment steps once with epsilon-greedy actions; the transitions go to the
+        buffer. Returns the state and (summed return, count) of the episodes that ended."""
         u = jax.random.uniform(k_act, (num_envs,))
-        actions = epsilon_greedy(q_values(state.params, state.obs), epsilon, u)
+        actions = epsilon_greedy(q_values(state.params, state.obs), epsilon_at(state.hyperparams, t), u)
         next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, num_envs), state.env_state, actions, env_params
         )
-        buffer = replay_add(
-            state.buffer,
-            {
-                "obs": state.obs,
-                "action": actions,
-                "reward": reward,
-                "next_obs": info["final_observation"],
-                "terminated": terminated,
-                **({"truncated": truncated} if config.n_step > 1 else {}),
-            },
-        )
-        learn = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
-        params, opt_state, loss_sum, nonfinite = jax.lax.cond(
-            learn,
-            lambda: learn_phase(state.params, state.opt_state, state.target, buffer, k_learn, hp),
-            lambda: (state.params, state.opt_state, jnp.float32(0), jnp.int32(0)),
-        )
-        update_target = (t % config.target_update_interval == 0) & learn
-        polyak = jax.tree_util.tree_map(
-            lambda online, tgt: rounded(hp.tau * online) + rounded((1.0 - hp.tau) * tgt), params, state.target
-        )
-        target = jax.tree_util.tree_map(lambda p, q: jnp.where(update_target, p, q), polyak, state.target)
+        transition = {
+            "obs": state.obs,
+            "action": actions,
+            "reward": reward,
+            "next_obs": info["final_observation"],  # bootstrap from it unless terminated
+            "terminated": terminated,
+            **({"truncated": truncated} if config.n_step > 1 else {}),
+        }
         done = terminated | truncated
         episode_return = state.episode_return + reward
-        stats = stats + jnp.stack(
-            [
-                jnp.sum(jnp.where(done, episode_return, 0.0)),
-                jnp.sum(done.astype(jnp.float32)),
-                loss_sum,
-                jnp.where(learn, config.updates_per_iteration, 0).astype(jnp.float32),
-                nonfinite.astype(jnp.float32),
-            ]
-        )
+        ended = (jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done.astype(jnp.float32)))
         state = state.replace(
-            params=params,
-            target=target,
-            opt_state=opt_state,
-            buffer=buffer,
+            buffer=replay_add(state.buffer, transition),
             obs=next_obs,
             env_state=env_state,
             episode_return=jnp.where(done, 0.0, episode_return),
         )
-        return (state, stats), None
+        return state, ended
 
-    def train_block(state):
-        """``log_interval`` iterations, then the greedy evaluation: (state, stats, eval_return)."""
-        steps = state.log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
-        (state, stats), _ = jax.lax.scan(iteration, (state, jnp.zeros(5, jnp.float32)), steps)
-        if config.eval_episodes > 0:
-            eval_key = jax.random.fold_in(state.eval_key, state.log_index)
-            returns = evaluate(eval_key, greedy, state.params, env, env_params, num_episodes=config.eval_episodes)
-            eval_return = jnp.mean(returns)
-        else:
-            eval_return = jnp.float32(jnp.nan)
-        return state, stats, eval_return
+    def learn(state: DQNState, t: jax.Array, key: jax.Array) -> tuple[DQNState, jax.Array, jax.Array, jax.Array]:
+        """``updates_per_iteration`` gradient steps once ``learning_starts`` is reached, every
+        ``train_interval`` iterations: (state, learned, loss_sum, nonfinite)."""
+        learned = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
+        params, opt_state, loss_sum, nonfinite = jax.lax.cond(
+            learned,
+            lambda: _gradient_steps(config, q_values, state, key),
+            lambda: (state.params, state.opt_state, jnp.float32(0), jnp.int32(0)),
+        )
+        return state.replace(params=params, opt_state=opt_state), learned, loss_sum, nonfinite
 
-    def skip_block(state):
-        return state, jnp.zeros(5, jnp.float32), jnp.float32(jnp.nan)
+    def update_target(state: DQNState, t: jax.Array, learned: jax.Array) -> DQNState:
+        """Every ``target_update_interval`` iterations that learned: Polyak averaging at rate tau."""
+        tau = state.hyperparams.tau
+        polyak = jax.tree_util.tree_map(
+            lambda online, tgt: rounded(tau * online) + rounded((1.0 - tau) * tgt), state.params, state.target
+        )
+        due = (t % config.target_update_interval == 0) & learned
+        return state.replace(target=jax.tree_util.tree_map(lambda p, q: jnp.where(due, p, q), polyak, state.target))
 
-    @jax.custom_batching.custom_vmap
-    def train_unless_stopped(state):
-        """``train_block``, or nothing once ``stop_return`` was reached: one run skips the rest."""
-        return jax.lax.cond(state.stopped, skip_block, train_block, state)
+    def iteration(state: DQNState, t: jax.Array) -> tuple[DQNState, jax.Array]:
+        """Iteration ``t``: collect, learn, update the target. Stats: episode returns, episodes,
+        loss sum, gradient steps, non-finite gradient steps (float32 ``[5]``)."""
+        k_act, k_env, k_learn = jax.random.split(jax.random.fold_in(state.key, t), 3)
+        state, (return_sum, episodes) = collect(state, t, k_act, k_env)
+        state, learned, loss_sum, nonfinite = learn(state, t, k_learn)
+        state = update_target(state, t, learned)
+        updates = jnp.where(learned, config.updates_per_iteration, 0).astype(jnp.float32)
+        return state, jnp.stack([return_sum, episodes, loss_sum, updates, nonfinite.astype(jnp.float32)])
 
-    @train_unless_stopped.def_vmap
-    def _train_unless_stopped_batched(axis_size, in_batched, state):
-        # Under vmap every member trains and a stopped member's block is dropped afterwards.
-        # vmap's own rule for a cond with a batched predicate would broadcast every operand, the
-        # shared interval counter too, turning the "learn now?" cond into a select that runs both
-        # sides; and it made a member's numbers depend on how many members ran beside it.
-        (batched,) = in_batched
-        in_axes = jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
-        trained, stats, eval_return = jax.vmap(train_block, in_axes=(in_axes,))(state)
-
-        def keep(old, new, old_batched):
-            old = old if old_batched else jnp.broadcast_to(old, new.shape)
-            stopped = jnp.broadcast_to(state.stopped, (axis_size,)) if not batched.stopped else state.stopped
-            return jnp.where(stopped.reshape((axis_size,) + (1,) * (new.ndim - 1)), old, new)
-
-        stopped = state.stopped if batched.stopped else jnp.broadcast_to(state.stopped, (axis_size,))
-        out = jax.tree_util.tree_map(keep, state, trained, batched).replace(log_index=state.log_index)
-        stats = jnp.where(stopped[:, None], 0.0, stats)
-        eval_return = jnp.where(stopped, jnp.nan, eval_return)
-        out_batched = jax.tree_util.tree_map(lambda _: True, batched).replace(log_index=batched.log_index)
-        return (out, stats, eval_return), (out_batched, True, True)
-
-    def log_block(state: DQNState, _: Any) -> tuple[DQNState, dict]:
-        skipped = state.stopped
-        if config.stop_return is None:
-            state, stats, eval_return = train_block(state)
-        else:
-            state, stats, eval_return = train_unless_stopped(state)
-            state = state.replace(stopped=state.stopped | (eval_return >= config.stop_return))
+    def record(state: DQNState, interval: Interval) -> tuple[DQNState, dict]:
+        """Keep the best parameters (``keep_best``) and log the interval (``METRICS``)."""
         if config.keep_best:
-            better = eval_return >= state.best_return
+            better = interval.eval_return >= state.best_return
             state = state.replace(
                 best_params=jnp.where(better, state.params, state.best_params),
-                best_return=jnp.where(better, eval_return, state.best_return),
+                best_return=jnp.where(better, interval.eval_return, state.best_return),
             )
-        step = (state.log_index + 1) * log_interval
+        return_sum, episodes, loss_sum, updates, nonfinite = (interval.stats[i] for i in range(5))
         metrics = {
-            "step": step,
-            "env_steps": step.astype(jnp.float32) * num_envs,
-            "epsilon": epsilon_at(state.hyperparams, step - 1),
-            "episode_return": jnp.where(stats[1] > 0, stats[0] / stats[1], jnp.nan),
-            "episodes": stats[1].astype(jnp.int32),
-            "eval_return": eval_return,
-            "finite": stats[4] == 0,
-            "loss": jnp.where(stats[3] > 0, stats[2] / jnp.maximum(stats[3] - stats[4], 1.0), jnp.nan),
-            "updates": stats[3].astype(jnp.int32),
-            "nonfinite_updates": stats[4].astype(jnp.int32),
-            "stopped": skipped,  # this record's iterations were not run (stop_return reached before)
+            "env_steps": interval.step.astype(jnp.float32) * num_envs,
+            "epsilon": epsilon_at(state.hyperparams, interval.step - 1),
+            "episode_return": mean_or_nan(return_sum, episodes),
+            "episodes": episodes.astype(jnp.int32),
+            "finite": nonfinite == 0,
+            "loss": jnp.where(updates > 0, loss_sum / jnp.maximum(updates - nonfinite, 1.0), jnp.nan),
+            "updates": updates.astype(jnp.int32),
+            "nonfinite_updates": nonfinite.astype(jnp.int32),
+            "stopped": interval.skipped,  # this record's iterations were not run (stop_return reached before)
         }
-        return state.replace(log_index=state.log_index + 1), metrics
+        return state, metrics
 
-    def run(state: DQNState, num_logs: int) -> tuple[DQNState, dict]:
-        check_int("num_logs", num_logs, 1)
-        return jax.lax.scan(log_block, state, None, length=num_logs)
+    run = make_run(
+        iteration,
+        num_stats=5,
+        log_interval=log_interval,
+        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda state: state.params),
+        record=record,
+        stop_return=config.stop_return,
+    )
 
     def result(state: DQNState, metrics: dict) -> DQNResult:
         final = state.best_params if config.keep_best else state.params
         return DQNResult(params=unravel(final), metrics=metrics)
 
     return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
+
+
+def _optimizer(config: DQNConfig, hp: DQNHyperparams) -> optax.GradientTransformation:
+    """Adam after global-norm clipping; with ``anneal_lr`` its rate decays linearly to 0 over the run."""
+    learning_rate = hp.learning_rate
+    if config.anneal_lr:
+        learning_rate = optax.linear_schedule(hp.learning_rate, 0.0, max(config.total_updates(), 1))
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
+
+
+def _transition_example(config: DQNConfig, obs: jax.Array) -> dict:
+    """One transition as the replay buffer stores it (``truncated`` only for n-step targets)."""
+    example = {
+        "obs": obs,
+        "action": jnp.int32(0),
+        "reward": jnp.float32(0),
+        "next_obs": obs,
+        "terminated": jnp.bool_(False),
+    }
+    if config.n_step > 1:
+        example["truncated"] = jnp.bool_(False)
+    return example
+
+
+def _td_loss(config: DQNConfig, q_values: Callable, params: jax.Array, target: jax.Array, batch: dict, hp: Any):
+    """The Huber or squared TD error of a batch against the target network (module docstring)."""
+    q = q_values(params, batch["obs"])
+    q_sa = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
+    q_next_target = q_values(target, batch["next_obs"])
+    if config.double_dqn:
+        best = jnp.argmax(q_values(params, batch["next_obs"]), axis=-1)
+    else:
+        best = jnp.argmax(q_next_target, axis=-1)
+    boot = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
+    not_terminal = 1.0 - batch["terminated"].astype(jnp.float32)
+    if config.n_step == 1:
+        y = jax.lax.stop_gradient(batch["reward"] + rounded(hp.gamma * not_terminal * boot))
+    else:
+        y = jax.lax.stop_gradient(batch["reward"] + rounded(batch["discount"] * not_terminal * boot))
+    if config.loss == "huber":
+        return jnp.mean(optax.huber_loss(q_sa, y))
+    return 0.5 * jnp.mean(jnp.square(q_sa - y))
+
+
+def _gradient_steps(config: DQNConfig, q_values: Callable, state: DQNState, key: jax.Array) -> tuple:
+    """``updates_per_iteration`` gradient steps on batches from ``state.buffer``; a non-finite one
+    is skipped. Returns (params, opt_state, loss_sum over the finite steps, non-finite count)."""
+    hp = state.hyperparams
+    optimizer = _optimizer(config, hp)
+
+    def gradient_step(carry: tuple, key: jax.Array) -> tuple:
+        params, opt_state, loss_sum, nonfinite = carry
+        if config.n_step == 1:
+            batch = replay_sample(state.buffer, key, config.batch_size)
+        else:
+            batch = n_step_batch(state.buffer, key, config.batch_size, config.n_step, config.num_envs, hp.gamma)
+        loss, grads = jax.value_and_grad(_td_loss, argnums=2)(config, q_values, params, state.target, batch, hp)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become
+        # a fused multiply-add in one compilation and not in another.
+        new_params = optax.apply_updates(params, updates)
+        leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
+        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
+
+        def keep(new: Any, old: Any) -> Any:
+            return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+        carry = (
+            keep(new_params, params),
+            keep(new_opt_state, opt_state),
+            loss_sum + jnp.where(finite, loss, 0.0),
+            nonfinite + (~finite).astype(jnp.int32),
+        )
+        return carry, None
+
+    carry = (state.params, state.opt_state, jnp.float32(0), jnp.int32(0))
+    carry, _ = jax.lax.scan(gradient_step, carry, jax.random.split(key, config.updates_per_iteration))
+    return carry
 
 
 def make_train(config: DQNConfig, env: Environment, env_params: Any) -> Callable[..., DQNResult]:
@@ -648,6 +640,13 @@ def greedy_policy(config: DQNConfig, env: Environment, env_params: Any, result: 
         return jnp.argmax(network.apply(params, obs)).astype(jnp.int32)
 
     return policy, result.params
+
+
+def describe_network(config: DQNConfig, env: Environment, env_params: Any, result: DQNResult) -> NetworkDescription:
+    """The trained Q-network of ``result`` (one seed's) described layer by layer, for exporters
+    (``jrl.export.export_numpy``): ``NetworkDescription`` of ``jrl.algorithms.networks``."""
+    obs_shape = env.observation_space(env_params).shape
+    return q_network(config, env, env_params).describe(result.params, obs_shape)
 
 
 # Probe environments (jrl/envs/probes.py): fully random behaviour (epsilon 1 throughout) so every

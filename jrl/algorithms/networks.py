@@ -1,18 +1,68 @@
 """Q-networks (Flax linen): an MLP for vector observations, a small CNN for grid observations,
-either with a plain or a dueling head."""
+either with a plain or a dueling head; and ``NetworkDescription``, the neutral description of a
+trained network's layers that exporters (``jrl.export``) read instead of Flax's parameter names."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["NETWORKS", "Conv3x3", "QNetwork"]
+__all__ = ["NETWORKS", "Conv3x3", "Layer", "NetworkDescription", "QNetwork"]
 
 NETWORKS = ("mlp", "cnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer of a described network.
+
+    Attributes:
+        kind: ``"conv3x3"`` (a 3x3, stride 1, zero-padded convolution of an ``[H, W, C]`` image,
+            ``kernel [3, 3, C, F]``) or ``"dense"`` (``x @ kernel + bias``, ``kernel [I, O]``).
+        kernel, bias: its arrays (``bias [F]`` or ``[O]``), as the network holds them.
+    """
+
+    kind: str
+    kernel: Any
+    bias: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkDescription:
+    """A trained Q-network described layer by layer, for exporters (no Flax names to parse).
+
+    The forward pass of one observation: the input (``one_hot``: an index into a one-hot vector of
+    that size; otherwise float32), rescaled by ``input_scale`` if given (``2 * (x - low) / span -
+    1``, ``low`` and ``span`` flat, one entry per observation element), then every layer of
+    ``body`` followed by ReLU (the image flattened before the first dense layer), then ``head``:
+    one dense layer giving the Q-values ``[num_actions]``, or with ``dueling`` an advantage and a
+    value layer, ``Q = value + advantage - mean(advantage)``.
+
+    Attributes:
+        family: the network's kind as its config names it (``"mlp"``, ``"cnn"``).
+        num_actions: the number of Q-values.
+        obs_shape: one observation's shape (``()`` for an index).
+        one_hot: ``None``, or ``n`` for a ``Discrete(n)`` observation fed one-hot.
+        input_scale: ``None``, or ``(low, span)`` (tuples of floats).
+        body: the hidden layers in order (convolutions, then dense layers).
+        head: ``(q,)``, or ``(advantage, value)`` with ``dueling``.
+        dueling: whether the head is dueling.
+    """
+
+    family: str
+    num_actions: int
+    obs_shape: tuple[int, ...]
+    one_hot: int | None
+    input_scale: tuple[tuple[float, ...], tuple[float, ...]] | None
+    body: tuple[Layer, ...]
+    head: tuple[Layer, ...]
+    dueling: bool
 
 
 def _flat_lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -95,3 +145,28 @@ class QNetwork(nn.Module):
         advantage = nn.Dense(self.num_actions)(x)
         value = nn.Dense(1, bias_init=bias_init)(x)
         return value + advantage - jnp.mean(advantage)
+
+    def describe(self, params: Any, obs_shape: tuple[int, ...]) -> NetworkDescription:
+        """This network with the parameters ``params`` (what ``init`` returned, one network's)
+        as a ``NetworkDescription``, for observations of shape ``obs_shape``."""
+        tree = params["params"]
+
+        def layer(kind: str, name: str) -> Layer:
+            return Layer(kind, tree[name]["kernel"], tree[name]["bias"])
+
+        # Flax names a compact module's submodules by class and creation order (see __call__).
+        hidden = len(self.hidden_sizes)
+        convs = len(self.conv_features) if self.kind == "cnn" else 0
+        body = [layer("conv3x3", f"Conv3x3_{i}") for i in range(convs)]
+        body += [layer("dense", f"Dense_{i}") for i in range(hidden)]
+        head = [layer("dense", f"Dense_{hidden + i}") for i in range(2 if self.dueling else 1)]
+        return NetworkDescription(
+            family=self.kind,
+            num_actions=self.num_actions,
+            obs_shape=tuple(obs_shape),
+            one_hot=self.one_hot,
+            input_scale=self.input_scale,
+            body=tuple(body),
+            head=tuple(head),
+            dueling=self.dueling,
+        )

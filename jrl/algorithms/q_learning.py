@@ -33,7 +33,6 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl._validation import check_choice, check_float, check_int, check_key
-from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import (
     Algorithm,
     Config,
@@ -44,9 +43,9 @@ from jrl.algorithms.common import (
     linear_epsilon,
     train_function,
 )
+from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
-from jrl.evaluate import evaluate
 from jrl.planning import policy_evaluation
 
 __all__ = [
@@ -68,8 +67,20 @@ __all__ = [
 ]
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "double_q_learning")
-#: Every metric a run logs (``QLearningResult``): the shared ones, then this algorithm's own.
-METRICS = (*SHARED_METRICS, "episode_length", "td_error", "greedy_value")
+#: Every metric a run logs (``QLearningResult``): the shared ones (``common.METRICS``) with the
+#: exploration rate ``epsilon`` after ``env_steps``, then this algorithm's own.
+METRICS = (
+    "step",
+    "env_steps",
+    "epsilon",
+    "episode_return",
+    "episodes",
+    "eval_return",
+    "finite",
+    "episode_length",
+    "td_error",
+    "greedy_value",
+)
 
 
 @struct.dataclass
@@ -144,9 +155,9 @@ class QLearningResult:
     Attributes:
         q_table: float32 ``[S, A]`` (Double Q-learning: the mean of its two tables).
         metrics: dict of arrays ``[num_logs]``, one entry per ``log_interval`` steps: the shared
-            ones (``jrl.algorithms.common.METRICS``: ``step``, ``env_steps``, ``epsilon``,
-            ``episode_return``, ``episodes``, ``eval_return``, ``finite`` = every table entry
-            finite) and ``episode_length`` (mean length of the episodes that ended in the
+            ones (``jrl.algorithms.common.METRICS``: ``step``, ``env_steps``, ``episode_return``,
+            ``episodes``, ``eval_return``, ``finite`` = every table entry finite), ``epsilon`` (the
+            exploration rate of the interval's last step) and ``episode_length`` (mean length of the episodes that ended in the
             interval, NaN if none did), ``td_error`` (mean absolute TD error), ``greedy_value``
             (exact discounted value of the greedy policy from the initial distribution, from the
             model).
@@ -201,15 +212,9 @@ class QLearningState:
     log_index: jax.Array
 
 
-def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Algorithm:
-    """Validate everything on the host, then return the ``Algorithm`` (``init``, ``run``,
-    ``result``; see ``jrl.algorithms.common``) of this config on this environment. All three are
-    pure: jit ``run`` with ``static_argnums=1`` (the number of intervals).
-
-    Raises:
-        TypeError: ``config`` is not a ``QLearningConfig``, or ``env`` is not tabular (Q-learning
-            needs a finite state space; use ``jrl.algorithms.dqn`` for the others).
-    """
+def _check_setup(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> None:
+    """``TypeError``/``ValueError`` unless ``config`` is a ``QLearningConfig`` and ``env`` a tabular
+    environment whose ``env_params`` model fits it."""
     if not isinstance(config, QLearningConfig):
         raise TypeError(f"config must be a QLearningConfig, got {type(config).__name__}")
     if not isinstance(env, TabularEnv) or not isinstance(env_params, TabularParams):
@@ -223,6 +228,43 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
             f"env_params' model is [{env_params.mdp.num_states}, {env_params.mdp.num_actions}] states x actions "
             f"but env is [{env.num_states}, {env.num_actions}]: params from another environment?"
         )
+
+
+def _double_update(
+    state: QLearningState,
+    rows_a: jax.Array,
+    final_obs: jax.Array,
+    action: jax.Array,
+    reward: jax.Array,
+    not_terminal: jax.Array,
+    coin: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Double Q-learning's step: where ``coin`` (bool ``[N]``) table A moves towards ``r + gamma
+    B(s', argmax A(s'))``, elsewhere B with the roles swapped. Returns (q_a, q_b, delta ``[N]``)."""
+    hp = state.hyperparams
+    q_upd = jnp.where(coin[:, None], rows_a, state.q_b[state.obs])
+    sel = jnp.where(coin[:, None], state.q_a[final_obs], state.q_b[final_obs])
+    ev = jnp.where(coin[:, None], state.q_b[final_obs], state.q_a[final_obs])
+    boot = jnp.take_along_axis(ev, jnp.argmax(sel, axis=-1)[:, None], axis=-1)[:, 0]
+    q_sa = select_index(action, q_upd)
+    delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
+    weight_a = coin.astype(jnp.float32)
+    index = state.obs * state.q_a.shape[1] + action
+    q_a = _mean_update(state.q_a, index, delta, weight_a, hp.alpha)
+    q_b = _mean_update(state.q_b, index, delta, 1.0 - weight_a, hp.alpha)
+    return q_a, q_b, delta
+
+
+def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Algorithm:
+    """Validate everything on the host, then return the ``Algorithm`` (``init``, ``run``,
+    ``result``; see ``jrl.algorithms.common``) of this config on this environment. All three are
+    pure: jit ``run`` with ``static_argnums=1`` (the number of intervals).
+
+    Raises:
+        TypeError: ``config`` is not a ``QLearningConfig``, or ``env`` is not tabular (Q-learning
+            needs a finite state space; use ``jrl.algorithms.dqn`` for the others).
+    """
+    _check_setup(config, env, env_params)
     num_envs, num_actions = config.num_envs, env.num_actions
     log_interval = config.resolved_log_interval()
     decay_steps = config.epsilon_decay_fraction * config.num_steps  # 0: epsilon_end throughout
@@ -270,16 +312,7 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
         not_terminal = 1.0 - terminated.astype(jnp.float32)
 
         if double:
-            coin = u[3] < 0.5  # True: update table A, evaluated by B
-            q_upd = jnp.where(coin[:, None], rows_a, state.q_b[state.obs])
-            sel = jnp.where(coin[:, None], state.q_a[final_obs], state.q_b[final_obs])
-            ev = jnp.where(coin[:, None], state.q_b[final_obs], state.q_a[final_obs])
-            boot = jnp.take_along_axis(ev, jnp.argmax(sel, axis=-1)[:, None], axis=-1)[:, 0]
-            q_sa = select_index(action, q_upd)
-            delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
-            weight_a = coin.astype(jnp.float32)
-            q_a = _mean_update(state.q_a, index, delta, weight_a, hp.alpha)
-            q_b = _mean_update(state.q_b, index, delta, 1.0 - weight_a, hp.alpha)
+            q_a, q_b, delta = _double_update(state, rows_a, final_obs, action, reward, not_terminal, u[3] < 0.5)
             next_action = state.action
         else:
             boot, next_action = bootstrap(state, final_obs, next_obs, done, epsilon_next, u)
@@ -335,46 +368,32 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
     def q_table(state: QLearningState) -> jax.Array:
         return 0.5 * (state.q_a + state.q_b) if double else state.q_a
 
-    def log_block(state: QLearningState, _: Any) -> tuple[QLearningState, dict]:
-        hp, log_index = state.hyperparams, state.log_index
-
-        def inner(carry, t):
-            state, stats = carry
-            state, step_stats = env_step(state, t)
-            return (state, stats + step_stats), None
-
-        steps = log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
-        (state, stats), _ = jax.lax.scan(inner, (state, jnp.zeros(4, jnp.float32)), steps)
+    def record(state: QLearningState, interval: Interval) -> tuple[QLearningState, dict]:
+        """The interval's metrics (``METRICS``; ``step`` and ``eval_return`` come from ``make_run``)."""
         q = q_table(state)
-        values = policy_evaluation(env_params.mdp, jnp.argmax(q, axis=-1), hp.gamma)
-        if config.eval_episodes > 0:
-            returns = evaluate(
-                jax.random.fold_in(state.eval_key, log_index), _greedy_action, q, env, env_params, config.eval_episodes
-            )
-            eval_return = jnp.mean(returns)
-        else:
-            eval_return = jnp.float32(jnp.nan)
-        finished = stats[2]
-        step = (log_index + 1) * log_interval
+        values = policy_evaluation(env_params.mdp, jnp.argmax(q, axis=-1), state.hyperparams.gamma)
+        returns, lengths, finished, td_errors = interval.stats
         metrics = {
-            "step": step,
-            "env_steps": step.astype(jnp.float32) * num_envs,
-            "epsilon": epsilon_at(hp, step - 1),
-            "episode_return": jnp.where(finished > 0, stats[0] / finished, jnp.nan),
+            "env_steps": interval.step.astype(jnp.float32) * num_envs,
+            "epsilon": epsilon_at(state.hyperparams, interval.step - 1),
+            "episode_return": mean_or_nan(returns, finished),
             "episodes": finished.astype(jnp.int32),
-            "eval_return": eval_return,
             "finite": jnp.all(jnp.isfinite(q)),
-            "episode_length": jnp.where(finished > 0, stats[1] / finished, jnp.nan),
-            "td_error": stats[3] / log_interval,
+            "episode_length": mean_or_nan(lengths, finished),
+            "td_error": td_errors / log_interval,
             # An elementwise product and a sum, not a dot: batched and unbatched dots run
             # different kernels and round differently.
             "greedy_value": jnp.sum(rounded(env_params.mdp.initial_distribution * values)),
         }
-        return state.replace(log_index=log_index + 1), metrics
+        return state, metrics
 
-    def run(state: QLearningState, num_logs: int) -> tuple[QLearningState, dict]:
-        check_int("num_logs", num_logs, 1)
-        return jax.lax.scan(log_block, state, None, length=num_logs)
+    run = make_run(
+        env_step,
+        num_stats=4,
+        log_interval=log_interval,
+        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, _greedy_action, q_table),
+        record=record,
+    )
 
     def result(state: QLearningState, metrics: dict) -> QLearningResult:
         return QLearningResult(q_table=q_table(state), metrics=metrics)

@@ -1,5 +1,6 @@
-"""Export trained policies out of JAX: ``export_numpy`` turns a DQN result into a ``NumpyQPolicy``
-that runs with NumPy alone (``jrl/export/numpy_policy.py`` imports nothing else)."""
+"""Export trained policies out of JAX: ``export_numpy`` turns a trained Q-network (any algorithm
+whose module offers ``describe_network``, such as DQN) into a ``NumpyQPolicy`` that runs with NumPy
+alone (``jrl/export/numpy_policy.py`` imports nothing else)."""
 
 from __future__ import annotations
 
@@ -13,46 +14,50 @@ __all__ = ["NumpyQPolicy", "export_numpy"]
 
 
 def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQPolicy:
-    """The greedy policy of a DQN ``result`` (``jrl.algorithms.dqn``, one seed) as a ``NumpyQPolicy``.
+    """The greedy policy of a trained ``result`` (one seed) as a ``NumpyQPolicy``.
 
-    ``policy(obs [B, ...])`` takes the same actions as ``dqn.greedy_policy(config, env, env_params,
-    result)`` (up to float rounding between NumPy's and XLA's matrix products); ``policy.save(path)``
-    writes it as ``.npz``.
+    The algorithm is the registered one whose config class ``config`` is; its network describes
+    itself (``AlgorithmSpec.describe_network``, e.g. ``jrl.algorithms.dqn.describe_network``).
+    ``policy(obs [B, ...])`` takes the same actions as the algorithm's ``greedy_policy(config, env,
+    env_params, result)`` (up to float rounding between NumPy's and XLA's matrix products);
+    ``policy.save(path)`` writes it as ``.npz``.
     """
-    from jrl.algorithms import dqn
-    from jrl.spaces import Discrete
+    from jrl import algorithms
 
-    if not isinstance(config, dqn.DQNConfig):
-        raise TypeError(f"export_numpy exports DQN policies; config must be a DQNConfig, got {type(config).__name__}")
-    network = dqn.q_network(config, env, env_params)
-    params = result.params["params"]
-    leading = np.shape(params[next(iter(params))]["bias"])
-    if len(leading) != 1:
+    algo = algorithms.for_config(config)
+    if algo is None or not algo.exportable:
+        owner = f"{algo.name} ({type(config).__name__})" if algo else type(config).__name__
+        raise TypeError(
+            f"export_numpy exports Q-networks that describe themselves (an algorithm module with "
+            f"describe_network, such as dqn's DQNConfig); {owner} has none"
+        )
+    description = algo.describe_network(config, env, env_params, result)
+    layers = description.body + description.head
+    if np.ndim(layers[0].bias) != 1:
         raise ValueError("export_numpy takes one seed's result; index a vmapped result first (result[i])")
     arrays: dict[str, np.ndarray] = {}
-    convs = [name for name in params if name.startswith("Conv3x3_")]
-    denses = sorted((name for name in params if name.startswith("Dense_")), key=lambda n: int(n.split("_")[1]))
-    for i, name in enumerate(sorted(convs, key=lambda n: int(n.split("_")[1]))):
-        arrays[f"conv{i}/kernel"], arrays[f"conv{i}/bias"] = params[name]["kernel"], params[name]["bias"]
-    hidden = len(config.hidden_sizes)
-    for i, name in enumerate(denses[:hidden]):
-        arrays[f"dense{i}/kernel"], arrays[f"dense{i}/bias"] = params[name]["kernel"], params[name]["bias"]
-    heads = denses[hidden:]
-    # QNetwork creates the dueling head's advantage layer first, then the value layer.
-    for label, name in zip(("advantage", "value") if config.dueling else ("head",), heads, strict=True):
-        arrays[f"{label}/kernel"], arrays[f"{label}/bias"] = params[name]["kernel"], params[name]["bias"]
-    if network.input_scale is not None:
-        arrays["scale/low"], arrays["scale/span"] = (np.asarray(v, np.float32) for v in network.input_scale)
-    obs_space = env.observation_space(env_params)
+    convs = [layer for layer in description.body if layer.kind == "conv3x3"]
+    denses = [layer for layer in description.body if layer.kind == "dense"]
+    if description.body != tuple(convs + denses) or any(layer.kind != "dense" for layer in description.head):
+        raise ValueError(
+            f"{FORMAT} runs 3x3 convolutions, then dense layers, then a dense head; this network's layers are "
+            f"{[layer.kind for layer in layers]}"
+        )
+    labels = ("advantage", "value") if description.dueling else ("head",)
+    names = [f"conv{i}" for i in range(len(convs))] + [f"dense{i}" for i in range(len(denses))] + list(labels)
+    for name, layer in zip(names, layers, strict=True):
+        arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = layer.kernel, layer.bias
+    if description.input_scale is not None:
+        arrays["scale/low"], arrays["scale/span"] = (np.asarray(v, np.float32) for v in description.input_scale)
     spec = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "kind": config.network,
-        "dueling": config.dueling,
-        "one_hot": obs_space.n if isinstance(obs_space, Discrete) else None,
+        "kind": description.family,
+        "dueling": description.dueling,
+        "one_hot": description.one_hot,
         "num_convs": len(convs),
-        "num_hidden": hidden,
-        "num_actions": network.num_actions,
-        "obs_shape": list(obs_space.shape),
+        "num_hidden": len(denses),
+        "num_actions": description.num_actions,
+        "obs_shape": list(description.obs_shape),
     }
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})

@@ -42,9 +42,9 @@ from flax import struct
 from jrl._validation import check_float, check_int, check_key
 from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
+from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
-from jrl.evaluate import evaluate
 from jrl.text.generate import choose_tokens
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
 
@@ -393,13 +393,10 @@ def make_algorithm(
         error = q_taken - jax.lax.stop_gradient(y)
         return jnp.sum(weights * jnp.square(error)) / jnp.maximum(jnp.sum(weights), 1.0)
 
-    def iteration(carry: tuple, t: jax.Array) -> tuple:
-        state, stats = carry
+    def learn(state: TextQState, batch: dict) -> tuple[TextQState, jax.Array, jax.Array]:
+        """``updates_per_iteration`` Adam steps on one batch of generations (a non-finite one is
+        skipped), then the target's Polyak step: (state, losses [U], finite [U])."""
         hp = state.hyperparams
-        k_roll = jax.random.fold_in(state.key, t)
-        batch = rollout(
-            k_roll, env, env_params, lm.config, lm.params, state.q_params, hp.beta, num_envs, config.temperature
-        )
         optimizer = optimizer_for(hp)
 
         def update(carry: tuple, _: Any) -> tuple:
@@ -416,8 +413,19 @@ def make_algorithm(
             update, (state.q_params, state.opt_state), None, length=config.updates_per_iteration
         )
         target = jax.tree_util.tree_map(lambda o, g: hp.tau * o + (1.0 - hp.tau) * g, q_params, state.target)
+        return state.replace(q_params=q_params, target=target, opt_state=opt_state), losses, finite
+
+    def iteration(state: TextQState, t: jax.Array) -> tuple[TextQState, jax.Array]:
+        """Generate ``num_envs`` episodes, learn from them. Stats: summed returns, KL, tokens,
+        losses of the finite updates, non-finite updates (float32 ``[5]``)."""
+        hp = state.hyperparams
+        k_roll = jax.random.fold_in(state.key, t)
+        batch = rollout(
+            k_roll, env, env_params, lm.config, lm.params, state.q_params, hp.beta, num_envs, config.temperature
+        )
+        state, losses, finite = learn(state, batch)
         returns = jnp.sum(batch["reward"], axis=1)
-        stats = stats + jnp.stack(
+        stats = jnp.stack(
             [
                 jnp.sum(returns),
                 jnp.sum(jnp.sum(batch["kl"], axis=1)),
@@ -426,41 +434,37 @@ def make_algorithm(
                 jnp.sum((~finite).astype(jnp.float32)),
             ]
         )
-        return (state.replace(q_params=q_params, target=target, opt_state=opt_state), stats), None
+        return state, stats
 
-    def log_block(state: TextQState, _: Any) -> tuple[TextQState, dict]:
-        steps = state.log_index * log_interval + jnp.arange(log_interval, dtype=jnp.int32)
-        (state, stats), _ = jax.lax.scan(iteration, (state, jnp.zeros(5, jnp.float32)), steps)
-        if config.eval_episodes > 0:
-            key = jax.random.fold_in(state.eval_key, state.log_index)
-            params = (lm.params, state.q_params, state.hyperparams.beta)
-            eval_return = jnp.mean(evaluate(key, greedy, params, env, env_params, num_episodes=config.eval_episodes))
-        else:
-            eval_return = jnp.float32(jnp.nan)
+    def record(state: TextQState, interval: Interval) -> tuple[TextQState, dict]:
+        """The interval's metrics (``METRICS``); the state counts the tokens generated."""
+        returns, kl, tokens, loss_sum, nonfinite = (interval.stats[i] for i in range(5))
         episodes = log_interval * num_envs
         updates = log_interval * config.updates_per_iteration
-        step = (state.log_index + 1) * log_interval
         # An env step of a text environment is a token: the tokens generated so far (exact: a
         # block's count is a small integer in float32).
-        env_steps = state.env_steps + jnp.round(stats[2]).astype(jnp.int32)
+        env_steps = state.env_steps + jnp.round(tokens).astype(jnp.int32)
         metrics = {
-            "step": step,
             "env_steps": env_steps.astype(jnp.float32),
-            "epsilon": jnp.float32(0.0),
-            "episode_return": stats[0] / episodes,
+            "episode_return": returns / episodes,
             "episodes": jnp.int32(episodes),
-            "eval_return": eval_return,
-            "finite": stats[4] == 0,
-            "kl": stats[1] / episodes,  # KL(pi || pi0) per generation, in nats
-            "tokens": stats[2] / episodes,  # generated tokens per generation
-            "loss": stats[3] / jnp.maximum(updates - stats[4], 1.0),
-            "nonfinite_updates": stats[4].astype(jnp.int32),
+            "finite": nonfinite == 0,
+            "kl": kl / episodes,  # KL(pi || pi0) per generation, in nats
+            "tokens": tokens / episodes,  # generated tokens per generation
+            "loss": loss_sum / jnp.maximum(updates - nonfinite, 1.0),
+            "nonfinite_updates": nonfinite.astype(jnp.int32),
         }
-        return state.replace(env_steps=env_steps, log_index=state.log_index + 1), metrics
+        return state.replace(env_steps=env_steps), metrics
 
-    def run(state: TextQState, num_logs: int) -> tuple[TextQState, dict]:
-        check_int("num_logs", num_logs, 1)
-        return jax.lax.scan(log_block, state, None, length=num_logs)
+    run = make_run(
+        iteration,
+        num_stats=5,
+        log_interval=log_interval,
+        evaluate=in_loop_evaluation(
+            env, env_params, config.eval_episodes, greedy, lambda s: (lm.params, s.q_params, s.hyperparams.beta)
+        ),
+        record=record,
+    )
 
     def result(state: TextQState, metrics: dict) -> TextQResult:
         return TextQResult(q_model=LanguageModel(lm.config, state.q_params), metrics=metrics)
