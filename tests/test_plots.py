@@ -282,6 +282,43 @@ def test_policy_figures_fit(env_id, env_kwargs, states, actions):
     assert title in fig.get_suptitle().replace("\n", " ")
 
 
+@pytest.mark.parametrize(
+    "env_id, env_kwargs",
+    [
+        ("FrozenLake-v1", {"is_slippery": False}),
+        ("FrozenLake-v1", {"desc": ["SFH", "FFG"], "is_slippery": False}),
+        ("CliffWalking-v1", {}),
+    ],
+)
+def test_grid_layouts_are_the_maps_the_models_move_on(env_id, env_kwargs):
+    """The map policy_figure draws is the environment's own: each action's arrow points where the
+    (non-slippery) model moves, or the move hits the edge; cells without actions are the ones
+    the model ends episodes in (holes, goal) or never enters (the cliff)."""
+    import jrl
+
+    env, params = jrl.make(env_id, **env_kwargs)
+    layout = env.grid_layout(params)
+    nrow, ncol = len(layout.rows), len(layout.rows[0])
+    mdp = env.mdp(params)
+    next_states, terminals = np.asarray(mdp.next_states[..., 0]), np.asarray(mdp.terminals[..., 0])
+    assert (nrow * ncol, len(layout.arrows)) == next_states.shape
+    entered = set()
+    for s in range(nrow * ncol):
+        r, c = divmod(s, ncol)
+        if layout.rows[r][c] in layout.stops:
+            continue
+        for a, (dx, dy) in enumerate(layout.arrows):
+            moved = (min(max(r + dy, 0), nrow - 1), min(max(c + dx, 0), ncol - 1))
+            letter = layout.rows[moved[0]][moved[1]]
+            if letter != "C":  # the cliff sends the agent back to the start
+                assert divmod(int(next_states[s, a]), ncol) == moved, (s, a)
+                assert bool(terminals[s, a]) == (letter in "HG"), (s, a)
+            entered.add(int(next_states[s, a]))
+    assert {s for s in range(nrow * ncol) if layout.rows[s // ncol][s % ncol] == "C"}.isdisjoint(entered)
+    for other in ("Taxi-v4", "CartPole-v1", "WordGen-v0", "RandomMDP-v0"):
+        assert jrl.make(other)[0].grid_layout(jrl.make(other)[1]) is None
+
+
 def test_policy_figure_refuses_what_it_cannot_draw():
     with pytest.raises(ValueError, match=r"q_table of FrozenLake-v1 must be \[16, 4\]; got shape \(16, 3\)"):
         plots.policy_figure("FrozenLake-v1", np.zeros((16, 3)))

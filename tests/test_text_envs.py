@@ -11,6 +11,7 @@ static shapes and tracing. Compiled functions are shared: episodes run as one vm
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import string
 
@@ -602,11 +603,7 @@ def test_pure_auto_reset_and_static_shapes(env_id):
     )
     # Auto-reset: a fresh episode from the step's reset key.
     chex.assert_trees_all_equal((new_obs, new_state), env.reset(jax.random.split(key)[1], params))
-    # Shapes and dtypes never change along an episode.
-    abstract = jax.eval_shape(env.step, key, state, jax.ShapeDtypeStruct((), jnp.int32), params)[:2]
-    leaves, treedef = jax.tree.flatten((obs, state))
-    assert jax.tree.structure(abstract) == treedef
-    assert [(x.shape, x.dtype) for x in jax.tree.leaves(abstract)] == [(x.shape, x.dtype) for x in leaves]
+    # (Shapes and dtypes never change along an episode: test_conformance.py.)
 
 
 def test_one_compiled_step_serves_every_graph_and_vmaps_over_graphs():
@@ -657,3 +654,51 @@ def test_word_gen_step_compiles_once_for_any_params_and_prompt_state():
     prompted, _ = _made("WordGen-v0", prompted=True)
     _, state = prompted.reset(jax.random.key(0), params)  # same state pytree: no new trace
     step(jax.random.key(0), state, jnp.int32(0), params)
+
+
+# --------------------------------------------------------------------------------------------
+# What the text layer asks of a token environment.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Bare(jrl.envs.TokenEnv):
+    """A token environment that answers nothing of its own (no pretraining data, no scores)."""
+
+    length = 3
+
+    @property
+    def vocabulary(self):
+        return gwt.vocabulary()
+
+
+def test_the_text_layer_asks_the_environment():
+    from jrl.text.metrics import score_episodes
+    from jrl.text.pretrain import data_batch, pretrain
+
+    for env_id, names in (
+        ("GraphWalkText-v0", ["optimality", "optimality_per_start", "success_rate"]),
+        ("WordGen-v0", ["valid_rate", "distinct_valid_words"]),
+    ):
+        env, params = _made(env_id)
+        tokens, mask = env.pretraining_batch(jax.random.key(0), params, 5)
+        assert tokens.shape == mask.shape == (5, env.length) and tokens.dtype == jnp.int32 and mask.dtype == bool
+        same = data_batch(jax.random.key(0), env, params, 5)
+        assert np.array_equal(tokens, same[0]) and np.array_equal(mask, same[1])
+        episodes = {"tokens": np.asarray(tokens), "reward": np.ones((5, env.length - 1), np.float32)}
+        episodes |= {"kl": np.zeros((5, env.length - 1)), "active": np.ones((5, env.length - 1))}
+        assert list(env.text_scores(params, episodes["tokens"], np.ones(5))) == names
+        assert list(score_episodes(env, params, episodes))[-len(names) :] == names
+    # An environment without scores of its own gets the shared ones; without data, no pretraining.
+    bare = Bare(env_id="test/Bare-v0")
+    assert bare.text_scores(None, np.zeros((2, 3), np.int32), np.zeros(2)) == {}
+    with pytest.raises(NotImplementedError, match="test/Bare-v0 offers no pretraining data"):
+        bare.pretraining_batch(jax.random.key(0), None, 2)
+    for env, match in (
+        (bare, "test/Bare-v0 offers no pretraining data"),
+        (jrl.make("CartPole-v1")[0], "CartPole-v1 is not a text"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            data_batch(jax.random.key(0), env, None, 2)
+        with pytest.raises(ValueError, match=match):
+            pretrain(jax.random.key(0), env, None)
