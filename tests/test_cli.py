@@ -239,12 +239,12 @@ def test_your_own_environment_by_module_and_id_through_train_resume_and_eval(tmp
     env_id = "corridor_envs:my/Corridor-v0"
     # Trained here: the module's id goes into a copy of the registry, and the module path and the
     # imported module are put back afterwards, so no later test sees them.
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
     monkeypatch.chdir(tmp_path)
     train = ["train", "--env", env_id, "--algo", "q_learning", "--set", "num_steps=400", "--set", "num_envs=4"]
     try:
-        assert run_cli([*train, "--chunk-logs", "1", "--quiet", "--out", "run"])[0] == 0
+        with registry.temporary_registry():
+            assert run_cli([*train, "--chunk-logs", "1", "--quiet", "--out", "run"])[0] == 0
     finally:
         sys.modules.pop("corridor_envs", None)
     assert f'env = "{env_id}"' in (tmp_path / "run" / "config.toml").read_text()

@@ -140,7 +140,6 @@ def test_every_python_block_runs_and_prints_what_it_says(path, monkeypatch, tmp_
     what that line printed (``output_matches``); a comment in words (``# one value per seed``) is not
     checked."""
     monkeypatch.chdir(tmp_path)
-    registered = dict(registry._REGISTRY)
     # A block may set environment variables (dqn.md sets XLA_FLAGS, as a user's script does before
     # JAX starts): they are put back, so that no later test's subprocess inherits them.
     environment = dict(os.environ)
@@ -149,12 +148,11 @@ def test_every_python_block_runs_and_prints_what_it_says(path, monkeypatch, tmp_
     recorder = module.print = PrintRecorder(f"{path.name}, python block ")
     blocks = python_blocks(path)
     try:
-        for index, block in enumerate(blocks):
-            with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(block, f"{recorder.prefix}{index}", "exec"), module.__dict__)
+        with registry.temporary_registry():
+            for index, block in enumerate(blocks):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(block, f"{recorder.prefix}{index}", "exec"), module.__dict__)
     finally:
-        registry._REGISTRY.clear()
-        registry._REGISTRY.update(registered)
         if dict(os.environ) != environment:
             os.environ.clear()
             os.environ.update(environment)

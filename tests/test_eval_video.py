@@ -161,7 +161,7 @@ def test_envs_lists_gymnax_ids_apart_without_building_them(monkeypatch):
     table's columns need a built environment); without gymnax, one line with the extra."""
     import gymnax
 
-    before = dict(registry._REGISTRY)
+    before = registry.registered_envs()
     built = []
     # The table's own rows are tested elsewhere; a gymnax id registered by an earlier make stays out of it.
     monkeypatch.setattr(jrl, "registered_envs", lambda: ["CartPole-v1", "gymnax/Catch-bsuite"])
@@ -176,7 +176,7 @@ def test_envs_lists_gymnax_ids_apart_without_building_them(monkeypatch):
     )
     assert "gymnax/" not in table and built == ["CartPole-v1"]
     assert registry.namespace_envs("gymnax") == sorted(f"gymnax/{i}" for i in gymnax.registered_envs)
-    assert registry._REGISTRY == before  # listed, not registered: a later jrl.make registers on first use
+    assert registry.registered_envs() == before  # listed, not registered: a later jrl.make registers on first use
     with pytest.raises(ValueError, match=r"namespace must be one of \['gymnax'\], got 'gym'"):
         registry.namespace_envs("gym")
     monkeypatch.setitem(sys.modules, "gymnax", None)  # as if gymnax were not installed

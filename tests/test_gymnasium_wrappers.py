@@ -77,7 +77,7 @@ def test_every_jrl_id_is_registered_with_gymnasiums_time_limit():
         spec = gymnasium.spec(f"jrl/{env_id}")
         assert spec.kwargs == {"jrl_id": env_id}
         assert spec.vector_entry_point is not None
-        limit = registry._REGISTRY[env_id].max_episode_steps
+        limit = registry.spec(env_id).max_episode_steps
         assert spec.max_episode_steps == (None if limit == jrl.NO_TIME_LIMIT else limit)
         if env_id in gymnasium.registry:  # Gymnasium's own environment of that id
             assert spec.max_episode_steps == gymnasium.spec(env_id).max_episode_steps, env_id
@@ -669,7 +669,7 @@ def test_own_environment_registered_later():
         direct.reset(seed=1)
         assert direct.step(np.zeros(2))[3] is False and direct.step(np.zeros(2))[3] is True
     finally:
-        del registry._REGISTRY["test/Drift-v0"]
+        registry.unregister("test/Drift-v0")
         gymnasium.registry.pop("jrl/test.Drift-v0", None)
 
 

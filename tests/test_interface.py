@@ -1,5 +1,6 @@
 """What a newcomer meets in the first hour: calls in the Gymnasium style, ints where keys belong,
-wrong-shaped actions, reprs, ``default_params``, registering an environment, ``desc`` forms."""
+reprs, registering an environment, ``desc`` forms. (Wrong-shaped actions, raw keys, ids, reprs
+and ``default_params`` of every registered id: test_conformance.py.)"""
 
 from __future__ import annotations
 
@@ -32,28 +33,6 @@ def first_state(env_id):
     env, params = jrl.make(env_id)
     obs, state = env.reset(jax.random.key(0), params)
     return env, params, obs, state
-
-
-# --- actions of the wrong shape or dtype -----------------------------------------------------------
-@pytest.mark.parametrize("env_id", jrl.registered_envs())
-@pytest.mark.parametrize("method", ["step", "step_env"])
-def test_wrong_shaped_actions_are_refused_eagerly_and_under_jit(env_id, method):
-    """A batch of actions given to one environment used to broadcast (MountainCar returned an
-    observation of shape (2, 2)); the shape is known while tracing, so it is refused under jit too."""
-    env, params, _, state = first_state(env_id)
-    key = jax.random.key(1)
-    step = getattr(env, method)
-    with pytest.raises(ValueError, match=r"action must have shape \(\) \(Discrete\(\d+\)\), got shape \(2,\)"):
-        step(key, state, jnp.array([0, 1]), params)
-    with pytest.raises(ValueError, match=r"got shape \(2,\) \(for a batch of environments, jax.vmap the step\)"):
-        jax.jit(step)(key, state, jnp.array([0, 1]), params)
-    with pytest.raises(TypeError, match="must be integers, got dtype float32"):
-        jax.jit(step)(key, state, jnp.float32(1.0), params)
-    # Batched the documented way, the same actions are fine.
-    keys = jax.random.split(key, 2)
-    states = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), state)
-    obs = jax.vmap(step, in_axes=(0, 0, 0, None))(keys, states, jnp.array([0, 0]), params)[0]
-    assert obs.shape[0] == 2
 
 
 # --- Gymnasium-style calls and ints where keys belong --------------------------------------------------
@@ -98,14 +77,6 @@ def test_a_batch_of_keys_for_one_environment_is_refused():
         env.reset(jax.random.split(jax.random.key(0), 3), params)
 
 
-def test_raw_and_typed_keys_are_both_accepted():
-    env, params, _, state = first_state("Taxi-v4")
-    typed = env.step(jax.random.key(5), state, 0, params)
-    raw = env.step(jax.random.PRNGKey(5), state, 0, params)
-    chex_equal = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), typed, raw)
-    assert all(jax.tree_util.tree_leaves(chex_equal))
-
-
 # --- reprs and attributes ------------------------------------------------------------------------------
 @pytest.mark.parametrize("env_id", GYMNASIUM_IDS)
 def test_spaces_print_as_gymnasium_prints_them(env_id):
@@ -120,19 +91,6 @@ def test_box_repr_shows_every_bound():
     env, params = jrl.make("MountainCar-v0")
     assert repr(env.observation_space(params)) == "Box([-1.2  -0.07], [0.6  0.07], (2,), float32)"
     assert repr(jrl.Box(0.0, 1.0, (3, 3))) == "Box(0.0, 1.0, (3, 3), float32)"
-
-
-@pytest.mark.parametrize("env_id", jrl.registered_envs())
-def test_every_environment_has_an_id_in_its_repr_num_actions_and_default_params(env_id):
-    env, params = jrl.make(env_id)
-    assert env.env_id == env_id
-    assert repr(env).startswith(f"{type(env).__name__}(env_id={env_id!r}")
-    assert env.num_actions == env.action_space(params).n
-    # default_params is a property (gymnax's spelling) and gives what jrl.make gives by default.
-    defaults = env.default_params
-    assert type(defaults) is type(params)
-    same = jax.tree_util.tree_map(lambda a, b: bool(np.array_equal(a, b)), defaults, params)
-    assert all(jax.tree_util.tree_leaves(same)), env_id
 
 
 def test_environments_that_differ_only_in_id_share_compiled_functions():
@@ -224,10 +182,30 @@ class Corridor(jrl.Environment):
 
 @pytest.fixture
 def clean_registry():
-    before = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(before)
+    with registry.temporary_registry():
+        yield
+
+
+def test_the_registry_s_public_functions(clean_registry):
+    before = jrl.registered_envs()
+    assert registry.is_registered("CartPole-v1") and not registry.is_registered("test/Corridor-v0")
+    assert registry.spec("CartPole-v1").max_episode_steps == 500
+    assert registry.spec("FrozenLake8x8-v1").kwargs == {"map_name": "8x8"}
+    with pytest.raises(ValueError, match="unknown environment id 'test/Corridor-v0'"):
+        registry.spec("test/Corridor-v0")
+    with registry.temporary_registry():
+        jrl.register("test/Corridor-v0", Corridor)
+        registry.unregister("CartPole-v1")
+        assert registry.is_registered("test/Corridor-v0") and not registry.is_registered("CartPole-v1")
+        registry.unregister("test/Corridor-v0")
+        jrl.register("test/Corridor-v0", Corridor, length=5)  # free again
+        with pytest.raises(ValueError, match="not registered"):
+            registry.unregister("CartPole-v1")
+    assert jrl.registered_envs() == before  # both put back as they were
+    with pytest.raises(RuntimeError), registry.temporary_registry():
+        jrl.register("test/Corridor-v0", Corridor)
+        raise RuntimeError
+    assert jrl.registered_envs() == before  # also when the block raises
 
 
 def test_register_a_custom_environment_and_make_it(clean_registry):

@@ -29,10 +29,8 @@ from jrl.wrappers.gymnax import GymnaxEnv, from_gymnax, register_gymnax_envs
 def _restore_registry():
     """The gymnax ids these tests register leave with them (other files compare the registry
     with the docs, in the same worker process)."""
-    registered = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(registered)
+    with registry.temporary_registry():
+        yield
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,15 +287,18 @@ def test_a_gymnax_id_without_gymnax_names_the_extra(monkeypatch):
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "gymnax" else find_spec(name))
-    monkeypatch.setattr(registry, "_REGISTRY", {k: v for k, v in registry._REGISTRY.items() if "/" not in k})
-    with pytest.raises(ImportError, match=r"needs gymnax.*'interop' extra \(pip install 'jrl-jax\[interop\]'"):
-        jrl.make("gymnax/Catch-bsuite")
-    # Installed but failing to import (gymnax 1.0.1 imports the undeclared six): the error says so.
-    spec = find_spec("gymnax")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "gymnax" else find_spec(name))
-    monkeypatch.setitem(sys.modules, "gymnax", None)  # so that `import gymnax` raises ImportError
-    with pytest.raises(ImportError, match=r"'interop' extra.*importing it failed"):
-        jrl.make("gymnax/Catch-bsuite")
+    with registry.temporary_registry():  # no gymnax/ id registered by an earlier test
+        for env_id in registry.registered_envs():
+            if "/" in env_id:
+                registry.unregister(env_id)
+        with pytest.raises(ImportError, match=r"needs gymnax.*'interop' extra \(pip install 'jrl-jax\[interop\]'"):
+            jrl.make("gymnax/Catch-bsuite")
+        # Installed but failing to import (gymnax 1.0.1 imports the undeclared six): the error says so.
+        spec = find_spec("gymnax")
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "gymnax" else find_spec(name))
+        monkeypatch.setitem(sys.modules, "gymnax", None)  # so that `import gymnax` raises ImportError
+        with pytest.raises(ImportError, match=r"'interop' extra.*importing it failed"):
+            jrl.make("gymnax/Catch-bsuite")
 
 
 def test_from_gymnax_bad_input():

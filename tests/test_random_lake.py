@@ -466,8 +466,8 @@ def _abstract(tree):
 
 
 @pytest.mark.parametrize("size", [3, 8, 32])
-@pytest.mark.parametrize("key_fn", [jax.random.key, jax.random.PRNGKey], ids=["typed", "raw"])
-def test_eval_shape_reset_equals_step(size, key_fn):
+def test_eval_shape_reset_equals_step(size):  # (raw keys, at the registered size: test_conformance.py)
+    key_fn = jax.random.key
     env = RandomLake(size)
     params = env.default_params
     obs, state = jax.eval_shape(env.reset, key_fn(0), params)
@@ -529,7 +529,6 @@ def test_registry_defaults_and_time_limit():
     assert bool(params5.is_slippery) and float(params5.success_rate) == 0.5
     assert float(params5.hole_probability) == np.float32(0.3)
     assert int(jrl.make("RandomLake-v0", size=5, max_episode_steps=100)[1].max_steps_in_episode) == 100
-    assert int(jrl.make("RandomLake-v0", max_episode_steps=-1)[1].max_steps_in_episode) == jrl.NO_TIME_LIMIT
     assert int(RandomLake(5).default_params.max_steps_in_episode) == 100
 
 
@@ -547,8 +546,6 @@ def test_registry_defaults_and_time_limit():
         ({"is_slippery": 1}, TypeError, "is_slippery"),
         ({"success_rate": 1.5}, ValueError, "success_rate"),
         ({"map_name": "8x8"}, TypeError, "map_name"),
-        ({"hole_prob": 0.1}, TypeError, "hole_prob"),
-        ({"max_episode_steps": 0}, ValueError, "max_episode_steps"),
     ],
     ids=lambda x: "-".join(map(str, x.items())) if isinstance(x, dict) else str(x),
 )
@@ -557,9 +554,6 @@ def test_bad_keywords(kwargs, error, needle):
         jrl.make("RandomLake-v0", **kwargs)
 
 
-def test_bad_size_on_the_class_and_bad_eager_action():
+def test_bad_size_on_the_class():  # (out-of-range actions: test_conformance.py)
     with pytest.raises(ValueError, match="size"):
         RandomLake(2)
-    env, params = _env4()
-    with pytest.raises(ValueError, match="action"):
-        env.step_env(jax.random.key(0), _hand_state(1, 1), jnp.int32(4), params)

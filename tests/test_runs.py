@@ -4,7 +4,6 @@ and ``keep``; a seed that goes non-finite part-way is reported, marked and gives
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
@@ -122,15 +121,15 @@ def test_a_seed_that_goes_non_finite_part_way_is_reported_marked_and_the_command
     warns once, summary.json marks the seed (not finite: not every interval was), and `jrl train`
     exits with status 1."""
 
-    def factory(env_id, max_steps_in_episode):
+    def factory():
         return _HugeReward("Truncation"), ProbeParams(max_steps_in_episode=jnp.int32(1))
 
-    spec = dataclasses.replace(registry._REGISTRY["Probe-Truncation-v0"], env_id="test/HugeReward-v0", factory=factory)
-    monkeypatch.setitem(registry._REGISTRY, "test/HugeReward-v0", spec)
     out = tmp_path / "run"
     sets = ["num_steps=200", "log_interval=50", "learning_starts=600", "eval_episodes=0", "stop_return=none"]
     argv = ["train", "--env", "test/HugeReward-v0", "--algo", "dqn", "--chunk-logs", "2", "--out", str(out)]
-    code = cli.main([*argv, *(a for s in sets for a in ("--set", s)), "--eval-episodes", "2"])
+    with registry.temporary_registry():
+        jrl.register("test/HugeReward-v0", factory)
+        code = cli.main([*argv, *(a for s in sets for a in ("--set", s)), "--eval-episodes", "2"])
     printed = capsys.readouterr().out
     assert code == 1
     assert printed.count("warning: seed 0 produced non-finite values") == 1

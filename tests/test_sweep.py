@@ -369,11 +369,9 @@ def huge_reward_env():
 
 @pytest.fixture
 def huge_reward_registered():
-    before = dict(registry._REGISTRY)
-    jrl.register(HUGE, huge_reward_env)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(before)
+    with registry.temporary_registry():
+        jrl.register(HUGE, huge_reward_env)
+        yield
 
 
 def test_a_configuration_that_goes_non_finite_fails_alone(tmp_path, capsys, huge_reward_registered):

@@ -1,4 +1,7 @@
-"""Sweeps on several devices and processes give the numbers of one device, bit for bit.
+"""Several devices and processes give the numbers of one device, bit for bit: the one home of
+these checks (sweeps on 4 devices, 2 processes and a SLURM launch; every environment's steps and
+DQN's seeds sharded over 2 devices). ``jrl sweep --host-devices`` (the flag's own path):
+test_sweep_cli.py.
 
 JAX fixes its devices when it starts, so these checks run fresh interpreters that ask XLA for
 several CPU host devices (``--xla_force_host_platform_device_count``), or that join a
@@ -82,15 +85,26 @@ def assert_same(numbers: dict, result) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environments_child(request):
-    """The child of the last test, started with the module when that test is selected: it
-    compiles while the tests before it run (on a machine with two cores or more)."""
-    name = test_every_environment_steps_the_same_on_one_and_two_devices.__name__
-    if not any(item.name == name for item in request.session.items):
+def two_devices_child(request):
+    """The child of the last two tests (one process of 2 devices), started with the module when
+    either is selected: it compiles while the tests before them run (on a machine with two cores
+    or more). ``report()`` waits for it and returns its report (read once, for both tests)."""
+    names = {
+        test_every_environment_steps_the_same_on_one_and_two_devices.__name__,
+        test_seeds_sharded_over_two_devices.__name__,
+    }
+    if not any(item.name in names for item in request.session.items):
         yield None
         return
-    child = start(ENVIRONMENTS, 2)
-    yield child
+    child, reports = start(TWO_DEVICES, 2), []
+
+    def report() -> dict:
+        if not reports:
+            (output,) = finish([child])
+            reports.append(json.loads(output.strip().splitlines()[-1]))
+        return reports[0]
+
+    yield report
     if child.poll() is None:
         child.kill()
         child.communicate()
@@ -271,17 +285,18 @@ def test_the_documented_slurm_launch_writes_the_table_of_the_single_process_swee
     assert json.loads((out / "metadata.json").read_text())["processes"] == 2
 
 
-# -- every environment on 1 and 2 devices ----------------------------------------------------------
+# -- 2 devices: every environment, and DQN's seeds ---------------------------------------------------
 
-ENVIRONMENTS = textwrap.dedent(
+TWO_DEVICES = textwrap.dedent(
     """
     import json
 
     import jax
     import numpy as np
-    from jax.sharding import Mesh, PartitionSpec
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     import jrl
+    from jrl.algorithms import dqn
 
     # Enough transitions that a rare rounding difference shows: CartPole without rounded() in its
     # pole-mass term differed here with 4,096 for every key tried, and with 256 for some keys only.
@@ -324,21 +339,58 @@ ENVIRONMENTS = textwrap.dedent(
             "episodes_ended": int(np.sum(leaves[2] | leaves[3])),
             "distinct_observations": len(np.unique(leaves[0])),
         }
-    print(json.dumps(report))
+
+    # DQN's seeds sharded over the devices (docs/dqn.md, "Many seeds on one machine").
+    env, params = jrl.make("Probe-TwoStep-v0")
+    config = dqn.default_config("Probe-TwoStep-v0").replace(num_steps=400, log_interval=100, eval_episodes=0)
+    train = dqn.make_train(config, env, params)
+    seed_axis = NamedSharding(mesh, PartitionSpec("members"))
+    keys = jax.random.split(jax.random.key(0), 4)
+    sharded = jax.jit(jax.vmap(train), in_shardings=seed_axis)
+    result = sharded(jax.device_put(keys, seed_axis))
+    first = jax.tree.leaves(result)
+    again = jax.tree.leaves(sharded(jax.device_put(keys, seed_axis)))
+    # What each device computes on its own: the 1-device vmap of its two seeds.
+    halves = [jax.tree.leaves(jax.jit(jax.vmap(train))(keys[i : i + 2])) for i in (0, 2)]
+
+    def equal(a, b):
+        return bool(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True))
+
+    seeds = {
+        "result_devices": sorted(len(leaf.sharding.device_set) for leaf in first),
+        "seeds": sorted({int(np.shape(leaf)[0]) for leaf in first}),
+        "finite": all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(result.params)),
+        "same_twice": all(equal(a, b) for a, b in zip(first, again)),
+        "same_as_each_device_alone": all(
+            equal(a, np.concatenate([np.asarray(h0), np.asarray(h1)])) for a, h0, h1 in zip(first, *halves)
+        ),
+    }
+    print(json.dumps({"environments": report, "dqn_seeds": seeds}))
     """
 )
 
 
-def test_every_environment_steps_the_same_on_one_and_two_devices(environments_child):
+def test_every_environment_steps_the_same_on_one_and_two_devices(two_devices_child):
     """Each registered environment, 64 environments x 64 random-action steps with auto-reset:
     sharded over 2 devices (``shard_map``, as a sweep runs) and compiled for 1 device on each half,
     the same observations, rewards, terminations and truncations bit for bit. (XLA contracts
     ``a * b + c`` into fused multiply-adds differently for one device and several: the reason
     for ``jrl._numerics.rounded`` in the physics of the classic-control environments.)"""
-    (output,) = finish([environments_child])
-    report = json.loads(output.strip().splitlines()[-1])
+    report = two_devices_child()["environments"]
     assert sorted(report) == jrl.registered_envs()
     assert {env_id for env_id, r in report.items() if not r["same"]} == set()
     for env_id in ("CartPole-v1", "Acrobot-v1", "MountainCar-v0"):  # the physics: every step a new state
         assert report[env_id]["distinct_observations"] > 100, env_id
     assert sum(r["episodes_ended"] for r in report.values()) > 100
+
+
+def test_seeds_sharded_over_two_devices(two_devices_child):
+    """DQN's ``jit(vmap(train))`` over 4 seeds sharded over 2 devices (docs/dqn.md): every output
+    split over both devices, the same numbers twice, and each device's seeds as the 1-device vmap
+    of those two seeds gives them (sharding partitions the seeds and changes nothing else)."""
+    report = two_devices_child()["dqn_seeds"]
+    assert set(report["result_devices"]) == {2}  # every output is split over both devices
+    assert report["seeds"] == [4]
+    assert report["finite"]  # the parameters (the metrics hold NaN where nothing was evaluated)
+    assert report["same_twice"]  # same keys, same sharding: bit-identical
+    assert report["same_as_each_device_alone"]

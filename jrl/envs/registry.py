@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
 import importlib.util
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax.numpy as jnp
@@ -30,7 +31,18 @@ from jrl.envs.tabular import TabularEnv, TabularParams, TabularPicture, make_tab
 from jrl.envs.taxi import taxi_model, taxi_picture
 from jrl.envs.word_gen import word_gen_factory
 
-__all__ = ["EnvSpec", "make", "namespace_envs", "namespaces", "register", "registered_envs"]
+__all__ = [
+    "EnvSpec",
+    "is_registered",
+    "make",
+    "namespace_envs",
+    "namespaces",
+    "register",
+    "registered_envs",
+    "spec",
+    "temporary_registry",
+    "unregister",
+]
 
 # Gymnasium's id grammar: an optional "namespace/", a name, an optional "-v<version>".
 _ID_PATTERN = re.compile(r"^(?:[\w:.-]+/)?[\w:.-]+?(?:-v\d+)?$")
@@ -185,6 +197,53 @@ def register(env_id: str, factory: Callable[..., Any], *, max_episode_steps: int
 def registered_envs() -> list[str]:
     """Every id ``jrl.make`` accepts, sorted (another library's ids once registered: ``namespace_envs``)."""
     return sorted(_REGISTRY)
+
+
+def is_registered(env_id: str) -> bool:
+    """Whether ``jrl.make(env_id)`` finds ``env_id`` registered now (another library's ids count
+    once their first ``make`` registered them; ``"module:id"`` forms are not resolved)."""
+    return env_id in _REGISTRY
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The ``EnvSpec`` ``jrl.make(env_id)`` builds from (as ``gymnasium.spec``), e.g. its
+    registered time limit ``spec(env_id).max_episode_steps``.
+
+    Raises:
+        ValueError: ``env_id`` is not registered (the message lists the registered ids).
+    """
+    if env_id not in _REGISTRY:
+        raise ValueError(f"unknown environment id {env_id!r}; registered ids: {registered_envs()}")
+    return _REGISTRY[env_id]
+
+
+def unregister(env_id: str) -> None:
+    """Forget ``env_id`` (an id you registered, typically), so it can be registered again.
+
+    Raises:
+        ValueError: ``env_id`` is not registered.
+    """
+    if env_id not in _REGISTRY:
+        raise ValueError(f"cannot unregister {env_id!r}: it is not registered")
+    del _REGISTRY[env_id]
+
+
+@contextlib.contextmanager
+def temporary_registry() -> Iterator[None]:
+    """A block whose registrations are undone when it ends (however it ends): ids registered in
+    it (``register``, another library's ids on first ``make``) are forgotten, ids unregistered in
+    it come back. For tests and scripts that register throwaway ids::
+
+        with jrl.envs.registry.temporary_registry():
+            jrl.register("my/Corridor-v0", Corridor)
+            ...
+    """
+    saved = dict(_REGISTRY)
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
 
 
 def namespaces() -> list[str]:
