@@ -83,7 +83,7 @@ class Group:
     def member_bytes(self) -> int:
         """Estimated bytes of one member in a batch: its state three times over (input, loop
         carry, output), its metrics and its final evaluation."""
-        metrics = self.num_logs * 4 * (len(algorithms.common.METRICS) + 4)
+        metrics = self.num_logs * 4 * (len(algorithms.common.METRICS) + 5)  # as when METRICS held epsilon: same batches
         return 3 * self.state_bytes + metrics + 64 * self.spec.eval_episodes
 
     def env_steps(self) -> int | None:
