@@ -23,7 +23,9 @@ import io
 import json
 import re
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -296,3 +298,38 @@ def test_plot_draws_the_curves_and_the_policy(trained, tmp_path):
     run_cli(["plot", str(trained), "--out", str(tmp_path / "curves.png")])
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert (trained / "policy.png").stat().st_size > 0  # a tabular algorithm on a gridworld
+
+
+def test_a_new_process_finds_the_algorithm_by_module_name(tmp_path):
+    """``--algo MODULE:NAME`` imports MODULE (from the working directory, as ``--env MODULE:ID``),
+    and the run records that form: ``jrl eval`` in a new process imports it again."""
+    (tmp_path / "my_mc.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import test_open_contract as mc\nfrom jrl import algorithms\n\n"
+        "algorithms.register('mc', mc, mc.MCConfig)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        train = "train --algo my_mc:mc --seeds 1 --set num_steps=60 --eval-episodes 10 --quiet"
+        run_cli([*train.split(), *LAKE, "--out", str(tmp_path / "run")])
+    finally:
+        sys.path.remove(str(tmp_path))
+        algorithms.unregister("mc")
+        sys.modules.pop("my_mc", None)
+    assert 'algo = "my_mc:mc"' in (tmp_path / "run" / "config.toml").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "jrl.cli", "eval", "run", "--episodes", "5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\s*mean\s+1\b", done.stdout, re.M), done.stdout
+
+
+def test_a_module_name_that_registers_nothing_is_refused_clearly():
+    with pytest.raises(ValueError, match="cannot import the module 'no_such_module_jrl'"):
+        algorithms.get("no_such_module_jrl:mc")
+    with pytest.raises(ValueError, match="the module 'json' was imported, but it registers no algorithm 'mc'"):
+        algorithms.get("json:mc")

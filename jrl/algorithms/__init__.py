@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -153,13 +154,40 @@ def for_config(config: Any) -> AlgorithmSpec | None:
     return next((spec for spec in _SPECS.values() if spec.config_class is type(config)), None)
 
 
+def _import_module_of(name: str) -> str:
+    """Import the ``module`` of ``"module:name"`` and return ``name``, which it must register."""
+    module, _, bare = name.partition(":")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is not None and module.startswith(err.name):  # the module itself is missing
+            raise ValueError(
+                f"--algo {name!r}: cannot import the module {module!r} that registers {bare!r} ({err}); it must be "
+                "importable: on PYTHONPATH, installed, or (for the jrl command) in the working directory"
+            ) from err
+        raise  # the module exists, and an import inside it failed: the traceback says where
+    if bare not in _SPECS:
+        raise ValueError(
+            f"--algo {name!r}: the module {module!r} was imported, but it registers no algorithm {bare!r}; "
+            f"known: {names()}"
+        )
+    return bare
+
+
 def names() -> list[str]:
     """Every name ``get`` accepts."""
     return list(_SPECS)
 
 
 def get(name: str) -> AlgorithmSpec:
-    """The algorithm called ``name``; ``ValueError`` naming the known ones (and the closest) otherwise."""
+    """The algorithm called ``name``; ``ValueError`` naming the known ones (and the closest) otherwise.
+
+    As ``jrl.make``'s ``"module:id"``, ``"module:name"`` imports ``module`` first (a module of
+    yours that calls ``register``), so a run that records ``--algo module:name`` is found again by
+    ``jrl resume``, ``jrl eval`` and ``jrl plot`` in another process.
+    """
+    if isinstance(name, str) and name not in _SPECS and ":" in name:
+        return _SPECS[_import_module_of(name)]
     if name not in _SPECS:
         close = difflib.get_close_matches(str(name), list(_SPECS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
