@@ -148,7 +148,7 @@ def _algorithm_names() -> str:
     from jrl import algorithms
 
     names = algorithms.names()
-    return f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{', '.join(names)}, or MODULE:NAME (a module of yours that registers NAME)"
 
 
 def _add_train(commands: Any) -> None:
