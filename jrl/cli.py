@@ -21,7 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["main", "parse_assignment", "parse_bytes", "parse_grid"]
+__all__ = [
+    "HANDLERS",
+    "is_bad_input",
+    "main",
+    "parse_assignment",
+    "parse_bytes",
+    "parse_grid",
+    "parse_pairs",
+    "sweep_report",
+]
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -358,7 +367,7 @@ def _pretrain(args: argparse.Namespace, output: _Output) -> int:
     check_int("--seed", args.seed, 0, 2**31 - 1)
     if args.out.exists() and any(args.out.iterdir()):
         raise UsageError(f"--out {args.out} exists and is not empty; choose a new directory")
-    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg")
+    env_kwargs = parse_pairs(args.env_kwarg, "--env-kwarg")
     env, env_params = jrl.make(args.env, **env_kwargs)
     config = default_pretrain_config(args.env)
     changes = {}
@@ -448,7 +457,9 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
     return 0
 
 
-def _parse_pairs(pairs: Sequence[str], what: str) -> dict:
+def parse_pairs(pairs: Sequence[str], what: str) -> dict:
+    """``["NAME=VALUE", ...]`` of the flag ``what`` (``--env-kwarg``) as a dict, each value parsed
+    as TOML (``true``, ``3``, ``"x"``; a bare word stays a string); a malformed pair is refused."""
     out = {}
     for text in pairs:
         if "=" not in text:
@@ -550,7 +561,7 @@ def _train(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import RunSpec, train
 
     settings = _settings(args)
-    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
+    env_kwargs = parse_pairs(args.env_kwarg, "--env-kwarg") or None
     request = _request(args, "run", "runs")
     seeds = args.seeds
     spec, output.directory = _resolve(
@@ -659,7 +670,7 @@ def _sweep(args: argparse.Namespace, output: _Output) -> int:
             sample[name] = Sample.parse(raw)
         except SweepError as err:
             raise UsageError(f"--sample {name}={raw}: {err}") from None
-    env_kwargs = _parse_pairs(args.env_kwarg, "--env-kwarg") or None
+    env_kwargs = parse_pairs(args.env_kwarg, "--env-kwarg") or None
     settings = SweepSettings(
         configs_per_batch=args.configs_per_batch,
         memory_budget=None if args.memory_budget is None else parse_bytes(args.memory_budget),
@@ -698,10 +709,10 @@ def _sweep(args: argparse.Namespace, output: _Output) -> int:
         ),
     )
     result = run_sweep(spec, output.directory, settings, progress=not args.quiet)
-    return _sweep_report(result, args.quiet)
+    return sweep_report(result, args.quiet)
 
 
-def _sweep_report(result: Any, quiet: bool) -> int:
+def sweep_report(result: Any, quiet: bool) -> int:
     """Process 0: the best line (progress prints it unless --quiet) and the result files."""
     import jax
 
@@ -727,7 +738,7 @@ def _resume(args: argparse.Namespace, output: _Output) -> int:
         _start_jax(args)
         from jrl.experiment import resume_sweep
 
-        return _sweep_report(resume_sweep(args.run_dir, progress=not args.quiet), args.quiet)
+        return sweep_report(resume_sweep(args.run_dir, progress=not args.quiet), args.quiet)
     if _device_flags(args):
         raise UsageError(
             f"{args.run_dir} is not a sweep directory (no {SPEC}): the device and host flags are for sweeps"
@@ -862,7 +873,8 @@ def _plot(args: argparse.Namespace, output: _Output) -> int:
 
 #: Each command's handler: ``handler(args, output) -> exit status``; a handler that writes a
 #: directory ``jrl resume`` continues names it in ``output`` as soon as it is known.
-_HANDLERS = {
+#: Each subcommand's handler, ``handler(args, output) -> exit status``.
+HANDLERS = {
     "train": _train,
     "sweep": _sweep,
     "resume": _resume,
@@ -874,7 +886,7 @@ _HANDLERS = {
 }
 
 
-def _is_bad_input(err: BaseException) -> bool:
+def is_bad_input(err: BaseException) -> bool:
     """Whether ``err`` reports bad input (one line, status 2) rather than a bug (a traceback).
 
     Bad input: a ``UsageError``; an ``OSError`` (a path that is missing, unreadable or in the
@@ -934,7 +946,7 @@ def _parse(parser: _Parser, argv: list[str]) -> argparse.Namespace:
     if extras:
         raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see `{prog} --help`)", prog=prog)
     if args.command is None:
-        raise UsageError(f"a command is required: {', '.join(_HANDLERS)} (see `jrl --help`)", prog="jrl")
+        raise UsageError(f"a command is required: {', '.join(HANDLERS)} (see `jrl --help`)", prog="jrl")
     return args
 
 
@@ -954,7 +966,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(parser, argv)
         prog = f"jrl {args.command}"
-        return _HANDLERS[args.command](args, output)
+        return HANDLERS[args.command](args, output)
     except KeyboardInterrupt:
         where = output.directory
         if where is not None and where.is_dir():
@@ -967,7 +979,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if isinstance(err, UsageError) and err.prog is not None:
             prog = err.prog
-        if _is_bad_input(err):
+        if is_bad_input(err):
             print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
             return USAGE_ERROR
         if _out_of_memory(err):

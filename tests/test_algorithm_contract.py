@@ -129,7 +129,7 @@ def test_every_algorithm_logs_the_shared_metrics(env_id, module):
         algorithms.get(name).default_config(env_id)
         for name, env_id in [("q_learning", "Taxi-v4"), ("sarsa", "FrozenLake-v1")]
     ]
-    + [dqn.default_config(env_id) for env_id in sorted(dqn._DEFAULTS)],
+    + [dqn.default_config(env_id) for env_id in dqn.tuned_env_ids()],
     ids=lambda c: type(c).__name__,
 )
 def test_configs_round_trip_through_toml(config):

@@ -290,6 +290,30 @@ def identity_dispatch(modules: dict[str, Module]) -> list[str]:
     return sorted(found)
 
 
+def private_reaches(files: list[Path], modules: dict[str, Module]) -> list[str]:
+    """Where code outside the package uses a private name of one of its modules: ``from
+    jrl.cli import _x``, or ``m._x`` / ``jrl.envs.registry._x`` with ``m`` bound to a module
+    of the package (dunders such as ``jrl.__version__`` are public)."""
+    found = []
+    for path in files:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        outside = Module(path.stem, path, False, tree)
+        aliases = _module_aliases(outside, modules)
+        for node in ast.walk(tree):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "") in modules:
+                found.extend(f"{where} from {node.module} import {a.name}" for a in node.names if _private(a.name))
+            elif isinstance(node, ast.Attribute) and _private(node.attr):
+                dotted = _dotted(node.value)
+                if dotted is not None and (dotted in aliases or dotted in modules):
+                    found.append(f"{where} {dotted}.{node.attr}")
+    return sorted(found)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
 # --- jrl itself ---------------------------------------------------------------------------------
 
 
@@ -337,6 +361,12 @@ def test_no_function_is_over_200_lines(jrl_modules):
 
 def test_nothing_asks_which_module_or_environment_it_holds(jrl_modules):
     assert identity_dispatch(jrl_modules) == []
+
+
+def test_the_tests_use_public_names_only(jrl_modules):
+    """What a test needs of jrl is public (named without a leading underscore, documented), so a
+    refactoring that keeps the public names keeps the tests."""
+    assert private_reaches(sorted((ROOT / "tests").glob("*.py")), jrl_modules) == []
 
 
 def test_the_version_is_the_one_pyproject_builds(jrl_modules):
@@ -464,4 +494,17 @@ def test_identity_dispatch_is_seen_and_contract_questions_are_not(tmp_path):
         "module.__name__ == 'pkg.algos.dqn'",
         "hasattr(env_params, 'adjacency')",
         "getattr(run.env_params, 'trie_children', None)",
+    ]
+
+
+def test_a_reach_for_a_private_name_is_seen(tmp_path):
+    modules = plant(tmp_path, {"__init__.py": "", "low.py": "_x = 1\n__version__ = '1'\n"})
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import pkg\nfrom pkg import low\nfrom pkg.low import _x\nlow._x, pkg.low._x, low.__version__, low.public\n"
+    )
+    assert private_reaches([user], modules) == [
+        "user.py:3 from pkg.low import _x",
+        "user.py:4 low._x",
+        "user.py:4 pkg.low._x",
     ]

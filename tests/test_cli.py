@@ -106,7 +106,7 @@ def test_an_internal_error_is_told_apart_from_bad_input(monkeypatch, tmp_path):
     def broken(args, output):
         return int(np.zeros(-1).sum())  # NumPy raises ValueError: negative dimensions
 
-    monkeypatch.setitem(cli._HANDLERS, "envs", broken)
+    monkeypatch.setitem(cli.HANDLERS, "envs", broken)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.delenv(cli.DEBUG_VARIABLE, raising=False)
     import tempfile
@@ -131,17 +131,17 @@ def test_a_validation_error_raised_by_jrl_is_bad_input_and_one_raised_elsewhere_
 
     with pytest.raises(ValueError) as ours:
         dqn.DQNConfig(gamma=2.0)
-    assert cli._is_bad_input(ours.value)
+    assert cli.is_bad_input(ours.value)
     with pytest.raises(ValueError) as unpacking:
         _, _ = [1, 2, 3]  # the interpreter's ValueError, in no raise statement of jrl
-    assert not cli._is_bad_input(unpacking.value)
+    assert not cli.is_bad_input(unpacking.value)
     from jrl.algorithms.common import divisor_closest_to
 
     with pytest.raises(ValueError) as inside:
         divisor_closest_to(-1, 10)  # math.isqrt's ValueError, in jrl's code but raised by no check of jrl's
-    assert not cli._is_bad_input(inside.value)
-    assert cli._is_bad_input(FileNotFoundError(2, "No such file or directory", "x.toml"))
-    assert not cli._is_bad_input(KeyError("leaf"))
+    assert not cli.is_bad_input(inside.value)
+    assert cli.is_bad_input(FileNotFoundError(2, "No such file or directory", "x.toml"))
+    assert not cli.is_bad_input(KeyError("leaf"))
 
 
 def test_install_hints_name_the_distribution_that_pyproject_builds():
@@ -283,14 +283,14 @@ def test_a_module_that_is_missing_or_registers_nothing_is_named(tmp_path, monkey
 
 def test_env_kwargs_are_read_as_toml_values_and_bare_words_as_strings():
     pairs = ["is_slippery=false", "map_name=8x8", 'desc=["SF", "FG"]', "max_episode_steps=50"]
-    assert cli._parse_pairs(pairs, "--env-kwarg") == {
+    assert cli.parse_pairs(pairs, "--env-kwarg") == {
         "is_slippery": False,
         "map_name": "8x8",
         "desc": ["SF", "FG"],
         "max_episode_steps": 50,
     }
     with pytest.raises(cli.UsageError, match="--env-kwarg takes name=value, got 'is_slippery'"):
-        cli._parse_pairs(["is_slippery"], "--env-kwarg")
+        cli.parse_pairs(["is_slippery"], "--env-kwarg")
 
 
 # --- what train, sweep and resume share: the resolution, and the directory an interrupt names ------

@@ -213,13 +213,13 @@ def test_tabular_lists_are_the_tabular_environments():
     assert set(re.findall(r"^\| " + ID, table, flags=re.M)) == tabular_ids()
     needs = read("docs/q_learning.md").split("It needs a tabular environment")[1].split(")")[0]
     assert set(re.findall(ID, needs)) == tabular_ids()
-    assert set(q_learning._DEFAULTS) == tabular_ids()
+    assert set(q_learning.tuned_env_ids()) == tabular_ids()
 
 
 def test_q_learning_defaults_table_is_default_config():
     text = read("docs/q_learning.md").split("## Tuned defaults")[1]
     rows = re.findall(r"^\| `([^`]+)` \| (\d+) x (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", text, flags=re.M)
-    assert {row[0] for row in rows} == set(q_learning._DEFAULTS)
+    assert {row[0] for row in rows} == set(q_learning.tuned_env_ids())
     for env_id, num_envs, num_steps, gamma, alpha, epsilon_end in rows:
         config = q_learning.default_config(env_id)
         assert (config.num_envs, config.num_steps) == (int(num_envs), int(num_steps)), env_id
@@ -230,8 +230,8 @@ def test_dqn_pages_name_every_tuned_default():
     text = read("docs/dqn.md")
     intro = text.split("has tuned\nsettings for")[1].split("environments")[0]
     named = set(re.findall(ID, intro))
-    probes = {env_id for env_id in dqn._DEFAULTS if env_id.startswith("Probe-")}
-    assert "the probe" in intro and named | probes == set(dqn._DEFAULTS)
+    probes = {env_id for env_id in dqn.tuned_env_ids() if env_id.startswith("Probe-")}
+    assert "the probe" in intro and named | probes == set(dqn.tuned_env_ids())
     table = text.split("| environment | default = candidate |")[1].split("\n\n")[0]
     assert set(re.findall(r"^\| " + ID, table, flags=re.M)) == named
 

@@ -311,7 +311,9 @@ def test_default_configs_are_the_recorded_sweep_choices():
     spec = importlib.util.spec_from_file_location("dqn_candidates", path)
     candidates = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(candidates)
-    assert set(candidates.CHOSEN) == set(dqn._DEFAULTS) - {e for e in dqn._DEFAULTS if e.startswith("Probe-")}
+    assert set(candidates.CHOSEN) == set(dqn.tuned_env_ids()) - {
+        e for e in dqn.tuned_env_ids() if e.startswith("Probe-")
+    }
     for env_id, name in candidates.CHOSEN.items():
         assert dqn.default_config(env_id) == dqn.DQNConfig(**candidates.CANDIDATES[env_id][name]), env_id
 

@@ -149,7 +149,7 @@ def damaged_copy(small_run: Path, tmp_path: Path) -> Path:
 def rewrite_header(ckpt: Path, **changes) -> None:
     header = json.loads((ckpt / "header.json").read_text())
     header.update(changes)
-    header["header_sha256"] = checkpoint._header_digest(header)
+    header["header_sha256"] = checkpoint.header_digest(header)
     (ckpt / "header.json").write_text(json.dumps(header))
 
 
@@ -229,7 +229,7 @@ def test_damaged_or_foreign_checkpoints_are_refused(damage, fragment, small_run,
     elif damage == "no algorithm in the header":  # a missing field is not a match
         header = json.loads((ckpt / "header.json").read_text())
         del header["algorithm"]
-        header["header_sha256"] = checkpoint._header_digest(header)
+        header["header_sha256"] = checkpoint.header_digest(header)
         (ckpt / "header.json").write_text(json.dumps(header))
     elif damage == "another state structure":
         header = json.loads((ckpt / "header.json").read_text())
@@ -242,7 +242,7 @@ def test_damaged_or_foreign_checkpoints_are_refused(damage, fragment, small_run,
         q_a = ckpt / header["leaves"][index]["file"]
         saved = np.load(q_a)
         np.save(q_a, saved[:, :, :3] if damage == "a leaf of another shape" else saved.astype(np.float64))
-        header["leaves"][index]["sha256"] = checkpoint._sha256(q_a)
+        header["leaves"][index]["sha256"] = checkpoint.file_digest(q_a)
         rewrite_header(ckpt, leaves=header["leaves"])
     elif damage == "a directory in place of a leaf":
         leaf.unlink()
@@ -307,7 +307,7 @@ def test_pickle_files_are_refused_and_never_executed(small_run, tmp_path):
     leaf = ckpt / "leaves" / "00000.npy"
     np.save(leaf, np.array([_Payload()], dtype=object), allow_pickle=True)
     header = json.loads((ckpt / "header.json").read_text())
-    header["leaves"][0]["sha256"] = checkpoint._sha256(leaf)
+    header["leaves"][0]["sha256"] = checkpoint.file_digest(leaf)
     rewrite_header(ckpt, leaves=header["leaves"])
     with pytest.raises(CheckpointError, match="is not a plain array file"):
         load_run(copy).load_checkpoint()

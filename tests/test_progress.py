@@ -9,7 +9,7 @@ import re
 import pytest
 
 from jrl.experiment.progress import Progress
-from jrl.experiment.runner import _Latest
+from jrl.experiment.runner import LatestResult
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -82,15 +82,15 @@ def test_a_seed_that_stopped_early_holds_its_stopping_evaluation_in_the_progress
     must not say "no episode ended yet", nor average only the seeds still training."""
     early = rows(0, [100.0, 500.0, None, None], stopped_from=2)
     late = rows(1, [80.0, 200.0, 300.0, 400.0])
-    latest = _Latest(early[:2] + late[:2])
+    latest = LatestResult(early[:2] + late[:2])
     assert str(latest) == "mean eval return 350"
     latest.add(early[2:] + late[2:])
     assert str(latest) == "mean eval return 450, 1 stopped"  # (500 held + 400) / 2
-    both = _Latest(rows(0, [500.0, None], stopped_from=1) + rows(1, [480.0, None], stopped_from=1))
+    both = LatestResult(rows(0, [500.0, None], stopped_from=1) + rows(1, [480.0, None], stopped_from=1))
     assert str(both) == "mean eval return 490, 2 stopped"
-    assert str(_Latest(rows(3, [None, None]))) == "no episode ended yet"
+    assert str(LatestResult(rows(3, [None, None]))) == "no episode ended yet"
 
 
 @pytest.mark.parametrize("seeds, expected", [(1, "eval return 7"), (2, "mean eval return 7")])
 def test_one_seed_is_not_called_a_mean(seeds, expected):
-    assert str(_Latest([r for s in range(seeds) for r in rows(s, [7.0])])) == expected
+    assert str(LatestResult([r for s in range(seeds) for r in rows(s, [7.0])])) == expected

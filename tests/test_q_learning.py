@@ -297,7 +297,7 @@ def test_truncated_episodes_converge_to_the_values_of_the_final_observation(algo
 
 
 def test_expected_sarsa_probabilities_are_the_epsilon_greedy_action_frequencies():
-    """Expected SARSA's bootstrap weights (``_epsilon_greedy_probs``) must be the distribution of the
+    """Expected SARSA's bootstrap weights (``epsilon_greedy_probs``) must be the distribution of the
     actions ``epsilon_greedy`` draws, ties included: actions tied for the maximum share the greedy
     mass ``1 - epsilon`` (each row sums to 1).
 
@@ -315,7 +315,7 @@ def test_expected_sarsa_probabilities_are_the_epsilon_greedy_action_frequencies(
         is_max = rows == rows.max(axis=1, keepdims=True)
         assert np.sum(is_max.sum(axis=1) > 1) >= num_rows // 4, "the test needs many tied rows"
         for epsilon in (0.0, 0.1, 0.5, 1.0):
-            probs = np.asarray(ql._epsilon_greedy_probs(jnp.asarray(rows), jnp.float32(epsilon)))
+            probs = np.asarray(ql.epsilon_greedy_probs(jnp.asarray(rows), jnp.float32(epsilon)))
             np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
             expected = epsilon / num_actions + (1 - epsilon) * is_max / is_max.sum(axis=1, keepdims=True)
             np.testing.assert_allclose(probs, expected, atol=1e-6)

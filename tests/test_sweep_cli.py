@@ -306,10 +306,10 @@ def test_exit_status_1_when_every_configuration_failed(finished, capsys):
     failed = [dict(row, failed=True) for row in rows]
     nan = np.full((4, 3), np.nan)
     result = sweeps.SweepResult(spec, failed, nan, None, np.ones((4, 3), bool), out)
-    assert cli._sweep_report(result, quiet=True) == 1
+    assert cli.sweep_report(result, quiet=True) == 1
     assert capsys.readouterr().out.startswith("no configuration finished with finite values (4 configuration(s) failed")
     result = sweeps.SweepResult(spec, rows, nan, None, np.zeros((4, 3), bool), None)
-    assert cli._sweep_report(result, quiet=False) == 0 and capsys.readouterr().out == ""
+    assert cli.sweep_report(result, quiet=False) == 0 and capsys.readouterr().out == ""
 
 
 def test_directories_of_the_wrong_kind_are_refused(finished, tmp_path):

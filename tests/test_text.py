@@ -24,7 +24,7 @@ from jrl import cli
 from jrl.envs import word_gen
 from jrl.text import LanguageModel, LMConfig, ModelFileError, generate, init_model, load_model, save_model
 from jrl.text import q_learning as text_q
-from jrl.text.generate import _decode, choose_tokens
+from jrl.text.generate import choose_tokens, decode_tokens
 from jrl.text.pretrain import PretrainConfig, data_batch, pretrain
 
 TINY = {"d_model": 16, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2}
@@ -201,10 +201,10 @@ def test_generate_respects_max_new_tokens_and_ragged_prompts():
 def test_generate_compiles_once_per_shape():
     model = tiny_model("GraphWalkText-v0")
     generate(model, ["1", "2"], jax.random.key(0))
-    size = _decode._cache_size()
+    size = decode_tokens._cache_size()
     for prompts in (["3", "4"], ["5", "6"]):
         generate(model, prompts, jax.random.key(1))
-    assert _decode._cache_size() == size
+    assert decode_tokens._cache_size() == size
 
 
 def test_top_k_and_top_p_keep_the_right_tokens():

@@ -69,6 +69,7 @@ __all__ = [
     "make_train",
     "n_step_batch",
     "q_network",
+    "tuned_env_ids",
 ]
 
 #: Every metric a run logs (``DQNResult``): the shared ones (``common.METRICS``) with the
@@ -782,6 +783,11 @@ _DEFAULTS: dict[str, dict] = {
         keep_best=True,
     ),
 }
+
+
+def tuned_env_ids() -> list[str]:
+    """The environment ids ``default_config`` has a tuned DQN config for, sorted."""
+    return sorted(_DEFAULTS)
 
 
 def default_config(env_id: str) -> DQNConfig:

@@ -59,11 +59,13 @@ __all__ = [
     "check_finite",
     "default_config",
     "epsilon_greedy",
+    "epsilon_greedy_probs",
     "greedy_policy",
     "greedy_table",
     "hyperparam_grid",
     "make_algorithm",
     "make_train",
+    "tuned_env_ids",
 ]
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "double_q_learning")
@@ -167,7 +169,7 @@ class QLearningResult:
     metrics: dict
 
 
-def _epsilon_greedy_probs(q_rows: jax.Array, epsilon: jax.Array) -> jax.Array:
+def epsilon_greedy_probs(q_rows: jax.Array, epsilon: jax.Array) -> jax.Array:
     """Action probabilities of ``epsilon_greedy``: float ``[N, A]`` (ties share the greedy mass)."""
     is_max = q_rows == jnp.max(q_rows, axis=-1, keepdims=True)
     greedy = is_max / jnp.sum(is_max, axis=-1, keepdims=True)
@@ -284,7 +286,7 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
         if algorithm == "q_learning":
             return jnp.max(q_next, axis=-1), state.action
         if algorithm == "expected_sarsa":
-            return jnp.sum(rounded(_epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), state.action
+            return jnp.sum(rounded(epsilon_greedy_probs(q_next, epsilon_next) * q_next), axis=-1), state.action
         # SARSA: the action the agent takes next, at next_obs; after a reset that action belongs to
         # the new episode, so the bootstrap uses a fresh draw at final_obs instead.
         next_action = epsilon_greedy(state.q_a[next_obs], epsilon_next, u[0])
@@ -475,6 +477,11 @@ _DEFAULTS: dict[str, dict] = {
     # alpha 0.1, 300 episodes of at most 2 steps); experiments/maximization_bias/ reproduces it.
     "MaximizationBias-v0": dict(num_envs=1, num_steps=600, gamma=1.0, alpha=0.1, epsilon_start=0.1, epsilon_end=0.1),
 }
+
+
+def tuned_env_ids() -> list[str]:
+    """The environment ids ``default_config`` has a tuned Q-learning config for, sorted."""
+    return sorted(_DEFAULTS)
 
 
 def default_config(env_id: str) -> QLearningConfig:

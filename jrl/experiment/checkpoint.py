@@ -27,7 +27,17 @@ import numpy as np
 
 from jrl._version import __version__
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "checkpoints", "latest", "load", "save"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "checkpoints",
+    "file_digest",
+    "header_digest",
+    "latest",
+    "load",
+    "save",
+]
 
 FORMAT = "jrl-checkpoint"
 FORMAT_VERSION = 1
@@ -42,7 +52,8 @@ def _is_key(x: Any) -> bool:
     return jnp.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key)
 
 
-def _sha256(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes: what a checkpoint header records for each leaf file."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -50,7 +61,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _header_digest(header: dict) -> str:
+def header_digest(header: dict) -> str:
+    """The sha256 (hex) of a header's canonical JSON without its own ``header_sha256`` field."""
     body = {k: v for k, v in header.items() if k != "header_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -119,7 +131,7 @@ def save(
                 "dtype": array.dtype.str,
                 "shape": list(array.shape),
                 "key_impl": impl,
-                "sha256": _sha256(file),
+                "sha256": file_digest(file),
             }
         )
     header = {
@@ -130,7 +142,7 @@ def save(
         **meta,
         "leaves": leaves,
     }
-    header["header_sha256"] = _header_digest(header)
+    header["header_sha256"] = header_digest(header)
     with (tmp / "header.json").open("w") as f:
         json.dump(header, f, indent=1)
         f.flush()
@@ -167,7 +179,7 @@ def read_header(path: str | Path) -> dict:
             f"{path} has checkpoint format version {header.get('format_version')!r}; this jrl reads version "
             f"{FORMAT_VERSION} only"
         )
-    if header.get("header_sha256") != _header_digest(header):
+    if header.get("header_sha256") != header_digest(header):
         raise CheckpointError(f"{path}/header.json is damaged: its checksum does not match its content")
     return header
 
@@ -197,7 +209,7 @@ def load(path: str | Path, like: Any, *, expect: dict) -> tuple[Any, dict]:
         file = path / entry["file"]
         if not file.is_file():
             raise CheckpointError(f"{path} is incomplete: {entry['file']} is missing")
-        if _sha256(file) != entry["sha256"]:
+        if file_digest(file) != entry["sha256"]:
             raise CheckpointError(f"{path} is damaged: {entry['file']} ({entry['path']}) does not match its checksum")
         try:
             array = np.load(file, allow_pickle=False)

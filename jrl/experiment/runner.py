@@ -31,7 +31,7 @@ from jrl.experiment import checkpoint, curves, records
 from jrl.experiment.progress import Progress
 from jrl.experiment.spec import RunSpec, evaluation_key, train_key
 
-__all__ = ["Run", "RunError", "RunSettings", "evaluate_state", "load_run", "resume", "train"]
+__all__ = ["LatestResult", "Run", "RunError", "RunSettings", "evaluate_state", "load_run", "resume", "train"]
 
 
 class RunError(ValueError):
@@ -226,7 +226,7 @@ def _tensorboard_writer(run: Run) -> Any:
     return SummaryWriter(str(run.directory / "tensorboard"))
 
 
-class _Latest:
+class LatestResult:
     """The progress line's latest result: ``curves.latest``, kept up to date chunk by chunk, of
     ``eval_return`` (``episode_return`` in a run that never evaluates): the mean over seeds at the
     newest interval with a value. A seed that stopped early (DQN's ``stop_return``: its later
@@ -263,7 +263,7 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
     chunks_done = 0
     reported_nonfinite: set[int] = set()
     earlier = records.read_metrics(metrics_path)  # a resumed run's records, up to its checkpoint
-    latest = _Latest(earlier)
+    latest = LatestResult(earlier)
     env_steps = {seed: 0.0 for seed in run.spec.seeds}  # each seed's env_steps metric so far
     for row in earlier:
         env_steps[row["seed"]] = max(env_steps[row["seed"]], row["env_steps"])

@@ -27,7 +27,7 @@ from jrl._validation import check_bool, check_float, check_int, check_key
 from jrl.envs import Vocabulary, vocabulary
 from jrl.text.model import LanguageModel, decode_step, empty_cache
 
-__all__ = ["Generation", "choose_tokens", "decoding_scores", "encode_prompts", "generate"]
+__all__ = ["Generation", "choose_tokens", "decode_tokens", "decoding_scores", "encode_prompts", "generate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +125,7 @@ def encode_prompts(vocab: Vocabulary, prompts: Any, context_length: int) -> tupl
 
 
 @functools.partial(jax.jit, static_argnames=("config", "max_new_tokens", "top_k", "top_p", "do_sample", "end_id"))
-def _decode(
+def decode_tokens(
     params: Any,
     q_params: Any,
     tokens: jax.Array,
@@ -141,6 +141,11 @@ def _decode(
     do_sample: bool,
     end_id: int,
 ) -> jax.Array:
+    """The compiled decoding loop behind ``generate`` (one compilation per static setting and
+    shape): ``tokens`` int32 ``[B, L]`` holds each prompt left-aligned (``prompt_lengths`` ``[B]``);
+    from each prompt's end, ``max_new_tokens`` positions are filled with the chosen token
+    (``choose_tokens`` over ``decoding_scores``) until ``end_id``. Returns the filled ``[B, L]``."""
+
     def advance(carry: tuple, i: jax.Array) -> tuple:
         tokens, finished, lm_cache, q_cache = carry
         logits, lm_cache = decode_step(config, params, tokens[:, i], i, lm_cache)  # scores position i + 1
@@ -240,7 +245,7 @@ def generate(
         _check_shaped_like("q_params", q_params, model.params)
     elif beta != 0.0:
         raise ValueError(f"beta={beta} weights the Q-network's values, but q_params is None")
-    out = _decode(
+    out = decode_tokens(
         model.params,
         q_params,
         jnp.asarray(tokens),
