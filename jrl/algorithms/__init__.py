@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from jrl._extras import import_registering_module
 from jrl.algorithms import common, dqn, q_learning, training
 from jrl.envs.core import Environment
 
@@ -156,16 +156,7 @@ def for_config(config: Any) -> AlgorithmSpec | None:
 
 def _import_module_of(name: str) -> str:
     """Import the ``module`` of ``"module:name"`` and return ``name``, which it must register."""
-    module, _, bare = name.partition(":")
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name is not None and module.startswith(err.name):  # the module itself is missing
-            raise ValueError(
-                f"--algo {name!r}: cannot import the module {module!r} that registers {bare!r} ({err}); it must be "
-                "importable: on PYTHONPATH, installed, or (for the jrl command) in the working directory"
-            ) from err
-        raise  # the module exists, and an import inside it failed: the traceback says where
+    module, bare = import_registering_module(name, ValueError)
     if bare not in _SPECS:
         raise ValueError(
             f"--algo {name!r}: the module {module!r} was imported, but it registers no algorithm {bare!r}; "

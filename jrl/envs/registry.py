@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from jrl._extras import install_hint
+from jrl._extras import import_registering_module, install_hint
 from jrl._validation import check_int
 from jrl.envs.acrobot import acrobot_factory
 from jrl.envs.cartpole import cartpole_factory
@@ -289,16 +289,7 @@ def _import_module_of(env_id: str) -> str:
     registered ids (which may hold a ``:``), are returned as they are."""
     if ":" not in env_id or env_id in _REGISTRY:
         return env_id
-    module, _, bare = env_id.partition(":")
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name is not None and module.startswith(err.name):  # the module itself (or its package) is missing
-            raise ImportError(
-                f"{env_id!r}: cannot import the module {module!r} that registers {bare!r} ({err}); it must be "
-                "importable: on PYTHONPATH, installed, or (for the jrl command) in the working directory"
-            ) from err
-        raise  # the module exists, and an import inside it failed: the traceback says where
+    module, bare = import_registering_module(env_id, ImportError)
     if bare not in _REGISTRY:
         raise ValueError(
             f"{env_id!r}: the module {module!r} was imported, but it registers no environment {bare!r}; "
