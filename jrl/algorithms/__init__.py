@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from jrl._extras import import_registering_module
-from jrl.algorithms import common, dqn, q_learning, training
+from jrl.algorithms import common, dqn, ppo, q_learning, training
 from jrl.envs.core import Environment
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "for_config",
     "get",
     "names",
+    "ppo",
     "q_learning",
     "register",
     "training",
@@ -110,6 +111,7 @@ _SPECS = {
         for name in q_learning.ALGORITHMS
     },
     "dqn": AlgorithmSpec("dqn", dqn, dqn.DQNConfig, {}),
+    "ppo": AlgorithmSpec("ppo", ppo, ppo.PPOConfig, {}),
 }
 
 
