@@ -24,7 +24,8 @@ class Layer:
 
     Attributes:
         kind: ``"conv3x3"`` (a 3x3, stride 1, zero-padded convolution of an ``[H, W, C]`` image,
-            ``kernel [3, 3, C, F]``) or ``"dense"`` (``x @ kernel + bias``, ``kernel [I, O]``).
+            ``kernel [3, 3, C, F]``), ``"dense"`` (``x @ kernel + bias``, ``kernel [I, O]``) or
+            ``"layer_norm"`` (``NetworkDescription.norms``: ``kernel`` the scale, ``[F]``).
         kernel, bias: its arrays (``bias [F]`` or ``[O]``), as the network holds them.
     """
 
@@ -53,6 +54,10 @@ class NetworkDescription:
         body: the hidden layers in order (convolutions, then dense layers).
         head: ``(q,)``, or ``(advantage, value)`` with ``dueling``.
         dueling: whether the head is dueling.
+        norms: ``()``, or one ``"layer_norm"`` layer per ``body`` layer (``kernel`` its scale,
+            ``bias`` its offset, both ``[F]``), applied to that layer's output before the ReLU:
+            ``(y - mean(y)) / sqrt(var(y) + 1e-6) * kernel + bias`` over the last axis (features,
+            or an image's channels at each pixel), as ``flax.linen.LayerNorm`` computes it.
     """
 
     family: str
@@ -63,6 +68,7 @@ class NetworkDescription:
     body: tuple[Layer, ...]
     head: tuple[Layer, ...]
     dueling: bool
+    norms: tuple[Layer, ...] = ()
 
 
 def _flat_lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -116,6 +122,9 @@ class QNetwork(nn.Module):
         input_scale: ``None``, or ``(low, span)`` (flat tuples, one entry per observation
             element): the input becomes ``2 * (obs - low) / span - 1``, i.e. ``[low, high]`` maps
             to ``[-1, 1]``.
+        layer_norm: a ``LayerNorm`` after every hidden layer (convolution or dense), before its
+            ReLU, as PQN uses (Gallici et al. 2025: it keeps off-policy TD stable without a target
+            network).
     """
 
     num_actions: int
@@ -126,6 +135,7 @@ class QNetwork(nn.Module):
     conv_features: Sequence[int] = (16, 32)
     q_init: float = 0.0
     one_hot: int | None = None
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -135,16 +145,20 @@ class QNetwork(nn.Module):
             x = 2.0 * (x - low) / span - 1.0
         if self.kind == "cnn":
             for features in self.conv_features:
-                x = nn.relu(Conv3x3(features)(x))
+                x = nn.relu(self._normalized(Conv3x3(features)(x)))
         x = x.reshape(-1)
         for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width)(x))
+            x = nn.relu(self._normalized(nn.Dense(width)(x)))
         bias_init = nn.initializers.constant(self.q_init)
         if not self.dueling:
             return nn.Dense(self.num_actions, bias_init=bias_init)(x)
         advantage = nn.Dense(self.num_actions)(x)
         value = nn.Dense(1, bias_init=bias_init)(x)
         return value + advantage - jnp.mean(advantage)
+
+    def _normalized(self, x: jax.Array) -> jax.Array:
+        """``x`` through a ``LayerNorm`` over its last axis with ``layer_norm``; ``x`` itself otherwise."""
+        return nn.LayerNorm()(x) if self.layer_norm else x
 
     def describe(self, params: Any, obs_shape: tuple[int, ...]) -> NetworkDescription:
         """This network with the parameters ``params`` (what ``init`` returned, one network's)
@@ -160,6 +174,10 @@ class QNetwork(nn.Module):
         body = [layer("conv3x3", f"Conv3x3_{i}") for i in range(convs)]
         body += [layer("dense", f"Dense_{i}") for i in range(hidden)]
         head = [layer("dense", f"Dense_{hidden + i}") for i in range(2 if self.dueling else 1)]
+        norms = [
+            Layer("layer_norm", tree[f"LayerNorm_{i}"]["scale"], tree[f"LayerNorm_{i}"]["bias"])
+            for i in range(len(body) if self.layer_norm else 0)
+        ]
         return NetworkDescription(
             family=self.kind,
             num_actions=self.num_actions,
@@ -169,4 +187,5 @@ class QNetwork(nn.Module):
             body=tuple(body),
             head=tuple(head),
             dueling=self.dueling,
+            norms=tuple(norms),
         )

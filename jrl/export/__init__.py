@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jrl.export.numpy_policy import FORMAT, FORMAT_VERSION, NumpyQPolicy
+from jrl.export.numpy_policy import FORMAT, FORMAT_VERSION, LAYER_NORM_VERSION, NumpyQPolicy
 
 __all__ = ["NumpyQPolicy", "export_numpy"]
 
@@ -47,11 +47,14 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     names = [f"conv{i}" for i in range(len(convs))] + [f"dense{i}" for i in range(len(denses))] + list(labels)
     for name, layer in zip(names, layers, strict=True):
         arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = layer.kernel, layer.bias
+    if description.norms:  # a LayerNorm after each body layer (PQN): a v2 file, which v1 readers refuse
+        for name, norm in zip(names[: len(description.body)], description.norms, strict=True):
+            arrays[f"{name}/norm_scale"], arrays[f"{name}/norm_bias"] = norm.kernel, norm.bias
     if description.input_scale is not None:
         arrays["scale/low"], arrays["scale/span"] = (np.asarray(v, np.float32) for v in description.input_scale)
     spec = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": LAYER_NORM_VERSION if description.norms else FORMAT_VERSION,
         "kind": description.family,
         "dueling": description.dueling,
         "one_hot": description.one_hot,
@@ -60,4 +63,6 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
         "num_actions": description.num_actions,
         "obs_shape": list(description.obs_shape),
     }
+    if description.norms:
+        spec["layer_norm"] = True
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})

@@ -6,8 +6,8 @@ read with ``allow_pickle=False``: arrays and one JSON string, nothing executed);
 ``policy(obs)`` maps a batch of observations ``[B, *obs_shape]`` (or ``[B]`` indices for a
 ``Discrete`` observation space) to greedy actions ``int64 [B]``, ``policy.q_values(obs)`` to the
 Q-values ``float32 [B, A]``. The forward pass is jrl's ``QNetwork``: optional one-hot input or
-rescaling to ``[-1, 1]``, 3x3 "SAME" convolutions with ReLU, ReLU dense layers, then a plain or a
-dueling head.
+rescaling to ``[-1, 1]``, 3x3 "SAME" convolutions with ReLU, ReLU dense layers (each hidden layer
+optionally followed by a LayerNorm before its ReLU: PQN's network), then a plain or a dueling head.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ import numpy as np
 
 FORMAT = "jrl-numpy-q-policy"
 FORMAT_VERSION = 1
+#: The version of a file whose hidden layers have LayerNorms (spec ``layer_norm``), which a reader
+#: of version 1 alone would run without them; networks without keep writing version 1.
+LAYER_NORM_VERSION = 2
+LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
 
 
 def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -29,6 +33,13 @@ def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
         [padded[:, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)], axis=-1
     )
     return patches @ kernel.reshape(9 * channels, -1) + bias
+
+
+def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Normalise over the last axis, then scale and shift (``flax.linen.LayerNorm``'s formula)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = np.maximum(np.square(x).mean(axis=-1, keepdims=True) - np.square(mean), 0.0)
+    return (x - mean) / np.sqrt(var + np.float32(LAYER_NORM_EPSILON)) * scale + bias
 
 
 class NumpyQPolicy:
@@ -42,10 +53,9 @@ class NumpyQPolicy:
     """
 
     def __init__(self, spec: dict, arrays: dict[str, np.ndarray]) -> None:
-        if spec.get("format") != FORMAT or spec.get("version") != FORMAT_VERSION:
-            raise ValueError(
-                f"not a {FORMAT} v{FORMAT_VERSION} policy: {spec.get('format')!r} v{spec.get('version')!r}"
-            )
+        version = LAYER_NORM_VERSION if spec.get("layer_norm", False) else FORMAT_VERSION
+        if spec.get("format") != FORMAT or spec.get("version") != version:
+            raise ValueError(f"not a {FORMAT} v{version} policy: {spec.get('format')!r} v{spec.get('version')!r}")
         self.spec = spec
         self.arrays = {name: np.asarray(a, np.float32) for name, a in arrays.items()}
 
@@ -82,15 +92,21 @@ class NumpyQPolicy:
         if "scale/low" in p:
             x = 2.0 * (x - p["scale/low"].reshape(expected)) / p["scale/span"].reshape(expected) - 1.0
         for i in range(spec["num_convs"]):
-            x = np.maximum(_conv3x3(x, p[f"conv{i}/kernel"], p[f"conv{i}/bias"]), 0.0)
+            x = np.maximum(self._normalized(f"conv{i}", _conv3x3(x, p[f"conv{i}/kernel"], p[f"conv{i}/bias"])), 0.0)
         x = x.reshape(x.shape[0], -1)
         for i in range(spec["num_hidden"]):
-            x = np.maximum(x @ p[f"dense{i}/kernel"] + p[f"dense{i}/bias"], 0.0)
+            x = np.maximum(self._normalized(f"dense{i}", x @ p[f"dense{i}/kernel"] + p[f"dense{i}/bias"]), 0.0)
         if not spec["dueling"]:
             return x @ p["head/kernel"] + p["head/bias"]
         advantage = x @ p["advantage/kernel"] + p["advantage/bias"]
         value = x @ p["value/kernel"] + p["value/bias"]
         return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+    def _normalized(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Layer ``name``'s output through its LayerNorm (spec ``layer_norm``), or unchanged."""
+        if not self.spec.get("layer_norm", False):
+            return x
+        return _layer_norm(x, self.arrays[f"{name}/norm_scale"], self.arrays[f"{name}/norm_bias"])
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions ``int64 [B]`` (the lowest index among equal Q-values, as ``argmax``)."""
