@@ -1,13 +1,17 @@
-"""Classic control (CartPole-v1, Acrobot-v1, MountainCar-v0) against Gymnasium's own environments.
+"""Classic control (CartPole-v1, Acrobot-v1, MountainCar-v0, and with continuous actions
+Pendulum-v1, MountainCarContinuous-v0) against Gymnasium's own environments.
 
 Single transitions are compared from the same float32 states and actions: Gymnasium steps in
-float64, jrl in float32 (one jitted, vmapped call over every state). Next observations must agree
-to ``ATOL`` absolute (Acrobot: ``ATOL`` relative to ``max(1, |value|)``, plus an allowance for the
-few fast, ill-conditioned states, measured from Gymnasium itself), rewards and ``terminated``
-exactly, except at states whose float64 successor lies within ``BAND`` of a discontinuity
-(termination threshold, MountainCar's left wall), where float32 may legitimately decide the
-other way: those are counted and must be rare. Shapes, tracing once, vmap over physics params and
-bad actions: test_conformance.py.
+float64, jrl in float32 (one jitted, vmapped call over every state). The states are drawn uniformly,
+near the discontinuities and along Gymnasium's own episodes (step for step); the continuous actions
+are uniform on 1.5 times the bounds, so a third lie beyond them, where both environments clip.
+Next observations must agree to ``ATOL`` absolute (Acrobot: ``ATOL`` relative to
+``max(1, |value|)``, plus an allowance for the few fast, ill-conditioned states, measured from
+Gymnasium itself), ``terminated`` exactly and rewards exactly (the continuous ones' float32
+rewards: to ``REWARD_TOLERANCE``), except at states whose float64 successor lies within ``BAND`` of a
+discontinuity (termination threshold, the mountain cars' left wall), where float32 may
+legitimately decide the other way: those are counted and must be rare. Shapes, tracing once,
+vmap over physics params and bad actions: test_conformance.py.
 """
 
 from __future__ import annotations
@@ -26,13 +30,25 @@ import jrl
 from jrl.envs.acrobot import AcrobotState
 from jrl.envs.cartpole import CartPoleState
 from jrl.envs.mountain_car import MountainCarState
+from jrl.envs.mountain_car_continuous import MountainCarContinuousState
+from jrl.envs.pendulum import PendulumState
 
-IDS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"]
-LIMITS = {"CartPole-v1": 500, "Acrobot-v1": 500, "MountainCar-v0": 200}
+IDS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0"]
+LIMITS = {"CartPole-v1": 500, "Acrobot-v1": 500, "MountainCar-v0": 200, "Pendulum-v1": 200}
+LIMITS["MountainCarContinuous-v0"] = 999
 NUM_ACTIONS = {"CartPole-v1": 2, "Acrobot-v1": 3, "MountainCar-v0": 3}
+BOX_HIGH = {"Pendulum-v1": 2.0, "MountainCarContinuous-v0": 1.0}  # Gymnasium's Box(-high, high, (1,))
 STATE_CLS = {"CartPole-v1": CartPoleState, "Acrobot-v1": AcrobotState, "MountainCar-v0": MountainCarState}
+STATE_CLS["MountainCarContinuous-v0"] = MountainCarContinuousState
 ATOL = 1e-5
-BAND = {"CartPole-v1": 1e-6, "Acrobot-v1": 1e-4, "MountainCar-v0": 1e-6}
+BAND = {"CartPole-v1": 1e-6, "Acrobot-v1": 1e-4, "MountainCar-v0": 1e-6, "Pendulum-v1": 0.0}
+BAND["MountainCarContinuous-v0"] = 1e-6
+# Reward tolerances (rtol, atol), else exact. Pendulum's cost squares the wrapped angle: float32
+# wraps an unwrapped angle of up to ~20 rad (one rounding: 2e-6) and sums terms up to 16.
+# MountainCarContinuous charges 0.1 a^2, which Gymnasium computes in float64: two float32 roundings.
+REWARD_TOLERANCE = {"Pendulum-v1": (0.0, 5e-5), "MountainCarContinuous-v0": (2.5e-7, 1e-9)}
+NEVER_TERMINATES = {"Pendulum-v1"}  # no terminal state at all
+SMART_NEVER_TERMINATES = {"CartPole-v1", "Pendulum-v1"}  # CartPole's smart policy survives
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
 
 COMPARE_CASES = [
@@ -41,11 +57,37 @@ COMPARE_CASES = [
     ("Acrobot-v1", {}),
     ("MountainCar-v0", {}),
     ("MountainCar-v0", {"goal_velocity": 0.02}),
+    ("Pendulum-v1", {}),
+    ("Pendulum-v1", {"g": 9.81}),
+    ("MountainCarContinuous-v0", {}),
+    ("MountainCarContinuous-v0", {"goal_velocity": 0.02}),
 ]
 
 
 def _gym(env_id, **kwargs):
     return gymnasium.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+
+
+def _random_actions(env_id, rng, n):
+    """``n`` random actions: uniform on the ``Discrete`` ones (int ``[n]``), or float32 ``[n, 1]``
+    uniform on 1.5 times a ``Box``'s bounds (a third beyond them, on both sides)."""
+    if env_id in BOX_HIGH:
+        return rng.uniform(-1.5 * BOX_HIGH[env_id], 1.5 * BOX_HIGH[env_id], size=(n, 1)).astype(np.float32)
+    return rng.integers(NUM_ACTIONS[env_id], size=n)
+
+
+def _gym_action(env_id, action):
+    """One action as Gymnasium's environment takes it: an int, or the float32 ``[1]`` array."""
+    return np.asarray(action, np.float32) if env_id in BOX_HIGH else int(action)
+
+
+def _jrl_state(env_id, states):
+    """jrl's state of float32 Gymnasium state vectors ``[n, k]``, at time 0."""
+    n = len(states)
+    cols = [jnp.asarray(c) for c in states.T]
+    if env_id == "Pendulum-v1":  # theta, theta_dot (last_u only draws the arrow)
+        return PendulumState(*cols, last_u=jnp.zeros(n, jnp.float32), time=jnp.zeros(n, jnp.int32))
+    return STATE_CLS[env_id](*cols, time=jnp.zeros(n, jnp.int32))
 
 
 def _draw_states(env_id, rng, n=2000):
@@ -66,12 +108,17 @@ def _draw_states(env_id, rng, n=2000):
         c = np.clip(-1.0 - np.cos(t1) - u(-0.05, 0.05, q), -1, 1)
         s[:q] = np.stack([t1, rng.choice([-1.0, 1.0], q) * np.arccos(c) - t1, u(-0.5, 0.5, q), u(-0.5, 0.5, q)], 1)
         s[:q, 1] = (s[:q, 1] + np.pi) % (2 * np.pi) - np.pi
+    elif env_id == "Pendulum-v1":
+        s = np.stack([u(-2 * np.pi, 2 * np.pi, n), u(-8, 8, n)], 1)
+        q = n // 4
+        s[:q, 1] = rng.choice([-1.0, 1.0], q) * u(7, 8, q)  # where the speed limit clips
     else:
+        goal = 0.45 if env_id == "MountainCarContinuous-v0" else 0.5
         s = np.stack([u(-1.2, 0.6, n), u(-0.07, 0.07, n)], 1)
         q = n // 4
         s[:q] = np.stack([u(-1.2, -1.1, q), u(-0.07, 0.0, q)], 1)  # at the left wall
         s[:q:5, 0] = -1.2
-        s[q : 2 * q] = np.stack([u(0.42, 0.6, q), u(-0.03, 0.07, q)], 1)  # at the goal
+        s[q : 2 * q] = np.stack([u(goal - 0.08, 0.6, q), u(-0.03, 0.07, q)], 1)  # at the goal
     return np.concatenate([s, _rollout_states(env_id, rng)]).astype(np.float32)
 
 
@@ -80,7 +127,7 @@ def _rollout_states(env_id, rng, n=500):
     env.reset(seed=int(rng.integers(2**31)))
     while len(states) < n:
         states.append(np.array(env.state, np.float64))
-        _, _, term, _, _ = env.step(int(rng.integers(NUM_ACTIONS[env_id])))
+        _, _, term, _, _ = env.step(_gym_action(env_id, _random_actions(env_id, rng, 1)[0]))
         if term or len(states) % 200 == 0:
             env.reset()
     return np.stack(states)
@@ -92,10 +139,16 @@ def _margin(env_id, s, a, next_s, kwargs):
         return min(abs(abs(next_s[0]) - 2.4), abs(abs(next_s[2]) - THETA_THRESHOLD))
     if env_id == "Acrobot-v1":
         return abs(-np.cos(next_s[0]) - np.cos(next_s[0] + next_s[1]) - 1.0)
+    if env_id == "Pendulum-v1":
+        return math.inf  # continuous: the clips are continuous, and the cost squares the wrapped angle
     goal_v = kwargs.get("goal_velocity", 0.0)
-    v = np.clip(s[1] + (a - 1) * 0.001 - 0.0025 * np.cos(3 * s[0]), -0.07, 0.07)
+    if env_id == "MountainCarContinuous-v0":
+        push, goal_x = np.clip(a[0], -1.0, 1.0) * 0.0015, 0.45
+    else:
+        push, goal_x = (a - 1) * 0.001, 0.5
+    v = np.clip(s[1] + push - 0.0025 * np.cos(3 * s[0]), -0.07, 0.07)
     wall = abs(s[0] + v + 1.2)
-    goal = abs(next_s[0] - 0.5) if next_s[0] < 0.5 else min(next_s[0] - 0.5, abs(next_s[1] - goal_v))
+    goal = abs(next_s[0] - goal_x) if next_s[0] < goal_x else min(next_s[0] - goal_x, abs(next_s[1] - goal_v))
     return min(wall, goal)
 
 
@@ -123,11 +176,12 @@ def test_transitions_match_gymnasium(env_id, kwargs):
     rng = np.random.default_rng(COMPARE_CASES.index((env_id, kwargs)))
     states = _draw_states(env_id, rng)
     n = len(states)
-    actions = rng.integers(NUM_ACTIONS[env_id], size=n)
+    actions = _random_actions(env_id, rng, n)
     gym_env = _gym(env_id, **kwargs)
     gym_env.reset(seed=0)
     ref_obs, ref_reward, ref_term, margins, sens = [], [], [], [], []
-    for s, a in zip(states.astype(np.float64), actions.tolist(), strict=True):
+    for s, a in zip(states.astype(np.float64), actions, strict=True):
+        a = _gym_action(env_id, a)
         gym_env.reset()  # clears CartPole's steps_beyond_terminated
         gym_env.state = s.copy()
         obs, reward, term, trunc, _ = gym_env.step(a)
@@ -143,11 +197,10 @@ def test_transitions_match_gymnasium(env_id, kwargs):
     close = np.array(margins) < BAND[env_id]
 
     env, params = jrl.make(env_id, **kwargs)
-    state = STATE_CLS[env_id](*(jnp.asarray(c) for c in states.T), time=jnp.zeros(n, jnp.int32))
+    state = _jrl_state(env_id, states)
     keys = jax.random.split(jax.random.key(0), n)
-    obs, next_state, reward, term, trunc, info = jax.device_get(
-        _batched_step_env(env)(keys, state, jnp.asarray(actions, jnp.int32), params)
-    )
+    actions = jnp.asarray(actions, env.action_space(params).dtype)
+    obs, next_state, reward, term, trunc, info = jax.device_get(_batched_step_env(env)(keys, state, actions, params))
     assert obs.dtype == np.float32 and obs.shape == ref_obs.shape and info == {}
     assert not trunc.any() and (next_state.time == 1).all()
 
@@ -170,10 +223,31 @@ def test_transitions_match_gymnasium(env_id, kwargs):
     else:
         assert worst < ATOL, f"max difference {worst:.3g} at state {states[ok][diff.max(1).argmax()]}"
     np.testing.assert_array_equal(term[ok], ref_term[ok])
-    np.testing.assert_array_equal(reward[ok], ref_reward[ok].astype(np.float32))
-    # Both outcomes are exercised.
-    assert ref_term[ok].any() and not ref_term[ok].all()
+    rtol, atol = REWARD_TOLERANCE.get(env_id, (0.0, 0.0))  # 0: exactly
+    np.testing.assert_allclose(reward[ok], ref_reward[ok].astype(np.float32), rtol=rtol, atol=atol)
+    # Both outcomes are exercised (Pendulum never terminates).
+    assert ref_term[ok].any() == (env_id not in NEVER_TERMINATES) and not ref_term[ok].all()
     print(f"{env_id} {kwargs}: {n} states, max |diff| {worst:.3g}, {close.sum()} near a discontinuity")
+
+
+# Each reset's state fields: Gymnasium's uniform ranges (a point range: the value itself).
+RESET_RANGES = {
+    "CartPole-v1": {f: (-0.05, 0.05) for f in ("x", "x_dot", "theta", "theta_dot")},
+    "Acrobot-v1": {f: (-0.1, 0.1) for f in ("theta1", "theta2", "dtheta1", "dtheta2")},
+    "MountainCar-v0": {"position": (-0.6, -0.4), "velocity": (0.0, 0.0)},
+    "MountainCarContinuous-v0": {"position": (-0.6, -0.4), "velocity": (0.0, 0.0)},
+    "Pendulum-v1": {"theta": (-np.pi, np.pi), "theta_dot": (-1.0, 1.0)},
+}
+
+
+def _expected_obs(env_id, state):
+    """The observation of a state, in float64 NumPy (Gymnasium's observation layouts)."""
+    if env_id == "Acrobot-v1":
+        t1, t2 = state.theta1, state.theta2
+        return np.stack([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), state.dtheta1, state.dtheta2], 1)
+    if env_id == "Pendulum-v1":
+        return np.stack([np.cos(state.theta), np.sin(state.theta), state.theta_dot], 1)
+    return np.stack([getattr(state, f) for f in RESET_RANGES[env_id]], 1)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -183,42 +257,40 @@ def test_reset_distribution(env_id):
         jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(1), 20_000), params)
     )
     assert obs.dtype == np.float32 and (state.time == 0).all()
-    if env_id == "MountainCar-v0":
-        samples, (low, high) = [obs[:, 0]], (-0.6, -0.4)
-        assert (obs[:, 1] == 0).all()
-    else:
-        fields = (
-            ["x", "x_dot", "theta", "theta_dot"]
-            if env_id == "CartPole-v1"
-            else ["theta1", "theta2", "dtheta1", "dtheta2"]
-        )
-        samples = [getattr(state, f) for f in fields]
-        low, high = (-0.05, 0.05) if env_id == "CartPole-v1" else (-0.1, 0.1)
-        if env_id == "Acrobot-v1":
-            t1, t2 = samples[0], samples[1]
-            expected = np.stack([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), samples[2], samples[3]], 1)
-            np.testing.assert_allclose(obs, expected, atol=1e-6)
-        else:
-            np.testing.assert_array_equal(obs, np.stack(samples, 1))
-    for x in samples:
+    np.testing.assert_allclose(obs, _expected_obs(env_id, state), rtol=0, atol=1e-6)
+    for field, (low, high) in RESET_RANGES[env_id].items():
+        x = getattr(state, field)
+        if low == high:
+            assert (x == low).all(), field
+            continue
         assert low <= x.min() and x.max() <= high
         assert abs(x.mean() - (low + high) / 2) < 0.05 * (high - low)
         assert stats.kstest(x, "uniform", args=(low, high - low)).pvalue > 1e-4
-    # Gymnasium's resets lie in the same range.
+    # Gymnasium's resets lie in the same ranges (its state vectors list the same fields in order).
     gym_env = _gym(env_id)
+    low, high = np.array(list(RESET_RANGES[env_id].values())).T
     for seed in range(20):
         gym_env.reset(seed=seed)
         s = np.asarray(gym_env.state, np.float64)
-        s = s[:1] if env_id == "MountainCar-v0" else s
         assert (low <= s).all() and (s <= high).all()
 
 
 def _smart_action(env_id, obs):
-    """A policy that survives (CartPole) or reaches the goal (Acrobot, MountainCar)."""
+    """A policy that survives (CartPole), reaches the goal (Acrobot, the mountain cars) or swings
+    up (Pendulum, with torques beyond the bounds: clipped)."""
     if env_id == "CartPole-v1":
         return (jnp.dot(jnp.array([0.1, 0.5, 10.0, 2.0]), obs) > 0).astype(jnp.int32)
-    velocity = obs[5] if env_id == "Acrobot-v1" else obs[1]  # pump energy
+    velocity = {"Acrobot-v1": obs[-1], "Pendulum-v1": obs[-1]}.get(env_id, obs[1])  # pump energy
+    if env_id in BOX_HIGH:
+        return jnp.where(velocity > 0, 1.5, -1.5).reshape(1) * BOX_HIGH[env_id]
     return jnp.where(velocity > 0, 2, 0).astype(jnp.int32)
+
+
+def _random_action(env_id, key):
+    """``_random_actions``' distribution, in JAX."""
+    if env_id in BOX_HIGH:
+        return jax.random.uniform(key, (1,), jnp.float32, -1.5 * BOX_HIGH[env_id], 1.5 * BOX_HIGH[env_id])
+    return jax.random.randint(key, (), 0, NUM_ACTIONS[env_id], jnp.int32)
 
 
 @functools.cache
@@ -235,8 +307,7 @@ def _rollout_fn(env_id, num_steps, num_envs=8):
         def body(carry, k):
             obs, state = carry
             k_act, k_step = jax.random.split(k)
-            random = jax.random.randint(k_act, (), 0, NUM_ACTIONS[env_id], jnp.int32)
-            action = jnp.where(smart, _smart_action(env_id, obs), random)
+            action = jnp.where(smart, _smart_action(env_id, obs), _random_action(env_id, k_act))
             obs, state, _, term, trunc, info = env.step(k_step, state, action, params)
             in_space = space.contains(obs) & space.contains(info["final_observation"])
             return (obs, state), {"term": term, "trunc": trunc, "time": state.time, "in_space": in_space}
@@ -274,8 +345,9 @@ def test_time_limit_and_observations_in_space(env_id):
     rollout = _rollout_fn(env_id, 2 * limit + 100)
     rec = rollout(params)
     assert _check_time_limit(rec, limit) >= 2
-    # The smart policies terminate where they should (CartPole's survives).
-    assert rec["term"][0::2].any() == (env_id != "CartPole-v1")
+    # The smart policies terminate where they should (CartPole's survives; Pendulum has no end).
+    assert rec["term"][0::2].any() == (env_id not in SMART_NEVER_TERMINATES)
+    assert rec["term"].any() == (env_id not in NEVER_TERMINATES)
     # A tiny limit (same compiled rollout): a surviving episode is truncated every third step.
     rec = rollout(params.replace(max_steps_in_episode=jnp.int32(3)))
     _check_time_limit(rec, 3)
@@ -293,6 +365,12 @@ def test_time_limit_and_observations_in_space(env_id):
         ("MountainCar-v0", {"goal_velocity": None}, TypeError),
         ("MountainCar-v0", {"goal_velocity": float("nan")}, ValueError),
         ("MountainCar-v0", {"gravity": 0.1}, TypeError),
+        ("Pendulum-v1", {"g": "9.81"}, TypeError),
+        ("Pendulum-v1", {"g": float("nan")}, ValueError),
+        ("Pendulum-v1", {"max_torque": 1.0}, TypeError),  # a param, not one of Gymnasium's keywords
+        ("MountainCarContinuous-v0", {"goal_velocity": None}, TypeError),
+        ("MountainCarContinuous-v0", {"goal_velocity": float("nan")}, ValueError),
+        ("MountainCarContinuous-v0", {"power": 0.1}, TypeError),
     ],
 )
 def test_bad_keywords(env_id, kwargs, error):

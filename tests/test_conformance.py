@@ -37,6 +37,8 @@ OTHER_KEYWORDS = {
     "RandomLake-v0": {"hole_probability": 0.5, "is_slippery": True},
     "GraphWalkText-v0": {"graph_seed": 1},
     "MaximizationBias-v0": {"reward_mean": -0.5},
+    "Pendulum-v1": {"g": 9.81},
+    "MountainCarContinuous-v0": {"goal_velocity": 0.01},
 }
 OTHER_FIELDS = {  # physics that must be read from params, not fixed when tracing
     "CartPole-v1": {"gravity": 20.0},
@@ -44,6 +46,8 @@ OTHER_FIELDS = {  # physics that must be read from params, not fixed when tracin
     "MountainCar-v0": {"force": 0.003},
     "WordGen-v0": {"word_reward": 2.5},
     "GraphWalkText-v0": {"invalid_penalty": -3.0},  # random tokens are mostly not edges
+    "Pendulum-v1": {"max_torque": 1.0},  # random torques beyond 1 are clipped there
+    "MountainCarContinuous-v0": {"power": 0.003},
 }
 # One id per environment class (a stochastic one, where keys matter): eager execution is slow (one
 # dispatch per operation), and ids of one class run the same code on other data.
@@ -54,6 +58,8 @@ ONE_PER_CLASS = [
     "GraphWalkText-v0",
     "MaximizationBias-v0",
     "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
     "Probe-ActionReward-v0",
     "RandomLake-v0",
     "WordGen-v0",
@@ -68,6 +74,18 @@ def _stack(*trees):
 
 def _index(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
+
+
+def _random_actions(space, rng, count):
+    """``count`` random actions of ``space``: uniform integers for ``Discrete``, and for a ``Box``
+    uniform on 1.5 times its bounds (a third beyond them: the environment clips those)."""
+    if isinstance(space, jrl.Box):
+        return rng.uniform(1.5 * space.low, 1.5 * space.high, size=(count, *space.shape)).astype(space.dtype)
+    return rng.integers(space.n, size=count).astype(np.int32)
+
+
+def _largest_action(space):
+    return space.high if isinstance(space, jrl.Box) else space.n - 1
 
 
 def _assert_same(a, b, what=""):
@@ -136,7 +154,11 @@ def test_make_keywords_and_time_limits(env_id):
     # jrl.make gives by default).
     assert env.env_id == env_id and registry.is_registered(env_id)
     assert repr(env).startswith(f"{type(env).__name__}(env_id={env_id!r}")
-    assert env.num_actions == env.action_space(params).n
+    space = env.action_space(params)
+    if isinstance(space, jrl.Discrete):
+        assert env.num_actions == space.n
+    else:  # Box actions: Gymnasium's (1,) float32 torque or push
+        assert isinstance(space, jrl.Box) and (space.shape, space.dtype) == ((1,), jnp.float32)
     assert type(env.default_params) is type(params)
     _assert_same(env.default_params, params, env_id)
 
@@ -157,7 +179,11 @@ def test_bad_actions_are_refused(env_id, method):
     key = jax.random.key(1)
     _, state = e.reset(jax.random.key(0), params)
     step = getattr(env, method)
-    n = env.action_space(params).n
+    space = env.action_space(params)
+    if isinstance(space, jrl.Box):
+        _check_box_actions(e, step, key, state)
+        return
+    n = space.n
     for bad in (-1, n, jnp.int32(n + 3)):
         with pytest.raises(ValueError, match="action") as err:
             step(key, state, bad, params)
@@ -171,6 +197,23 @@ def test_bad_actions_are_refused(env_id, method):
         step(key, state, jnp.array([0, 1]), params)
     with pytest.raises(ValueError, match=r"got shape \(2,\) \(for a batch of environments, jax.vmap the step\)"):
         jax.jit(step)(key, state, jnp.array([0, 1]), params)
+
+
+def _check_box_actions(e, step, key, state):
+    """A ``Box`` action: the wrong shape is refused (eagerly and under jit), so is a concrete NaN;
+    beyond the bounds it is accepted, eagerly as under jit (the environment clips it, as
+    Gymnasium's does; test_classic_control.py checks the clipped dynamics)."""
+    space, params = e.env.action_space(e.params), e.params
+    for bad_shape, batch in ((jnp.float32(0.5), ""), (jnp.zeros((2, 1)), r" \(for a batch of environments")):
+        for fn in (step, jax.jit(step)):  # under jit the shape is refused while tracing: nothing compiles
+            with pytest.raises(ValueError, match=rf"action must have shape \(1,\) \(Box\(.*got shape .*{batch}"):
+                fn(key, state, bad_shape, params)
+    with pytest.raises(ValueError, match="NaN"):
+        step(key, state, jnp.full(space.shape, jnp.nan), params)
+    beyond = jnp.asarray(10 * space.high)
+    eager = step(key, state, beyond, params)
+    if step.__name__ == "step":  # the shared compiled step (step_env's eager run is accepted, that is all)
+        _assert_same(eager, e.step(key, state, beyond, params), "beyond the bounds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,11 +261,13 @@ def test_eager_with_raw_keys_equals_jit_with_typed_keys(env_id):
     test below.)"""
     e = _env(env_id)
     env, params = e.env, e.params
-    action = env.action_space(params).n - 1
+    space = env.action_space(params)
+    action = _largest_action(space)
     obs, state = env.reset(jax.random.PRNGKey(3), params)
     eager = ((obs, state), env.step(jax.random.PRNGKey(4), state, action, params))
     obs, state = e.reset(jax.random.key(3), params)
-    _assert_same(eager, ((obs, state), e.step(jax.random.key(4), state, jnp.int32(action), params)), env_id)
+    compiled = e.step(jax.random.key(4), state, jnp.asarray(action, space.dtype), params)
+    _assert_same(eager, ((obs, state), compiled), env_id)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -236,7 +281,7 @@ def test_rollout_compiles_once_vmaps_over_params_and_auto_resets(env_id):
     trace once for every params value and state they were given."""
     e = _env(env_id)
     env, params, other = e.env, e.params, e.other
-    space, n = env.observation_space(params), env.action_space(params).n
+    space, action_space = env.observation_space(params), env.action_space(params)
     both = _stack(params, other)
     # What must change a transition: the replaced fields alone where there are some (each must
     # be read from params), else the other keywords' params at the default time limit.
@@ -255,7 +300,7 @@ def test_rollout_compiles_once_vmaps_over_params_and_auto_resets(env_id):
         space.check(obs[i], "obs")
     elapsed, differs = [0, 0], 0
     for t in range(ROLLOUT_STEPS):
-        keys, actions = raw_keys(), rng.integers(n, size=2).astype(np.int32)
+        keys, actions = raw_keys(), _random_actions(action_space, rng, 2)
         out = jax.device_get(e.step_v(keys, state, actions, both))
         new_obs, new_state, _, term, trunc, info = out
         alone = []
@@ -286,7 +331,7 @@ def test_rollout_compiles_once_vmaps_over_params_and_auto_resets(env_id):
         assert differs > 0, "the other params changed no transition"
     # A fresh reset state, from either params, hits the one compiled step too.
     _, fresh = e.reset(jax.random.key(99), other)
-    e.step(jax.random.key(100), fresh, jnp.int32(0), params)
+    e.step(jax.random.key(100), fresh, jnp.zeros(action_space.shape, action_space.dtype), params)
     assert e.traces == {"reset": 1, "step": 1}, e.traces
 
 

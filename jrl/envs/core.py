@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl._validation import check_key
-from jrl.spaces import Discrete, Space
+from jrl.spaces import Box, Discrete, Space
 
 __all__ = ["NO_TIME_LIMIT", "Environment", "GridLayout", "auto_reset", "is_concrete"]
 
@@ -143,8 +143,10 @@ class Environment:
 
     ``reset``, ``reset_env``, ``step`` and ``step_env`` (here and in every subclass) check their
     arguments while tracing: a PRNG key where the key belongs, and an action of the action
-    space's shape and dtype (integer for ``Discrete``); a concrete action outside the space is
-    refused too (under ``jit`` its value is unknown, so that check cannot run).
+    space's shape and dtype (integer for ``Discrete``); a concrete action outside a ``Discrete``
+    or ``Tokens`` space is refused too (under ``jit`` its value is unknown, so that check cannot
+    run). A ``Box`` action's bounds are not enforced: its environment clips it, as Gymnasium's do
+    (a concrete NaN is refused).
     """
 
     env_id: str = dataclasses.field(default="", kw_only=True, compare=False)
@@ -248,7 +250,8 @@ class Environment:
 
     def _check_action(self, action: Any, params: Any) -> None:
         """Refuse an action of the wrong shape or dtype (also while tracing), and a concrete one
-        outside the space (host side: under ``jit`` the value is unknown)."""
+        outside a ``Discrete``/``Tokens`` space or a NaN in a ``Box`` (host side: under ``jit`` the
+        value is unknown)."""
         space = self.action_space(params)
         shape = tuple(jnp.shape(action))
         name = self.env_id or type(self).__name__
@@ -259,5 +262,13 @@ class Environment:
             raise TypeError(
                 f"{name}: actions of {space!r} must be integers, got dtype {jnp.result_type(action)} ({action!r})"
             )
-        if is_concrete(action):
-            space.check(action, "action")
+        if not is_concrete(action):
+            return
+        if isinstance(space, Box):
+            # A real action beyond a Box's bounds is the environment's to handle: Gymnasium's clip
+            # it inside step (Pendulum-v1, MountainCarContinuous-v0), and so do jrl's, eagerly and
+            # under jit alike. Only a NaN, which no clip can place, is refused.
+            if np.any(np.isnan(np.asarray(action, np.float32))):
+                raise ValueError(f"{name}: action={np.asarray(action)} holds NaN ({space!r})")
+            return
+        space.check(action, "action")

@@ -26,7 +26,7 @@ from jrl.envs import drawing
 from jrl.envs.core import Environment
 from jrl.spaces import Box, Discrete
 
-__all__ = ["MountainCar", "MountainCarParams", "MountainCarState", "mountain_car_factory"]
+__all__ = ["MountainCar", "MountainCarParams", "MountainCarState", "mountain_car_factory", "picture"]
 
 
 @struct.dataclass
@@ -83,35 +83,9 @@ class MountainCar(Environment):
     def render(self, state: MountainCarState, params: MountainCarParams) -> np.ndarray:
         """``uint8 [400, 600, 3]``, Gymnasium's picture: the hill ``0.45 sin(3 x) + 0.55``, the car
         (black, tilted along the slope, grey wheels) and the flag at ``goal_position``."""
-        width, height, car_w, car_h, clearance = 600, 400, 40.0, 20.0, 10.0
-        low, high = float(params.min_position), float(params.max_position)
-        scale = width / (high - low)
-
-        def hill(x: np.ndarray | float) -> np.ndarray | float:
-            return np.sin(3 * x) * 0.45 + 0.55
-
-        # Drawn as Gymnasium draws it, then flipped upside down. pygame fills a pixel when its corner
-        # (x, y) is inside a shape, drawing.fill_* when its centre is: shapes move half a pixel.
-        image = np.full((height, width, 3), 255, np.uint8)
-        xs = np.linspace(low, high, 100)
-        # (The hill is an antialiased line in Gymnasium, darkest on the pixel nearest to it: rounded.)
-        points = list(zip((xs - low) * scale + 0.5, hill(xs) * scale + 0.5, strict=True))
-        for start, end in itertools.pairwise(points):
-            drawing.line(image, start, end, (0, 0, 0))
-        position = float(state.position)
-        angle = math.cos(3 * position)  # Gymnasium tilts the car by cos(3 x) radians, not by the slope
-        x0, y0 = (position - low) * scale, clearance + hill(position) * scale
-        half = car_w / 2
-        corners = ((-half, 0), (-half, car_h), (half, car_h), (half, 0))
-        drawing.fill_polygon(image, drawing.rotated(corners, angle, (x0 + 0.5, y0 + 0.5)), (0, 0, 0))
-        for wheel_x, wheel_y in drawing.rotated(((car_w / 4, 0), (-car_w / 4, 0)), angle, (x0, y0)):
-            drawing.fill_circle(image, int(wheel_x) + 0.5, int(wheel_y) + 0.5, int(car_h / 2.5), (128, 128, 128))
-        flag_x = int((float(params.goal_position) - low) * scale)
-        flag_y = int(hill(float(params.goal_position)) * scale)
-        image[flag_y : flag_y + 51, flag_x] = 0
-        flag = [(flag_x + 0.5, flag_y + 50.5), (flag_x + 0.5, flag_y + 40.5), (flag_x + 25.5, flag_y + 45.5)]
-        drawing.fill_polygon(image, flag, (204, 204, 0))
-        return np.ascontiguousarray(image[::-1])
+        return picture(
+            float(state.position), float(params.min_position), float(params.max_position), float(params.goal_position)
+        )
 
     def reset_env(self, key: jax.Array, params: MountainCarParams) -> tuple[jax.Array, MountainCarState]:
         position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
@@ -135,6 +109,39 @@ class MountainCar(Environment):
 
 def _obs(s: MountainCarState) -> jax.Array:
     return jnp.stack([s.position, s.velocity]).astype(jnp.float32)
+
+
+def picture(position: float, low: float, high: float, goal_position: float) -> np.ndarray:
+    """``uint8 [400, 600, 3]``: Gymnasium's picture of a mountain car at ``position`` on the hill
+    ``0.45 sin(3 x) + 0.55`` from ``low`` to ``high``, its flag at ``goal_position`` (the picture of
+    ``MountainCar-v0`` and ``MountainCarContinuous-v0`` alike)."""
+    width, height, car_w, car_h, clearance = 600, 400, 40.0, 20.0, 10.0
+    scale = width / (high - low)
+
+    def hill(x: np.ndarray | float) -> np.ndarray | float:
+        return np.sin(3 * x) * 0.45 + 0.55
+
+    # Drawn as Gymnasium draws it, then flipped upside down. pygame fills a pixel when its corner
+    # (x, y) is inside a shape, drawing.fill_* when its centre is: shapes move half a pixel.
+    image = np.full((height, width, 3), 255, np.uint8)
+    xs = np.linspace(low, high, 100)
+    # (The hill is an antialiased line in Gymnasium, darkest on the pixel nearest to it: rounded.)
+    points = list(zip((xs - low) * scale + 0.5, hill(xs) * scale + 0.5, strict=True))
+    for start, end in itertools.pairwise(points):
+        drawing.line(image, start, end, (0, 0, 0))
+    angle = math.cos(3 * position)  # Gymnasium tilts the car by cos(3 x) radians, not by the slope
+    x0, y0 = (position - low) * scale, clearance + hill(position) * scale
+    half = car_w / 2
+    corners = ((-half, 0), (-half, car_h), (half, car_h), (half, 0))
+    drawing.fill_polygon(image, drawing.rotated(corners, angle, (x0 + 0.5, y0 + 0.5)), (0, 0, 0))
+    for wheel_x, wheel_y in drawing.rotated(((car_w / 4, 0), (-car_w / 4, 0)), angle, (x0, y0)):
+        drawing.fill_circle(image, int(wheel_x) + 0.5, int(wheel_y) + 0.5, int(car_h / 2.5), (128, 128, 128))
+    flag_x = int((goal_position - low) * scale)
+    flag_y = int(hill(goal_position) * scale)
+    image[flag_y : flag_y + 51, flag_x] = 0
+    flag = [(flag_x + 0.5, flag_y + 50.5), (flag_x + 0.5, flag_y + 40.5), (flag_x + 25.5, flag_y + 45.5)]
+    drawing.fill_polygon(image, flag, (204, 204, 0))
+    return np.ascontiguousarray(image[::-1])
 
 
 def mountain_car_factory(

@@ -24,6 +24,8 @@ from jrl.envs.frozen_lake import frozen_lake_model, frozen_lake_picture
 from jrl.envs.graph_walk_text import graph_walk_text_factory
 from jrl.envs.maximization_bias import maximization_bias_factory
 from jrl.envs.mountain_car import mountain_car_factory
+from jrl.envs.mountain_car_continuous import mountain_car_continuous_factory
+from jrl.envs.pendulum import pendulum_factory
 from jrl.envs.probes import probe_factory
 from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
@@ -126,6 +128,9 @@ for _env_id, _factory, _limit in (
     ("CartPole-v1", cartpole_factory, 500),
     ("Acrobot-v1", acrobot_factory, 500),
     ("MountainCar-v0", mountain_car_factory, 200),
+    # Continuous actions (Box (1,), float32; the environments clip the action as Gymnasium does).
+    ("Pendulum-v1", pendulum_factory, 200),
+    ("MountainCarContinuous-v0", mountain_car_continuous_factory, 999),
     ("RandomLake-v0", random_lake_factory, 256),  # 4 * 8 * 8, whatever size (random_lake.py)
     # Text generation (jrl.envs.tokens): the limit is the most tokens an episode can write.
     ("GraphWalkText-v0", graph_walk_text_factory, 9),
