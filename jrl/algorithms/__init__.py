@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from jrl._extras import import_registering_module
-from jrl.algorithms import common, dqn, ppo, q_learning, training
+from jrl.algorithms import common, dqn, ppo, pqn, q_learning, training
 from jrl.envs.core import Environment
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "get",
     "names",
     "ppo",
+    "pqn",
     "q_learning",
     "register",
     "training",
@@ -111,6 +112,7 @@ _SPECS = {
         for name in q_learning.ALGORITHMS
     },
     "dqn": AlgorithmSpec("dqn", dqn, dqn.DQNConfig, {}),
+    "pqn": AlgorithmSpec("pqn", pqn, pqn.PQNConfig, {}),
     "ppo": AlgorithmSpec("ppo", ppo, ppo.PPOConfig, {}),
 }
 
