@@ -13,7 +13,7 @@ from flax import struct
 
 from jrl._validation import check_int, check_key
 from jrl.envs.core import NO_TIME_LIMIT, Environment, is_concrete
-from jrl.spaces import Discrete
+from jrl.spaces import Box, Discrete, Space
 
 __all__ = ["UNLIMITED_EPISODE_CAP", "EpisodeStats", "evaluate", "evaluate_episodes"]
 
@@ -31,12 +31,15 @@ class EpisodeStats:
 
     Attributes:
         returns: float32 ``[N]``, undiscounted; NaN for an episode in which the policy chose an
-            action outside the action space (the environment would have clamped it silently).
+            invalid action (``invalid_actions``).
         lengths: int32 ``[N]``, steps taken.
         terminated: bool ``[N]``, ended in a terminal state.
         truncated: bool ``[N]``, cut by the time limit (the environment's, ``max_steps_in_episode``
             when given, or ``UNLIMITED_EPISODE_CAP`` for an environment without one).
-        invalid_actions: int32 ``[N]``, steps whose action was outside the action space.
+        invalid_actions: int32 ``[N]``, steps whose action was invalid: outside a ``Discrete``
+            (or ``Tokens``) space, which the environment would have clamped silently; for a
+            ``Box``, an action holding NaN. A ``Box`` action beyond the bounds is valid: the
+            environment clips it, as Gymnasium's does (``Pendulum-v1``), and it is scored so.
     """
 
     returns: jax.Array
@@ -67,7 +70,8 @@ def evaluate(
 
     The policy's output is checked once before the loop: one action of the action space's shape,
     an integer dtype for ``Discrete``. Called eagerly, ``evaluate`` raises ``ValueError`` if the
-    policy chose actions outside the space (under ``jit`` those episodes' returns are NaN), and
+    policy chose invalid actions (outside a ``Discrete`` space; NaN for a ``Box``, whose
+    environment clips actions beyond its bounds) (under ``jit`` those episodes' returns are NaN), and
     warns when episodes of an environment without a time limit were cut at the cap. For per-episode
     lengths, terminations and truncations, use ``evaluate_episodes``.
     """
@@ -76,10 +80,15 @@ def evaluate(
         invalid = int(jnp.sum(stats.invalid_actions))
         if invalid:
             bad_episodes = int(jnp.sum(stats.invalid_actions > 0))
+            space, name = env.action_space(env_params), env.env_id or type(env).__name__
+            what, why = (
+                (f"NaN actions for {space!r}", f"{name} cannot step with them")
+                if isinstance(space, Box)
+                else (f"actions outside {space!r}", f"{name} would clamp them silently")
+            )
             raise ValueError(
-                f"the policy chose actions outside {env.action_space(env_params)!r} in {invalid} step(s) of "
-                f"{bad_episodes} of {num_episodes} episodes; {env.env_id or type(env).__name__} would clamp them "
-                "silently, so evaluate refuses to score them (evaluate_episodes reports them per episode)"
+                f"the policy chose {what} in {invalid} step(s) of {bad_episodes} of {num_episodes} episodes; "
+                f"{why}, so evaluate refuses to score them (evaluate_episodes reports them per episode)"
             )
         if max_steps_in_episode is None and is_concrete(env_params):
             if int(env_params.max_steps_in_episode) >= NO_TIME_LIMIT and bool(jnp.any(stats.truncated)):
@@ -165,7 +174,7 @@ def _evaluate(key, policy_params, env_params, policy, env, num_episodes):
         k_policy, k_env = jax.random.split(jax.random.fold_in(key_loop, t))
         k_policy, k_env = jax.random.split(k_policy, num_episodes), jax.random.split(k_env, num_episodes)
         actions = jax.vmap(policy, in_axes=(None, 0, 0))(policy_params, obs, k_policy)
-        invalid = ~jax.vmap(space.contains)(actions)
+        invalid = _invalid(space, actions)
         next_obs, next_state, reward, terminated, truncated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
             k_env, state, actions, env_params
         )
@@ -185,6 +194,15 @@ def _evaluate(key, policy_params, env_params, policy, env, num_episodes):
 
     stats = jax.lax.while_loop(cond, body, (obs, state, stats, jnp.int32(0)))[2]
     return stats.replace(returns=jnp.where(stats.invalid_actions > 0, jnp.nan, stats.returns))
+
+
+def _invalid(space: Space, actions: jax.Array) -> jax.Array:
+    """bool ``[N]``: which of the batched ``actions`` (``[N, *space.shape]``) are invalid. A
+    ``Box`` action is invalid when it holds a NaN only: beyond the bounds, its environment clips it
+    (Gymnasium's semantics). Any other space: not an element (``space.contains``)."""
+    if isinstance(space, Box):
+        return jnp.any(jnp.isnan(actions).reshape(actions.shape[0], -1), axis=1)
+    return ~jax.vmap(space.contains)(actions)
 
 
 def _expand(mask: jax.Array, like: jax.Array) -> jax.Array:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
+from test_rendering import far_pixels
 
 import jrl
 from jrl.envs.acrobot import AcrobotState
@@ -376,3 +377,33 @@ def test_time_limit_and_observations_in_space(env_id):
 def test_bad_keywords(env_id, kwargs, error):
     with pytest.raises(error, match=next(iter(kwargs))):
         jrl.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", sorted(BOX_HIGH))
+def test_continuous_pictures_are_gymnasiums(env_id, monkeypatch):
+    """Gymnasium's ``rgb_array`` frames of states along its episodes (random actions beyond the
+    bounds too): jrl's picture of each state has its size and every shape where Gymnasium draws it,
+    within two pixels (``far_pixels``, as for the other classic-control pictures), Pendulum's torque
+    arrow included (its size the clipped torque of the last step, its turn the torque's sign)."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # Gymnasium's rgb_array opens no window, but SDL starts
+    theirs = gymnasium.make(env_id, render_mode="rgb_array").unwrapped
+    env, params = jrl.make(env_id)
+    assert env.render_modes == ("rgb_array",) and env.render_fps == theirs.metadata["render_fps"]
+    rng = np.random.default_rng(0)
+    theirs.reset(seed=3)
+    signs = set()
+    for _ in range(5):
+        state = _jrl_state(env_id, np.asarray(theirs.state, np.float32)[None])
+        state = jax.tree.map(lambda x: x[0], state)
+        if env_id == "Pendulum-v1":
+            last_u = 0.0 if theirs.last_u is None else float(theirs.last_u)  # None after a reset: no arrow
+            state = state.replace(last_u=jnp.float32(last_u))
+            signs.add(np.sign(last_u))
+        ours, frame = env.render(state, params), theirs.render()
+        assert ours.dtype == np.uint8 and ours.shape == frame.shape == (
+            (500, 500, 3) if "Pendulum" in env_id else (400, 600, 3)
+        )
+        assert far_pixels(ours, frame) <= 20 and far_pixels(frame, ours) <= 20
+        for _ in range(7):
+            theirs.step(_gym_action(env_id, _random_actions(env_id, rng, 1)[0]))
+    assert env_id != "Pendulum-v1" or signs == {-1.0, 0.0, 1.0}

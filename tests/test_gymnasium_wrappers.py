@@ -6,6 +6,7 @@ tolerance for CartPole), seeding, auto-reset modes, registration, rendering and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import re
 import subprocess
@@ -24,17 +25,20 @@ from gymnasium.vector import AutoresetMode
 
 import jrl
 from jrl.envs import registry
+from jrl.envs.pendulum import PendulumState
 from jrl.wrappers import gymnasium as jrl_gymnasium
-from jrl.wrappers.gymnasium import JrlEnv, JrlVectorEnv, register_gymnasium_envs
+from jrl.wrappers.gymnasium import JrlEnv, JrlVectorEnv, evaluate_in_gymnasium, register_gymnasium_envs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME, NEXT = AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP
 
-# What check_env may warn about: Gymnasium's CartPole has the same unbounded velocities, and
-# checking a wrapped environment (as gymnasium.make returns it) is itself worth a warning.
+# What check_env may warn about: Gymnasium's CartPole has the same unbounded velocities, its
+# Pendulum-v1 the same torque Box(-2, 2, (1,)) (not normalised), and checking a wrapped
+# environment (as gymnasium.make returns it) is itself worth a warning.
 ALLOWED_WARNINGS = (
     r"A Box observation space (maximum|minimum) value is -?infinity",
     r"is different from the unwrapped version",
+    r"For Box action spaces, we recommend using a symmetric and normalized space",
 )
 
 
@@ -46,7 +50,7 @@ def warning_texts(caught) -> set[str]:
 TEXT_PICTURES = {"CliffWalking-v1", "CliffWalkingSlippery-v1", "FrozenLake-v1", "FrozenLake8x8-v1"}
 TEXT_PICTURES |= {"RandomLake-v0", "Taxi-v4"}
 # The built-in ids that draw images (and so take render_mode "human" and "rgb_array").
-IMAGES = TEXT_PICTURES | {"Acrobot-v1", "CartPole-v1", "MountainCar-v0"}
+IMAGES = TEXT_PICTURES | {"Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"}
 
 
 class NoWaitClock:
@@ -657,20 +661,84 @@ def test_own_environment_registered_later():
         env.reset(seed=0)
         obs, *_ = env.step([0.5, -0.25])  # a list is a Box element
         np.testing.assert_array_equal(obs, np.array([0.5, -0.25], np.float32))
-        for outside in ([0.6, 0.0], [np.nan, 0.0]):  # NaN compares False with both bounds: refused too
-            with pytest.raises(ValueError, match=r"must lie within"):
-                env.step(np.array(outside))
+        with pytest.raises(ValueError, match=r"must be real numbers, got NaN"):
+            env.step(np.array([np.nan, 0.0]))
+        # Beyond the bounds, as in Gymnasium, the action reaches the environment (Gymnasium's and
+        # jrl's own clip it; Drift does not).
+        obs, *_ = env.step(np.array([-0.75, 0.0]))
+        np.testing.assert_array_equal(obs, np.array([-0.25, -0.25], np.float32))
         with pytest.raises(ValueError, match=r"must have shape \(2,\)"):
             env.step(0.1)
         with pytest.raises(ValueError, match="must be a real array"):
             env.step(np.array([True, False]))
-        assert env.step(np.array([0.5, 0.0]))[2] is False and env.step(np.array([0.5, 0.0]))[3] is True
+        terminated, truncated = env.step(np.array([0.5, 0.0]))[2:4]  # the third step
+        assert terminated is False and truncated is True
         direct = JrlEnv(Drift(), DriftParams(max_steps_in_episode=jnp.int32(2)))
         direct.reset(seed=1)
         assert direct.step(np.zeros(2))[3] is False and direct.step(np.zeros(2))[3] is True
     finally:
         registry.unregister("test/Drift-v0")
         gymnasium.registry.pop("jrl/test.Drift-v0", None)
+
+
+# --------------------------------------------------------------------------------------------
+# Box actions: a jrl policy in Gymnasium's own Pendulum-v1
+# --------------------------------------------------------------------------------------------
+
+
+def pump(gain, obs, key):
+    """Torque ``gain * theta_dot``, float32 ``[1]``: it pumps energy until the pendulum spins at its
+    speed limit, asking for torques beyond the bounds (the environments clip them) on most steps."""
+    del key
+    return gain * obs[2:3]
+
+
+@functools.cache
+def _replay_pendulum(num_steps=200):
+    """Jitted ``(theta [N], theta_dot [N], gain) -> returns [N]``: ``pump`` run in jrl's
+    Pendulum-v1 (``step_env``) from given start states."""
+    env, params = jrl.make("Pendulum-v1")
+
+    def one(theta, theta_dot, gain):
+        state = PendulumState(theta=theta, theta_dot=theta_dot, last_u=jnp.float32(0), time=jnp.int32(0))
+
+        def body(state, _):
+            obs = jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot])
+            _, state, reward, *_ = env.step_env(jax.random.key(0), state, pump(gain, obs, None), params)
+            return state, reward
+
+        return jax.lax.scan(body, state, None, length=num_steps)[1].sum()
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+
+
+def test_pendulum_policy_scores_alike_in_gymnasium_and_in_jrl():
+    """``evaluate_in_gymnasium`` runs a jrl policy whose actions are float32 ``[1]`` arrays in
+    Gymnasium's own Pendulum-v1. Each of its episodes, replayed in jrl from the start state
+    Gymnasium drew (seed ``5 + i``), scores the same return (float32 against float64 dynamics);
+    ``jrl.evaluate`` over its own start states scores the same mean, within sampling error. Out
+    of bounds is valid for a Box (clipped); NaN is not."""
+    gain, n = jnp.float32(1.5), 16
+    theirs = evaluate_in_gymnasium(pump, gain, "Pendulum-v1", num_episodes=n, seed=5)
+    starts = []
+    for i in range(n):
+        reference = gymnasium.make("Pendulum-v1").unwrapped
+        reference.reset(seed=5 + i)
+        starts.append(np.asarray(reference.state, np.float32))
+    theta, theta_dot = jnp.asarray(np.stack(starts).T)
+    replayed = np.asarray(_replay_pendulum()(theta, theta_dot, gain))
+    np.testing.assert_allclose(replayed, theirs, rtol=1e-5)
+    assert theirs.std() > 10  # the starts matter: the replays did not agree by accident
+
+    env, params = jrl.make("Pendulum-v1")
+    ours = np.asarray(jrl.evaluate(jax.random.key(0), pump, gain, env, params, num_episodes=256))
+    error = np.sqrt(ours.var() / ours.size + theirs.var() / theirs.size)
+    assert abs(ours.mean() - theirs.mean()) < 4 * error, (ours.mean(), theirs.mean(), error)
+    # A NaN gain makes every action NaN: refused (the same compiled evaluation: the gain is a param).
+    with pytest.raises(ValueError, match=r"NaN actions for Box\(-2.0, 2.0, \(1,\), float32\)"):
+        jrl.evaluate(jax.random.key(0), pump, jnp.float32(np.nan), env, params, num_episodes=256)
+    stats = jrl.evaluate_episodes(jax.random.key(0), pump, jnp.float32(np.nan), env, params, num_episodes=256)
+    assert (np.asarray(stats.invalid_actions) == 200).all() and np.isnan(stats.returns).all()
 
 
 # --------------------------------------------------------------------------------------------

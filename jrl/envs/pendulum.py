@@ -165,9 +165,12 @@ def _draw_arrow(image: np.ndarray, last_u: float, scale: float, offset: int) -> 
     ring = np.abs(np.hypot(dx, dy) - _ARROW_RADIUS) <= _ARROW_HALF_WIDTH
     angle = np.degrees(np.arctan2(dy, dx))  # y down: -90 the top, 0 the right, 180 the left
     arc = ring & (angle >= _ARROW_ARC[0]) & (angle <= _ARROW_ARC[1])
-    (ax, ay), (bx, by), (cx, cy) = _ARROW_HEAD
-    head = (py <= by) & ((px - ax) * (by - ay) - (py - ay) * (bx - ax) <= 0)
-    head &= (px - ax) * (cy - ay) - (py - ay) * (cx - ax) >= 0
+    # Inside the head: on the same side of its three edges.
+    sides = [
+        (px - x0) * (y1 - y0) - (py - y0) * (x1 - x0)
+        for (x0, y0), (x1, y1) in zip(_ARROW_HEAD, _ARROW_HEAD[1:] + _ARROW_HEAD[:1], strict=True)
+    ]
+    head = np.all([d >= 0 for d in sides], axis=0) | np.all([d <= 0 for d in sides], axis=0)
     mask = arc | head
     # Gymnasium blits it flipped upside down (and mirrored for u > 0), then flips the whole
     # picture: here, before that last flip, the picture goes in upside down.
