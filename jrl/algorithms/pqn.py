@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
 from jrl.algorithms import rollout
 from jrl.algorithms.common import (
@@ -308,7 +309,14 @@ def _optimizer(config: PQNConfig, hp: PQNHyperparams) -> optax.GradientTransform
     """Adam after global-norm clipping; with ``anneal_lr`` its rate decays linearly to 0 over the run."""
     learning_rate = hp.learning_rate
     if config.anneal_lr:
-        learning_rate = optax.linear_schedule(hp.learning_rate, 0.0, config.total_updates())
+        total = config.total_updates()
+
+        def learning_rate(count: jax.Array) -> jax.Array:
+            # rate * (1 - count / total), the product rounded on its own (jrl._numerics.rounded):
+            # optax's schedule adds its end value to a product, which XLA may fuse in one
+            # compilation and not in another (a resumed run would then round differently).
+            return rounded(hp.learning_rate * (1.0 - jnp.minimum(count, total).astype(jnp.float32) / total))
+
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
 
 
@@ -391,7 +399,8 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
             params, opt_state, loss_sum, nonfinite = carry
             loss, grads = jax.value_and_grad(loss_fn)(params, minibatch)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
+            # Each update rounded before the add, so no compilation fuses it into a multiply-add.
+            new_params = jax.tree_util.tree_map(lambda p, u: p + rounded(u), params, updates)
             leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
             finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
 

@@ -1,0 +1,252 @@
+"""PQN (jrl.algorithms.pqn): Q(lambda) targets against a float64 loop, config validation, a state
+without replay or target network and with LayerNorm, bit-exact chunks, vmapped hyperparameters,
+one-hot observations, the NumPy export of a LayerNorm network, and a short learning check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl import algorithms
+from jrl.algorithms import common, networks, pqn
+from jrl.export import export_numpy
+from jrl.spaces import Box, Discrete
+
+# -- Q(lambda) targets -----------------------------------------------------------------------------
+
+
+def reference_targets(reward, terminated, truncated, next_q, gamma, lam, scale):
+    """Peng's Q(lambda) return as purejaxql writes it, ``G = r + gamma q' + gamma lam (G' - q')``
+    with ``q' = max_a Q(s')``, in float64, one environment and one step at a time; a time limit
+    (or the rollout's end) bootstraps from ``q'`` alone, a termination not at all."""
+    steps, envs = reward.shape
+    out = np.zeros((steps, envs))
+    for n in range(envs):
+        later = None
+        for t in reversed(range(steps)):
+            r, q_next = scale * float(reward[t, n]), float(np.max(next_q[t, n]))
+            if terminated[t, n]:
+                g = r
+            elif truncated[t, n] or later is None:
+                g = r + gamma * q_next
+            else:
+                g = r + gamma * q_next + gamma * lam * (later - q_next)
+            out[t, n] = g
+            later = g
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.8, 1.0])
+def test_q_lambda_targets_match_a_float64_loop(lam):
+    rng = np.random.default_rng(0)
+    steps, envs, actions = 12, 5, 3
+    reward = rng.normal(size=(steps, envs)).astype(np.float32)
+    next_q = rng.normal(size=(steps, envs, actions)).astype(np.float32)
+    terminated = rng.random((steps, envs)) < 0.15
+    truncated = rng.random((steps, envs)) < 0.15
+    terminated[3, 0] = truncated[3, 0] = True  # both on one step: terminal, no bootstrap
+    truncated[5, 1], terminated[5, 1] = True, False
+    terminated[7, 2], truncated[7, 2] = True, False
+    hp = pqn.PQNConfig(gamma=0.9, lam=lam, reward_scale=0.5).hyperparams()
+    got = jax.jit(pqn.q_lambda_targets)(reward, terminated, truncated, next_q, hp)
+    expected = reference_targets(reward, terminated, truncated, next_q, 0.9, lam, 0.5)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)
+    # By hand: the terminal step of env 0 is its scaled reward alone, the truncated step of env 1
+    # bootstraps from its final observation's best Q-value only.
+    assert float(got[3, 0]) == pytest.approx(0.5 * reward[3, 0])
+    assert float(got[5, 1]) == pytest.approx(0.5 * reward[5, 1] + 0.9 * next_q[5, 1].max(), rel=1e-6)
+
+
+# -- config and state ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        (dict(lam=1.5), ValueError, "lam"),
+        (dict(gamma=-0.1), ValueError, "gamma"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate"),
+        (dict(reward_scale=0.0), ValueError, "reward_scale"),
+        (dict(epsilon_end=2.0), ValueError, "epsilon_end"),
+        (dict(num_minibatches=3), ValueError, r"num_minibatches=3 must divide rollout_length \* num_envs"),
+        (dict(network="rnn"), ValueError, "network"),
+        (dict(hidden_sizes=[64]), TypeError, "hidden_sizes"),
+        (dict(layer_norm=1), TypeError, "layer_norm"),
+        (dict(num_epochs=0), ValueError, "num_epochs"),
+        (dict(eval_episodes=0, stop_return=400.0), ValueError, "needs eval_episodes > 0"),
+        (dict(num_steps=100, log_interval=7), ValueError, "log_interval=7 must divide num_steps=100"),
+    ],
+)
+def test_bad_configs_are_refused_naming_the_field(changes, error, match):
+    with pytest.raises(error, match=match):
+        pqn.PQNConfig(**changes)
+
+
+def test_an_iteration_is_one_rollout_of_every_environment():
+    config = pqn.PQNConfig(num_envs=8, rollout_length=16, num_steps=10, num_minibatches=4, num_epochs=3)
+    assert config.env_steps_per_iteration() == 128
+    assert config.minibatch_size() == 32 and config.total_updates() == 10 * 3 * 4
+    assert pqn.PQNConfig.from_toml(config.to_toml()) == config
+    assert set(dataclasses.asdict(config.hyperparams())) == {
+        "learning_rate",
+        "gamma",
+        "lam",
+        "epsilon_start",
+        "epsilon_end",
+        "reward_scale",
+    }
+
+
+def test_the_state_has_layer_norm_and_no_replay_buffer_or_target_network():
+    env, params = jrl.make("CartPole-v1")
+    state = jax.eval_shape(pqn.make_algorithm(pqn.PQNConfig(), env, params).init, jax.random.key(0))
+    assert isinstance(state, pqn.PQNState)
+    fields = {f.name for f in dataclasses.fields(pqn.PQNState)}
+    assert not {name for name in fields if "buffer" in name or "target" in name or "replay" in name}
+    layers = state.params["params"]
+    assert {"LayerNorm_0", "LayerNorm_1"} <= set(layers) and layers["LayerNorm_0"]["scale"].shape == (128,)
+    plain = jax.eval_shape(
+        pqn.make_algorithm(pqn.PQNConfig(layer_norm=False), env, params).init, jax.random.key(0)
+    ).params["params"]
+    assert not any(name.startswith("LayerNorm") for name in plain)
+
+
+def test_the_registry_knows_pqn_and_what_it_fits():
+    spec = algorithms.get("pqn")
+    assert spec.module is pqn and spec.exportable and not spec.tabular
+    assert set(common.METRICS) <= set(spec.metrics) and "epsilon" in spec.metrics
+    assert spec.default_config("CartPole-v1") == pqn.default_config("CartPole-v1")
+    assert "CartPole-v1" in pqn.tuned_env_ids()
+    with pytest.raises(ValueError, match="no tuned PQN config"):
+        pqn.default_config("Taxi-v4")
+
+    class Continuous:  # what check_env reads of an environment: its spaces and its id
+        env_id = "Continuous-v0"
+
+        def action_space(self, params):
+            return Box(-1.0, 1.0, (1,), jnp.float32)
+
+        def observation_space(self, params):
+            return Discrete(3)
+
+    with pytest.raises(ValueError, match="pqn needs Discrete actions; Continuous-v0"):
+        spec.check_env(Continuous(), None)
+    spec.check_env(*jrl.make("FrozenLake-v1"))  # Discrete observations are fine: fed one-hot
+
+
+# -- the network: one-hot input, NumPy export with LayerNorm --------------------------------------
+
+
+def perturbed(params, seed):
+    """Every parameter moved randomly (LayerNorm's scale starts at 1 and its bias at 0, which would
+    hide a swapped scale and bias)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda x: jnp.asarray(x + 0.3 * rng.normal(size=x.shape), jnp.float32), params)
+
+
+def test_discrete_observations_enter_one_hot():
+    env, params = jrl.make("FrozenLake-v1")
+    config = pqn.PQNConfig(hidden_sizes=(16,))
+    network = pqn.build_network(config, env, params)
+    assert network.one_hot == 16 and network.layer_norm
+    variables = perturbed(network.init(jax.random.key(0), jnp.int32(0)), 1)
+    vector_input = networks.QNetwork(4, hidden_sizes=(16,), layer_norm=True)
+    for state in (0, 5, 15):
+        np.testing.assert_array_equal(
+            network.apply(variables, jnp.int32(state)), vector_input.apply(variables, jax.nn.one_hot(state, 16))
+        )
+    policy, policy_params = pqn.greedy_policy(config, env, params, pqn.PQNResult(variables, {}))
+    for state in (0, 5, 15):
+        assert int(policy(policy_params, jnp.int32(state), None)) == int(np.argmax(network.apply(variables, state)))
+
+
+@pytest.mark.parametrize("env_id, config", [("CartPole-v1", pqn.PQNConfig(hidden_sizes=(16, 8)))])
+def test_the_numpy_export_runs_the_layer_norms(env_id, config):
+    env, params = jrl.make(env_id)
+    network = pqn.build_network(config, env, params)
+    obs = np.random.default_rng(3).normal(size=(64, 4)).astype(np.float32)
+    variables = perturbed(network.init(jax.random.key(0), obs[0]), 4)
+    policy = export_numpy(config, env, params, pqn.PQNResult(variables, {}))
+    assert policy.spec["layer_norm"] and policy.spec["version"] == 2
+    expected = np.asarray(jax.jit(jax.vmap(network.apply, in_axes=(None, 0)))(variables, obs))
+    np.testing.assert_allclose(policy.q_values(obs), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(policy(obs), expected.argmax(axis=1))
+    without = dict(policy.spec, layer_norm=False, version=1)
+    assert not np.allclose(type(policy)(without, policy.arrays).q_values(obs), expected)
+
+
+# -- training: chunks, vmapped hyperparameters, learning -------------------------------------------
+
+# A small CartPole run that learns within seconds: 16 environments, rollouts of 32 steps.
+SMALL = pqn.PQNConfig(
+    num_envs=16,
+    num_steps=40,
+    rollout_length=32,
+    num_epochs=2,
+    num_minibatches=4,
+    learning_rate=1e-3,
+    reward_scale=0.1,
+    epsilon_end=0.1,
+    hidden_sizes=(32, 32),
+    eval_episodes=0,  # the learning check reads the training episodes: one compilation less
+    log_interval=10,
+)
+KEY = 5
+
+
+@pytest.fixture(scope="module")
+def grid_run():
+    """SMALL trained with a grid of two learning rates (SMALL's and a hundred times smaller) in one
+    compiled call, and the compiled function for other grids."""
+    env, params = jrl.make("CartPole-v1")
+    train = jax.jit(jax.vmap(pqn.make_train(SMALL, env, params), in_axes=(None, 0)))
+    grid = common.hyperparam_grid(SMALL, learning_rate=[SMALL.learning_rate, SMALL.learning_rate / 100])
+    return train, grid, train(jax.random.key(KEY), grid)
+
+
+def test_chunks_are_bit_identical_to_make_train(grid_run):
+    """Two chunks of ``run`` give make_train's bits (vmapped over the grid, as a sweep runs)."""
+    _, grid, whole = grid_run
+    algorithm = pqn.make_algorithm(SMALL, *jrl.make("CartPole-v1"))
+    run = jax.jit(jax.vmap(algorithm.run, in_axes=(0, None)), static_argnums=1)
+    state = jax.jit(jax.vmap(algorithm.init, in_axes=(None, 0)))(jax.random.key(KEY), grid)
+    pieces = []
+    for _ in range(2):
+        state, metrics = run(state, 2)
+        pieces.append(metrics)
+    chunked = algorithm.result(state, jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *pieces))
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert algorithm.num_logs == 4
+
+
+def test_a_grid_member_does_not_depend_on_the_others(grid_run):
+    """Hyperparameters are data: a member's run is the same bits whatever trains beside it (a sweep
+    relies on it). A single unbatched run is not compared bit for bit: batched matrix products
+    round differently (docs/dqn.md), as for DQN."""
+    train, grid, results = grid_run
+    other = grid.replace(learning_rate=grid.learning_rate.at[1].set(3e-3))
+    again = train(jax.random.key(KEY), other)
+    for a, b in zip(jax.tree.leaves(results), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[0])
+    kernels = [r.params["params"]["Dense_0"]["kernel"] for r in (results, again)]
+    assert not np.allclose(kernels[0][1], kernels[1][1])  # the second member's rate was used
+    assert not np.allclose(kernels[0][0], kernels[0][1])
+
+
+def test_learns_cartpole_and_logs_every_metric(grid_run):
+    metrics = jax.device_get(jax.tree.map(lambda x: x[0], grid_run[2].metrics))
+    assert set(metrics) == set(pqn.METRICS)
+    assert np.all(metrics["finite"]) and np.all(metrics["nonfinite_updates"] == 0)
+    np.testing.assert_array_equal(metrics["env_steps"], [5120, 10240, 15360, 20480])
+    np.testing.assert_array_equal(metrics["updates"], 10 * 2 * 4)
+    assert metrics["epsilon"][-1] == pytest.approx(0.1)
+    # A random policy lasts about 22 steps. After 20k steps of PQN, the training episodes (10% of
+    # actions random) last several times longer.
+    assert metrics["episode_return"][0] < 50 and metrics["episode_return"][-1] > 100, metrics["episode_return"]
+    assert np.isnan(metrics["eval_return"]).all()  # eval_episodes=0: no in-loop evaluation
