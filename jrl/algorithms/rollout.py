@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jrl._numerics import rounded
 from jrl.envs.core import Environment
 
 __all__ = ["Envs", "Rollout", "collect", "lambda_returns", "reset_envs"]
@@ -93,9 +94,7 @@ def collect(
         )
         done = terminated | truncated
         episode_return = envs.episode_return + reward
-        ended = ended + jnp.stack(
-            [jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done.astype(jnp.float32))]
-        )
+        ended = ended + jnp.stack([jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done.astype(jnp.float32))])
         transition = Rollout(envs.obs, action, reward, terminated, truncated, info["final_observation"], extras)
         return (Envs(obs, state, jnp.where(done, 0.0, episode_return)), ended), transition
 
@@ -130,7 +129,10 @@ def lambda_returns(
     def backward(later: jax.Array, step: tuple) -> tuple[jax.Array, jax.Array]:
         r, d, v, c = step
         mix = jnp.where(c, lam, 0.0)
-        g = r + d * ((1.0 - mix) * v + mix * later)
+        # Every product rounded before its add (jrl._numerics.rounded): XLA would otherwise contract
+        # some into fused multiply-adds in one compilation and not in another, so make_train and
+        # the same run in chunks would differ in the last bits.
+        g = r + rounded(d * (rounded((1.0 - mix) * v) + rounded(mix * later)))
         return g, g
 
     # The step after the last is never used: lam' = 0 there, whatever `later` holds.
