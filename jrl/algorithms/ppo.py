@@ -44,7 +44,9 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
+from jrl._numerics import rounded
 from jrl._validation import check_bool, check_choice, check_float, check_int, check_key
 from jrl.algorithms.common import (
     Algorithm,
@@ -364,7 +366,8 @@ class PPOState:
     """Everything a PPO run needs to continue (``N = num_envs``).
 
     Attributes:
-        params: ``{"actor": ..., "critic": ...}`` Flax parameters (with ``"log_std"``, float32
+        params: float32 ``[P]``, every parameter as one flat vector (``result`` restores the tree
+            ``{"actor": ..., "critic": ...}`` of Flax parameters, with ``"log_std"``, float32
             ``[action_dim]``, for Box actions).
         opt_state: Adam's state (with the gradient clip's and the schedule's step count).
         envs: the ``N`` environments mid-episode (``jrl.algorithms.rollout.Envs``).
@@ -490,6 +493,16 @@ def _policy(config: PPOConfig, env: Environment, env_params: Any) -> _Policy:
     )
 
 
+def _init_params(policy: _Policy, key: jax.Array, obs: jax.Array) -> dict:
+    """Fresh actor and critic parameters (and a zero log-std for Box actions) from ``obs [1, ...]``."""
+    k_actor, k_critic = jax.random.split(key)
+    x = policy.inputs(ObsStats(jnp.zeros(obs.shape[1:]), jnp.ones(obs.shape[1:]), jnp.float32(0)), obs)
+    params = {"actor": policy.actor.init(k_actor, x), "critic": policy.critic.init(k_critic, x)}
+    if policy.box is not None:
+        params["log_std"] = jnp.zeros(math.prod(policy.box.shape), jnp.float32)
+    return params
+
+
 def _optimizer(config: PPOConfig, hp: PPOHyperparams) -> optax.GradientTransformation:
     """Adam (eps 1e-5, as PureJaxRL) after global-norm clipping; with ``anneal_lr`` its rate decays
     linearly to 0 over the run's gradient steps."""
@@ -514,20 +527,26 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
     log_interval = config.resolved_log_interval()
     obs_space = env.observation_space(env_params)
     obs_shape = tuple(obs_space.shape)
+    # As DQN: the state holds the parameters as one flat vector (Adam, clipping and the finite
+    # check compile to a few fused loops that round the same in every compilation; per-leaf
+    # updates rounded differently in make_train and in a chunk). Its layout comes from an
+    # abstract initialisation (nothing runs).
+    abstract_key = jax.eval_shape(jax.random.key, 0)
+    param_shapes = jax.eval_shape(
+        lambda k: _init_params(policy, k, jnp.zeros((1, *obs_shape), obs_space.dtype)), abstract_key
+    )
+    _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), param_shapes))
 
     def init(key: jax.Array, hyperparams: PPOHyperparams | None = None) -> PPOState:
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
-        k_loop, k_eval, k_actor, k_critic, k_reset = jax.random.split(key, 5)
+        k_loop, k_eval, k_params, k_reset = jax.random.split(key, 4)
         envs = reset_envs(k_reset, env, env_params, num_envs)
         stats = ObsStats(
             mean=jnp.zeros(obs_shape, jnp.float32), var=jnp.ones(obs_shape, jnp.float32), count=jnp.float32(0)
         )
-        x = policy.inputs(stats, envs.obs[:1])
-        params = {"actor": policy.actor.init(k_actor, x), "critic": policy.critic.init(k_critic, x)}
-        if policy.box is not None:
-            params["log_std"] = jnp.zeros(math.prod(policy.box.shape), jnp.float32)
-        return PPOState(
+        params, _ = ravel_pytree(_init_params(policy, k_params, envs.obs[:1]))
+        state = PPOState(
             params=params,
             opt_state=_optimizer(config, hp).init(params),
             envs=envs,
@@ -538,6 +557,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
             hyperparams=hp,
             log_index=jnp.int32(0),
         )
+        return _runtime_values(state)
 
     def rollout(state: PPOState, key: jax.Array) -> tuple[PPOState, Rollout, jax.Array]:
         """``rollout_length`` steps of every environment; extras: the sample's log-probability,
@@ -546,10 +566,11 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         def act(key: jax.Array, obs: jax.Array, t: jax.Array) -> tuple[jax.Array, dict]:
             del t
             x = policy.inputs(state.obs_stats, obs)
-            out = policy.distribution(state.params, x)
-            sample, action = policy.sample(state.params, out, key)
-            log_prob, _ = policy.log_prob_entropy(state.params, out, sample)
-            extras = {"log_prob": log_prob, "value": policy.value(state.params, x), "sample": sample}
+            params = unravel(state.params)
+            out = policy.distribution(params, x)
+            sample, action = policy.sample(params, out, key)
+            log_prob, _ = policy.log_prob_entropy(params, out, sample)
+            extras = {"log_prob": log_prob, "value": policy.value(params, x), "sample": sample}
             return action, extras
 
         envs, data, ended = collect(key, env, env_params, state.envs, act, length)
@@ -558,13 +579,14 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
     def advantages(state: PPOState, data: Rollout) -> tuple[jax.Array, jax.Array]:
         """GAE advantages and lambda-returns, float32 ``[T, N]``."""
         next_x = policy.inputs(state.obs_stats, data.next_obs.reshape(batch_size, *obs_shape))
-        next_value = policy.value(state.params, next_x).reshape(length, num_envs)
+        next_value = policy.value(unravel(state.params), next_x).reshape(length, num_envs)
         hp = state.hyperparams
         return gae(
             data.reward, data.terminated, data.truncated, data.extras["value"], next_value, hp.gamma, hp.gae_lambda
         )
 
-    def loss_fn(params: Any, hp: PPOHyperparams, batch: dict) -> tuple[jax.Array, dict]:
+    def loss_fn(flat_params: jax.Array, hp: PPOHyperparams, batch: dict) -> tuple[jax.Array, dict]:
+        params = unravel(flat_params)
         out = policy.distribution(params, batch["x"])
         log_prob, entropy = policy.log_prob_entropy(params, out, batch["sample"])
         value = policy.value(params, batch["x"])
@@ -592,9 +614,10 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
             params, opt_state, sums, nonfinite = carry
             (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, hp, minibatch)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            leaves = [terms["loss"], *jax.tree_util.tree_leaves(grads)]
-            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+            # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become a
+            # fused multiply-add in one compilation (make_train) and not in another (a chunk).
+            new_params = params + rounded(updates)
+            finite = jnp.isfinite(terms["loss"]) & jnp.all(jnp.isfinite(grads))
 
             def keep(new: Any, old: Any) -> Any:
                 return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
@@ -655,14 +678,14 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         num_stats=3 + len(_LOSS_TERMS),
         log_interval=log_interval,
         evaluate=in_loop_evaluation(
-            env, env_params, config.eval_episodes, policy.greedy, lambda state: (state.params, state.obs_stats)
+            env, env_params, config.eval_episodes, policy.greedy, lambda state: (unravel(state.params), state.obs_stats)
         ),
         record=record,
         stop_return=config.stop_return,
     )
 
     def result(state: PPOState, metrics: dict) -> PPOResult:
-        return PPOResult(params=state.params, obs_stats=state.obs_stats, metrics=metrics)
+        return PPOResult(params=unravel(state.params), obs_stats=state.obs_stats, metrics=metrics)
 
     return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
 
