@@ -1,0 +1,297 @@
+"""PPO (``jrl.algorithms.ppo``): GAE against a float64 loop, the loss against a NumPy hand
+computation, the Gaussian policy's density and entropy against SciPy, config validation, running
+observation statistics against NumPy, a Box-action run that resumes bit for bit and acts within
+the bounds, and one learning check (the value of a time limit, bootstrapped)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import jrl
+from jrl.algorithms import ppo
+
+
+def _data(x):
+    x = jnp.asarray(x)
+    return np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+
+def _differing(a, b) -> list[str]:
+    paths = jax.tree_util.tree_leaves_with_path(a)
+    return [
+        jax.tree_util.keystr(path)
+        for (path, x), y in zip(paths, jax.tree_util.tree_leaves(b), strict=True)
+        if not np.array_equal(_data(x), _data(y), equal_nan=True)
+    ]
+
+
+# --- GAE ------------------------------------------------------------------------------------------
+
+
+def test_gae_matches_a_float64_loop_with_terminations_and_truncations():
+    rng = np.random.default_rng(0)
+    T, N, gamma, lam = 9, 3, 0.97, 0.8
+    reward = rng.normal(size=(T, N))
+    value = rng.normal(size=(T, N))
+    terminated = np.zeros((T, N), bool)
+    truncated = np.zeros((T, N), bool)
+    terminated[2, 0] = terminated[6, 1] = True
+    truncated[4, 0] = truncated[1, 2] = True
+    terminated[5, 2] = truncated[5, 2] = True  # both on one step: no bootstrap
+    truncated[T - 1, 1] = True  # at the rollout's last step
+    done = terminated | truncated
+    # V(next_obs): the next step's V(obs) while the episode goes on, a final observation's value
+    # where it ended, and after the rollout's last step a value not seen inside it.
+    next_value = np.roll(value, -1, axis=0)
+    next_value[done] = rng.normal(size=done.sum())
+    next_value[-1] = rng.normal(size=N)
+
+    # The usual recursion over TD errors, in float64.
+    expected = np.zeros((T, N))
+    for n in range(N):
+        later = 0.0
+        for t in reversed(range(T)):
+            boot = 0.0 if terminated[t, n] else gamma * next_value[t, n]
+            delta = reward[t, n] + boot - value[t, n]
+            carry = 0.0 if done[t, n] or t == T - 1 else gamma * lam * later
+            expected[t, n] = later = delta + carry
+
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    advantage, returns = ppo.gae(
+        f32(reward),
+        jnp.asarray(terminated),
+        jnp.asarray(truncated),
+        f32(value),
+        f32(next_value),
+        jnp.float32(gamma),
+        jnp.float32(lam),
+    )
+    np.testing.assert_allclose(advantage, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(returns, expected + value, rtol=1e-5, atol=1e-5)
+    # The truncated step bootstraps (V of its final observation), the terminated one does not.
+    assert advantage[4, 0] == pytest.approx(reward[4, 0] + gamma * next_value[4, 0] - value[4, 0], abs=1e-5)
+    assert advantage[5, 2] == pytest.approx(reward[5, 2] - value[5, 2], abs=1e-5)
+
+
+# --- the loss -------------------------------------------------------------------------------------
+
+
+def _hyperparams(**changes):
+    return ppo.PPOConfig(clip_eps=0.2, vf_coef=0.5, ent_coef=0.01).replace(**changes).hyperparams()
+
+
+def _numpy_loss(batch, clip_eps, vf_coef, ent_coef, clip_value, normalize):
+    log_prob, entropy, value, old_log_prob, old_value, advantage, target = (np.float64(batch[k]) for k in _KEYS)
+    if normalize:
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    ratio = np.exp(log_prob - old_log_prob)
+    surrogate = [min(r * a, min(max(r, 1 - clip_eps), 1 + clip_eps) * a) for r, a in zip(ratio, advantage, strict=True)]
+    policy_loss = -np.mean(surrogate)
+    errors = []
+    for v, v_old, g in zip(value, old_value, target, strict=True):
+        error = (v - g) ** 2
+        if clip_value:
+            error = max(error, (v_old + min(max(v - v_old, -clip_eps), clip_eps) - g) ** 2)
+        errors.append(error)
+    value_loss = 0.5 * np.mean(errors)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy.mean()
+    kl = np.mean(ratio - 1 - np.log(ratio))
+    clipped = np.mean(np.abs(ratio - 1) > clip_eps)
+    return loss, policy_loss, value_loss, kl, clipped
+
+
+_KEYS = ("log_prob", "entropy", "value", "old_log_prob", "old_value", "advantage", "target")
+
+
+@pytest.mark.parametrize("clip_value", [True, False])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_loss_matches_a_hand_computation(clip_value, normalize):
+    # Ratios 0.5 .. 1.6 on both sides of the clip range, advantages of both signs, values that
+    # move more than clip_eps from the rollout's (so both the surrogate and the value clip bite).
+    old_log_prob = np.array([-0.7, -1.2, -0.3, -2.0, -0.9, -1.5], np.float32)
+    ratio = np.array([0.5, 0.9, 1.05, 1.3, 1.6, 1.0], np.float32)
+    batch = {
+        "log_prob": old_log_prob + np.log(ratio),
+        "entropy": np.array([0.6, 0.5, 0.69, 0.3, 0.1, 0.4], np.float32),
+        "value": np.array([1.0, -0.5, 2.0, 0.3, 0.0, 1.5], np.float32),
+        "old_value": np.array([0.5, -0.4, 2.5, 0.3, 0.1, 1.0], np.float32),
+        "advantage": np.array([1.0, -2.0, 0.5, -1.0, 2.0, 0.3], np.float32),
+        "target": np.array([2.0, -1.0, 1.0, 0.5, 0.2, 1.2], np.float32),
+        "old_log_prob": old_log_prob,
+    }
+    hp = _hyperparams()
+    loss, terms = ppo.ppo_loss(*(jnp.asarray(batch[k]) for k in _KEYS), hp, clip_value, normalize)
+    expected = _numpy_loss(batch, 0.2, 0.5, 0.01, clip_value, normalize)
+    assert float(loss) == pytest.approx(expected[0], rel=1e-5)
+    got = [terms[k] for k in ("loss", "policy_loss", "value_loss", "approx_kl", "clip_fraction")]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert float(terms["clip_fraction"]) == pytest.approx(3 / 6)  # 0.5, 1.3, 1.6 lie outside [0.8, 1.2]
+    assert float(terms["entropy"]) == pytest.approx(batch["entropy"].mean(), rel=1e-6)
+    # The clip is active: no policy gradient through a ratio beyond the clip in the direction the
+    # advantage favours (1.6 with A > 0), but still one through a ratio beyond the clip against
+    # it (0.5 with A > 0, 1.3 with A < 0: the pessimistic min keeps the unclipped term).
+    grad = jax.grad(lambda lp: ppo.ppo_loss(lp, *(jnp.asarray(batch[k]) for k in _KEYS[1:]), hp, False, False)[0])(
+        jnp.asarray(batch["log_prob"])
+    )
+    assert float(grad[4]) == 0.0 and float(grad[3]) != 0.0 and float(grad[0]) != 0.0
+
+
+# --- the Gaussian policy --------------------------------------------------------------------------
+
+
+def test_gaussian_log_prob_and_entropy_match_scipy():
+    rng = np.random.default_rng(1)
+    mean = rng.normal(size=(5, 3))
+    log_std = rng.normal(size=3) * 0.5
+    x = rng.normal(size=(5, 3)) * 2
+    expected = stats.norm.logpdf(x, mean, np.exp(log_std)).sum(axis=-1)
+    got = ppo.gaussian_log_prob(jnp.float32(mean), jnp.float32(log_std), jnp.float32(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    entropy = ppo.gaussian_entropy(jnp.float32(log_std))
+    assert float(entropy) == pytest.approx(stats.norm.entropy(0, np.exp(log_std)).sum(), rel=1e-5)
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        ({"num_minibatches": 3}, ValueError, "num_minibatches=3 must divide num_envs \\* rollout_length = 512"),
+        ({"clip_eps": 0.0}, ValueError, "clip_eps must be in \\(0.0"),
+        ({"gae_lambda": 1.5}, ValueError, "gae_lambda must be in \\[0.0, 1.0\\], got 1.5"),
+        ({"ent_coef": -0.1}, ValueError, "ent_coef"),
+        ({"activation": "gelu"}, ValueError, "activation must be one of \\['tanh', 'relu'\\]"),
+        ({"stop_return": 400.0, "eval_episodes": 0}, ValueError, "needs eval_episodes > 0"),
+        ({"log_interval": 7}, ValueError, "log_interval=7 must divide num_steps=1000"),
+        ({"hidden_sizes": [64]}, TypeError, "hidden_sizes must be a tuple"),
+        ({"clip_value": 1}, TypeError, "clip_value must be a bool"),
+        ({"rollout_length": 0}, ValueError, "rollout_length must be in \\[1,"),
+    ],
+)
+def test_config_validation_names_the_field(changes, error, match):
+    with pytest.raises(error, match=match):
+        ppo.PPOConfig().replace(**changes)
+
+
+def test_config_round_trips_and_counts_env_steps():
+    config = ppo.default_config("CartPole-v1")
+    assert ppo.PPOConfig.from_toml(config.to_toml()) == config
+    assert config.env_steps_per_iteration() == config.num_envs * config.rollout_length
+    env, params = jrl.make("FrozenLake-v1")
+    with pytest.raises(ValueError, match="normalize_observations=True normalises Box observations"):
+        ppo.make_algorithm(ppo.PPOConfig(normalize_observations=True), env, params)
+
+
+# --- observation statistics -----------------------------------------------------------------------
+
+
+def test_observation_statistics_match_numpy():
+    rng = np.random.default_rng(2)
+    batches = [rng.normal(3.0, 2.0, size=(n, 2, 3)).astype(np.float32) for n in (7, 1, 40, 13)]
+    stats_ = ppo.ObsStats(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.float32(0))
+    for batch in batches:
+        stats_ = ppo.update_obs_stats(stats_, jnp.asarray(batch))
+    everything = np.concatenate(batches).astype(np.float64)
+    np.testing.assert_allclose(stats_.mean, everything.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats_.var, everything.var(axis=0), rtol=1e-4)
+    assert float(stats_.count) == len(everything)
+    normalized = ppo.normalize_obs(stats_, jnp.asarray(everything[:5]))
+    np.testing.assert_allclose(
+        normalized, (everything[:5] - everything.mean(0)) / np.sqrt(everything.var(0) + 1e-8), rtol=1e-4, atol=1e-5
+    )
+
+
+# --- a Box-action run: resume, statistics, bounds -------------------------------------------------
+
+BOX_CONFIG = ppo.PPOConfig(
+    num_envs=2,
+    num_steps=4,
+    rollout_length=8,
+    num_epochs=2,
+    num_minibatches=2,
+    hidden_sizes=(8,),
+    normalize_observations=True,
+    eval_episodes=2,
+    log_interval=2,
+)
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    env, params = jrl.make("Pendulum-v1")
+    algorithm = ppo.make_algorithm(BOX_CONFIG, env, params)
+    key = jax.random.key(3)
+    whole = jax.jit(ppo.make_train(BOX_CONFIG, env, params))(key)
+    run = jax.jit(algorithm.run, static_argnums=1)
+    state = jax.jit(algorithm.init)(key)
+    pieces = []
+    for _ in range(BOX_CONFIG.num_logs()):
+        state, metrics = run(state, 1)
+        pieces.append(metrics)
+    chunked = algorithm.result(state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces))
+    return env, params, whole, chunked
+
+
+def test_box_run_in_chunks_equals_one_run(pendulum):
+    _, _, whole, chunked = pendulum
+    assert _differing(whole, chunked) == []
+    metrics = whole.metrics
+    assert set(metrics) == set(ppo.METRICS)
+    assert np.asarray(metrics["finite"]).all() and np.isfinite(np.asarray(metrics["loss"])).all()
+    np.testing.assert_array_equal(metrics["env_steps"], [32, 64])
+    # Every observation acted on was counted once in the normalisation statistics.
+    assert float(whole.obs_stats.count) == BOX_CONFIG.num_steps * BOX_CONFIG.env_steps_per_iteration()
+    assert whole.params["log_std"].shape == (1,)
+
+
+def test_box_greedy_policy_is_the_clipped_mean(pendulum):
+    env, params, whole, _ = pendulum
+    policy, policy_params = ppo.greedy_policy(BOX_CONFIG, env, params, whole)
+    episodes = jrl.evaluate_episodes(jax.random.key(0), policy, policy_params, env, params, num_episodes=4)
+    assert int(np.sum(episodes.invalid_actions)) == 0 and np.isfinite(np.asarray(episodes.returns)).all()
+    obs = jnp.asarray([1.0, 0.0, 0.5])
+    for bias, expected in ((100.0, 2.0), (-100.0, -2.0)):  # a mean far outside [-2, 2]
+        actor = jax.tree_util.tree_map(lambda x: x, whole.params["actor"])
+        actor["params"]["Dense_1"]["bias"] = jnp.full((1,), bias)
+        action = policy(({**whole.params, "actor": actor}, whole.obs_stats), obs, jax.random.key(0))
+        assert action.shape == (1,) and float(action[0]) == expected
+    # Inside the bounds the greedy action is the actor's mean on the normalised observation.
+    mlp = ppo.PolicyMLP(BOX_CONFIG.hidden_sizes, BOX_CONFIG.activation, 1, 0.01)
+    mean = mlp.apply(whole.params["actor"], ppo.normalize_obs(whole.obs_stats, obs))
+    np.testing.assert_array_equal(policy(policy_params, obs, jax.random.key(0)), jnp.clip(mean, -2.0, 2.0))
+
+
+# --- learning -------------------------------------------------------------------------------------
+
+
+def test_learns_the_value_of_a_time_limit():
+    # Probe-Truncation-v0: reward 1 each step, truncated after every step, never terminated:
+    # V = 1 / (1 - gamma) = 10, reachable only by bootstrapping through the time limit (a
+    # learner that treats it as a termination, as PureJaxRL's PPO does, learns V = 1).
+    config = ppo.PPOConfig(
+        num_envs=4,
+        num_steps=60,
+        rollout_length=16,
+        num_epochs=4,
+        num_minibatches=2,
+        learning_rate=1e-2,
+        anneal_lr=False,
+        gamma=0.9,
+        clip_value=False,
+        hidden_sizes=(16,),
+        eval_episodes=0,
+        log_interval=60,
+    )
+    env, params = jrl.make("Probe-Truncation-v0")
+    result = jax.jit(ppo.make_train(config, env, params))(jax.random.key(0))
+    critic = ppo.PolicyMLP(config.hidden_sizes, config.activation, 1, 1.0)
+    value = float(critic.apply(result.params["critic"], jnp.zeros((1,)))[0])
+    assert value == pytest.approx(10.0, abs=1.0)
+    assert math.isfinite(float(result.metrics["loss"][-1]))
