@@ -809,12 +809,22 @@ def _eval(args: argparse.Namespace, output: _Output) -> int:
     return 0
 
 
+def _space_text(space: Any) -> str:
+    """A space for ``jrl envs``: ``Discrete(4)`` or ``Tokens(...)`` as they print, a box as its
+    shape and dtype (``Box (1,) float32``: its bounds are in the docs)."""
+    import jrl
+
+    if isinstance(space, (jrl.Discrete, jrl.Tokens)):
+        return repr(space)
+    return f"Box {space.shape} {getattr(space.dtype, '__name__', space.dtype)}"
+
+
 def _envs(args: argparse.Namespace, output: _Output) -> int:
     import jrl
     from jrl import algorithms
     from jrl.envs import registry
 
-    print(f"{'id':<26} {'observations':<24} {'actions':<12} {'time limit':>11}  algorithms (* tuned default)")
+    print(f"{'id':<26} {'observations':<24} {'actions':<17} {'time limit':>11}  algorithms (* tuned default)")
     others = registry.namespaces()  # other libraries' ids: listed apart, without building them
     for env_id in (i for i in jrl.registered_envs() if i.split("/")[0] not in others):
         env, params = jrl.make(env_id)
@@ -831,14 +841,9 @@ def _envs(args: argparse.Namespace, output: _Output) -> int:
                 names.append(f"{name}*")
             except ValueError:
                 names.append(name)
-        space = env.observation_space(params)
-        obs = (
-            repr(space)
-            if isinstance(space, (jrl.Discrete, jrl.Tokens))
-            else f"Box {space.shape} {space.dtype.__name__ if hasattr(space.dtype, '__name__') else space.dtype}"
-        )
+        obs, actions = _space_text(env.observation_space(params)), _space_text(env.action_space(params))
         shown_limit = "none" if limit >= jrl.NO_TIME_LIMIT else str(limit)
-        print(f"{env_id:<26} {obs:<24} {env.action_space(params)!r:<12} {shown_limit:>11}  {', '.join(names)}")
+        print(f"{env_id:<26} {obs:<24} {actions:<17} {shown_limit:>11}  {', '.join(names)}")
     for namespace in others:
         try:
             ids = registry.namespace_envs(namespace)
