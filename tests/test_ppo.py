@@ -295,3 +295,30 @@ def test_learns_the_value_of_a_time_limit():
     value = float(critic.apply(result.params["critic"], jnp.zeros((1,)))[0])
     assert value == pytest.approx(10.0, abs=1.0)
     assert math.isfinite(float(result.metrics["loss"][-1]))
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def test_numpy_export_is_the_greedy_policy_with_its_normalisation(tmp_path):
+    from jrl.export import NumpyQPolicy, export_numpy
+
+    env, params = jrl.make("CartPole-v1")
+    config = ppo.PPOConfig(hidden_sizes=(16, 8), normalize_observations=True)
+    # An actor as training builds it (ppo.PolicyMLP), with logits far from ties (a fresh actor's
+    # are near 0) and observation statistics far from the identity.
+    mlp = ppo.PolicyMLP(config.hidden_sizes, "tanh", 2, 0.01)
+    actor = jax.tree_util.tree_map(lambda x: 50.0 * x, mlp.init(jax.random.key(0), jnp.zeros((1, 4))))
+    obs_stats = ppo.ObsStats(jnp.asarray([0.5, -1.0, 0.1, 2.0]), jnp.asarray([4.0, 0.25, 1.0, 9.0]), jnp.float32(10))
+    result = ppo.PPOResult(params={"actor": actor, "critic": {}}, obs_stats=obs_stats, metrics={})
+    exported = export_numpy(config, env, params, result)
+    exported.save(tmp_path / "policy.npz")
+    loaded = NumpyQPolicy.load(tmp_path / "policy.npz")
+    assert loaded.spec["activation"] == "tanh" and loaded.spec["version"] == 2
+    obs = np.random.default_rng(0).normal(0.0, 2.0, size=(64, 4)).astype(np.float32)
+    logits = mlp.apply(actor, ppo.normalize_obs(obs_stats, jnp.asarray(obs)))
+    np.testing.assert_allclose(loaded.q_values(obs), logits, rtol=1e-4, atol=1e-4)
+    policy, policy_params = ppo.greedy_policy(config, env, params, result)
+    greedy = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))(policy_params, jnp.asarray(obs), jax.random.key(0))
+    np.testing.assert_array_equal(loaded(obs), greedy)
+    assert len(set(np.asarray(greedy).tolist())) == 2  # both actions occur: the comparison can fail

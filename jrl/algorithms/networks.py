@@ -41,7 +41,8 @@ class NetworkDescription:
     The forward pass of one observation: the input (``one_hot``: an index into a one-hot vector of
     that size; otherwise float32), rescaled by ``input_scale`` if given (``2 * (x - low) / span -
     1``, ``low`` and ``span`` flat, one entry per observation element), then every layer of
-    ``body`` followed by ReLU (the image flattened before the first dense layer), then ``head``:
+    ``body`` followed by ReLU (or ``activation``; the image flattened before the first dense
+    layer), then ``head``:
     one dense layer giving the Q-values ``[num_actions]``, or with ``dueling`` an advantage and a
     value layer, ``Q = value + advantage - mean(advantage)``.
 
@@ -58,6 +59,8 @@ class NetworkDescription:
             ``bias`` its offset, both ``[F]``), applied to that layer's output before the ReLU:
             ``(y - mean(y)) / sqrt(var(y) + 1e-6) * kernel + bias`` over the last axis (features,
             or an image's channels at each pixel), as ``flax.linen.LayerNorm`` computes it.
+        activation: ``"relu"``, or ``"tanh"`` (PPO's actor, whose head gives logits: their argmax
+            is its greedy action), after every ``body`` layer.
     """
 
     family: str
@@ -69,6 +72,7 @@ class NetworkDescription:
     head: tuple[Layer, ...]
     dueling: bool
     norms: tuple[Layer, ...] = ()
+    activation: str = "relu"
 
 
 def _flat_lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:

@@ -54,7 +54,7 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
         arrays["scale/low"], arrays["scale/span"] = (np.asarray(v, np.float32) for v in description.input_scale)
     spec = {
         "format": FORMAT,
-        "version": LAYER_NORM_VERSION if description.norms else FORMAT_VERSION,
+        "version": LAYER_NORM_VERSION if description.norms or description.activation != "relu" else FORMAT_VERSION,
         "kind": description.family,
         "dueling": description.dueling,
         "one_hot": description.one_hot,
@@ -65,4 +65,6 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     }
     if description.norms:
         spec["layer_norm"] = True
+    if description.activation != "relu":  # PPO's tanh actor: v2 as well (a v1 reader would run ReLU)
+        spec["activation"] = description.activation
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})

@@ -8,6 +8,7 @@ read with ``allow_pickle=False``: arrays and one JSON string, nothing executed);
 Q-values ``float32 [B, A]``. The forward pass is jrl's ``QNetwork``: optional one-hot input or
 rescaling to ``[-1, 1]``, 3x3 "SAME" convolutions with ReLU, ReLU dense layers (each hidden layer
 optionally followed by a LayerNorm before its ReLU: PQN's network), then a plain or a dueling head.
+PPO's actor is the same with tanh instead of ReLU (spec ``activation``) and logits for Q-values.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 
 FORMAT = "jrl-numpy-q-policy"
 FORMAT_VERSION = 1
-#: The version of a file whose hidden layers have LayerNorms (spec ``layer_norm``), which a reader
-#: of version 1 alone would run without them; networks without keep writing version 1.
+#: The version of a file whose hidden layers have LayerNorms (spec ``layer_norm``) or tanh
+#: activations (spec ``activation``), which a reader of version 1 alone would run without them
+#: (or with ReLU); networks without keep writing version 1.
 LAYER_NORM_VERSION = 2
 LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
 
@@ -53,7 +55,8 @@ class NumpyQPolicy:
     """
 
     def __init__(self, spec: dict, arrays: dict[str, np.ndarray]) -> None:
-        version = LAYER_NORM_VERSION if spec.get("layer_norm", False) else FORMAT_VERSION
+        newer = spec.get("layer_norm", False) or spec.get("activation", "relu") != "relu"
+        version = LAYER_NORM_VERSION if newer else FORMAT_VERSION
         if spec.get("format") != FORMAT or spec.get("version") != version:
             raise ValueError(f"not a {FORMAT} v{version} policy: {spec.get('format')!r} v{spec.get('version')!r}")
         self.spec = spec
@@ -91,11 +94,12 @@ class NumpyQPolicy:
             x = obs.astype(np.float32)
         if "scale/low" in p:
             x = 2.0 * (x - p["scale/low"].reshape(expected)) / p["scale/span"].reshape(expected) - 1.0
+        act = np.tanh if spec.get("activation", "relu") == "tanh" else (lambda y: np.maximum(y, 0.0))
         for i in range(spec["num_convs"]):
-            x = np.maximum(self._normalized(f"conv{i}", _conv3x3(x, p[f"conv{i}/kernel"], p[f"conv{i}/bias"])), 0.0)
+            x = act(self._normalized(f"conv{i}", _conv3x3(x, p[f"conv{i}/kernel"], p[f"conv{i}/bias"])))
         x = x.reshape(x.shape[0], -1)
         for i in range(spec["num_hidden"]):
-            x = np.maximum(self._normalized(f"dense{i}", x @ p[f"dense{i}/kernel"] + p[f"dense{i}/bias"]), 0.0)
+            x = act(self._normalized(f"dense{i}", x @ p[f"dense{i}/kernel"] + p[f"dense{i}/bias"]))
         if not spec["dueling"]:
             return x @ p["head/kernel"] + p["head/bias"]
         advantage = x @ p["advantage/kernel"] + p["advantage/bias"]
