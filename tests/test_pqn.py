@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import tomllib
 from pathlib import Path
 
@@ -255,35 +256,44 @@ def test_learns_cartpole_and_logs_every_metric(grid_run):
     assert np.isnan(metrics["eval_return"]).all()  # eval_episodes=0: no in-loop evaluation
 
 
-# -- the tuned default and its records -------------------------------------------------------------
+# -- the tuned defaults and their records ----------------------------------------------------------
 
-RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "tune_defaults" / "results" / "pqn" / "CartPole-v1"
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
 
-def test_the_cartpole_default_is_the_tuning_sweeps_choice_and_the_docs_report_its_records():
-    """The recorded sweep on seeds 0-15 (experiments/tune_defaults/pqn/CartPole-v1.toml) chooses
-    the default by docs/pqn.md's rule (the smallest budget at which every seed reaches 475, then
-    the highest mean), and the docs' held-out line is the recorded held-out run's."""
-    with open(RESULTS / "tuning" / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert {int(r["seeds"]) for r in rows} == {16}
-    solved = [r for r in rows if int(r["seeds_reached"]) == 16]
-    budget = min(int(r["num_steps"]) for r in solved)
-    chosen = max((r for r in solved if int(r["num_steps"]) == budget), key=lambda r: float(r["final_return_mean"]))
-    default = pqn.default_config("CartPole-v1")
-    assert (default.num_steps, default.learning_rate) == (budget, float(chosen["learning_rate"]))
-    base = tomllib.loads((RESULTS / "tuning" / "sweep.toml").read_text())["config"]
-    assert pqn.PQNConfig.from_dict(base).replace(learning_rate=default.learning_rate) == default
-    with open(RESULTS / "heldout.csv") as f:
+def test_every_tuned_default_has_a_record():
+    assert set(pqn.tuned_env_ids()) == set(THRESHOLDS)
+
+
+@pytest.mark.parametrize("env_id", sorted(THRESHOLDS))
+def test_the_default_is_the_tuning_sweeps_choice_and_the_docs_report_its_records(env_id):
+    """The recorded sweep on seeds 0-15 (experiments/tune_defaults/pqn/ENV.toml) chooses the
+    default by docs/pqn.md's rule (the smallest budget at which one configuration's 16 final
+    returns all reach the threshold, then the highest mean at that budget), and the docs'
+    held-out line is the recorded held-out run's."""
+    results = ROOT / "experiments" / "tune_defaults" / "results" / "pqn" / env_id
+    threshold = THRESHOLDS[env_id]
+    record = json.loads((results / "tuning" / "results.json").read_text())
+    assert record["spec"]["seeds"] == list(range(16))
+    rows = record["rows"]
+    finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
+    solved = [r for r in rows if len(finals[r["index"]]) == 16 and (finals[r["index"]] >= threshold).all()]
+    budget = min(r["num_steps"] for r in solved)
+    chosen = max((r for r in solved if r["num_steps"] == budget), key=lambda r: r["final_return_mean"])
+    default = pqn.default_config(env_id)
+    assert (default.num_steps, default.learning_rate) == (budget, chosen["learning_rate"])
+    base = tomllib.loads((results / "tuning" / "sweep.toml").read_text())["config"]
+    assert pqn.PQNConfig.from_dict(base).replace(num_steps=budget, learning_rate=chosen["learning_rate"]) == default
+    with open(results / "heldout.csv") as f:
         heldout = list(csv.DictReader(f))
     assert [int(r["seed"]) for r in heldout] == list(range(1000, 1032))
     jrl_returns = np.array([float(r["jrl_mean_return"]) for r in heldout])
     gym_returns = np.array([float(r["gymnasium_mean_return"]) for r in heldout])
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "pqn.md").read_text()
     line = (
-        f"{int(np.sum(jrl_returns >= 475))} of 32 held-out seeds reach 475 in jrl's environment "
-        f"(mean {jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and "
-        f"{int(np.sum(gym_returns >= 475))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
+        f"{env_id}: {int(np.sum(jrl_returns >= threshold))} of 32 held-out seeds reach {threshold:g} in jrl's "
+        f"environment (mean {jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and "
+        f"{int(np.sum(gym_returns >= threshold))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
         f"worst {gym_returns.min():.1f})"
     )
-    assert line in " ".join(docs.split()), line
+    assert line in " ".join((ROOT / "docs" / "pqn.md").read_text().split()), line
