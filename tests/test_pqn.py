@@ -155,18 +155,26 @@ def perturbed(params, seed):
 
 def test_discrete_observations_enter_one_hot():
     env, params = jrl.make("FrozenLake-v1")
-    config = pqn.PQNConfig(hidden_sizes=(16,))
+    config = pqn.PQNConfig(hidden_sizes=(16,), num_envs=4, rollout_length=8, num_minibatches=2, num_steps=2)
     network = pqn.build_network(config, env, params)
     assert network.one_hot == 16 and network.layer_norm
-    variables = perturbed(network.init(jax.random.key(0), jnp.int32(0)), 1)
+    variables = perturbed(jax.jit(network.init)(jax.random.key(0), jnp.int32(0)), 1)
     vector_input = networks.QNetwork(4, hidden_sizes=(16,), layer_norm=True)
-    for state in (0, 5, 15):
-        np.testing.assert_array_equal(
-            network.apply(variables, jnp.int32(state)), vector_input.apply(variables, jax.nn.one_hot(state, 16))
-        )
     policy, policy_params = pqn.greedy_policy(config, env, params, pqn.PQNResult(variables, {}))
-    for state in (0, 5, 15):
-        assert int(policy(policy_params, jnp.int32(state), None)) == int(np.argmax(network.apply(variables, state)))
+    states = jnp.array([0, 5, 15], jnp.int32)
+
+    @jax.jit
+    def compare(variables):
+        by_index = jax.vmap(network.apply, in_axes=(None, 0))(variables, states)
+        by_vector = jax.vmap(vector_input.apply, in_axes=(None, 0))(variables, jax.nn.one_hot(states, 16))
+        return by_index, by_vector, jax.vmap(policy, in_axes=(None, 0, None))(policy_params, states, None)
+
+    by_index, by_vector, actions = compare(variables)
+    np.testing.assert_array_equal(by_index, by_vector)
+    np.testing.assert_array_equal(actions, np.argmax(by_index, axis=1))
+    # The whole training traces on it (shapes only: nothing is compiled or run).
+    result = jax.eval_shape(pqn.make_train(config, env, params), jax.random.key(0))
+    assert result.params["params"]["Dense_0"]["kernel"].shape == (16, 16)
 
 
 @pytest.mark.parametrize("env_id, config", [("CartPole-v1", pqn.PQNConfig(hidden_sizes=(16, 8)))])
@@ -174,7 +182,7 @@ def test_the_numpy_export_runs_the_layer_norms(env_id, config):
     env, params = jrl.make(env_id)
     network = pqn.build_network(config, env, params)
     obs = np.random.default_rng(3).normal(size=(64, 4)).astype(np.float32)
-    variables = perturbed(network.init(jax.random.key(0), obs[0]), 4)
+    variables = perturbed(jax.jit(network.init)(jax.random.key(0), obs[0]), 4)
     policy = export_numpy(config, env, params, pqn.PQNResult(variables, {}))
     assert policy.spec["layer_norm"] and policy.spec["version"] == 2
     expected = np.asarray(jax.jit(jax.vmap(network.apply, in_axes=(None, 0)))(variables, obs))
