@@ -197,16 +197,16 @@ def test_the_numpy_export_runs_the_layer_norms(env_id, config):
 # A small CartPole run that learns within seconds: 16 environments, rollouts of 32 steps.
 SMALL = pqn.PQNConfig(
     num_envs=16,
-    num_steps=40,
+    num_steps=80,
     rollout_length=32,
     num_epochs=2,
     num_minibatches=4,
-    learning_rate=1e-3,
+    learning_rate=3e-3,
     reward_scale=0.1,
     epsilon_end=0.1,
     hidden_sizes=(32, 32),
     eval_episodes=0,  # the learning check reads the training episodes: one compilation less
-    log_interval=10,
+    log_interval=20,
 )
 KEY = 5
 
@@ -242,7 +242,7 @@ def test_a_grid_member_does_not_depend_on_the_others(grid_run):
     relies on it). A single unbatched run is not compared bit for bit: batched matrix products
     round differently (docs/dqn.md), as for DQN."""
     train, grid, results = grid_run
-    other = grid.replace(learning_rate=grid.learning_rate.at[1].set(3e-3))
+    other = grid.replace(learning_rate=grid.learning_rate.at[1].set(1e-3))
     again = train(jax.random.key(KEY), other)
     for a, b in zip(jax.tree.leaves(results), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(np.asarray(a)[0], np.asarray(b)[0])
@@ -255,12 +255,14 @@ def test_learns_cartpole_and_logs_every_metric(grid_run):
     metrics = jax.device_get(jax.tree.map(lambda x: x[0], grid_run[2].metrics))
     assert set(metrics) == set(pqn.METRICS)
     assert np.all(metrics["finite"]) and np.all(metrics["nonfinite_updates"] == 0)
-    np.testing.assert_array_equal(metrics["env_steps"], [5120, 10240, 15360, 20480])
-    np.testing.assert_array_equal(metrics["updates"], 10 * 2 * 4)
+    np.testing.assert_array_equal(metrics["env_steps"], [10240, 20480, 30720, 40960])
+    np.testing.assert_array_equal(metrics["updates"], 20 * 2 * 4)
     assert metrics["epsilon"][-1] == pytest.approx(0.1)
-    # A random policy lasts about 22 steps. After 20k steps of PQN, the training episodes (10% of
-    # actions random) last several times longer.
-    assert metrics["episode_return"][0] < 50 and metrics["episode_return"][-1] > 100, metrics["episode_return"]
+    # The training episodes (epsilon-greedy, 10% random at the end) of the last interval (10,240
+    # steps) last over twice as long as those of the first, where epsilon falls from 1 to 0.1: on
+    # 16 seeds tried, the last interval's mean was 165-500 steps, at least 3.6 times the first's (40-57).
+    first, last = metrics["episode_return"][0], metrics["episode_return"][-1]
+    assert last > 100 and last > 2 * first, metrics["episode_return"]
     assert np.isnan(metrics["eval_return"]).all()  # eval_episodes=0: no in-loop evaluation
 
 
