@@ -5,7 +5,11 @@ the bounds, and one learning check (the value of a time limit, bootstrapped)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import tomllib
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -322,3 +326,40 @@ def test_numpy_export_is_the_greedy_policy_with_its_normalisation(tmp_path):
     greedy = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))(policy_params, jnp.asarray(obs), jax.random.key(0))
     np.testing.assert_array_equal(loaded(obs), greedy)
     assert len(set(np.asarray(greedy).tolist())) == 2  # both actions occur: the comparison can fail
+
+
+# --- the tuned default and its record -------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "tune_defaults" / "results" / "ppo" / "CartPole-v1"
+
+
+def test_the_cartpole_default_is_the_tuning_sweeps_choice_and_the_docs_report_it():
+    """The recorded sweep on seeds 0-15 chooses the default by docs/ppo.md's rule (every seed's
+    final return >= 475, then the highest mean), and the docs' table is the record's."""
+    record = json.loads((RESULTS / "tuning" / "results.json").read_text())
+    finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
+    rows = record["rows"]
+    assert all(len(finals[r["index"]]) == 16 for r in rows)
+    solved = [r for r in rows if (finals[r["index"]] >= 475).all()]
+    chosen = max(solved, key=lambda r: finals[r["index"]].mean())
+    default = ppo.default_config("CartPole-v1")
+    assert (default.num_steps, default.learning_rate) == (chosen["num_steps"], chosen["learning_rate"])
+    base = tomllib.loads((RESULTS / "tuning" / "sweep.toml").read_text())["config"]
+    assert ppo.PPOConfig.from_dict(base).replace(learning_rate=default.learning_rate) == default
+    docs = " ".join((ROOT / "docs" / "ppo.md").read_text().split())
+    for r in rows:
+        f = finals[r["index"]]
+        assert f"{f.mean():.1f} (worst" in docs and f"worst {f.min():.1f})" in docs.replace("worst seed", "worst")
+    with open(RESULTS / "heldout.csv") as f:
+        heldout = list(csv.DictReader(f))
+    assert [int(r["seed"]) for r in heldout] == list(range(1000, 1032))
+    jrl_returns = np.array([float(r["jrl_mean_return"]) for r in heldout])
+    gym_returns = np.array([float(r["gymnasium_mean_return"]) for r in heldout])
+    line = (
+        f"{int(np.sum(jrl_returns >= 475))} of 32 held-out seeds reach 475 in jrl's environment "
+        f"(mean {jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and "
+        f"{int(np.sum(gym_returns >= 475))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
+        f"worst {gym_returns.min():.1f})"
+    )
+    assert line in docs, line
