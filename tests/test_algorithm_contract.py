@@ -217,6 +217,8 @@ def test_algorithms_are_found_by_name():
         "expected_sarsa",
         "double_q_learning",
         "dqn",
+        "pqn",
+        "ppo",
         "text_q_learning",
     ]
     sarsa = algorithms.get("sarsa")
