@@ -576,7 +576,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
             mean=jnp.zeros(obs_shape, jnp.float32), var=jnp.ones(obs_shape, jnp.float32), count=jnp.float32(0)
         )
         params, _ = ravel_pytree(_init_params(policy, k_params, obs_shape, obs_space.dtype))
-        state = PPOState(
+        return PPOState(
             params=params,
             opt_state=_optimizer(config, hp).init(params),
             envs=envs,
@@ -587,7 +587,6 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
             hyperparams=hp,
             log_index=jnp.int32(0),
         )
-        return _runtime_values(state)
 
     def rollout(state: PPOState, key: jax.Array) -> tuple[PPOState, Rollout, jax.Array]:
         """``rollout_length`` steps of every environment; extras: the sample's log-probability,
