@@ -331,35 +331,40 @@ def test_numpy_export_is_the_greedy_policy_with_its_normalisation(tmp_path):
 # --- the tuned default and its record -------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "experiments" / "tune_defaults" / "results" / "ppo" / "CartPole-v1"
+RESULTS = ROOT / "experiments" / "tune_defaults" / "results" / "ppo"
 
 
-def test_the_cartpole_default_is_the_tuning_sweeps_choice_and_the_docs_report_it():
+@pytest.mark.parametrize("env_id, threshold", [("CartPole-v1", 475.0), ("Acrobot-v1", -100.0)])
+def test_each_default_is_its_tuning_sweeps_choice_and_the_docs_report_it(env_id, threshold):
     """The recorded sweep on seeds 0-15 chooses the default by docs/ppo.md's rule (every seed's
-    final return >= 475, then the highest mean), and the docs' table is the record's."""
-    record = json.loads((RESULTS / "tuning" / "results.json").read_text())
+    final return >= the threshold, then the highest mean), and the docs' tables and held-out lines
+    are the records'."""
+    assert env_id in ppo.tuned_env_ids()
+    record = json.loads((RESULTS / env_id / "tuning" / "results.json").read_text())
     finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
     rows = record["rows"]
     assert all(len(finals[r["index"]]) == 16 for r in rows)
-    solved = [r for r in rows if (finals[r["index"]] >= 475).all()]
+    solved = [r for r in rows if (finals[r["index"]] >= threshold).all()]
     chosen = max(solved, key=lambda r: finals[r["index"]].mean())
-    default = ppo.default_config("CartPole-v1")
-    assert (default.num_steps, default.learning_rate) == (chosen["num_steps"], chosen["learning_rate"])
-    base = tomllib.loads((RESULTS / "tuning" / "sweep.toml").read_text())["config"]
-    assert ppo.PPOConfig.from_dict(base).replace(learning_rate=default.learning_rate) == default
-    docs = " ".join((ROOT / "docs" / "ppo.md").read_text().split())
+    default = ppo.default_config(env_id)
+    assert {name: getattr(default, name) for name in record["spec"]["grid"]} == {
+        name: chosen[name] for name in record["spec"]["grid"]
+    }
+    base = tomllib.loads((RESULTS / env_id / "tuning" / "sweep.toml").read_text())["config"]
+    assert ppo.PPOConfig.from_dict(base).replace(**{name: chosen[name] for name in record["spec"]["grid"]}) == default
+    docs = " ".join((ROOT / "docs" / "ppo.md").read_text().split()).replace("worst seed", "worst")
     for r in rows:
         f = finals[r["index"]]
-        assert f"{f.mean():.1f} (worst" in docs and f"worst {f.min():.1f})" in docs.replace("worst seed", "worst")
-    with open(RESULTS / "heldout.csv") as f:
+        assert f"{f.mean():.1f} (worst {f.min():.1f})" in docs, (env_id, r)
+    with open(RESULTS / env_id / "heldout.csv") as f:
         heldout = list(csv.DictReader(f))
     assert [int(r["seed"]) for r in heldout] == list(range(1000, 1032))
     jrl_returns = np.array([float(r["jrl_mean_return"]) for r in heldout])
     gym_returns = np.array([float(r["gymnasium_mean_return"]) for r in heldout])
     line = (
-        f"{int(np.sum(jrl_returns >= 475))} of 32 held-out seeds reach 475 in jrl's environment "
+        f"{int(np.sum(jrl_returns >= threshold))} of 32 held-out seeds reach {threshold:g} in jrl's environment "
         f"(mean {jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and "
-        f"{int(np.sum(gym_returns >= 475))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
+        f"{int(np.sum(gym_returns >= threshold))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
         f"worst {gym_returns.min():.1f})"
     )
     assert line in docs, line
