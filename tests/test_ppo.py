@@ -334,18 +334,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "tune_defaults" / "results" / "ppo"
 
 
-@pytest.mark.parametrize("env_id, threshold", [("CartPole-v1", 475.0), ("Acrobot-v1", -100.0)])
+@pytest.mark.parametrize("env_id, threshold", [("CartPole-v1", 475.0), ("Acrobot-v1", -100.0), ("Pendulum-v1", -200.0)])
 def test_each_default_is_its_tuning_sweeps_choice_and_the_docs_report_it(env_id, threshold):
-    """The recorded sweep on seeds 0-15 chooses the default by docs/ppo.md's rule (every seed's
-    final return >= the threshold, then the highest mean), and the docs' tables and held-out lines
-    are the records'."""
+    """The recorded sweep on seeds 0-15 chooses the default by docs/ppo.md's rule (the most seeds
+    whose final return reaches the threshold, then the highest mean), and the docs' tables and
+    held-out lines are the records'."""
     assert env_id in ppo.tuned_env_ids()
     record = json.loads((RESULTS / env_id / "tuning" / "results.json").read_text())
     finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
     rows = record["rows"]
     assert all(len(finals[r["index"]]) == 16 for r in rows)
-    solved = [r for r in rows if (finals[r["index"]] >= threshold).all()]
-    chosen = max(solved, key=lambda r: finals[r["index"]].mean())
+    chosen = max(rows, key=lambda r: (int(np.sum(finals[r["index"]] >= threshold)), finals[r["index"]].mean()))
     default = ppo.default_config(env_id)
     assert {name: getattr(default, name) for name in record["spec"]["grid"]} == {
         name: chosen[name] for name in record["spec"]["grid"]
