@@ -112,32 +112,6 @@ def test_states_are_typed_with_every_field_present():
     assert isinstance(state, ql.QLearningState) and state.q_a.shape == (500, 6)
 
 
-@pytest.mark.parametrize("env_id, module", [("FrozenLake-v1", ql), ("Probe-OneStep-v0", dqn)])
-def test_every_algorithm_logs_the_shared_metrics(env_id, module):
-    env, params = jrl.make(env_id)
-    config = module.default_config(env_id).replace(num_steps=100, log_interval=50)
-    metrics = jax.eval_shape(module.make_train(config, env, params), jax.random.key(0)).metrics
-    assert set(common.METRICS) <= set(metrics)
-    assert set(metrics) == set(module.METRICS)  # what a sweep's curve may name
-    assert metrics["step"].dtype == jnp.int32 and metrics["finite"].dtype == jnp.bool_
-    assert all(value.shape == (2,) for value in metrics.values())
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        algorithms.get(name).default_config(env_id)
-        for name, env_id in [("q_learning", "Taxi-v4"), ("sarsa", "FrozenLake-v1")]
-    ]
-    + [dqn.default_config(env_id) for env_id in dqn.tuned_env_ids()],
-    ids=lambda c: type(c).__name__,
-)
-def test_configs_round_trip_through_toml(config):
-    text = config.to_toml()
-    assert type(config).from_toml(text) == config
-    assert "None" not in text  # TOML has no null: None is written "none" and read back as None
-
-
 def test_config_fields_from_toml_are_checked_and_coerced():
     config = ql.QLearningConfig.from_toml("alpha = 1\nnum_envs = 8\n")
     assert config.alpha == 1.0 and isinstance(config.alpha, float)
@@ -232,6 +206,56 @@ def test_algorithms_are_found_by_name():
     with pytest.raises(ValueError, match="not tabular: use --algo dqn"):
         algorithms.get("q_learning").check_env(env, params)
     algorithms.get("dqn").check_env(env, params)
+
+
+# Environments an algorithm is tried on, asked by name alone: the first it takes.
+CONTRACT_ENVS = ("FrozenLake-v1", "CartPole-v1", "Pendulum-v1", "GraphWalkText-v0")
+
+
+@pytest.mark.parametrize("name", algorithms.names())
+def test_every_registered_algorithm_keeps_the_contract_by_name_alone(name, tmp_path):
+    """What the runner relies on, for every name ``algorithms.names()`` lists (an algorithm added
+    later is checked without editing this test), traced only (``eval_shape``: nothing compiles):
+    it fits at least one environment, a config from its tuned default (or its class's defaults)
+    round-trips through TOML, ``init`` gives a typed struct with an int32 ``log_index``, ``run``
+    logs every shared metric and exactly its ``METRICS``, each an array ``[num_logs]``, and every
+    tuned default round-trips through TOML too."""
+    spec = algorithms.get(name)
+    fits = []
+    for env_id in CONTRACT_ENVS:
+        env, params = jrl.make(env_id)
+        try:
+            spec.check_env(env, params)
+        except ValueError:
+            continue
+        fits.append(env_id)
+    assert fits, f"{name} takes none of {CONTRACT_ENVS}"
+    env_id = fits[0]
+    env, params = jrl.make(env_id)
+    try:
+        config = spec.default_config(env_id)
+    except ValueError:
+        config = spec.make_config()
+    if "pretrained" in {f.name for f in dataclasses.fields(config)}:  # a text algorithm starts from a model
+        from jrl.text import LMConfig, init_model, save_model
+
+        vocab, length = env.vocabulary, env.observation_space(params).shape[0]
+        lm = LMConfig(env_id, vocab.size, vocab.num_actions, length, d_model=16, num_layers=1, num_heads=2)
+        save_model(tmp_path / "model", init_model(lm, jax.random.key(0)))
+        config = config.replace(pretrained=str(tmp_path / "model"))
+    config = config.replace(num_steps=4, log_interval=2)
+    assert type(config).from_toml(config.to_toml()) == config
+    algorithm = spec.make_algorithm(config, env, params)
+    state = jax.eval_shape(algorithm.init, jax.random.key(0))
+    assert dataclasses.is_dataclass(state) and state.log_index.dtype == jnp.int32 and state.log_index.shape == ()
+    _, metrics = jax.eval_shape(lambda state: algorithm.run(state, 2), state)
+    assert set(common.METRICS) <= set(metrics) and set(metrics) == set(spec.metrics), sorted(metrics)
+    assert all(value.shape == (2,) for value in metrics.values())
+    assert metrics["step"].dtype == jnp.int32 and metrics["finite"].dtype == jnp.bool_
+    for tuned in getattr(spec.module, "tuned_env_ids", list)():
+        default, text = spec.default_config(tuned), spec.default_config(tuned).to_toml()
+        assert type(default).from_toml(text) == default, tuned
+        assert "None" not in text  # TOML has no null: None is written "none" and read back as None
 
 
 def test_greedy_policy_has_one_signature():
