@@ -493,54 +493,37 @@ def describe_network(config: PQNConfig, env: Environment, env_params: Any, resul
     return build_network(config, env, env_params).describe(result.params, obs_shape)
 
 
+# purejaxql's CartPole settings (32 environments, rollouts of 64 steps, 4 epochs of 16
+# minibatches, reward scale 0.1, epsilon 1 -> 0.2 over the first 20%, lambda 0.95, the learning
+# rate decayed to 0) on a (128, 128) network for 100 iterations (204,800 environment steps), chosen
+# by experiments/tune_defaults/pqn/CartPole-v1.toml on seeds 0-15 (docs/pqn.md).
+_CARTPOLE = dict(
+    num_envs=32,
+    num_steps=100,
+    rollout_length=64,
+    num_epochs=4,
+    num_minibatches=16,
+    learning_rate=3e-4,
+    anneal_lr=True,
+    max_grad_norm=10.0,
+    gamma=0.99,
+    lam=0.95,
+    epsilon_start=1.0,
+    epsilon_end=0.2,
+    epsilon_decay_fraction=0.2,
+    reward_scale=0.1,
+    hidden_sizes=(128, 128),
+    layer_norm=True,
+    eval_episodes=16,
+    log_interval=10,
+)
+
 _DEFAULTS: dict[str, dict] = {
-    # purejaxql's CartPole settings (32 environments, rollouts of 64 steps, 4 epochs of 16
-    # minibatches, reward scale 0.1, epsilon 1 -> 0.2 over the first 20%, lambda 0.95, the
-    # learning rate decayed to 0) on a (128, 128) network for 100 iterations (204,800 environment
-    # steps), chosen by experiments/tune_defaults/pqn/CartPole-v1.toml on seeds 0-15 (docs/pqn.md).
-    "CartPole-v1": dict(
-        num_envs=32,
-        num_steps=100,
-        rollout_length=64,
-        num_epochs=4,
-        num_minibatches=16,
-        learning_rate=3e-4,
-        anneal_lr=True,
-        max_grad_norm=10.0,
-        gamma=0.99,
-        lam=0.95,
-        epsilon_start=1.0,
-        epsilon_end=0.2,
-        epsilon_decay_fraction=0.2,
-        reward_scale=0.1,
-        hidden_sizes=(128, 128),
-        layer_norm=True,
-        eval_episodes=16,
-        log_interval=10,
-    ),
+    "CartPole-v1": _CARTPOLE,
     # The CartPole settings with epsilon ending at 0.1, 200 iterations (409,600 environment steps)
     # at lr 1e-3, chosen by experiments/tune_defaults/pqn/Acrobot-v1.toml on seeds 0-15 (the only
     # configuration of its grid whose every seed ended at -100 or better: docs/pqn.md).
-    "Acrobot-v1": dict(
-        num_envs=32,
-        num_steps=200,
-        rollout_length=64,
-        num_epochs=4,
-        num_minibatches=16,
-        learning_rate=1e-3,
-        anneal_lr=True,
-        max_grad_norm=10.0,
-        gamma=0.99,
-        lam=0.95,
-        epsilon_start=1.0,
-        epsilon_end=0.1,
-        epsilon_decay_fraction=0.2,
-        reward_scale=0.1,
-        hidden_sizes=(128, 128),
-        layer_norm=True,
-        eval_episodes=16,
-        log_interval=10,
-    ),
+    "Acrobot-v1": {**_CARTPOLE, "num_steps": 200, "learning_rate": 1e-3, "epsilon_end": 0.1},
 }
 
 
