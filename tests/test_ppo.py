@@ -328,6 +328,97 @@ def test_numpy_export_is_the_greedy_policy_with_its_normalisation(tmp_path):
     assert len(set(np.asarray(greedy).tolist())) == 2  # both actions occur: the comparison can fail
 
 
+@pytest.fixture(scope="module")
+def mountain_car_continuous():
+    """MountainCarContinuous-v0 (bounds [-1, 1]) with BOX_CONFIG's actor as training initialises it
+    (ppo.PolicyMLP) and observation statistics of MountainCar's scale, far from the identity. Not
+    trained: compiling a second Box run would cost about 8 s; the Pendulum case is the trained one."""
+    env, params = jrl.make("MountainCarContinuous-v0")
+    actor = ppo.PolicyMLP(BOX_CONFIG.hidden_sizes, BOX_CONFIG.activation, 1, 0.01).init(
+        jax.random.key(4), jnp.zeros((1, 2))
+    )
+    obs_stats = ppo.ObsStats(jnp.asarray([-0.5, 0.001]), jnp.asarray([0.04, 1e-4]), jnp.float32(100))
+    result = ppo.PPOResult(
+        params={"actor": actor, "critic": {}, "log_std": jnp.zeros(1)}, obs_stats=obs_stats, metrics={}
+    )
+    return env, params, result
+
+
+def _greedy_actions(env, params, result, obs):
+    policy, policy_params = ppo.greedy_policy(BOX_CONFIG, env, params, result)
+    return np.asarray(jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))(policy_params, obs, jax.random.key(0)))
+
+
+@pytest.mark.parametrize("run", ["pendulum", "mountain_car_continuous"])
+def test_numpy_export_of_the_gaussian_policy_is_the_clipped_mean(run, request, tmp_path):
+    from jrl.export import NumpyQPolicy, export_numpy
+
+    env, params, result = request.getfixturevalue(run)[:3]
+    space = env.observation_space(params)
+    obs = np.random.default_rng(0).uniform(space.low, space.high, (256, *space.shape)).astype(np.float32)
+    high = float(env.action_space(params).high[0])
+    exported = export_numpy(BOX_CONFIG, env, params, result)
+    exported.save(tmp_path / "policy.npz")
+    loaded = NumpyQPolicy.load(tmp_path / "policy.npz")
+    assert loaded.continuous and loaded.spec["version"] == 3 and loaded.spec["action_shape"] == [1]
+    np.testing.assert_array_equal(loaded.arrays["action/low"], [-high])
+    actions = loaded(obs)
+    assert actions.shape == (256, 1) and actions.dtype == np.float32
+    np.testing.assert_allclose(actions, _greedy_actions(env, params, result, obs), rtol=1e-5, atol=1e-6)
+
+    # The tiny run's means lie near 0 (the actor's output gain is 0.01): scaled up (a linear output
+    # layer, so the means scale alike) they spread to 3 times the bound on both sides.
+    scale = 3.0 * high / float(np.max(np.abs(loaded.q_values(obs))))
+    actor = jax.tree_util.tree_map(lambda x: x, result.params["actor"])
+    actor["params"]["Dense_1"] = jax.tree_util.tree_map(lambda x: scale * x, actor["params"]["Dense_1"])
+    wide = result.replace(params={**result.params, "actor": actor})
+    policy = export_numpy(BOX_CONFIG, env, params, wide)
+    means, actions, expected = policy.q_values(obs), policy(obs), _greedy_actions(env, params, wide, obs)
+    assert (means > high).any() and (means < -high).any() and (np.abs(means) < 0.9 * high).any()
+    np.testing.assert_array_equal(actions[means > high], high)  # clipped to the bounds exactly
+    np.testing.assert_array_equal(expected[means > high], high)
+    np.testing.assert_array_equal(actions[means < -high], -high)
+    np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_tampered_gaussian_policy_files_are_refused(pendulum, tmp_path):
+    from jrl.export import NumpyQPolicy, export_numpy
+
+    env, params, result = pendulum[:3]
+    policy = export_numpy(BOX_CONFIG, env, params, result)
+    obs = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"observations must have shape \[B, 3\]"):
+        policy(obs[:, :2])
+    spec, arrays = policy.spec, policy.arrays
+
+    def saved(spec, arrays, name="tampered.npz"):
+        np.savez(tmp_path / name, spec=np.array(json.dumps(spec)), **arrays)
+        return tmp_path / name
+
+    assert NumpyQPolicy.load(saved(spec, arrays, "intact.npz"))(obs).shape == (2, 1)
+    tampered = {
+        "v3 policy: 'jrl-numpy-q-policy' v2": ({**spec, "version": 2}, arrays),  # what a v2 reader would argmax
+        r"arrays missing: \['action/high'\]": (spec, {k: v for k, v in arrays.items() if k != "action/high"}),
+        r"action/low \(2,\) \(expected \(1,\)\)": (spec, {**arrays, "action/low": np.full(2, -2.0, np.float32)}),
+        "low <= high": (spec, {**arrays, "action/low": arrays["action/high"], "action/high": arrays["action/low"]}),
+        "low <= high, got \\[nan\\]": (spec, {**arrays, "action/low": np.full(1, np.nan, np.float32)}),
+        r"action_shape \[2\] does not hold the 1 outputs": ({**spec, "action_shape": [2]}, arrays),
+        r"non-finite values in \['dense0/kernel'\]": (
+            spec,
+            {**arrays, "dense0/kernel": arrays["dense0/kernel"] * np.inf},
+        ),
+        r"head/kernel \(8, 2\)": (spec, {**arrays, "head/kernel": np.zeros((8, 2), np.float32)}),
+        r"unknown \['output'\]": ({**spec, "output": "logits"}, arrays),
+    }
+    for match, (bad_spec, bad_arrays) in tampered.items():
+        with pytest.raises(ValueError, match=match) as error:
+            NumpyQPolicy.load(saved(bad_spec, bad_arrays))
+        assert str(error.value).startswith(f"{tmp_path / 'tampered.npz'}: ")
+    np.savez(tmp_path / "garbled.npz", spec=np.array("{not json"), **arrays)
+    with pytest.raises(ValueError, match=r"garbled\.npz: Expecting property name"):
+        NumpyQPolicy.load(tmp_path / "garbled.npz")
+
+
 # --- the tuned default and its record -------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

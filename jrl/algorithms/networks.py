@@ -36,7 +36,8 @@ class Layer:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkDescription:
-    """A trained Q-network described layer by layer, for exporters (no Flax names to parse).
+    """A trained Q-network (or policy network) described layer by layer, for exporters (no Flax
+    names to parse).
 
     The forward pass of one observation: the input (``one_hot``: an index into a one-hot vector of
     that size; otherwise float32), rescaled by ``input_scale`` if given (``2 * (x - low) / span -
@@ -61,6 +62,12 @@ class NetworkDescription:
             or an image's channels at each pixel), as ``flax.linen.LayerNorm`` computes it.
         activation: ``"relu"``, or ``"tanh"`` (PPO's actor, whose head gives logits: their argmax
             is its greedy action), after every ``body`` layer.
+        action_bounds: ``None`` (the head's outputs are Q-values or logits; the greedy action is
+            their argmax), or ``(low, high)`` (tuples of ``num_actions`` floats): the head's outputs
+            are the mean of a continuous action, flat ``[num_actions]``, and the greedy action is
+            that mean clipped elementwise to ``[low, high]`` and reshaped to ``action_shape``
+            (PPO's Gaussian policy on ``Box`` actions).
+        action_shape: the continuous action's shape (``()`` with discrete actions).
     """
 
     family: str
@@ -73,6 +80,8 @@ class NetworkDescription:
     dueling: bool
     norms: tuple[Layer, ...] = ()
     activation: str = "relu"
+    action_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    action_shape: tuple[int, ...] = ()
 
 
 def _flat_lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:

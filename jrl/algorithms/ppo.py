@@ -733,14 +733,16 @@ def greedy_policy(config: PPOConfig, env: Environment, env_params: Any, result: 
 
 
 def describe_network(config: PPOConfig, env: Environment, env_params: Any, result: PPOResult) -> NetworkDescription:
-    """The trained actor of ``result`` (one seed's) as a ``NetworkDescription`` whose outputs are
-    the logits (their argmax is ``greedy_policy``'s action), for ``jrl.export.export_numpy``.
-    Observation normalisation is the description's ``input_scale`` (``low = mean - std``, ``span =
-    2 std``, the same map); the hidden layers' activation is ``config.activation``. Box actions are
-    not exportable yet (``ValueError``)."""
+    """The trained actor of ``result`` (one seed's) as a ``NetworkDescription``, for
+    ``jrl.export.export_numpy``: ``greedy_policy``'s action from the description alone.
+
+    Discrete actions: the head's outputs are the logits, whose argmax is the greedy action. ``Box``
+    actions: the head's outputs are the Gaussian's mean ``[D]``, and ``action_bounds`` (the action
+    space's ``low`` and ``high``, flat) and ``action_shape`` make the greedy action the mean clipped
+    to the bounds, in the action's shape (the learned ``log_std`` plays no part in it). Observation
+    normalisation is the description's ``input_scale`` (``low = mean - std``, ``span = 2 std``, the
+    same map up to float32 rounding); the hidden layers' activation is ``config.activation``."""
     policy = _policy(config, env, env_params)
-    if policy.box is not None:
-        raise ValueError("exporting PPO's Gaussian policy (Box actions) is not supported yet; Discrete actions are")
     tree = result.params["actor"]["params"]
     hidden = len(config.hidden_sizes)
     layers = [Layer("dense", tree[f"Dense_{i}"]["kernel"], tree[f"Dense_{i}"]["bias"]) for i in range(hidden + 1)]
@@ -749,9 +751,15 @@ def describe_network(config: PPOConfig, env: Environment, env_params: Any, resul
         mean = np.asarray(result.obs_stats.mean, np.float64).reshape(-1)
         std = np.sqrt(np.asarray(result.obs_stats.var, np.float64).reshape(-1) + OBS_EPSILON)
         input_scale = (tuple((mean - std).tolist()), tuple((2.0 * std).tolist()))
+    action_bounds = None
+    if policy.box is not None:  # float32 bounds, as to_env clips with them (exact as float64 tuples)
+        action_bounds = tuple(
+            tuple(np.asarray(b, np.float32).reshape(-1).astype(np.float64).tolist())
+            for b in (policy.box.low, policy.box.high)
+        )
     return NetworkDescription(
         family="mlp",
-        num_actions=env.action_space(env_params).n,
+        num_actions=env.action_space(env_params).n if policy.box is None else math.prod(policy.box.shape),
         obs_shape=tuple(env.observation_space(env_params).shape),
         one_hot=policy.one_hot,
         input_scale=input_scale,
@@ -759,6 +767,8 @@ def describe_network(config: PPOConfig, env: Environment, env_params: Any, resul
         head=(layers[-1],),
         dueling=False,
         activation=config.activation,
+        action_bounds=action_bounds,
+        action_shape=policy.action_shape,
     )
 
 

@@ -1,5 +1,5 @@
-"""Export trained policies out of JAX: ``export_numpy`` turns a trained Q-network (any algorithm
-whose module offers ``describe_network``, such as DQN) into a ``NumpyQPolicy`` that runs with NumPy
+"""Export trained policies out of JAX: ``export_numpy`` turns a trained network (any algorithm whose
+module offers ``describe_network``: DQN, PQN, PPO) into a ``NumpyQPolicy`` that runs with NumPy
 alone (``jrl/export/numpy_policy.py`` imports nothing else)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jrl.export.numpy_policy import FORMAT, FORMAT_VERSION, LAYER_NORM_VERSION, NumpyQPolicy
+from jrl.export.numpy_policy import BOX_ACTION_VERSION, FORMAT, FORMAT_VERSION, LAYER_NORM_VERSION, NumpyQPolicy
 
 __all__ = ["NumpyQPolicy", "export_numpy"]
 
@@ -19,7 +19,9 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     The algorithm is the registered one whose config class ``config`` is; its network describes
     itself (``AlgorithmSpec.describe_network``, e.g. ``jrl.algorithms.dqn.describe_network``).
     ``policy(obs [B, ...])`` takes the same actions as the algorithm's ``greedy_policy(config, env,
-    env_params, result)`` (up to float rounding between NumPy's and XLA's matrix products);
+    env_params, result)`` (up to float rounding between NumPy's and XLA's matrix products):
+    ``int64 [B]`` for discrete actions, ``float32 [B, *action_shape]`` for a continuous action (PPO
+    on ``Box`` actions: the Gaussian's mean clipped to the bounds, a version-3 file);
     ``policy.save(path)`` writes it as ``.npz``.
     """
     from jrl import algorithms
@@ -28,7 +30,7 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     if algo is None or not algo.exportable:
         owner = f"{algo.name} ({type(config).__name__})" if algo else type(config).__name__
         raise TypeError(
-            f"export_numpy exports Q-networks that describe themselves (an algorithm module with "
+            f"export_numpy exports networks that describe themselves (an algorithm module with "
             f"describe_network, such as dqn's DQNConfig); {owner} has none"
         )
     description = algo.describe_network(config, env, env_params, result)
@@ -52,9 +54,12 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
             arrays[f"{name}/norm_scale"], arrays[f"{name}/norm_bias"] = norm.kernel, norm.bias
     if description.input_scale is not None:
         arrays["scale/low"], arrays["scale/span"] = (np.asarray(v, np.float32) for v in description.input_scale)
+    if description.action_bounds is not None:  # a continuous action: v3, which older readers refuse
+        arrays["action/low"], arrays["action/high"] = (np.asarray(v, np.float32) for v in description.action_bounds)
+    version = LAYER_NORM_VERSION if description.norms or description.activation != "relu" else FORMAT_VERSION
     spec = {
         "format": FORMAT,
-        "version": LAYER_NORM_VERSION if description.norms or description.activation != "relu" else FORMAT_VERSION,
+        "version": BOX_ACTION_VERSION if description.action_bounds is not None else version,
         "kind": description.family,
         "dueling": description.dueling,
         "one_hot": description.one_hot,
@@ -67,4 +72,6 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
         spec["layer_norm"] = True
     if description.activation != "relu":  # PPO's tanh actor: v2 as well (a v1 reader would run ReLU)
         spec["activation"] = description.activation
+    if description.action_bounds is not None:
+        spec["action_shape"] = list(description.action_shape)
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})

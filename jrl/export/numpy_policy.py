@@ -1,19 +1,29 @@
-"""A DQN greedy policy that runs with NumPy alone (no JAX, no jrl: this file imports only NumPy and
-the standard library, so it can be copied next to any program that has NumPy).
+"""A greedy policy that runs with NumPy alone (no JAX, no jrl: this file imports only NumPy and the
+standard library, so it can be copied next to any program that has NumPy).
 
 ``NumpyQPolicy.load("policy.npz")`` reads what ``jrl.export.export_numpy`` wrote (NumPy's ``.npz``,
-read with ``allow_pickle=False``: arrays and one JSON string, nothing executed);
-``policy(obs)`` maps a batch of observations ``[B, *obs_shape]`` (or ``[B]`` indices for a
-``Discrete`` observation space) to greedy actions ``int64 [B]``, ``policy.q_values(obs)`` to the
-Q-values ``float32 [B, A]``. The forward pass is jrl's ``QNetwork``: optional one-hot input or
-rescaling to ``[-1, 1]``, 3x3 "SAME" convolutions with ReLU, ReLU dense layers (each hidden layer
-optionally followed by a LayerNorm before its ReLU: PQN's network), then a plain or a dueling head.
-PPO's actor is the same with tanh instead of ReLU (spec ``activation``) and logits for Q-values.
+read with ``allow_pickle=False``: arrays and one JSON string, nothing executed; a file whose spec or
+arrays do not describe a complete network is refused with a ``ValueError`` naming what is wrong).
+``policy.q_values(obs)`` maps a batch of observations ``[B, *obs_shape]`` (or ``[B]`` indices for
+a ``Discrete`` observation space) to the network's outputs ``float32 [B, A]``; ``policy(obs)`` to
+greedy actions: ``int64 [B]``, the argmax of the outputs, or for a continuous action (a version-3
+file, spec ``action_shape``) ``float32 [B, *action_shape]``, the outputs (the action's mean)
+clipped elementwise to the action bounds. The forward pass is jrl's ``QNetwork``: optional one-hot
+input or rescaling to ``[-1, 1]``, 3x3 "SAME" convolutions with ReLU, ReLU dense layers (each
+hidden layer optionally followed by a LayerNorm before its ReLU: PQN's network), then a plain or a
+dueling head. PPO's actor is the same with tanh instead of ReLU (spec ``activation``) and logits
+(Discrete actions) or the Gaussian policy's mean (Box actions) for Q-values.
+
+File versions: 1, DQN's networks; 2, hidden layers with LayerNorms or tanh (which a version-1
+reader would run without them, or with ReLU); 3, a continuous action (which an older reader would
+take the argmax of). Each file has the lowest version that describes it, and this reader reads
+all three.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +34,11 @@ FORMAT_VERSION = 1
 #: activations (spec ``activation``), which a reader of version 1 alone would run without them
 #: (or with ReLU); networks without keep writing version 1.
 LAYER_NORM_VERSION = 2
+#: The version of a file whose outputs are a continuous action's mean (spec ``action_shape``,
+#: arrays ``action/low`` and ``action/high``): the greedy action is the mean clipped to the bounds.
+BOX_ACTION_VERSION = 3
 LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
+ACTIVATIONS = ("relu", "tanh")
 
 
 def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -44,39 +58,175 @@ def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarra
     return (x - mean) / np.sqrt(var + np.float32(LAYER_NORM_EPSILON)) * scale + bias
 
 
+def _is_int(x: object, low: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def _check_spec(spec: object) -> None:
+    """``ValueError`` unless ``spec`` is a dict of the keys a policy file has, each of its type."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"the spec must be a JSON object, got {type(spec).__name__}")
+    required = (
+        "format",
+        "version",
+        "kind",
+        "dueling",
+        "one_hot",
+        "num_convs",
+        "num_hidden",
+        "num_actions",
+        "obs_shape",
+    )
+    missing = [key for key in required if key not in spec]
+    unknown = sorted(set(spec) - set(required) - {"layer_norm", "activation", "action_shape"})
+    if missing or unknown:
+        raise ValueError(f"spec keys missing {missing} or unknown {unknown}")
+    checks = {
+        "kind": spec["kind"] in ("mlp", "cnn"),
+        "dueling": isinstance(spec["dueling"], bool),
+        "one_hot": spec["one_hot"] is None or _is_int(spec["one_hot"], 1),
+        "num_convs": _is_int(spec["num_convs"], 0),
+        "num_hidden": _is_int(spec["num_hidden"], 0),
+        "num_actions": _is_int(spec["num_actions"], 1),
+        "obs_shape": isinstance(spec["obs_shape"], list) and all(_is_int(d, 1) for d in spec["obs_shape"]),
+        "layer_norm": isinstance(spec.get("layer_norm", False), bool),
+        "activation": spec.get("activation", "tanh") in ACTIVATIONS[1:],  # written only when not relu
+        "action_shape": isinstance(spec.get("action_shape", []), list)
+        and all(_is_int(d, 1) for d in spec.get("action_shape", [])),
+    }
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"spec {', '.join(f'{key}={spec.get(key)!r}' for key in bad)} invalid")
+
+
+def _expected_shapes(spec: dict, arrays: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    """Every array a network of ``spec`` has, with its shape (the layers' widths read from
+    ``arrays``, each layer's input checked against the one before)."""
+    obs_shape = tuple(spec["obs_shape"])
+    shapes: dict[str, tuple[int, ...]] = {}
+    if spec["one_hot"] is not None:
+        if obs_shape or spec["num_convs"]:
+            raise ValueError(f"one-hot inputs are single indices into an MLP, got obs_shape {list(obs_shape)}")
+        width = spec["one_hot"]
+    else:
+        width = math.prod(obs_shape)
+        if "scale/low" in arrays or "scale/span" in arrays:
+            shapes["scale/low"] = shapes["scale/span"] = (width,)
+    if spec["num_convs"] and len(obs_shape) != 3:
+        raise ValueError(f"convolutions take [H, W, C] images, got obs_shape {list(obs_shape)}")
+
+    def layer(name: str, kernel_in: tuple[int, ...], out: int | None = None) -> int:
+        kernel = arrays.get(f"{name}/kernel")
+        if kernel is None or kernel.ndim != len(kernel_in) + 1:
+            raise ValueError(f"{name}/kernel missing or not {len(kernel_in) + 1}-D")
+        out = kernel.shape[-1] if out is None else out
+        shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (*kernel_in, out), (out,)
+        if spec.get("layer_norm") and not name.startswith(("head", "advantage", "value")):
+            shapes[f"{name}/norm_scale"] = shapes[f"{name}/norm_bias"] = (out,)
+        return out
+
+    if spec["num_convs"]:
+        channels = obs_shape[2]
+        for i in range(spec["num_convs"]):
+            channels = layer(f"conv{i}", (3, 3, channels))
+        width = obs_shape[0] * obs_shape[1] * channels
+    for i in range(spec["num_hidden"]):
+        width = layer(f"dense{i}", (width,))
+    if spec["dueling"]:
+        layer("advantage", (width,), spec["num_actions"])
+        layer("value", (width,), 1)
+    else:
+        layer("head", (width,), spec["num_actions"])
+    if "action_shape" in spec:
+        if math.prod(spec["action_shape"]) != spec["num_actions"]:
+            raise ValueError(f"action_shape {spec['action_shape']} does not hold the {spec['num_actions']} outputs")
+        shapes["action/low"] = shapes["action/high"] = (spec["num_actions"],)
+    return shapes
+
+
+def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
+    """``ValueError`` unless ``arrays`` hold every array of the network, each of its shape, real
+    and finite (the action bounds may be infinite, never NaN, with ``low <= high``). Arrays the
+    spec does not name are left unread (a spec without ``layer_norm`` runs without the norms)."""
+    expected = _expected_shapes(spec, arrays)
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise ValueError(f"arrays missing: {missing}")
+    not_real = [
+        f"{name} ({arrays[name].dtype})" for name in expected if not np.issubdtype(arrays[name].dtype, np.floating)
+    ]
+    if not_real:
+        raise ValueError(f"arrays not of a float dtype: {', '.join(not_real)}")
+    wrong = [
+        f"{name} {arrays[name].shape} (expected {shape})"
+        for name, shape in expected.items()
+        if arrays[name].shape != shape
+    ]
+    if wrong:
+        raise ValueError(f"array shapes {', '.join(wrong)}")
+    weights = [name for name in expected if not name.startswith("action/") and not np.isfinite(arrays[name]).all()]
+    if weights:
+        raise ValueError(f"non-finite values in {weights}")
+    if "action/low" in expected and not (arrays["action/low"] <= arrays["action/high"]).all():  # NaN fails too
+        raise ValueError(f"action bounds need low <= high, got {arrays['action/low']} and {arrays['action/high']}")
+
+
 class NumpyQPolicy:
-    """Greedy actions of an exported Q-network (see the module docstring).
+    """Greedy actions of an exported network (see the module docstring).
 
     Attributes:
-        spec: the network's description (``kind``, ``dueling``, ``one_hot``, ``num_convs``,
-            ``num_hidden``, ``num_actions``, ``obs_shape``).
+        spec: the network's description (``format``, ``version``, ``kind``, ``dueling``,
+            ``one_hot``, ``num_convs``, ``num_hidden``, ``num_actions``, ``obs_shape``; optionally
+            ``layer_norm``, ``activation``, and ``action_shape`` for a continuous action).
         arrays: the parameters by name (``conv{i}/kernel``, ``dense{i}/bias``, ``head/kernel``,
-            ``advantage/kernel``, ``value/bias``, ``scale/low``, ...), float32.
+            ``advantage/kernel``, ``value/bias``, ``scale/low``, ``action/low``, ...), float32.
+        continuous: whether the outputs are a continuous action's mean (clipped by ``__call__``)
+            rather than Q-values or logits (argmax).
+
+    Raises:
+        ValueError: the spec is not this format's at the version its contents need, or the
+            arrays are not the network's (a name missing, a shape that does not chain, a non-finite
+            weight, action bounds with ``low > high``). Arrays the spec does not name are ignored.
     """
 
     def __init__(self, spec: dict, arrays: dict[str, np.ndarray]) -> None:
+        if not isinstance(spec, dict):
+            raise ValueError(f"not a {FORMAT} policy: the spec is a {type(spec).__name__}, not a JSON object")
         newer = spec.get("layer_norm", False) or spec.get("activation", "relu") != "relu"
-        version = LAYER_NORM_VERSION if newer else FORMAT_VERSION
+        version = BOX_ACTION_VERSION if "action_shape" in spec else LAYER_NORM_VERSION if newer else FORMAT_VERSION
         if spec.get("format") != FORMAT or spec.get("version") != version:
             raise ValueError(f"not a {FORMAT} v{version} policy: {spec.get('format')!r} v{spec.get('version')!r}")
+        arrays = {name: np.asarray(a) for name, a in arrays.items()}
+        try:
+            _check_spec(spec)
+            _check_arrays(spec, arrays)
+        except ValueError as err:
+            raise ValueError(f"malformed {FORMAT} v{version} policy: {err}") from None
         self.spec = spec
-        self.arrays = {name: np.asarray(a, np.float32) for name, a in arrays.items()}
+        self.arrays = {name: a.astype(np.float32) for name, a in arrays.items()}
+        self.continuous = "action_shape" in spec
 
     @classmethod
     def load(cls, path: str | Path) -> NumpyQPolicy:
-        """Read a policy ``export_numpy(...).save(path)`` wrote."""
-        with np.load(path, allow_pickle=False) as data:
-            if "spec" not in data.files:
-                raise ValueError(f"{path}: not an exported jrl policy (no 'spec' entry)")
-            spec = json.loads(str(data["spec"]))
-            return cls(spec, {name: data[name] for name in data.files if name != "spec"})
+        """Read a policy ``export_numpy(...).save(path)`` wrote (``ValueError`` naming ``path``
+        and the fault for anything else: no spec, a spec that is not JSON, a malformed network)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "spec" not in data.files:
+                    raise ValueError("not an exported jrl policy (no 'spec' entry)")
+                spec = json.loads(str(data["spec"]))
+                return cls(spec, {name: data[name] for name in data.files if name != "spec"})
+        except ValueError as err:  # json.JSONDecodeError and NumPy's refusal of pickled objects included
+            raise ValueError(f"{path}: {err}") from None
 
     def save(self, path: str | Path) -> None:
         """Write the policy as ``.npz`` (arrays and the JSON spec)."""
         np.savez(path, spec=np.array(json.dumps(self.spec, sort_keys=True)), **self.arrays)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``float32 [B, A]`` of a batch of observations."""
+        """The network's outputs ``float32 [B, A]`` for a batch of observations: Q-values (DQN,
+        PQN), logits (PPO, Discrete actions), or the unclipped mean of a continuous action (PPO,
+        Box actions: ``A = D``, the action's elements)."""
         spec, p = self.spec, self.arrays
         obs = np.asarray(obs)
         expected = tuple(spec["obs_shape"])
@@ -113,5 +263,12 @@ class NumpyQPolicy:
         return _layer_norm(x, self.arrays[f"{name}/norm_scale"], self.arrays[f"{name}/norm_bias"])
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``int64 [B]`` (the lowest index among equal Q-values, as ``argmax``)."""
-        return np.argmax(self.q_values(obs), axis=-1)
+        """Greedy actions of a batch of observations ``[B, *obs_shape]``: ``int64 [B]``, the
+        argmax of ``q_values`` (the lowest index among equal values, as ``argmax``); or for a
+        continuous action ``float32 [B, *action_shape]``, the mean clipped elementwise to
+        ``[action/low, action/high]`` (``[B, D]`` for a vector action of ``D`` elements)."""
+        out = self.q_values(obs)
+        if not self.continuous:
+            return np.argmax(out, axis=-1)
+        clipped = np.clip(out, self.arrays["action/low"], self.arrays["action/high"])
+        return clipped.reshape(out.shape[0], *self.spec["action_shape"])
