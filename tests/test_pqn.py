@@ -307,3 +307,119 @@ def test_the_default_is_the_tuning_sweeps_choice_and_the_docs_report_its_records
         f"worst {gym_returns.min():.1f})"
     )
     assert line in " ".join((ROOT / "docs" / "pqn.md").read_text().split()), line
+
+
+# -- the CNN on image observations; the schedules' horizon -----------------------------------------
+
+# RandomLake's [4, 4, 3] images through one 3x3 convolution of 4 channels and a dense layer of 8,
+# for 2 logging intervals of 2 iterations. The schedules are laid over 2 iterations
+# (schedule_iterations), so epsilon is at its end by iteration 2 and the learning rate is 0 from
+# iteration 2 on: the second interval must leave the parameters exactly as the first left them.
+# (Resume is checked bit for bit on the MLP above; one compilation of the CNN is all the time
+# budget of these tests allows.)
+CNN = pqn.PQNConfig(
+    network="cnn",
+    conv_features=(4,),
+    hidden_sizes=(8,),
+    num_envs=4,
+    rollout_length=8,
+    num_epochs=1,
+    num_minibatches=2,
+    num_steps=4,
+    learning_rate=1e-2,
+    epsilon_decay_fraction=1.0,
+    schedule_iterations=2,
+    eval_episodes=0,
+    log_interval=2,
+)
+
+
+@pytest.fixture(scope="module")
+def cnn_run():
+    """CNN's run, one logging interval at a time inside one compiled scan: the initial parameters,
+    the parameters after each interval, and the ``PQNResult``."""
+    env, params = jrl.make("RandomLake-v0", size=4)
+    algorithm = pqn.make_algorithm(CNN, env, params)
+
+    @jax.jit
+    def intervals(key):
+        state = algorithm.init(key)
+
+        def interval(state, _):
+            state, metrics = algorithm.run(state, 1)
+            return state, (state.params, jax.tree.map(lambda x: x[0], metrics))
+
+        final, (params_after, metrics) = jax.lax.scan(interval, state, None, length=CNN.num_logs())
+        return state.params, params_after, algorithm.result(final, metrics)
+
+    initial, params_after, result = intervals(jax.random.key(2))
+    return env, params, initial, params_after, result
+
+
+def test_the_cnn_trains_on_images_with_layer_norm_after_its_convolution(cnn_run):
+    env, params, initial, _, result = cnn_run
+    layers = result.params["params"]
+    assert env.observation_space(params).shape == (4, 4, 3)
+    # The first layer is the 3x3 convolution (SAME padding keeps the 4x4 grid), and its 4
+    # channels go through LayerNorm_0; the dense layer reads 4 * 4 * 4 features.
+    assert layers["Conv3x3_0"]["kernel"].shape == (3, 3, 3, 4)
+    assert layers["LayerNorm_0"]["scale"].shape == (4,) and layers["LayerNorm_1"]["scale"].shape == (8,)
+    assert layers["Dense_0"]["kernel"].shape == (64, 8) and layers["Dense_1"]["kernel"].shape == (8, 4)
+    metrics = jax.device_get(result.metrics)
+    assert set(metrics) == set(pqn.METRICS)
+    assert np.all(metrics["finite"]) and np.all(metrics["nonfinite_updates"] == 0)
+    np.testing.assert_array_equal(metrics["env_steps"], [64, 128])
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(result.params))
+    assert np.all(np.isfinite(metrics["loss"]))
+    initial_kernel = initial["params"]["Conv3x3_0"]["kernel"]
+    assert not np.allclose(layers["Conv3x3_0"]["kernel"], initial_kernel)  # the convolution learned
+    # greedy_policy: the argmax of the trained network, image by image.
+    policy, policy_params = pqn.greedy_policy(CNN, env, params, result)
+    network = pqn.build_network(CNN, env, params)
+    obs = jnp.asarray(np.random.default_rng(0).random((6, 4, 4, 3)), jnp.float32)
+
+    @jax.jit
+    def act(policy_params):
+        q = jax.vmap(network.apply, in_axes=(None, 0))(policy_params, obs)
+        return jax.vmap(policy, in_axes=(None, 0, None))(policy_params, obs, None), q
+
+    actions, q = act(policy_params)
+    assert actions.dtype == jnp.int32
+    np.testing.assert_array_equal(actions, np.argmax(q, axis=1))
+
+
+def test_schedule_iterations_sets_the_horizon_of_epsilon_and_the_learning_rate(cnn_run):
+    _, _, initial, params_after, result = cnn_run
+    # Epsilon 1 -> 0.05 over epsilon_decay_fraction * schedule_iterations = 2 iterations: the
+    # log points' last iterations (1 and 3) have 1 - 0.95 / 2 and 0.05 (over num_steps = 4
+    # iterations they would have 0.7625 and 0.2875).
+    np.testing.assert_allclose(jax.device_get(result.metrics["epsilon"]), [0.525, 0.05], rtol=1e-6)
+    # The learning rate decays to 0 over 2 iterations' gradient steps, then stays at 0: the
+    # first interval moves every parameter, the second moves none.
+    first = jax.tree.map(lambda x: x[0], params_after)
+    second = jax.tree.map(lambda x: x[1], params_after)
+    assert not any(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(initial), jax.tree.leaves(first), strict=True))
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert CNN.schedule_horizon() == 2 and CNN.replace(schedule_iterations=None).schedule_horizon() == 4
+    assert pqn.PQNConfig.from_toml(CNN.to_toml()) == CNN
+
+
+def test_schedule_iterations_none_is_the_run_itself():
+    """``schedule_iterations=None`` traces to the same program as ``schedule_iterations=num_steps``
+    (every config written before the field existed keeps its bits)."""
+    env, params = jrl.make("RandomLake-v0", size=4)
+    config = CNN.replace(schedule_iterations=None)
+    programs = [
+        str(jax.make_jaxpr(pqn.make_train(c, env, params))(jax.random.key(0)))
+        for c in (config, config.replace(schedule_iterations=config.num_steps))
+    ]
+    assert programs[0] == programs[1]
+
+
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError), ("10", TypeError)]
+)
+def test_bad_schedule_iterations_are_refused(value, error):
+    with pytest.raises(error, match="schedule_iterations"):
+        pqn.PQNConfig(schedule_iterations=value)

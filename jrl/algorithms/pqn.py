@@ -115,13 +115,19 @@ class PQNConfig(Config):
         num_epochs: passes over each rollout's ``T * N`` transitions.
         num_minibatches: minibatches per pass (must divide ``T * N``); one gradient step each.
         learning_rate: Adam step size, > 0.
-        anneal_lr: decay the learning rate linearly to 0 over the run's gradient steps.
+        anneal_lr: decay the learning rate linearly to 0 over the run's gradient steps (over
+            ``schedule_iterations``' gradient steps when that is set).
         max_grad_norm: global gradient-norm clip, > 0.
         gamma: discount, in [0, 1].
         lam: lambda of the Q(lambda) return, in [0, 1] (0: one-step Q-learning targets; 1:
             Monte-Carlo returns up to the rollout's end).
         epsilon_start, epsilon_end, epsilon_decay_fraction: epsilon-greedy exploration, linear
             from start to end over the first fraction of the iterations (constant in a rollout).
+        schedule_iterations: the horizon, in iterations, of both schedules: epsilon reaches
+            ``epsilon_end`` after ``epsilon_decay_fraction * schedule_iterations`` iterations and the
+            annealed learning rate would reach 0 after ``schedule_iterations`` (it stays at 0 past
+            it). ``None``: ``num_steps``, the run itself. Set it to run a short budget on the
+            schedules of a longer one (purejaxql's ``TOTAL_TIMESTEPS_DECAY``).
         reward_scale: rewards are multiplied by this in the targets (not in the logged returns), > 0.
         network: ``"mlp"`` (flattens observations of any shape; a ``Discrete`` observation enters
             one-hot) or ``"cnn"`` (``[H, W, C]`` observations: 3x3 convolutions of
@@ -151,6 +157,7 @@ class PQNConfig(Config):
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_decay_fraction: float = 0.2
+    schedule_iterations: int | None = None
     reward_scale: float = 1.0
     network: str = "mlp"
     hidden_sizes: tuple[int, ...] = (128, 128)
@@ -175,6 +182,8 @@ class PQNConfig(Config):
         check_float("epsilon_start", self.epsilon_start, 0.0, 1.0)
         check_float("epsilon_end", self.epsilon_end, 0.0, 1.0)
         check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
+        if self.schedule_iterations is not None:
+            check_int("schedule_iterations", self.schedule_iterations, 1, 2**31 - 1)
         check_float("reward_scale", self.reward_scale, 0.0, 1e30, low_open=True)
         check_choice("network", self.network, NETWORKS)
         for name in ("hidden_sizes", "conv_features"):
@@ -208,6 +217,11 @@ class PQNConfig(Config):
     def total_updates(self) -> int:
         """Gradient steps in a full run: ``num_steps * num_epochs * num_minibatches``."""
         return self.num_steps * self.num_epochs * self.num_minibatches
+
+    def schedule_horizon(self) -> int:
+        """Iterations the epsilon and learning-rate schedules are laid over: ``schedule_iterations``,
+        or ``num_steps`` when it is ``None``."""
+        return self.num_steps if self.schedule_iterations is None else self.schedule_iterations
 
 
 @struct.dataclass
@@ -306,10 +320,11 @@ def q_lambda_targets(
 
 
 def _optimizer(config: PQNConfig, hp: PQNHyperparams) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; with ``anneal_lr`` its rate decays linearly to 0 over the run."""
+    """Adam after global-norm clipping; with ``anneal_lr`` its rate decays linearly to 0 over the
+    gradient steps of ``schedule_horizon()`` iterations (the run's, unless ``schedule_iterations``)."""
     learning_rate = hp.learning_rate
     if config.anneal_lr:
-        total = config.total_updates()
+        total = config.schedule_horizon() * config.num_epochs * config.num_minibatches
 
         def learning_rate(count: jax.Array) -> jax.Array:
             # rate * (1 - count / total), the product rounded on its own (jrl._numerics.rounded):
@@ -330,7 +345,7 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
     logging scan, the in-loop evaluation and ``stop_return``."""
     network = build_network(config, env, env_params)
     num_envs, length = config.num_envs, config.rollout_length
-    decay_steps = config.epsilon_decay_fraction * config.num_steps
+    decay_steps = config.epsilon_decay_fraction * config.schedule_horizon()
     per_iteration = config.env_steps_per_iteration()
 
     def q_values(params: Any, obs: jax.Array) -> jax.Array:
