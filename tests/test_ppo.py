@@ -177,6 +177,7 @@ def test_gaussian_log_prob_and_entropy_match_scipy():
         ({"hidden_sizes": [64]}, TypeError, "hidden_sizes must be a tuple"),
         ({"clip_value": 1}, TypeError, "clip_value must be a bool"),
         ({"rollout_length": 0}, ValueError, "rollout_length must be in \\[1,"),
+        ({"log_std_init": 6.0}, ValueError, "log_std_init must be in \\[-20.0, 5.0\\], got 6.0"),
     ],
 )
 def test_config_validation_names_the_field(changes, error, match):
@@ -253,6 +254,14 @@ def test_box_run_in_chunks_equals_one_run(pendulum):
     # Every observation acted on was counted once in the normalisation statistics.
     assert float(whole.obs_stats.count) == BOX_CONFIG.num_steps * BOX_CONFIG.env_steps_per_iteration()
     assert whole.params["log_std"].shape == (1,)
+
+
+def test_log_std_init_is_the_initial_gaussian_log_std():
+    env, params = jrl.make("Pendulum-v1")
+    config = BOX_CONFIG.replace(log_std_init=0.7, hidden_sizes=(4,))  # a small network: a cheap init
+    algorithm = ppo.make_algorithm(config, env, params)
+    state = jax.jit(algorithm.init)(jax.random.key(3))
+    np.testing.assert_array_equal(algorithm.result(state, {}).params["log_std"], np.float32([0.7]))
 
 
 def test_box_greedy_policy_is_the_clipped_mean(pendulum):
@@ -449,7 +458,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "tune_defaults" / "results" / "ppo"
 
 
-@pytest.mark.parametrize("env_id, threshold", [("CartPole-v1", 475.0), ("Acrobot-v1", -100.0), ("Pendulum-v1", -200.0)])
+@pytest.mark.parametrize(
+    "env_id, threshold",
+    [("CartPole-v1", 475.0), ("Acrobot-v1", -100.0), ("Pendulum-v1", -200.0), ("MountainCarContinuous-v0", 90.0)],
+)
 def test_each_default_is_its_tuning_sweeps_choice_and_the_docs_report_it(env_id, threshold):
     """The recorded sweep on seeds 0-15 chooses the default by docs/ppo.md's rule (the most seeds
     whose final return reaches the threshold, then the highest mean), and the docs' tables and
@@ -482,3 +494,21 @@ def test_each_default_is_its_tuning_sweeps_choice_and_the_docs_report_it(env_id,
         f"worst {gym_returns.min():.1f})"
     )
     assert line in docs, line
+
+
+def test_the_first_mountain_car_continuous_sweep_is_the_docs_table():
+    """docs/ppo.md's gamma x budget table is the record of MountainCarContinuous-v0-gamma.toml (with
+    the initial log-std 0): every cell's mean, worst seed and seeds at 90."""
+    record = json.loads((RESULTS / "MountainCarContinuous-v0" / "tuning-gamma" / "results.json").read_text())
+    finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
+    docs = " ".join((ROOT / "docs" / "ppo.md").read_text().split())
+    cells = {(r["num_steps"], r["gamma"]): finals[r["index"]] for r in record["rows"]}
+    assert sorted(cells) == [(122, 0.99), (122, 0.999), (244, 0.99), (244, 0.999)]
+    for num_steps in (122, 244):
+        low, high = cells[num_steps, 0.99], cells[num_steps, 0.999]
+        row = (
+            f"| {num_steps} ({num_steps * 2048:,}) | {low.mean():.1f} (worst {low.min():.1f}), "
+            f"{int(np.sum(low >= 90))}{' of 16 at 90' if num_steps == 122 else ' of 16'} | "
+            f"{high.mean():.1f} (worst {high.min():.1f}), {int(np.sum(high >= 90))} of 16 |"
+        )
+        assert row in docs, row
