@@ -423,3 +423,33 @@ def test_schedule_iterations_none_is_the_run_itself():
 def test_bad_schedule_iterations_are_refused(value, error):
     with pytest.raises(error, match="schedule_iterations"):
         pqn.PQNConfig(schedule_iterations=value)
+
+
+# -- the MinAtar record (experiments/pqn_minatar.py; docs/pqn.md, "MinAtar: a published curve") ---
+
+MINATAR_COLUMNS = ["library", "seed", "iteration", "env_steps", "train_return", "greedy_return"]
+
+
+def test_the_minatar_record_is_the_docs_table():
+    """The recorded curves have the documented columns, both libraries log at the same
+    environment steps, and docs/pqn.md's table is the record's last log point."""
+    with open(ROOT / "experiments" / "results" / "pqn_minatar.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == MINATAR_COLUMNS
+        rows = list(reader)
+    steps = {}
+    doc = " ".join((ROOT / "docs" / "pqn.md").read_text().split())
+    for library in ("jrl", "purejaxql"):
+        mine = [r for r in rows if r["library"] == library]
+        seeds = sorted({int(r["seed"]) for r in mine})
+        assert len(seeds) >= 2 and len(mine) == 20 * len(seeds), (library, len(mine))
+        steps[library] = sorted({int(r["env_steps"]) for r in mine})
+        final = [r for r in mine if int(r["env_steps"]) == steps[library][-1]]
+        greedy = [float(r["greedy_return"]) for r in final]
+        train = [float(r["train_return"]) for r in final]
+        row = (
+            f"| {library} | {steps[library][-1]:,} | {len(final)} | {np.mean(greedy):.2f} "
+            f"({min(greedy):.2f} to {max(greedy):.2f}) | {np.mean(train):.2f} |"
+        )
+        assert row in doc, row
+    assert steps["jrl"] == steps["purejaxql"] and len(steps["jrl"]) == 20  # equal frames
