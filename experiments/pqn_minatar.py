@@ -52,7 +52,7 @@ LIBRARIES = ("jrl", "purejaxql")
 
 GAME = "Breakout-MinAtar"
 SEED = 0  # both split jax.random.PRNGKey(SEED) into one key per seed
-NUM_SEEDS = 2
+NUM_SEEDS = 3
 ITERATIONS = 480  # 480 * 128 * 32 = 1,966,080 environment steps per seed
 RECORDS = 20  # purejaxql evaluates every TEST_INTERVAL = 5% of its updates
 DECAY_STEPS = 10_000_000  # the yaml's TOTAL_TIMESTEPS_DECAY
