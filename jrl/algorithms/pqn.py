@@ -33,6 +33,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -133,6 +134,12 @@ class PQNConfig(Config):
             one-hot) or ``"cnn"`` (``[H, W, C]`` observations: 3x3 convolutions of
             ``conv_features`` channels, then the MLP); ``hidden_sizes`` the dense widths.
         layer_norm: a LayerNorm after every hidden layer, before its ReLU (the paper's network).
+        q_init: the output layer's initial bias, so every initial Q-value is about ``q_init``
+            (as DQN's; above the reachable values it is optimistic initialisation).
+        scale_observations: map each observation dimension linearly from the observation space's
+            ``[low, high]`` to ``[-1, 1]`` before the network (Box observations with finite
+            bounds), as DQN's: inputs of very different ranges, such as MountainCar's position
+            and velocity, get equal weight.
         eval_episodes: greedy episodes evaluated inside the loop at every log point (0: none).
         stop_return: stop training at the first in-loop evaluation whose mean return is at least
             this (the rest of the run's records have ``stopped`` True); ``None``: never. Needs
@@ -163,6 +170,8 @@ class PQNConfig(Config):
     hidden_sizes: tuple[int, ...] = (128, 128)
     conv_features: tuple[int, ...] = (16, 32)
     layer_norm: bool = True
+    q_init: float = 0.0
+    scale_observations: bool = False
     eval_episodes: int = 16
     stop_return: float | None = None
     log_interval: int | None = None
@@ -193,6 +202,8 @@ class PQNConfig(Config):
             ):
                 raise TypeError(f"{name} must be a tuple of positive ints, got {widths!r}")
         check_bool("layer_norm", self.layer_norm)
+        check_float("q_init", self.q_init, -1e30, 1e30)
+        check_bool("scale_observations", self.scale_observations)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
         if self.stop_return is not None:
             check_float("stop_return", self.stop_return, -1e30, 1e30)
@@ -286,6 +297,15 @@ def build_network(config: PQNConfig, env: Environment, env_params: Any) -> QNetw
     obs_space = env.observation_space(env_params)
     if config.network == "cnn" and len(obs_space.shape) != 3:
         raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
+    scale = None
+    if config.scale_observations:
+        low, high = (np.asarray(getattr(obs_space, bound, np.nan), np.float64) for bound in ("low", "high"))
+        if not isinstance(obs_space, Box) or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(
+                f"scale_observations=True needs Box observations with finite bounds; {env.env_id} has {obs_space!r}"
+            )
+        span = np.where(high > low, high - low, 1.0)
+        scale = (tuple(low.reshape(-1).tolist()), tuple(span.reshape(-1).tolist()))
     return QNetwork(
         env.action_space(env_params).n,
         kind=config.network,
@@ -293,6 +313,8 @@ def build_network(config: PQNConfig, env: Environment, env_params: Any) -> QNetw
         conv_features=config.conv_features,
         one_hot=obs_space.n if isinstance(obs_space, Discrete) else None,
         layer_norm=config.layer_norm,
+        q_init=config.q_init,
+        input_scale=scale,
     )
 
 
