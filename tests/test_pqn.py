@@ -296,14 +296,16 @@ def test_learns_cartpole_and_logs_every_metric(grid_run):
 # -- the tuned defaults and their records ----------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -120.0}
+#: The defaults one sweep chose (MountainCar-v0 took two: its own test below).
+ONE_SWEEP = sorted(set(THRESHOLDS) - {"MountainCar-v0"})
 
 
 def test_every_tuned_default_has_a_record():
     assert set(pqn.tuned_env_ids()) == set(THRESHOLDS)
 
 
-@pytest.mark.parametrize("env_id", sorted(THRESHOLDS))
+@pytest.mark.parametrize("env_id", ONE_SWEEP)
 def test_the_default_is_the_tuning_sweeps_choice_and_the_docs_report_its_records(env_id):
     """The recorded sweep on seeds 0-15 (experiments/tune_defaults/pqn/ENV.toml) chooses the
     default by docs/pqn.md's rule (the smallest budget at which one configuration's 16 final
@@ -336,41 +338,52 @@ def test_the_default_is_the_tuning_sweeps_choice_and_the_docs_report_its_records
     assert line in " ".join((ROOT / "docs" / "pqn.md").read_text().split()), line
 
 
-def test_mountain_car_has_no_default_and_the_docs_report_the_near_miss():
-    """MountainCar-v0's best tuning configuration (experiments/tune_defaults/pqn/MountainCar-v0.toml:
-    16 of 16 tuning seeds at -120) solved fewer than 95% of the held-out seeds, so default_config
-    refuses the id; the held-out run is that configuration, and the docs' table and held-out line
-    are the records'."""
-    with pytest.raises(ValueError, match="no tuned PQN config for 'MountainCar-v0'"):
-        pqn.default_config("MountainCar-v0")
-    tune = ROOT / "experiments" / "tune_defaults"
-    results = tune / "results" / "pqn" / "MountainCar-v0"
-    record = json.loads((results / "tuning" / "results.json").read_text())
-    assert record["spec"]["seeds"] == list(range(16))
-    finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
-    docs = " ".join((ROOT / "docs" / "pqn.md").read_text().split())
-    for r in record["rows"]:
-        f = finals[r["index"]]
-        assert f"{f.mean():.1f}, worst {f.min():.1f}, {int(np.sum(f >= -120))}/16" in docs, r
-    best = max(record["rows"], key=lambda r: (int(np.sum(finals[r["index"]] >= -120)), r["final_return_mean"]))
-    assert int(np.sum(finals[best["index"]] >= -120)) == 16
-    base = tomllib.loads((results / "tuning" / "sweep.toml").read_text())["config"]
-    heldout_config = tomllib.loads((tune / "pqn" / "MountainCar-v0-heldout.toml").read_text())["config"]
-    choice = {name: best[name] for name in record["spec"]["grid"]}
-    assert pqn.PQNConfig.from_dict(heldout_config) == pqn.PQNConfig.from_dict(base).replace(**choice)
-    with open(results / "heldout.csv") as f:
+def heldout_line(label: str, path: Path, threshold: float) -> tuple[str, int, int]:
+    """The docs' sentence for a recorded held-out run, and its seeds at ``threshold`` in jrl and in
+    Gymnasium."""
+    with open(path) as f:
         heldout = list(csv.DictReader(f))
     assert [int(r["seed"]) for r in heldout] == list(range(1000, 1032))
     jrl_returns = np.array([float(r["jrl_mean_return"]) for r in heldout])
     gym_returns = np.array([float(r["gymnasium_mean_return"]) for r in heldout])
-    assert min(np.sum(jrl_returns >= -120), np.sum(gym_returns >= -120)) < 0.95 * 32  # why it is no default
+    jrl_solved, gym_solved = int(np.sum(jrl_returns >= threshold)), int(np.sum(gym_returns >= threshold))
     line = (
-        f"MountainCar-v0: {int(np.sum(jrl_returns >= -120))} of 32 held-out seeds reach -120 in jrl's "
-        f"environment (mean {jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and "
-        f"{int(np.sum(gym_returns >= -120))} of 32 in Gymnasium's (mean {gym_returns.mean():.1f}, "
-        f"worst {gym_returns.min():.1f})"
+        f"{label}: {jrl_solved} of 32 held-out seeds reach {threshold:g} in jrl's environment (mean "
+        f"{jrl_returns.mean():.1f}, worst {jrl_returns.min():.1f}) and {gym_solved} of 32 in Gymnasium's "
+        f"(mean {gym_returns.mean():.1f}, worst {gym_returns.min():.1f})"
     )
-    assert line in docs, line
+    return line, jrl_solved, gym_solved
+
+
+def test_mountain_car_default_is_the_two_sweeps_choice_and_the_docs_report_their_records():
+    """MountainCar-v0 took two sweeps on seeds 0-15, read together by the rule (every seed at -120,
+    then the highest mean): MountainCar-v0.toml (4 or 8 epochs), whose choice reached -120 on only 30
+    of the 32 held-out seeds, then MountainCar-v0-epochs16.toml (16 epochs). The docs' tables are the
+    sweeps' records, and both held-out lines (the 8-epoch near-miss, the default) are the runs'."""
+    tune = ROOT / "experiments" / "tune_defaults"
+    results = tune / "results" / "pqn" / "MountainCar-v0"
+    docs = " ".join((ROOT / "docs" / "pqn.md").read_text().split())
+    candidates = []
+    for sweep in ("tuning", "tuning-epochs16"):
+        record = json.loads((results / sweep / "results.json").read_text())
+        assert record["spec"]["seeds"] == list(range(16))
+        base = pqn.PQNConfig.from_dict(tomllib.loads((results / sweep / "sweep.toml").read_text())["config"])
+        finals = {m["index"]: np.asarray(m["final_returns"]) for m in record["members"]}
+        for r in record["rows"]:
+            f = finals[r["index"]]
+            assert f"{f.mean():.1f}, worst {f.min():.1f}, {int(np.sum(f >= -120))}/16" in docs, r
+            choice = {name: r[name] for name in record["spec"]["grid"]}
+            candidates.append((int(np.sum(f >= -120)), float(f.mean()), base.replace(**choice)))
+    solved, _, best = max(candidates, key=lambda c: c[:2])
+    assert solved == 16 and best == pqn.default_config("MountainCar-v0")
+    near_miss = pqn.PQNConfig.from_dict(
+        tomllib.loads((tune / "pqn" / "MountainCar-v0-heldout-epochs8.toml").read_text())["config"]
+    )
+    assert near_miss == best.replace(num_epochs=8)
+    line, jrl_solved, gym_solved = heldout_line("MountainCar-v0 (8 epochs)", results / "heldout-epochs8.csv", -120)
+    assert line in docs and min(jrl_solved, gym_solved) < 0.95 * 32, line
+    line, jrl_solved, gym_solved = heldout_line("MountainCar-v0", results / "heldout.csv", -120)
+    assert line in docs and min(jrl_solved, gym_solved) >= 0.95 * 32, line
 
 
 # -- the CNN on image observations; the schedules' horizon -----------------------------------------

@@ -561,6 +561,32 @@ _DEFAULTS: dict[str, dict] = {
     # at lr 1e-3, chosen by experiments/tune_defaults/pqn/Acrobot-v1.toml on seeds 0-15 (the only
     # configuration of its grid whose every seed ended at -100 or better: docs/pqn.md).
     "Acrobot-v1": {**_CARTPOLE, "num_steps": 200, "learning_rate": 1e-3, "epsilon_end": 0.1},
+    # One-step targets (lambda 0: the optimistic start, Q near 0 against values near -100, fades by
+    # one reward per iteration, so the greedy policy keeps seeking the states it knows least until
+    # it finds the flag), reward scale 1, little random exploration (epsilon 0.3 -> 0.01 over the
+    # first 10%, as DQN's MountainCar default), 16 environments x 32 steps, 16 epochs of 4
+    # minibatches, lr 1e-3 annealed, 1,920 iterations (983,040 environment steps): chosen by
+    # experiments/tune_defaults/pqn/MountainCar-v0.toml and MountainCar-v0-epochs16.toml on seeds
+    # 0-15 (4, 8 or 16 epochs; the gradient steps per rollout were what mattered: docs/pqn.md).
+    "MountainCar-v0": dict(
+        num_envs=16,
+        num_steps=1920,
+        rollout_length=32,
+        num_epochs=16,
+        num_minibatches=4,
+        learning_rate=1e-3,
+        anneal_lr=True,
+        gamma=0.99,
+        lam=0.0,
+        epsilon_start=0.3,
+        epsilon_end=0.01,
+        epsilon_decay_fraction=0.1,
+        reward_scale=1.0,
+        hidden_sizes=(128, 128),
+        layer_norm=True,
+        eval_episodes=16,
+        log_interval=192,
+    ),
 }
 
 
