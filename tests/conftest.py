@@ -39,9 +39,10 @@ LONGEST_FIRST = (
     "test_gymnasium_wrappers.py",  # 30
     "test_sweep_cli.py",  # 30
     "test_runs.py",  # 30
-    "test_cli.py",  # 25
     "test_pqn.py",  # 25
+    "test_cli.py",  # 25
     "test_open_contract.py",  # 25
+    "test_rollout_algorithms_cli.py",  # 10
 )
 
 

@@ -1,10 +1,12 @@
-"""PQN and PPO through the ``jrl`` command, as a user runs them: ``train`` (two seeds, chunked,
-every checkpoint kept), ``resume`` after a kill to the uninterrupted run's bytes, ``eval`` in jrl's
-environment and in Gymnasium's own, and ``plot``.
+"""The rollout algorithms through the ``jrl`` command, as a user runs them: ``train`` (two seeds,
+chunked, every checkpoint kept), ``resume`` after a kill to the uninterrupted run's bytes, ``eval``
+in jrl's environment and in Gymnasium's own, and ``plot``.
 
-PPO runs on Pendulum-v1 with observation normalisation (Box actions: the Gaussian policy, and
-normalisation statistics that a checkpoint must carry); PQN on CartPole-v1. The configs are tiny:
-this checks the plumbing, not learning (``test_ppo.py`` and ``test_pqn.py`` do that).
+PPO runs on Pendulum-v1 with observation normalisation: Box actions (the Gaussian policy) and
+normalisation statistics that a checkpoint must carry, what DQN's and the Q-learning family's
+command-line tests do not reach. PQN's state holds nothing those tests' states do not (parameters,
+optimizer, environments, keys), so it is left to its chunk test (``test_pqn.py``) and the contract
+test, to keep the suite's time. The config is tiny: this checks the plumbing, not learning.
 """
 
 from __future__ import annotations
@@ -26,11 +28,6 @@ RUNS = {
         "--set", "num_minibatches=2", "--set", "num_epochs=1", "--set", "hidden_sizes=[8]",
         "--set", "normalize_observations=true", "--set", "eval_episodes=0", "--set", "stop_return=none",
         "--set", "log_interval=2",
-    ],
-    "pqn": [
-        "--env", "CartPole-v1", "--set", "num_envs=4", "--set", "rollout_length=16", "--set", "num_steps=8",
-        "--set", "num_minibatches=2", "--set", "num_epochs=1", "--set", "hidden_sizes=[8]",
-        "--set", "eval_episodes=0", "--set", "log_interval=2",
     ],
 }  # fmt: skip
 
@@ -82,10 +79,7 @@ def test_eval_scores_the_policy_in_jrl_and_in_gymnasium(trained):
     out = run_cli(["eval", str(run_dir), "--episodes", "2", "--gymnasium"])
     # One row per seed and their mean: jrl's mean return first, Gymnasium's last.
     means = [float(m) for m in re.search(r"^\s*mean\s+(-?[\d.]+)\s+(-?[\d.]+)$", out, re.M).groups()]
-    if algo == "ppo":  # Pendulum: -16.3 per step at worst, 200 steps
-        assert all(-3300 < m < 0 for m in means), out
-    else:  # CartPole: 1 per step, up to 500
-        assert all(1 <= m <= 500 for m in means), out
+    assert algo == "ppo" and all(-3300 < m < 0 for m in means), out  # Pendulum: -16.3 per step at worst, 200 steps
 
 
 def test_plot_draws_the_curves(trained, tmp_path):
