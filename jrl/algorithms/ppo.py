@@ -780,6 +780,27 @@ def describe_network(config: PPOConfig, env: Environment, env_params: Any, resul
     )
 
 
+# In the spirit of rl-baselines3-zoo's Pendulum PPO (gamma 0.9, 10 epochs of 64-transition
+# minibatches, no entropy bonus; without its state-dependent exploration) on 16 envs x 128
+# steps, normalised observations, no value clipping, lr 3e-4, 488 iterations (999,424
+# environment steps): the sweep experiments/tune_defaults/ppo/Pendulum-v1.toml on seeds 0-15
+# (14 of 16 at -200 or better, mean -179.7; docs/ppo.md).
+_PENDULUM = dict(
+    num_envs=16,
+    num_steps=488,
+    rollout_length=128,
+    num_epochs=10,
+    num_minibatches=32,
+    learning_rate=3e-4,
+    gamma=0.9,
+    gae_lambda=0.95,
+    ent_coef=0.0,
+    clip_value=False,
+    normalize_observations=True,
+    eval_episodes=16,
+    log_interval=61,
+)
+
 # Tuned settings per environment (docs/ppo.md "Tuned defaults").
 _DEFAULTS: dict[str, dict] = {
     # PureJaxRL's CartPole config (4 envs x 128 steps, 4 epochs of 4 minibatches, clip 0.2,
@@ -811,48 +832,14 @@ _DEFAULTS: dict[str, dict] = {
         eval_episodes=16,
         log_interval=61,
     ),
-    # In the spirit of rl-baselines3-zoo's Pendulum PPO (gamma 0.9, 10 epochs of 64-transition
-    # minibatches, no entropy bonus; without its state-dependent exploration) on 16 envs x 128
-    # steps, normalised observations, no value clipping, lr 3e-4, 488 iterations (999,424
-    # environment steps): the sweep experiments/tune_defaults/ppo/Pendulum-v1.toml on seeds 0-15
-    # (14 of 16 at -200 or better, mean -179.7; docs/ppo.md).
-    "Pendulum-v1": dict(
-        num_envs=16,
-        num_steps=488,
-        rollout_length=128,
-        num_epochs=10,
-        num_minibatches=32,
-        learning_rate=3e-4,
-        gamma=0.9,
-        gae_lambda=0.95,
-        ent_coef=0.0,
-        clip_value=False,
-        normalize_observations=True,
-        eval_episodes=16,
-        log_interval=61,
-    ),
+    "Pendulum-v1": _PENDULUM,
     # The Pendulum settings for 244 iterations (499,712 environment steps) with gamma 0.999 (the
     # flag's +100 comes hundreds of steps after the action costs) and a wider first Gaussian
     # (log_std_init 0.5, a standard deviation of 1.65: most first actions at the bounds, so more
     # of the first episodes reach the flag before the action cost teaches standing still): the
     # sweep experiments/tune_defaults/ppo/MountainCarContinuous-v0.toml on seeds 0-15 (16 of 16
     # at 90 or better, mean 95.4; with log_std_init 0, 15 of 16: docs/ppo.md).
-    "MountainCarContinuous-v0": dict(
-        num_envs=16,
-        num_steps=244,
-        rollout_length=128,
-        num_epochs=10,
-        num_minibatches=32,
-        learning_rate=3e-4,
-        gamma=0.999,
-        gae_lambda=0.95,
-        ent_coef=0.0,
-        clip_value=False,
-        normalize_observations=True,
-        log_std_init=0.5,
-        eval_episodes=16,
-        log_interval=61,
-    ),
+    "MountainCarContinuous-v0": {**_PENDULUM, "num_steps": 244, "gamma": 0.999, "log_std_init": 0.5},
 }
 
 
