@@ -3,7 +3,7 @@
 with status 2, without a traceback.
 
 Importing this module imports ``jax`` (the ``jrl`` package does) but starts no JAX backend: the
-device flags of ``jrl sweep`` (``--host-devices``, ``jax.distributed``) act before anything asks
+device flags of ``jrl train`` and ``jrl sweep`` (``--host-devices``, ``jax.distributed``) act before anything asks
 for a device.
 """
 
@@ -177,7 +177,15 @@ def _add_train(commands: Any) -> None:
     train.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE", help="a jrl.make keyword")
     train.add_argument("--seeds", type=int, help="train seeds 0..N-1 (default: the run file's, else 1)")
     train.add_argument("--out", type=Path, help="the new run directory (default: runs/ENV_ALGO_TIME)")
+    train.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="split each seed's run over the first N of jax.devices(): environments, replay and batches in N "
+        "shares, gradients averaged (default: the run file's, else 1; docs/devices.md)",
+    )
     _add_runner_options(train)
+    _add_device_options(train)
 
 
 def _add_runner_options(parser: argparse.ArgumentParser) -> None:
@@ -558,6 +566,7 @@ def _resolve(
 
 
 def _train(args: argparse.Namespace, output: _Output) -> int:
+    _start_jax(args)
     from jrl.experiment import RunSpec, train
 
     settings = _settings(args)
@@ -568,10 +577,21 @@ def _train(args: argparse.Namespace, output: _Output) -> int:
         args,
         request,
         load=lambda: RunSpec.load(
-            args.config, algo=args.algo, env=args.env, seeds=seeds, env_kwargs=env_kwargs, config=request.overrides
+            args.config,
+            algo=args.algo,
+            env=args.env,
+            seeds=seeds,
+            devices=args.devices,
+            env_kwargs=env_kwargs,
+            config=request.overrides,
         ),
         resolve=lambda env: RunSpec.resolve(
-            request.algo, env, 1 if seeds is None else seeds, request.overrides, env_kwargs
+            request.algo,
+            env,
+            1 if seeds is None else seeds,
+            request.overrides,
+            env_kwargs,
+            devices=1 if args.devices is None else args.devices,
         ),
     )
     summary = train(spec, output.directory, settings, progress=not args.quiet)
@@ -588,11 +608,6 @@ def _env_int(value: int | None, variable: str, flag: str) -> int | None:
         return int(text)
     except ValueError:
         raise UsageError(f"{variable}={text!r} must be an integer (like {flag})") from None
-
-
-def _device_flags(args: argparse.Namespace) -> bool:
-    given = (args.host_devices, args.coordinator, args.num_processes, args.process_id)
-    return args.distributed or any(value is not None for value in given)
 
 
 def _start_jax(args: argparse.Namespace) -> None:
@@ -739,10 +754,7 @@ def _resume(args: argparse.Namespace, output: _Output) -> int:
         from jrl.experiment import resume_sweep
 
         return sweep_report(resume_sweep(args.run_dir, progress=not args.quiet), args.quiet)
-    if _device_flags(args):
-        raise UsageError(
-            f"{args.run_dir} is not a sweep directory (no {SPEC}): the device and host flags are for sweeps"
-        )
+    _start_jax(args)  # a run split over devices needs them again (--host-devices, jax.distributed)
     summary = resume(args.run_dir, progress=not args.quiet)
     return 0 if summary["finite"] else 1
 

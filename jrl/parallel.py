@@ -10,12 +10,20 @@ the devices and back. ``memory_budget`` says how many bytes a batch may take, ag
 process. With ``jax.distributed`` initialized, ``jax.devices()`` spans every process, and each
 process feeds and runs the slices on its own devices.
 
+One training run spread over devices (data parallelism) is described by ``DataParallel``: the
+run's environments, replay buffer and batches are split into equal shards, one per device along
+the mesh axis ``DEVICES``; every device runs the algorithm's own program on its shard, with its own
+keys (``device_key``), and the devices agree through collectives: gradients averaged
+(``mean``), counts and sums added (``sum``). With one device every method is the identity, so a
+one-device run is today's run, bit for bit.
+
 This module sits just above ``envs``/``spaces``: it imports JAX and NumPy only, so a single
 training run can use it as well as a sweep.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,10 +34,17 @@ import numpy as np
 
 __all__ = [
     "AXIS",
+    "DEVICES",
+    "SINGLE",
+    "DataParallel",
+    "agree",
+    "barrier",
     "broadcast_from_lead",
     "compile_sharded",
     "device_mesh",
     "format_bytes",
+    "host_state",
+    "is_lead",
     "key_data_shape",
     "memory_budget",
     "padded_size",
@@ -40,6 +55,68 @@ __all__ = [
 
 #: The mesh axis name a batch is split along, unless told otherwise.
 AXIS = "members"
+
+#: The mesh axis one training run's devices lie along (``DataParallel``).
+DEVICES = "devices"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParallel:
+    """One run split over ``count`` devices along the mesh axis ``axis`` (data parallelism).
+
+    An algorithm built with it runs on one device's shard: ``shard(name, value)`` is a field's
+    per-device share (``num_envs``, ``batch_size``, ``buffer_size``), and inside the shard-mapped
+    program ``device_key`` gives each device its own random stream, ``mean`` averages gradients
+    and evaluations over devices (``lax.pmean``) and ``sum`` adds counts and sums (``lax.psum``).
+    With ``count == 1`` nothing is split and every method returns its input unchanged.
+
+    Attributes:
+        count: devices, >= 1.
+        axis: the mesh axis name (``DEVICES``).
+    """
+
+    count: int = 1
+    axis: str = DEVICES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ValueError(f"devices must be an integer >= 1, got {self.count!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether there is more than one device (collectives run)."""
+        return self.count > 1
+
+    def shard(self, name: str, value: int) -> int:
+        """``value // count``, one device's share of the config field ``name``; ``ValueError``
+        naming the field when ``count`` does not divide it (every device takes an equal share,
+        so that the average of the devices' means is the mean of the whole batch)."""
+        if value % self.count:
+            raise ValueError(
+                f"{name}={value} must be a multiple of the number of devices ({self.count}): every device "
+                f"takes an equal share; choose {name} = {max(self.count, value - value % self.count)} or another "
+                "multiple"
+            )
+        return value // self.count
+
+    def device_key(self, key: jax.Array) -> jax.Array:
+        """``key`` folded with this device's index (``fold_in(key, axis_index)``): each device's
+        environments, exploration and samples are its own. ``key`` itself on one device."""
+        if not self.active:
+            return key
+        return jax.random.fold_in(key, jax.lax.axis_index(self.axis))
+
+    def mean(self, tree: Any) -> Any:
+        """``tree``'s leaves averaged over the devices (``lax.pmean``): every device gets the same."""
+        return jax.lax.pmean(tree, self.axis) if self.active else tree
+
+    def sum(self, tree: Any) -> Any:
+        """``tree``'s leaves added over the devices (``lax.psum``): every device gets the same."""
+        return jax.lax.psum(tree, self.axis) if self.active else tree
+
+
+#: One device: no split, no collectives (every algorithm's default).
+SINGLE = DataParallel()
 
 
 def device_mesh(num_devices: int | None = None, axis: str = AXIS) -> jax.sharding.Mesh:
@@ -93,6 +170,51 @@ def to_host(tree: Any) -> Any:
 
         tree = multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def host_state(tree: Any) -> Any:
+    """``to_host`` for a training state: every leaf on every process, NumPy arrays, and typed
+    keys as keys (over their gathered key data). Every process must call it with several."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    def is_key(x: Any) -> bool:
+        return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    data = [jax.random.key_data(x) if is_key(x) else x for x in leaves]
+    data = multihost_utils.process_allgather(data, tiled=True)
+    out = [
+        jax.random.wrap_key_data(d, impl=jax.random.key_impl(x)) if is_key(x) else np.asarray(d)
+        for x, d in zip(leaves, data, strict=True)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def is_lead() -> bool:
+    """Whether this is process 0, the one that prints and writes (always, in one process)."""
+    return jax.process_index() == 0
+
+
+def agree(problem: str | None, stopped: str) -> str | None:
+    """Process 0's ``problem`` (a reason to stop, or ``None``) on every process: where process 0
+    found one and this process did not, ``stopped`` (which says that process 0 stopped). Every
+    process must call it with several; in one process it is ``problem``. Raising on the answer
+    on every process keeps any of them from waiting in a collective for one that stopped."""
+    if jax.process_count() > 1:
+        found = bool(broadcast_from_lead(np.int32(problem is not None)))
+        if found and problem is None:
+            problem = stopped
+    return problem
+
+
+def barrier(name: str) -> None:
+    """Every process waits here for the others (nothing in one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def broadcast_from_lead(value: Any) -> Any:

@@ -316,8 +316,8 @@ def test_directories_of_the_wrong_kind_are_refused(finished, tmp_path):
     out, _ = finished
     run_dir = tmp_path / "not_a_sweep"
     run_dir.mkdir()
-    code, _, err = run_cli(["resume", str(run_dir), "--host-devices", "2"])
-    assert code == 2 and "is not a sweep directory" in err
+    code, _, err = run_cli(["resume", str(run_dir)])
+    assert code == 2 and "is not a jrl run directory" in err
     code, _, err = run_cli(["plot", str(out), str(run_dir)])
     assert code == 2 and "run directories or sweep directories, not both" in err
     code, _, err = run_cli(["sweep", "--config", str(out / "sweep.toml"), "--out", str(out)])

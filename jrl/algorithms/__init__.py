@@ -16,6 +16,7 @@ from typing import Any
 from jrl._extras import import_registering_module
 from jrl.algorithms import common, dqn, ppo, pqn, q_learning, training
 from jrl.envs.core import Environment
+from jrl.parallel import SINGLE, DataParallel
 
 __all__ = [
     "AlgorithmSpec",
@@ -60,8 +61,25 @@ class AlgorithmSpec:
                 raise ValueError(f"--algo {self.name} fixes {key}={value!r}; got {key}={fields[key]!r}")
         return self.config_class.from_dict({**fields, **self.fixed})
 
-    def make_algorithm(self, config: Any, env: Environment, env_params: Any) -> common.Algorithm:
-        return self.module.make_algorithm(config, env, env_params)
+    def make_algorithm(
+        self, config: Any, env: Environment, env_params: Any, parallel: DataParallel = SINGLE
+    ) -> common.Algorithm:
+        """The module's ``make_algorithm``; over several devices (``parallel``) only for a module
+        that says it can (``DATA_PARALLEL = True``), else ``ValueError``."""
+        if not parallel.active:
+            return self.module.make_algorithm(config, env, env_params)
+        if not self.data_parallel:
+            able = [name for name in names() if get(name).data_parallel]
+            raise ValueError(
+                f"--algo {self.name} trains on one device; --devices {parallel.count} needs an algorithm that "
+                f"splits a run over devices: {', '.join(able)}"
+            )
+        return self.module.make_algorithm(config, env, env_params, parallel=parallel)
+
+    @property
+    def data_parallel(self) -> bool:
+        """Whether one run can be split over several devices (the module's ``DATA_PARALLEL``)."""
+        return bool(getattr(self.module, "DATA_PARALLEL", False))
 
     @property
     def greedy_policy(self) -> Callable[..., Any]:

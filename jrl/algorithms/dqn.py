@@ -16,6 +16,12 @@ copy (``tau = 1``) or Polyak averaging ``target = tau * online + (1 - tau) * tar
 A gradient step whose loss or gradients are not finite is skipped (the parameters keep their last
 finite values) and counted in ``metrics["nonfinite_updates"]``; ``check_finite(result)`` turns a
 non-zero count into a clear error.
+
+Data parallel (``parallel``, ``jrl train --devices N``): each device steps ``num_envs / N``
+environments into its own ``buffer_size / N`` replay shard and samples ``batch_size / N``
+transitions per gradient step; the gradients are averaged over the devices (``lax.pmean``), so
+every device takes the step one device would take on the whole batch, and the parameters stay
+equal everywhere.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from jrl.algorithms.networks import NETWORKS, NetworkDescription, QNetwork
 from jrl.algorithms.replay import ReplayBuffer, replay_add, replay_init, replay_sample, sequence_indices
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
+from jrl.parallel import SINGLE, DataParallel
 from jrl.spaces import Discrete
 
 LOSSES = ("huber", "mse")
@@ -363,7 +370,11 @@ class DQNState:
     log_index: jax.Array
 
 
-def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algorithm:
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
+def make_algorithm(config: DQNConfig, env: Environment, env_params: Any, parallel: DataParallel = SINGLE) -> Algorithm:
     """Validate on the host, then return the ``Algorithm`` (``init``, ``run``, ``result``; see
     ``jrl.algorithms.common``) of this config on this environment. All three are pure: jit ``run``
     with ``static_argnums=1`` (the number of intervals).
@@ -371,7 +382,11 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
     One iteration (``iteration``) is three named steps: ``collect`` (every environment steps
     once, epsilon-greedy, into the replay buffer), ``learn`` (the gradient steps, when due) and
     ``update_target``; ``record`` turns an interval into metrics, and ``jrl.algorithms.training``
-    adds the logging scan, the in-loop evaluation and ``stop_return``."""
+    adds the logging scan, the in-loop evaluation and ``stop_return``.
+
+    With ``parallel`` over several devices the functions are one device's program, to be run
+    under ``shard_map`` along ``parallel.axis`` (``jrl.experiment.runner`` does): environments,
+    replay buffer and batches are that device's shares (module docstring)."""
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
     num_actions = _check_env(env, env_params).n
@@ -379,10 +394,12 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
     if config.network == "cnn" and len(obs_space.shape) != 3:
         raise ValueError(f"network='cnn' needs [H, W, C] observations; this environment's are {obs_space.shape}")
     network = build_network(config, num_actions, obs_space)
-    num_envs = config.num_envs
+    num_envs = parallel.shard("num_envs", config.num_envs)  # this device's environments
+    buffer_size = parallel.shard("buffer_size", config.buffer_size)
+    batch_size = parallel.shard("batch_size", config.batch_size)
     log_interval = config.resolved_log_interval()
     decay_steps = config.epsilon_decay_fraction * config.num_steps
-    learning_starts_iteration = math.ceil(config.learning_starts / num_envs)
+    learning_starts_iteration = math.ceil(config.learning_starts / config.num_envs)
     # The flat-vector layout depends only on the parameters' shapes, so it is built from an
     # abstract initialisation (nothing runs); the real one happens in init.
     abstract_key = jax.eval_shape(jax.random.key, 0)  # a key's shape and type, no value
@@ -404,13 +421,15 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
+        # The network starts equal on every device (k_init); the rest is each device's own.
+        k_loop, k_eval, k_reset = (parallel.device_key(k) for k in (k_loop, k_eval, k_reset))
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
         params, _ = ravel_pytree(network.init(k_init, obs[0]))
         return DQNState(
             params=params,
             target=params,
             opt_state=_optimizer(config, hp).init(params),
-            buffer=replay_init(_transition_example(config, obs[0]), config.buffer_size),
+            buffer=replay_init(_transition_example(config, obs[0]), buffer_size),
             obs=obs,
             env_state=env_state,
             episode_return=jnp.zeros(num_envs, jnp.float32),
@@ -456,7 +475,7 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
         learned = (t >= learning_starts_iteration) & (t % config.train_interval == 0)
         params, opt_state, loss_sum, nonfinite = jax.lax.cond(
             learned,
-            lambda: _gradient_steps(config, q_values, state, key),
+            lambda: _gradient_steps(config, q_values, state, key, batch_size, num_envs, parallel),
             lambda: (state.params, state.opt_state, jnp.float32(0), jnp.int32(0)),
         )
         return state.replace(params=params, opt_state=opt_state), learned, loss_sum, nonfinite
@@ -489,8 +508,11 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
                 best_return=jnp.where(better, interval.eval_return, state.best_return),
             )
         return_sum, episodes, loss_sum, updates, nonfinite = (interval.stats[i] for i in range(5))
+        # Every device counts the same (shared) gradient steps and averaged losses; the stats add
+        # the devices' copies.
+        loss_sum, updates, nonfinite = (x / parallel.count for x in (loss_sum, updates, nonfinite))
         metrics = {
-            "env_steps": interval.step.astype(jnp.float32) * num_envs,
+            "env_steps": interval.step.astype(jnp.float32) * config.num_envs,
             "epsilon": epsilon_at(state.hyperparams, interval.step - 1),
             "episode_return": mean_or_nan(return_sum, episodes),
             "episodes": episodes.astype(jnp.int32),
@@ -509,6 +531,7 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any) -> Algo
         evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda state: state.params),
         record=record,
         stop_return=config.stop_return,
+        parallel=parallel,
     )
 
     def result(state: DQNState, metrics: dict) -> DQNResult:
@@ -560,39 +583,67 @@ def _td_loss(config: DQNConfig, q_values: Callable, params: jax.Array, target: j
     return 0.5 * jnp.mean(jnp.square(q_sa - y))
 
 
-def _gradient_steps(config: DQNConfig, q_values: Callable, state: DQNState, key: jax.Array) -> tuple:
-    """``updates_per_iteration`` gradient steps on batches from ``state.buffer``; a non-finite one
-    is skipped. Returns (params, opt_state, loss_sum over the finite steps, non-finite count)."""
-    hp = state.hyperparams
-    optimizer = _optimizer(config, hp)
+def gradient_step(
+    config: DQNConfig,
+    q_values: Callable,
+    params: jax.Array,
+    opt_state: Any,
+    target: jax.Array,
+    batch: dict,
+    hp: DQNHyperparams,
+    parallel: DataParallel = SINGLE,
+) -> tuple[jax.Array, Any, jax.Array, jax.Array]:
+    """One gradient step on ``batch`` (this device's share of it, leaves ``[B / devices, ...]``),
+    the loss and gradients averaged over ``parallel``'s devices first. A non-finite step is skipped.
+    Returns (params, opt_state, loss, finite): the loss float32, finite a bool."""
+    loss, grads = jax.value_and_grad(_td_loss, argnums=2)(config, q_values, params, target, batch, hp)
+    loss, grads = parallel.mean((loss, grads))
+    updates, new_opt_state = _optimizer(config, hp).update(grads, opt_state, params)
+    # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become
+    # a fused multiply-add in one compilation and not in another.
+    new_params = optax.apply_updates(params, updates)
+    leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
+    finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
 
-    def gradient_step(carry: tuple, key: jax.Array) -> tuple:
+    def keep(new: Any, old: Any) -> Any:
+        return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+    return keep(new_params, params), keep(new_opt_state, opt_state), loss, finite
+
+
+def _gradient_steps(
+    config: DQNConfig,
+    q_values: Callable,
+    state: DQNState,
+    key: jax.Array,
+    batch_size: int,
+    num_envs: int,
+    parallel: DataParallel,
+) -> tuple:
+    """``updates_per_iteration`` gradient steps on batches of ``batch_size`` (this device's share)
+    from ``state.buffer``, written ``num_envs`` at a time; a non-finite one is skipped. Returns
+    (params, opt_state, loss_sum over the finite steps, non-finite count)."""
+    hp = state.hyperparams
+
+    def one_step(carry: tuple, key: jax.Array) -> tuple:
         params, opt_state, loss_sum, nonfinite = carry
         if config.n_step == 1:
-            batch = replay_sample(state.buffer, key, config.batch_size)
+            batch = replay_sample(state.buffer, key, batch_size)
         else:
-            batch = n_step_batch(state.buffer, key, config.batch_size, config.n_step, config.num_envs, hp.gamma)
-        loss, grads = jax.value_and_grad(_td_loss, argnums=2)(config, q_values, params, state.target, batch, hp)
-        updates, new_opt_state = optimizer.update(grads, opt_state, params)
-        # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become
-        # a fused multiply-add in one compilation and not in another.
-        new_params = optax.apply_updates(params, updates)
-        leaves_finite = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
-        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(leaves_finite))
-
-        def keep(new: Any, old: Any) -> Any:
-            return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
-
+            batch = n_step_batch(state.buffer, key, batch_size, config.n_step, num_envs, hp.gamma)
+        params, opt_state, loss, finite = gradient_step(
+            config, q_values, params, opt_state, state.target, batch, hp, parallel
+        )
         carry = (
-            keep(new_params, params),
-            keep(new_opt_state, opt_state),
+            params,
+            opt_state,
             loss_sum + jnp.where(finite, loss, 0.0),
             nonfinite + (~finite).astype(jnp.int32),
         )
         return carry, None
 
     carry = (state.params, state.opt_state, jnp.float32(0), jnp.int32(0))
-    carry, _ = jax.lax.scan(gradient_step, carry, jax.random.split(key, config.updates_per_iteration))
+    carry, _ = jax.lax.scan(one_step, carry, jax.random.split(key, config.updates_per_iteration))
     return carry
 
 

@@ -61,6 +61,7 @@ from jrl.algorithms.networks import Layer, NetworkDescription
 from jrl.algorithms.rollout import Envs, Rollout, collect, lambda_returns, reset_envs
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
+from jrl.parallel import SINGLE, DataParallel
 from jrl.spaces import Box, Discrete
 
 __all__ = [
@@ -257,13 +258,15 @@ class ObsStats:
     count: jax.Array
 
 
-def update_obs_stats(stats: ObsStats, obs: jax.Array) -> ObsStats:
+def update_obs_stats(stats: ObsStats, obs: jax.Array, parallel: DataParallel = SINGLE) -> ObsStats:
     """``stats`` merged with a batch ``obs [B, *obs_shape]`` (Chan et al.'s parallel update): the
-    mean and population variance of every observation of both, up to float32 rounding."""
-    batch_count = jnp.float32(obs.shape[0])
+    mean and population variance of every observation of both, up to float32 rounding. Over
+    several devices the batch is every device's ``obs`` together (equal shares), so the statistics
+    stay equal on every device."""
+    batch_count = jnp.float32(obs.shape[0] * parallel.count)
     x = obs.astype(jnp.float32)
-    batch_mean = jnp.mean(x, axis=0)
-    batch_var = jnp.mean(jnp.square(x - batch_mean), axis=0)
+    batch_mean = parallel.mean(jnp.mean(x, axis=0))
+    batch_var = parallel.mean(jnp.mean(jnp.square(x - batch_mean), axis=0))
     total = stats.count + batch_count
     delta = batch_mean - stats.mean
     mean = stats.mean + delta * (batch_count / total)
@@ -337,6 +340,7 @@ def ppo_loss(
     hp: PPOHyperparams,
     clip_value: bool,
     normalize_advantages: bool,
+    parallel: DataParallel = SINGLE,
 ) -> tuple[jax.Array, dict]:
     """PPO's loss on a minibatch (module docstring), every input float32 ``[B]``.
 
@@ -345,8 +349,16 @@ def ppo_loss(
     and its terms: ``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl`` (the
     estimator ``mean((ratio - 1) - log ratio)``, as CleanRL's) and ``clip_fraction`` (the fraction
     of ``|ratio - 1| > clip_eps``).
+
+    Over several devices (``parallel``) each device passes its share of the minibatch: the
+    advantages are normalised with the whole minibatch's mean and standard deviation, and the
+    caller averages the loss and its gradients over the devices.
     """
-    if normalize_advantages:
+    if normalize_advantages and parallel.active:
+        mean = parallel.mean(jnp.mean(advantage))
+        std = jnp.sqrt(parallel.mean(jnp.mean(jnp.square(advantage - mean))))
+        advantage = (advantage - mean) / (std + 1e-8)
+    elif normalize_advantages:
         advantage = (advantage - jnp.mean(advantage)) / (jnp.std(advantage) + 1e-8)
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
@@ -552,17 +564,28 @@ def _optimizer(config: PPOConfig, hp: PPOHyperparams) -> optax.GradientTransform
     return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
 
 
-def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algorithm:
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
+def make_algorithm(config: PPOConfig, env: Environment, env_params: Any, parallel: DataParallel = SINGLE) -> Algorithm:
     """Validate on the host, then return the ``Algorithm`` (``init``, ``run``, ``result``; see
     ``jrl.algorithms.common``) of this config on this environment. All three are pure: jit ``run``
     with ``static_argnums=1``.
+
+    With ``parallel`` over several devices they are one device's program (run under ``shard_map``
+    along ``parallel.axis``): the device steps ``num_envs / devices`` environments with its own
+    keys, each minibatch is its share of the whole minibatch (advantages normalised over the
+    whole), the loss and gradients are averaged over the devices before every step, and the
+    observation statistics take every device's observations, so all devices stay equal.
 
     One iteration is three named steps: ``rollout`` (every environment steps ``rollout_length``
     times with sampled actions), ``advantages`` (GAE from the lambda-returns) and ``learn`` (the
     epochs of minibatch gradient steps), followed by the observation statistics' update."""
     policy = _policy(config, env, env_params)
-    num_envs, length = config.num_envs, config.rollout_length
-    batch_size = num_envs * length
+    num_envs, length = parallel.shard("num_envs", config.num_envs), config.rollout_length
+    parallel.shard("num_envs * rollout_length / num_minibatches", config.num_envs * length // config.num_minibatches)
+    batch_size = num_envs * length  # this device's
     minibatch_size = batch_size // config.num_minibatches
     log_interval = config.resolved_log_interval()
     obs_space = env.observation_space(env_params)
@@ -579,6 +602,8 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
         k_loop, k_eval, k_params, k_reset = jax.random.split(key, 4)
+        # The networks start equal on every device (k_params); the rest is each device's own.
+        k_loop, k_eval, k_reset = (parallel.device_key(k) for k in (k_loop, k_eval, k_reset))
         envs = reset_envs(k_reset, env, env_params, num_envs)
         stats = ObsStats(
             mean=jnp.zeros(obs_shape, jnp.float32), var=jnp.ones(obs_shape, jnp.float32), count=jnp.float32(0)
@@ -638,6 +663,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
             hp,
             config.clip_value,
             config.normalize_advantages,
+            parallel,
         )
 
     def learn(state: PPOState, batch: dict, key: jax.Array) -> tuple[PPOState, jax.Array]:
@@ -650,6 +676,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         def gradient_step(carry: tuple, minibatch: dict) -> tuple:
             params, opt_state, sums, nonfinite = carry
             (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, hp, minibatch)
+            terms, grads = parallel.mean((terms, grads))
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             # Rounded before the add (jrl._numerics.rounded): params + (-lr) * step must not become a
             # fused multiply-add in one compilation (make_train) and not in another (a chunk).
@@ -693,19 +720,22 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         }
         state, learned = learn(state, batch, k_learn)
         if config.normalize_observations:
-            state = state.replace(obs_stats=update_obs_stats(state.obs_stats, obs))
+            state = state.replace(obs_stats=update_obs_stats(state.obs_stats, obs, parallel))
         return state, jnp.concatenate([ended, learned])
 
     def record(state: PPOState, interval: Interval) -> tuple[PPOState, dict]:
         return_sum, episodes = interval.stats[0], interval.stats[1]
+        # The loss terms and the non-finite count are equal on every device (averaged): the
+        # stats add the devices' copies.
+        learned = interval.stats[2:] / parallel.count
         iterations = jnp.where(interval.skipped, jnp.nan, jnp.float32(log_interval))
         metrics = {
-            "env_steps": interval.step.astype(jnp.float32) * batch_size,
+            "env_steps": interval.step.astype(jnp.float32) * (config.num_envs * length),
             "episode_return": mean_or_nan(return_sum, episodes),
             "episodes": episodes.astype(jnp.int32),
-            "finite": interval.stats[-1] == 0,
-            **{name: interval.stats[2 + i] / iterations for i, name in enumerate(_LOSS_TERMS)},
-            "nonfinite_updates": interval.stats[-1].astype(jnp.int32),
+            "finite": learned[-1] == 0,
+            **{name: learned[i] / iterations for i, name in enumerate(_LOSS_TERMS)},
+            "nonfinite_updates": learned[-1].astype(jnp.int32),
             "stopped": interval.skipped,
         }
         return state, metrics
@@ -719,6 +749,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any) -> Algo
         ),
         record=record,
         stop_return=config.stop_return,
+        parallel=parallel,
     )
 
     def result(state: PPOState, metrics: dict) -> PPOResult:

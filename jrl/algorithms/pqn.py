@@ -53,6 +53,7 @@ from jrl.algorithms.common import (
 from jrl.algorithms.networks import NETWORKS, NetworkDescription, QNetwork
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
+from jrl.parallel import SINGLE, DataParallel
 from jrl.spaces import Box, Discrete
 
 __all__ = [
@@ -357,16 +358,26 @@ def _optimizer(config: PQNConfig, hp: PQNHyperparams) -> optax.GradientTransform
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
 
 
-def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algorithm:
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
+def make_algorithm(config: PQNConfig, env: Environment, env_params: Any, parallel: DataParallel = SINGLE) -> Algorithm:
     """Validate on the host, then return the ``Algorithm`` (``init``, ``run``, ``result``; see
     ``jrl.algorithms.common``) of this config on this environment. All three are pure: jit ``run``
     with ``static_argnums=1`` (the number of intervals).
+
+    With ``parallel`` over several devices they are one device's program (run under ``shard_map``
+    along ``parallel.axis``): the device steps ``num_envs / devices`` environments with its own
+    keys, each minibatch is its share of the whole minibatch, and the loss and gradients are
+    averaged over the devices before every step, so the parameters stay equal everywhere.
 
     One iteration reads as PureJaxRL's: ``collect`` a rollout, compute its ``targets``, ``learn``
     from it; ``record`` turns an interval into metrics, and ``jrl.algorithms.training`` adds the
     logging scan, the in-loop evaluation and ``stop_return``."""
     network = build_network(config, env, env_params)
-    num_envs, length = config.num_envs, config.rollout_length
+    num_envs, length = parallel.shard("num_envs", config.num_envs), config.rollout_length
+    parallel.shard("rollout_length * num_envs / num_minibatches", length * config.num_envs // config.num_minibatches)
     decay_steps = config.epsilon_decay_fraction * config.schedule_horizon()
     per_iteration = config.env_steps_per_iteration()
 
@@ -385,6 +396,8 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
         k_loop, k_eval, k_init, k_reset = jax.random.split(key, 4)
+        # The network starts equal on every device (k_init); the rest is each device's own.
+        k_loop, k_eval, k_reset = (parallel.device_key(k) for k in (k_loop, k_eval, k_reset))
         envs = rollout.reset_envs(k_reset, env, env_params, num_envs)
         params = network.init(k_init, envs.obs[0])
         return PQNState(
@@ -434,7 +447,7 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
 
         def gradient_step(carry: tuple, minibatch: dict) -> tuple:
             params, opt_state, loss_sum, nonfinite = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, minibatch)
+            loss, grads = parallel.mean(jax.value_and_grad(loss_fn)(params, minibatch))
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             # Each update rounded before the add, so no compilation fuses it into a multiply-add.
             new_params = jax.tree_util.tree_map(lambda p, u: p + rounded(u), params, updates)
@@ -478,6 +491,9 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
     def record(state: PQNState, interval: Interval) -> tuple[PQNState, dict]:
         """The interval's metrics (``METRICS``)."""
         return_sum, episodes, loss_sum, updates, nonfinite = (interval.stats[i] for i in range(5))
+        # Every device counts the same (shared) gradient steps and averaged losses; the stats add
+        # the devices' copies.
+        loss_sum, updates, nonfinite = (x / parallel.count for x in (loss_sum, updates, nonfinite))
         metrics = {
             "env_steps": interval.step.astype(jnp.float32) * per_iteration,
             "epsilon": epsilon_at(state.hyperparams, interval.step - 1),
@@ -498,6 +514,7 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any) -> Algo
         evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda state: state.params),
         record=record,
         stop_return=config.stop_return,
+        parallel=parallel,
     )
 
     def result(state: PQNState, metrics: dict) -> PQNResult:

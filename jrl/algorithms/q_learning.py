@@ -19,6 +19,11 @@ by the visit count (thousands with 16,384 environments on a 16-state task) and d
 
 Bootstrapping: ``boot_i`` is computed at ``info["final_observation"]`` and dropped only when the
 transition *terminated*; a *truncated* transition (time limit) bootstraps as usual.
+
+Data parallel (``parallel``, ``jrl train --devices N``): each device steps ``num_envs / N``
+environments with its own random stream; the per-``(s, a)`` sums of TD errors and their counts are
+added over the devices (``lax.psum``) before the mean is taken, so the table every device keeps
+moves exactly as one device's would with all the environments.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from jrl.algorithms.common import (
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
 from jrl.envs.tabular import TabularEnv, TabularParams, select_index
+from jrl.parallel import SINGLE, DataParallel
 from jrl.planning import policy_evaluation
 
 __all__ = [
@@ -176,11 +182,20 @@ def epsilon_greedy_probs(q_rows: jax.Array, epsilon: jax.Array) -> jax.Array:
     return epsilon / q_rows.shape[-1] + rounded((1.0 - epsilon) * greedy)
 
 
-def _mean_update(q: jax.Array, index: jax.Array, delta: jax.Array, weight: jax.Array, alpha: jax.Array) -> jax.Array:
-    """``q[i] += alpha * (weighted mean of delta over rows with index i)``; ``q`` float ``[S, A]``."""
+def _mean_update(
+    q: jax.Array,
+    index: jax.Array,
+    delta: jax.Array,
+    weight: jax.Array,
+    alpha: jax.Array,
+    parallel: DataParallel = SINGLE,
+) -> jax.Array:
+    """``q[i] += alpha * (weighted mean of delta over rows with index i)``; ``q`` float ``[S, A]``.
+    Over several devices the sums and counts are every device's together (``parallel.sum``)."""
     size = q.size
     sums = jnp.zeros(size, q.dtype).at[index].add(delta * weight)
     counts = jnp.zeros(size, q.dtype).at[index].add(weight)
+    sums, counts = parallel.sum((sums, counts))
     return q + rounded(alpha * (sums / jnp.maximum(counts, 1.0)).reshape(q.shape))
 
 
@@ -240,6 +255,7 @@ def _double_update(
     reward: jax.Array,
     not_terminal: jax.Array,
     coin: jax.Array,
+    parallel: DataParallel = SINGLE,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Double Q-learning's step: where ``coin`` (bool ``[N]``) table A moves towards ``r + gamma
     B(s', argmax A(s'))``, elsewhere B with the roles swapped. Returns (q_a, q_b, delta ``[N]``)."""
@@ -252,22 +268,29 @@ def _double_update(
     delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
     weight_a = coin.astype(jnp.float32)
     index = state.obs * state.q_a.shape[1] + action
-    q_a = _mean_update(state.q_a, index, delta, weight_a, hp.alpha)
-    q_b = _mean_update(state.q_b, index, delta, 1.0 - weight_a, hp.alpha)
+    q_a = _mean_update(state.q_a, index, delta, weight_a, hp.alpha, parallel)
+    q_b = _mean_update(state.q_b, index, delta, 1.0 - weight_a, hp.alpha, parallel)
     return q_a, q_b, delta
 
 
-def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: TabularParams) -> Algorithm:
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
+def make_algorithm(
+    config: QLearningConfig, env: TabularEnv, env_params: TabularParams, parallel: DataParallel = SINGLE
+) -> Algorithm:
     """Validate everything on the host, then return the ``Algorithm`` (``init``, ``run``,
     ``result``; see ``jrl.algorithms.common``) of this config on this environment. All three are
-    pure: jit ``run`` with ``static_argnums=1`` (the number of intervals).
+    pure: jit ``run`` with ``static_argnums=1`` (the number of intervals). With ``parallel`` over
+    several devices they are one device's program, run under ``shard_map`` (module docstring).
 
     Raises:
         TypeError: ``config`` is not a ``QLearningConfig``, or ``env`` is not tabular (Q-learning
             needs a finite state space; use ``jrl.algorithms.dqn`` for the others).
     """
     _check_setup(config, env, env_params)
-    num_envs, num_actions = config.num_envs, env.num_actions
+    num_envs, num_actions = parallel.shard("num_envs", config.num_envs), env.num_actions
     log_interval = config.resolved_log_interval()
     decay_steps = config.epsilon_decay_fraction * config.num_steps  # 0: epsilon_end throughout
     algorithm = config.algorithm
@@ -314,13 +337,15 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
         not_terminal = 1.0 - terminated.astype(jnp.float32)
 
         if double:
-            q_a, q_b, delta = _double_update(state, rows_a, final_obs, action, reward, not_terminal, u[3] < 0.5)
+            q_a, q_b, delta = _double_update(
+                state, rows_a, final_obs, action, reward, not_terminal, u[3] < 0.5, parallel
+            )
             next_action = state.action
         else:
             boot, next_action = bootstrap(state, final_obs, next_obs, done, epsilon_next, u)
             q_sa = select_index(action, rows_a)
             delta = (reward + rounded(hp.gamma * not_terminal * boot)) - q_sa
-            q_a = _mean_update(state.q_a, index, delta, jnp.ones_like(delta), hp.alpha)
+            q_a = _mean_update(state.q_a, index, delta, jnp.ones_like(delta), hp.alpha, parallel)
             q_b = state.q_b
 
         episode_return = state.episode_return + reward
@@ -347,7 +372,7 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
     def init(key: jax.Array, hyperparams: QLearningHyperparams | None = None) -> QLearningState:
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
-        key_init, key_loop = jax.random.split(key)
+        key_init, key_loop = (parallel.device_key(k) for k in jax.random.split(key))
         u0 = jax.random.uniform(key_init, (2, num_envs))
         obs, env_state = jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u0[0], env_params)
         q0 = jnp.full((env.num_states, num_actions), config.q_init, jnp.float32)
@@ -376,13 +401,14 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
         values = policy_evaluation(env_params.mdp, jnp.argmax(q, axis=-1), state.hyperparams.gamma)
         returns, lengths, finished, td_errors = interval.stats
         metrics = {
-            "env_steps": interval.step.astype(jnp.float32) * num_envs,
+            "env_steps": interval.step.astype(jnp.float32) * config.num_envs,
             "epsilon": epsilon_at(state.hyperparams, interval.step - 1),
             "episode_return": mean_or_nan(returns, finished),
             "episodes": finished.astype(jnp.int32),
             "finite": jnp.all(jnp.isfinite(q)),
             "episode_length": mean_or_nan(lengths, finished),
-            "td_error": td_errors / log_interval,
+            # Each device's mean |delta| per step, added over devices by make_run: their mean.
+            "td_error": td_errors / (log_interval * parallel.count),
             # An elementwise product and a sum, not a dot: batched and unbatched dots run
             # different kernels and round differently.
             "greedy_value": jnp.sum(rounded(env_params.mdp.initial_distribution * values)),
@@ -395,6 +421,7 @@ def make_algorithm(config: QLearningConfig, env: TabularEnv, env_params: Tabular
         log_interval=log_interval,
         evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, _greedy_action, q_table),
         record=record,
+        parallel=parallel,
     )
 
     def result(state: QLearningState, metrics: dict) -> QLearningResult:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jrl._validation import check_int
 from jrl.envs.core import Environment
 from jrl.evaluate import evaluate as evaluate_policy
+from jrl.parallel import SINGLE, DataParallel
 
 __all__ = ["Interval", "in_loop_evaluation", "make_run", "mean_or_nan"]
 
@@ -43,8 +44,10 @@ class Interval(NamedTuple):
 
     Attributes:
         step: int32, iterations done at the interval's end (``(log_index + 1) * log_interval``).
-        stats: float32 ``[K]``, the iterations' stats summed over the interval (zeros if skipped).
-        eval_return: float32, mean return of the in-loop evaluation (NaN without one, or skipped).
+        stats: float32 ``[K]``, the iterations' stats summed over the interval (zeros if skipped),
+            and over the devices of a data-parallel run (``DataParallel.sum``).
+        eval_return: float32, mean return of the in-loop evaluation (NaN without one, or skipped);
+            in a data-parallel run, the mean over devices of each device's own evaluation.
         skipped: bool, the interval was not run because ``stop_return`` had been reached before
             (always False without early stopping).
     """
@@ -87,6 +90,7 @@ def make_run(
     evaluate: Callable[[Any], jax.Array] | None,
     record: Callable[[Any, Interval], tuple[Any, dict]],
     stop_return: float | None = None,
+    parallel: DataParallel = SINGLE,
 ) -> Callable[[Any, int], tuple[Any, dict]]:
     """``run(state, num_logs) -> (state, metrics)``: ``num_logs`` logging blocks (see the module
     docstring); metrics are ``record``'s dict plus ``step`` and ``eval_return``, arrays ``[num_logs]``.
@@ -95,6 +99,10 @@ def make_run(
     block is skipped: its iterations and evaluation do not run (under ``vmap``, a stopped member's
     block runs with the others and is dropped), ``Interval.skipped`` is True, its stats zeros and
     its ``eval_return`` NaN.
+
+    With ``parallel`` over several devices, each device runs the blocks on its shard; the
+    interval's stats are added and its evaluations averaged over the devices before ``record`` and
+    the ``stop_return`` test, so every device records, stops and keeps the same.
     """
 
     def train_block(state: Any) -> tuple[Any, jax.Array, jax.Array]:
@@ -143,9 +151,11 @@ def make_run(
         if stop_return is None:
             skipped = jnp.bool_(False)
             state, stats, eval_return = train_block(state)
+            stats, eval_return = parallel.sum(stats), parallel.mean(eval_return)
         else:
             skipped = state.stopped
             state, stats, eval_return = train_unless_stopped(state)
+            stats, eval_return = parallel.sum(stats), parallel.mean(eval_return)
             state = state.replace(stopped=state.stopped | (eval_return >= stop_return))
         step = (state.log_index + 1) * log_interval
         state, metrics = record(state, Interval(step, stats, eval_return, skipped))

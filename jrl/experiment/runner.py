@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl import parallel
 from jrl._extras import install_hint
 from jrl.algorithms.common import divisor_closest_to
 from jrl.evaluate import evaluate_episodes
@@ -89,7 +90,8 @@ class Run:
     def __post_init__(self) -> None:
         self.config = self.spec.resolve_paths(self.directory).config
         self.env, self.env_params = self.spec.make_env()
-        self.algorithm = self.spec.algorithm.make_algorithm(self.config, self.env, self.env_params)
+        self.parallel = parallel.DataParallel(self.spec.devices)
+        self.algorithm = self.spec.algorithm.make_algorithm(self.config, self.env, self.env_params, self.parallel)
         self.inputs_sha256 = {name: records.tree_sha256(getattr(self.config, name)) for name in self.spec.paths()}
         self.keys = jnp.stack([train_key(seed) for seed in self.spec.seeds])
         # Seeds are vmapped along axis 0 of every state leaf but the interval counter, which they
@@ -97,17 +99,74 @@ class Run:
         # derived from it, stay scalars under vmap, so a lax.cond on them (DQN's "learn now?")
         # stays a branch; batched, vmap would turn it into a select that computes both sides on
         # every iteration (measured: DQN on CartPole 40% slower).
-        single = jax.eval_shape(self.algorithm.init, self.keys[0])
+        #
+        # Split over devices (spec.devices > 1), every leaf of the state gains a leading device
+        # axis [D, ...], split over the mesh: each device holds its own environments, buffer and
+        # keys, and its copy of the parameters, which the averaged gradients keep equal.
+        # The shapes need no devices: vmap over a named axis runs the devices' program abstractly,
+        # so a run split over devices can be read (eval, plot) where fewer exist.
+        if self.parallel.active:
+            per_device = jax.vmap(self.algorithm.init, None, axis_name=_DEVICES, axis_size=self.spec.devices)
+            stacked = jax.eval_shape(per_device, self.keys[0])
+            single = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), stacked)
+        else:
+            single = jax.eval_shape(self.algorithm.init, self.keys[0])
         self.state_axes = jax.tree_util.tree_map(lambda _: 0, single).replace(log_index=None)
-        self.init = jax.jit(jax.vmap(self.algorithm.init, out_axes=self.state_axes))
+        self._seeds_init = jax.vmap(self.algorithm.init, out_axes=self.state_axes)
+        self._mesh: jax.sharding.Mesh | None = None
+
+    @property
+    def mesh(self) -> jax.sharding.Mesh:
+        """The devices a run split over ``spec.devices`` trains on; ``RunError`` if JAX has fewer."""
+        if self._mesh is None:
+            self._mesh = _run_mesh(self.spec.devices)
+        return self._mesh
+
+    @property
+    def init(self) -> Any:
+        """``init(keys [seeds]) -> state`` of every seed (and device), jitted."""
+        if not self.parallel.active:
+            return jax.jit(self._seeds_init)
+        per_device = self._on_devices(lambda keys: _add_device_axis(self._seeds_init(keys)), P(), P(_DEVICES))
+        return jax.jit(per_device)
+
+    def _on_devices(self, function: Any, in_specs: Any, out_specs: Any) -> Any:
+        """``function`` as every device's program over the run's mesh (``shard_map``); itself on one device."""
+        if not self.parallel.active:
+            return function
+        return jax.shard_map(function, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
     def vmap_run(self, num_logs: int) -> Any:
-        """The algorithm's ``run`` over every seed: ``(state, metrics [seeds, num_logs])``."""
-        run = functools.partial(self.algorithm.run, num_logs=num_logs)
-        return jax.vmap(run, in_axes=(self.state_axes,), out_axes=(self.state_axes, 0))
+        """The algorithm's ``run`` over every seed (and device): ``(state, metrics [seeds, num_logs])``."""
+        run = jax.vmap(
+            functools.partial(self.algorithm.run, num_logs=num_logs),
+            in_axes=(self.state_axes,),
+            out_axes=(self.state_axes, 0),
+        )
+        if not self.parallel.active:
+            return run
+
+        def per_device(state: Any) -> tuple[Any, dict]:
+            state, metrics = run(_drop_device_axis(state))
+            return _add_device_axis(state), metrics  # metrics are reduced over devices: equal on each
+
+        return self._on_devices(per_device, (P(_DEVICES),), (P(_DEVICES), P()))
+
+    def place(self, state: Any) -> Any:
+        """A state read from a checkpoint, on the run's devices (split along the device axis);
+        where JAX has fewer devices, left where it is (readable; training it raises ``RunError``)."""
+        if not self.parallel.active or len(jax.devices()) < self.spec.devices:
+            return state
+        return jax.jit(lambda tree: tree, out_shardings=jax.sharding.NamedSharding(self.mesh, P(_DEVICES)))(state)
+
+    def device_state(self, state: Any) -> Any:
+        """The state of one device (the first): what every device agrees on (parameters, counters);
+        ``state`` itself on one device."""
+        return _drop_device_axis(state) if self.parallel.active else state
 
     def seed_state(self, state: Any, index: int) -> Any:
-        """Seed ``index``'s state, out of the state of every seed."""
+        """Seed ``index``'s state, out of the state of every seed (of the first device)."""
+        state = self.device_state(state)
         return jax.tree_util.tree_map(lambda x, axis: x if axis is None else x[index], state, self.state_axes)
 
     @property
@@ -115,10 +174,16 @@ class Run:
         return self.directory / records.CHECKPOINTS
 
     def abstract_state(self) -> Any:
-        return jax.eval_shape(self.init, self.keys)
+        """The shapes and dtypes of the state of every seed (and device)."""
+        if not self.parallel.active:
+            return jax.eval_shape(self._seeds_init, self.keys)
+        per_device = jax.vmap(self._seeds_init, None, axis_name=_DEVICES, axis_size=self.spec.devices)
+        return jax.eval_shape(per_device, self.keys)
 
     def checkpoint_meta(self) -> dict:
         meta = {"algorithm": self.spec.algo, "spec_sha256": self.spec.digest(), "seeds": list(self.spec.seeds)}
+        if self.parallel.active:  # a one-device checkpoint's header is what it always was
+            meta["devices"] = self.spec.devices
         if self.inputs_sha256:  # the files the algorithm reads (a pretrained model) must be the ones trained from
             meta["inputs_sha256"] = self.inputs_sha256
         return meta
@@ -128,9 +193,11 @@ class Run:
         path = path or checkpoint.latest(self.checkpoint_dir)
         if path is None:
             raise checkpoint.CheckpointError(f"{self.directory} has no checkpoint yet")
-        expect = {k: v for k, v in self.checkpoint_meta().items() if k != "seeds"}
+        # The device count first: a checkpoint split over devices loads only on as many.
+        expect = {"devices": self.spec.devices if self.parallel.active else None}
+        expect.update((k, v) for k, v in self.checkpoint_meta().items() if k not in ("seeds", "devices"))
         state, header = checkpoint.load(path, self.abstract_state(), expect=expect)
-        return state, header["log_index"]
+        return self.place(state), header["log_index"]
 
     def iterations(self, log_index: int) -> int:
         """Training iterations after ``log_index`` logging intervals."""
@@ -143,12 +210,43 @@ class Run:
         return None if per_iteration is None else self.iterations(log_index) * per_iteration
 
 
+_DEVICES = parallel.DEVICES
+
+
+def P(*names: str | None) -> jax.sharding.PartitionSpec:
+    return jax.sharding.PartitionSpec(*names)
+
+
+def _add_device_axis(tree: Any) -> Any:
+    """Every leaf ``[...]`` as ``[1, ...]``: one device's block of the device axis."""
+    return jax.tree_util.tree_map(lambda x: x[None], tree)
+
+
+def _drop_device_axis(tree: Any) -> Any:
+    """The first entry of every leaf's leading (device) axis."""
+    return jax.tree_util.tree_map(lambda x: x[0], tree)
+
+
+def _run_mesh(devices: int) -> jax.sharding.Mesh:
+    """A mesh of the first ``devices`` devices for one run; ``RunError`` if JAX has fewer."""
+    available = len(jax.devices())
+    if devices > available:
+        raise RunError(
+            f"the run is split over {devices} devices (devices = {devices}) but JAX sees {available} "
+            f"({jax.devices()[0].platform}); on a CPU give --host-devices {devices}, on a cluster start every "
+            "process (--distributed, or --coordinator/--num-processes/--process-id). A checkpoint resumes only on "
+            "the device count it was written with: the devices' random streams and sums are part of the run"
+        )
+    return parallel.device_mesh(devices, axis=_DEVICES)
+
+
 def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
     """The greedy policy of every seed's state, evaluated with ``jrl.evaluate_episodes`` on the
     seed's evaluation key (``spec.evaluation_key``): per seed, mean and std of the return, mean
     length, fraction terminated, and the count of invalid actions."""
     algorithm, spec = run.algorithm, run.spec
     first = run.seed_state(state, 0)
+    state = run.device_state(state)
     policy, _ = spec.algorithm.greedy_policy(run.config, run.env, run.env_params, algorithm.result(first, {}))
 
     @jax.jit
@@ -258,11 +356,12 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
     num_logs = algorithm.num_logs
     chunk = settings.resolved_chunk_logs(num_logs)
     compiled: dict[int, Any] = {}
-    writer = _tensorboard_writer(run) if settings.tensorboard else None
+    lead = parallel.is_lead()  # process 0 writes; every process trains its devices' shares
+    writer = _tensorboard_writer(run) if settings.tensorboard and lead else None
     metrics_path = run.directory / records.METRICS
     chunks_done = 0
     reported_nonfinite: set[int] = set()
-    earlier = records.read_metrics(metrics_path)  # a resumed run's records, up to its checkpoint
+    earlier = records.read_metrics(metrics_path) if lead else []  # a resumed run's records, up to its checkpoint
     latest = LatestResult(earlier)
     env_steps = {seed: 0.0 for seed in run.spec.seeds}  # each seed's env_steps metric so far
     for row in earlier:
@@ -288,7 +387,8 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
             seconds = time.perf_counter() - started
             session["run_seconds"] += seconds
             rows = records.metric_records(run.spec.seeds, log_index, metrics)
-            records.append_metrics(metrics_path, rows)
+            if lead:
+                records.append_metrics(metrics_path, rows)
             if writer is not None:
                 for row in rows:
                     step_count = int(row["env_steps"])
@@ -313,12 +413,15 @@ def _advance(run: Run, state: Any, log_index: int, progress: Progress, session: 
                 _progress_done(run, log_index), seconds, str(latest), round(sum(env_steps.values()) - before)
             )
             if chunks_done % settings.checkpoint_every == 0 or log_index == num_logs:
+                saved = parallel.host_state(state) if jax.process_count() > 1 else state  # every process
+                if not lead:
+                    continue
                 if pending is not None:
                     pending.result()  # one save at a time, in order; re-raises a failed save
                 pending = saver.submit(
                     checkpoint.save,
                     run.checkpoint_dir,
-                    state,
+                    saved,
                     log_index=log_index,
                     meta=run.checkpoint_meta(),
                     keep=settings.keep,
@@ -348,16 +451,22 @@ def _progress_done(run: Run, log_index: int) -> int:
 
 
 def _finish(run: Run, state: Any, progress: Progress, session: dict) -> tuple[dict, str]:
-    """Write the summary and the session's record; returns the summary and the closing line."""
+    """Write the summary and the session's record; returns the summary and the closing line.
+    With several processes each computes the summary (from process 0's records and the gathered
+    state) and process 0 writes it."""
     started = time.perf_counter()
+    if jax.process_count() > 1:
+        state = parallel.host_state(state)
+        parallel.barrier("jrl-run-records-written")
     summary = _summary(run, state, run.settings.eval_episodes)
-    records.write_json(run.directory / records.SUMMARY, summary)
     session["summary_seconds"] = time.perf_counter() - started
     session["finished"] = records.now()
-    meta_path = run.directory / records.METADATA
-    metadata = records.read_json(meta_path)
-    metadata["sessions"].append(session)
-    records.write_json(meta_path, metadata)
+    if parallel.is_lead():
+        records.write_json(run.directory / records.SUMMARY, summary)
+        meta_path = run.directory / records.METADATA
+        metadata = records.read_json(meta_path)
+        metadata["sessions"].append(session)
+        records.write_json(meta_path, metadata)
     evaluation = summary["mean"]["evaluation"].get("mean_return")
     done = (
         f"done: {run.directory} ({len(run.spec.seeds)} seed(s), mean greedy return over "
@@ -378,12 +487,24 @@ def train(spec: RunSpec, run_dir: str | Path, settings: RunSettings | None = Non
     """
     settings = settings or RunSettings()
     directory = Path(run_dir)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise RunError(
-            f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
-        )
+    # Process 0 alone checks and writes the directory (on a shared file system another process
+    # would find it made already); every process stops on what it finds.
+    problem = None
+    if parallel.is_lead() and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        problem = f"{directory} exists already: continue it with `jrl resume {directory}`, or choose another --out"
+    problem = parallel.agree(problem, "process 0 stopped the run (its error says why)")
+    if problem is not None:
+        raise RunError(problem)
     source = spec.resolve_paths(Path.cwd())
     run = Run(directory, source, settings)  # validates: builds the environment and the algorithm
+    if run.parallel.active:
+        run.mesh  # noqa: B018 (refuses, before anything is written, a device count JAX does not have)
+    if not parallel.is_lead():
+        parallel.barrier("jrl-run-created")
+        if not (directory / records.CONFIG).is_file():
+            raise RunError("process 0 stopped the run (its error says why)")
+        stored = RunSpec.load(directory / records.CONFIG)
+        return _train_from(Run(directory, stored, settings) if stored.paths() else run, None, 0, False)
     created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -401,7 +522,9 @@ def train(spec: RunSpec, run_dir: str | Path, settings: RunSettings | None = Non
         records.write_json(directory / records.METADATA, metadata)
     except OSError as err:
         _remove_start(directory, created)
+        parallel.barrier("jrl-run-created")
         raise RunError(f"cannot write the run directory {str(directory)!r}: {err.strerror or err}") from err
+    parallel.barrier("jrl-run-created")
     try:
         if stored is not source:
             run = Run(directory, stored, settings)  # reads the run's own copies from now on
@@ -446,7 +569,9 @@ def _remove_start(directory: Path, created: bool) -> None:
 
 def _train_from(run: Run, state: Any, log_index: int, show: bool) -> dict:
     session = {"started": records.now(), "from_log": log_index, "compile_seconds": 0.0, "run_seconds": 0.0}
-    progress = _progress(run, log_index, show)
+    if jax.process_count() > 1:
+        session["processes"] = jax.process_count()
+    progress = _progress(run, log_index, show and parallel.is_lead())
     final = None
     try:
         if state is None:
@@ -487,11 +612,15 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> dict:
     """Continue a run from its newest complete checkpoint (from the start if it has none) and
     return the summary; a finished run is finished again (same summary)."""
     run = load_run(run_dir)
-    for stale in run.checkpoint_dir.glob(".tmp-*"):  # a save that a kill interrupted
-        shutil.rmtree(stale, ignore_errors=True)
+    if parallel.is_lead():
+        for stale in run.checkpoint_dir.glob(".tmp-*"):  # a save that a kill interrupted
+            shutil.rmtree(stale, ignore_errors=True)
+    parallel.barrier("jrl-run-stale-removed")
     if checkpoint.latest(run.checkpoint_dir) is None:
         state, log_index = None, 0
     else:
         state, log_index = run.load_checkpoint()
-    records.truncate_metrics(run.directory / records.METRICS, log_index)
+    parallel.barrier("jrl-run-checkpoint-read")
+    if parallel.is_lead():
+        records.truncate_metrics(run.directory / records.METRICS, log_index)
     return _train_from(run, state, log_index, progress)

@@ -5,6 +5,7 @@
     algo = "dqn"                 # a jrl.algorithms name
     env = "CartPole-v1"          # a jrl.make id
     seeds = [0, 1, 2]            # or a count: seeds = 3 means [0, 1, 2]
+    devices = 2                  # one run split over 2 devices (optional; default 1)
     [env_kwargs]                 # keyword arguments of jrl.make (optional)
     [config]                     # the algorithm's config fields; missing ones: the tuned default
 
@@ -56,6 +57,10 @@ class RunSpec:
         env: a ``jrl.make`` id; ``env_kwargs`` its keyword arguments.
         seeds: the seeds trained side by side (vmapped) in one compiled call, non-negative ints.
         config: the algorithm's config (a ``jrl.algorithms.common.Config``).
+        devices: the devices each seed's run is split over (data parallelism,
+            ``jrl.parallel.DataParallel``); 1 (the default) is a one-device run. Part of what
+            the run is: the devices' random streams and float sums differ from one device's, so
+            a checkpoint resumes only on the same count. Written to TOML only when not 1.
     """
 
     algo: str
@@ -63,9 +68,11 @@ class RunSpec:
     seeds: tuple[int, ...]
     config: Any
     env_kwargs: dict = dataclasses.field(default_factory=dict)
+    devices: int = 1
 
     def __post_init__(self) -> None:
         spec = algorithms.get(self.algo)
+        check_int("devices", self.devices, 1, 2**16)
         if not isinstance(self.config, spec.config_class):
             raise TypeError(f"config must be a {spec.config_class.__name__} for algo {self.algo!r}")
         if not self.seeds:
@@ -83,6 +90,7 @@ class RunSpec:
         seeds: int | list[int] | tuple[int, ...] = 1,
         config: dict | None = None,
         env_kwargs: dict | None = None,
+        devices: int = 1,
     ) -> RunSpec:
         """A spec from names and partial config fields; fields not given take the tuned
         ``default_config(env)`` where one exists, else the config class's defaults. Checks that
@@ -105,23 +113,31 @@ class RunSpec:
         if isinstance(seeds, int):
             check_int("seeds", seeds, 1, 2**20)
             seeds = range(seeds)
-        return cls(algo=algo, env=env, seeds=tuple(seeds), config=spec.make_config(**fields), env_kwargs=env_kwargs)
+        config = spec.make_config(**fields)
+        return cls(algo=algo, env=env, seeds=tuple(seeds), config=config, env_kwargs=env_kwargs, devices=devices)
 
     @classmethod
     def from_toml(cls, text: str, **overrides: Any) -> RunSpec:
-        """A spec from the TOML form; ``overrides`` (algo, env, seeds, env_kwargs, config) win."""
+        """A spec from the TOML form; ``overrides`` (algo, env, seeds, devices, env_kwargs, config) win."""
         data = tomllib.loads(text)
-        unknown = sorted(set(data) - {"algo", "env", "seeds", "env_kwargs", "config"})
+        unknown = sorted(set(data) - {"algo", "env", "seeds", "devices", "env_kwargs", "config"})
         if unknown:
             raise ValueError(
-                f"unknown key(s) {unknown} in a run file; it takes algo, env, seeds, [env_kwargs], [config]"
+                f"unknown key(s) {unknown} in a run file; it takes algo, env, seeds, devices, [env_kwargs], [config]"
             )
         config = {**data.get("config", {}), **(overrides.pop("config", None) or {})}
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
         for key in ("algo", "env"):
             if key not in merged:
                 raise ValueError(f"the run needs {key}: give it in the file or as --{key}")
-        return cls.resolve(merged["algo"], merged["env"], merged.get("seeds", 1), config, merged.get("env_kwargs", {}))
+        return cls.resolve(
+            merged["algo"],
+            merged["env"],
+            merged.get("seeds", 1),
+            config,
+            merged.get("env_kwargs", {}),
+            devices=merged.get("devices", 1),
+        )
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> RunSpec:
@@ -137,13 +153,10 @@ class RunSpec:
             raise ValueError(f"{path} is not valid TOML: {err}") from err
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "algo": self.algo,
-            "env": self.env,
-            "seeds": list(self.seeds),
-            "env_kwargs": dict(self.env_kwargs),
-            "config": self.config.to_dict(),
-        }
+        out = {"algo": self.algo, "env": self.env, "seeds": list(self.seeds)}
+        if self.devices != 1:  # a one-device run's file (and digest) is what it always was
+            out["devices"] = self.devices
+        return {**out, "env_kwargs": dict(self.env_kwargs), "config": self.config.to_dict()}
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())

@@ -210,10 +210,7 @@ def _in_the_way(directory: Path, spec: SweepSpec) -> str | None:
 def _raise_on_every_process(problem: str | None) -> None:
     """Raise ``SweepError(problem)`` where process 0 found ``problem``: on every process, so that
     no process waits in a collective for one that stopped."""
-    if jax.process_count() > 1:
-        found = bool(parallel.broadcast_from_lead(np.int32(problem is not None)))
-        if found and problem is None:
-            problem = "process 0 stopped the sweep (its error says why)"
+    problem = parallel.agree(problem, "process 0 stopped the sweep (its error says why)")
     if problem is not None:
         raise SweepError(problem)
 

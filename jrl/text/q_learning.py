@@ -45,6 +45,7 @@ from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_fini
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
+from jrl.parallel import SINGLE, DataParallel
 from jrl.text.generate import choose_tokens
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
 
@@ -343,17 +344,30 @@ def _load_pretrained(config: TextQConfig, env: Environment, env_params: Any) -> 
     return model
 
 
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
 def make_algorithm(
-    config: TextQConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+    config: TextQConfig,
+    env: Environment,
+    env_params: Any,
+    model: LanguageModel | None = None,
+    parallel: DataParallel = SINGLE,
 ) -> Algorithm:
     """Validate on the host, load the pretrained model (``config.pretrained``, unless ``model`` is
-    given), and return the ``Algorithm`` (``init``, ``run``, ``result``)."""
+    given), and return the ``Algorithm`` (``init``, ``run``, ``result``).
+
+    With ``parallel`` over several devices they are one device's program (run under ``shard_map``
+    along ``parallel.axis``): the device generates ``num_envs / devices`` episodes with its own
+    keys; the loss is normalised by the tokens of every device's batch and its gradients are
+    averaged, so each step is the one-device step on the whole batch."""
     if not isinstance(config, TextQConfig):
         raise TypeError(f"config must be a TextQConfig, got {type(config).__name__}")
     lm = _load_pretrained(config, env, env_params) if model is None else model
     network = TransformerLM(lm.config)
     end_id = env.vocabulary.end_id
-    num_envs = config.num_envs
+    num_envs = parallel.shard("num_envs", config.num_envs)  # this device's generations
     log_interval = config.resolved_log_interval()
     optimizer_for = lambda hp: optax.chain(  # noqa: E731
         optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate)
@@ -364,7 +378,7 @@ def make_algorithm(
     def init(key: jax.Array, hyperparams: TextQHyperparams | None = None) -> TextQState:
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
-        k_loop, k_eval = jax.random.split(key)
+        k_loop, k_eval = (parallel.device_key(k) for k in jax.random.split(key))
         # The pretrained body with a zero output layer: Q = 0 everywhere, decoding starts as pi0.
         q_params = jax.tree_util.tree_map(jnp.asarray, lm.params)
         head = jax.tree_util.tree_map(jnp.zeros_like, q_params["params"]["head"])
@@ -391,6 +405,10 @@ def make_algorithm(
         y = lambda_returns(batch, soft_value(next_log_pi0, next_q, hp.beta), hp.beta, config.td_lambda)
         weights = batch["active"].astype(jnp.float32)
         error = q_taken - jax.lax.stop_gradient(y)
+        if parallel.active:  # this device's share of the whole batch's mean, times the devices:
+            # averaged over the devices (as the gradients are), it is the whole batch's mean.
+            tokens = jnp.maximum(parallel.sum(jnp.sum(weights)), 1.0)
+            return jnp.sum(weights * jnp.square(error)) / tokens * parallel.count
         return jnp.sum(weights * jnp.square(error)) / jnp.maximum(jnp.sum(weights), 1.0)
 
     def learn(state: TextQState, batch: dict) -> tuple[TextQState, jax.Array, jax.Array]:
@@ -401,7 +419,7 @@ def make_algorithm(
 
         def update(carry: tuple, _: Any) -> tuple:
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, state.target, batch, hp)
+            loss, grads = parallel.mean(jax.value_and_grad(loss_fn)(params, state.target, batch, hp))
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             finite = jnp.isfinite(loss) & jnp.all(
                 jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
@@ -439,7 +457,9 @@ def make_algorithm(
     def record(state: TextQState, interval: Interval) -> tuple[TextQState, dict]:
         """The interval's metrics (``METRICS``); the state counts the tokens generated."""
         returns, kl, tokens, loss_sum, nonfinite = (interval.stats[i] for i in range(5))
-        episodes = log_interval * num_envs
+        # The losses and non-finite counts are equal on every device: the stats add their copies.
+        loss_sum, nonfinite = loss_sum / parallel.count, nonfinite / parallel.count
+        episodes = log_interval * config.num_envs
         updates = log_interval * config.updates_per_iteration
         # An env step of a text environment is a token: the tokens generated so far (exact: a
         # block's count is a small integer in float32).
@@ -464,6 +484,7 @@ def make_algorithm(
             env, env_params, config.eval_episodes, greedy, lambda s: (lm.params, s.q_params, s.hyperparams.beta)
         ),
         record=record,
+        parallel=parallel,
     )
 
     def result(state: TextQState, metrics: dict) -> TextQResult:
