@@ -16,8 +16,15 @@ dueling head. PPO's actor is the same with tanh instead of ReLU (spec ``activati
 
 File versions: 1, DQN's networks; 2, hidden layers with LayerNorms or tanh (which a version-1
 reader would run without them, or with ReLU); 3, a continuous action (which an older reader would
-take the argmax of). Each file has the lowest version that describes it, and this reader reads
-all three.
+take the argmax of); 4, quantized weights (spec ``weights``: ``"int8"``, every kernel stored as
+int8 with a scale per output channel, ``{name}/kernel_scale``, the kernel being ``int8 * scale``;
+or ``"float16"``, kernels stored as float16; in both, a layer's other arrays, its bias, scale and
+LayerNorm parameters, are float16), which an older reader would refuse or misread. Each file has the lowest version that describes it, and this reader reads all four.
+
+The file is ``.npz`` (``save``/``load``) or ``.safetensors`` (the same arrays, the spec in the
+header's metadata; reading it needs the ``safetensors`` package). ``forward(spec, arrays, obs,
+xp)`` is the forward pass written once for any array module with NumPy's interface: NumPy here,
+``jax.numpy`` when jrl exports the same network to StableHLO or ONNX (``jrl.export``).
 """
 
 from __future__ import annotations
@@ -37,25 +44,96 @@ LAYER_NORM_VERSION = 2
 #: The version of a file whose outputs are a continuous action's mean (spec ``action_shape``,
 #: arrays ``action/low`` and ``action/high``): the greedy action is the mean clipped to the bounds.
 BOX_ACTION_VERSION = 3
+#: The version of a file whose kernels are quantized (spec ``weights``: ``"int8"`` or ``"float16"``).
+QUANTIZED_VERSION = 4
+WEIGHTS = ("int8", "float16")
 LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
 ACTIVATIONS = ("relu", "tanh")
 
 
-def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, xp=np) -> np.ndarray:
     """``[B, H, W, C]`` -> ``[B, H, W, F]``: zero-padded 3x3 convolution as patches times a matrix."""
     _, height, width, channels = x.shape
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    patches = np.concatenate(
+    padded = xp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = xp.concatenate(
         [padded[:, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)], axis=-1
     )
     return patches @ kernel.reshape(9 * channels, -1) + bias
 
 
-def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, xp=np) -> np.ndarray:
     """Normalise over the last axis, then scale and shift (``flax.linen.LayerNorm``'s formula)."""
     mean = x.mean(axis=-1, keepdims=True)
-    var = np.maximum(np.square(x).mean(axis=-1, keepdims=True) - np.square(mean), 0.0)
-    return (x - mean) / np.sqrt(var + np.float32(LAYER_NORM_EPSILON)) * scale + bias
+    var = xp.maximum(xp.square(x).mean(axis=-1, keepdims=True) - xp.square(mean), 0.0)
+    return (x - mean) / xp.sqrt(var + np.float32(LAYER_NORM_EPSILON)) * scale + bias
+
+
+LAYERS = ("conv", "dense", "head", "advantage", "value")
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return array if array.dtype == np.float32 else array.astype(np.float32)
+
+
+def kernel(arrays: dict, name: str, xp=np) -> np.ndarray:
+    """Layer ``name``'s kernel as float32: ``int8 * scale`` where it is quantized to int8 (spec
+    ``weights = "int8"``), a cast of a float16 kernel, or the float32 kernel itself."""
+    stored = arrays[f"{name}/kernel"]
+    if f"{name}/kernel_scale" in arrays:
+        return stored.astype(np.float32) * _f32(arrays[f"{name}/kernel_scale"])
+    return _f32(stored)
+
+
+def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np) -> np.ndarray:
+    """The network's outputs ``float32 [B, A]`` for observations ``[B, *obs_shape]`` (checked by
+    the caller), computed with the array module ``xp`` (``numpy``, or ``jax.numpy`` to trace the
+    same pass for an export); kernels through ``kernel`` (dequantized where stored quantized)."""
+    expected = tuple(spec["obs_shape"])
+    if spec["one_hot"] is not None:
+        x = (obs[:, None] == xp.arange(spec["one_hot"])[None, :]).astype(np.float32)
+    else:
+        x = obs.astype(np.float32)
+    if "scale/low" in arrays:
+        x = 2.0 * (x - arrays["scale/low"].reshape(expected)) / arrays["scale/span"].reshape(expected) - 1.0
+    act = xp.tanh if spec.get("activation", "relu") == "tanh" else (lambda y: xp.maximum(y, 0.0))
+
+    def normalized(name: str, y: np.ndarray) -> np.ndarray:
+        if not spec.get("layer_norm", False):
+            return y
+        return _layer_norm(y, _f32(arrays[f"{name}/norm_scale"]), _f32(arrays[f"{name}/norm_bias"]), xp)
+
+    for i in range(spec["num_convs"]):
+        name = f"conv{i}"
+        x = act(normalized(name, _conv3x3(x, kernel(arrays, name, xp), _f32(arrays[f"{name}/bias"]), xp)))
+    x = x.reshape(x.shape[0], -1)
+    for i in range(spec["num_hidden"]):
+        name = f"dense{i}"
+        x = act(normalized(name, x @ kernel(arrays, name, xp) + _f32(arrays[f"{name}/bias"])))
+    if not spec["dueling"]:
+        return x @ kernel(arrays, "head", xp) + _f32(arrays["head/bias"])
+    advantage = x @ kernel(arrays, "advantage", xp) + _f32(arrays["advantage/bias"])
+    value = x @ kernel(arrays, "value", xp) + _f32(arrays["value/bias"])
+    return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+def greedy(spec: dict, arrays: dict, outputs: np.ndarray, xp=np) -> np.ndarray:
+    """Greedy actions from ``forward``'s outputs ``[B, A]``: their argmax (int ``[B]``), or for a
+    continuous action (spec ``action_shape``) the outputs clipped to the bounds, ``[B, *action_shape]``."""
+    if "action_shape" not in spec:
+        return xp.argmax(outputs, axis=-1)
+    clipped = xp.clip(outputs, arrays["action/low"], arrays["action/high"])
+    return clipped.reshape(outputs.shape[0], *spec["action_shape"])
+
+
+def file_version(spec: dict) -> int:
+    """The lowest version that describes a network of ``spec`` (module docstring)."""
+    if "weights" in spec:
+        return QUANTIZED_VERSION
+    if "action_shape" in spec:
+        return BOX_ACTION_VERSION
+    if spec.get("layer_norm", False) or spec.get("activation", "relu") != "relu":
+        return LAYER_NORM_VERSION
+    return FORMAT_VERSION
 
 
 def _is_int(x: object, low: int) -> bool:
@@ -78,7 +156,7 @@ def _check_spec(spec: object) -> None:
         "obs_shape",
     )
     missing = [key for key in required if key not in spec]
-    unknown = sorted(set(spec) - set(required) - {"layer_norm", "activation", "action_shape"})
+    unknown = sorted(set(spec) - set(required) - {"layer_norm", "activation", "action_shape", "weights"})
     if missing or unknown:
         raise ValueError(f"spec keys missing {missing} or unknown {unknown}")
     checks = {
@@ -93,6 +171,7 @@ def _check_spec(spec: object) -> None:
         "activation": spec.get("activation", "tanh") in ACTIVATIONS[1:],  # written only when not relu
         "action_shape": isinstance(spec.get("action_shape", []), list)
         and all(_is_int(d, 1) for d in spec.get("action_shape", [])),
+        "weights": spec.get("weights", "int8") in WEIGHTS,
     }
     bad = [key for key, ok in checks.items() if not ok]
     if bad:
@@ -121,6 +200,8 @@ def _expected_shapes(spec: dict, arrays: dict[str, np.ndarray]) -> dict[str, tup
             raise ValueError(f"{name}/kernel missing or not {len(kernel_in) + 1}-D")
         out = kernel.shape[-1] if out is None else out
         shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (*kernel_in, out), (out,)
+        if spec.get("weights") == "int8":
+            shapes[f"{name}/kernel_scale"] = (out,)
         if spec.get("layer_norm") and not name.startswith(("head", "advantage", "value")):
             shapes[f"{name}/norm_scale"] = shapes[f"{name}/norm_bias"] = (out,)
         return out
@@ -152,11 +233,22 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise ValueError(f"arrays missing: {missing}")
-    not_real = [
-        f"{name} ({arrays[name].dtype})" for name in expected if not np.issubdtype(arrays[name].dtype, np.floating)
-    ]
-    if not_real:
-        raise ValueError(f"arrays not of a float dtype: {', '.join(not_real)}")
+    quantized = {"int8": np.dtype(np.int8), "float16": np.dtype(np.float16)}.get(spec.get("weights"))
+
+    def fits(name: str) -> bool:
+        if quantized is not None and name.endswith("/kernel"):
+            return arrays[name].dtype == quantized
+        if quantized is not None and name.startswith(LAYERS):
+            return arrays[name].dtype == np.float16
+        return np.issubdtype(arrays[name].dtype, np.floating)
+
+    wrong_type = [f"{name} ({arrays[name].dtype})" for name in expected if not fits(name)]
+    if wrong_type:
+        if quantized is not None:
+            rule = f"kernels {quantized.name} (weights={spec['weights']!r}), the layers' other arrays float16"
+        else:
+            rule = "every array of a float dtype"
+        raise ValueError(f"arrays of the wrong dtype: {', '.join(wrong_type)} ({rule})")
     wrong = [
         f"{name} {arrays[name].shape} (expected {shape})"
         for name, shape in expected.items()
@@ -164,7 +256,13 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
     ]
     if wrong:
         raise ValueError(f"array shapes {', '.join(wrong)}")
-    weights = [name for name in expected if not name.startswith("action/") and not np.isfinite(arrays[name]).all()]
+    weights = [
+        name
+        for name in expected
+        if not name.startswith("action/")
+        and np.issubdtype(arrays[name].dtype, np.floating)
+        and not np.isfinite(arrays[name]).all()
+    ]
     if weights:
         raise ValueError(f"non-finite values in {weights}")
     if "action/low" in expected and not (arrays["action/low"] <= arrays["action/high"]).all():  # NaN fails too
@@ -192,8 +290,7 @@ class NumpyQPolicy:
     def __init__(self, spec: dict, arrays: dict[str, np.ndarray]) -> None:
         if not isinstance(spec, dict):
             raise ValueError(f"not a {FORMAT} policy: the spec is a {type(spec).__name__}, not a JSON object")
-        newer = spec.get("layer_norm", False) or spec.get("activation", "relu") != "relu"
-        version = BOX_ACTION_VERSION if "action_shape" in spec else LAYER_NORM_VERSION if newer else FORMAT_VERSION
+        version = file_version(spec)
         if spec.get("format") != FORMAT or spec.get("version") != version:
             raise ValueError(f"not a {FORMAT} v{version} policy: {spec.get('format')!r} v{spec.get('version')!r}")
         arrays = {name: np.asarray(a) for name, a in arrays.items()}
@@ -203,14 +300,28 @@ class NumpyQPolicy:
         except ValueError as err:
             raise ValueError(f"malformed {FORMAT} v{version} policy: {err}") from None
         self.spec = spec
-        self.arrays = {name: a.astype(np.float32) for name, a in arrays.items()}
+        quantized = "weights" in spec  # the layers' arrays stay as stored (int8 or float16)
+        self.arrays = {
+            name: a if quantized and name.startswith(LAYERS) else a.astype(np.float32) for name, a in arrays.items()
+        }
         self.continuous = "action_shape" in spec
+        # The forward pass in NumPy reads float32 kernels, dequantized once here.
+        self._float = dict(self.arrays)
+        for name in self.arrays:
+            if name.endswith("/kernel"):
+                self._float[name] = kernel(self.arrays, name[: -len("/kernel")])
+            elif name.startswith(LAYERS):
+                self._float[name] = _f32(self.arrays[name])
+        self._float = {n: a for n, a in self._float.items() if not n.endswith("/kernel_scale")}
 
     @classmethod
     def load(cls, path: str | Path) -> NumpyQPolicy:
-        """Read a policy ``export_numpy(...).save(path)`` wrote (``ValueError`` naming ``path``
-        and the fault for anything else: no spec, a spec that is not JSON, a malformed network)."""
+        """Read a policy ``save`` wrote: ``.npz`` (read with ``allow_pickle=False``) or
+        ``.safetensors`` (the ``safetensors`` package); ``ValueError`` naming ``path`` and the fault
+        for anything else (no spec, a spec that is not JSON, a malformed network)."""
         try:
+            if str(path).endswith(".safetensors"):
+                return cls._load_safetensors(path)
             with np.load(path, allow_pickle=False) as data:
                 if "spec" not in data.files:
                     raise ValueError("not an exported jrl policy (no 'spec' entry)")
@@ -219,56 +330,54 @@ class NumpyQPolicy:
         except ValueError as err:  # json.JSONDecodeError and NumPy's refusal of pickled objects included
             raise ValueError(f"{path}: {err}") from None
 
+    @classmethod
+    def _load_safetensors(cls, path: str | Path) -> NumpyQPolicy:
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                metadata = f.metadata() or {}
+                arrays = {name: f.get_tensor(name) for name in f.keys()}
+        except SafetensorError as err:
+            raise ValueError(f"not a safetensors file ({err})") from None
+        if "spec" not in metadata:
+            raise ValueError("not an exported jrl policy (no 'spec' in the safetensors metadata)")
+        return cls(json.loads(metadata["spec"]), arrays)
+
     def save(self, path: str | Path) -> None:
-        """Write the policy as ``.npz`` (arrays and the JSON spec)."""
-        np.savez(path, spec=np.array(json.dumps(self.spec, sort_keys=True)), **self.arrays)
+        """Write the policy: ``.safetensors`` where ``path`` ends so (the spec in the metadata),
+        else ``.npz`` (the arrays and the JSON spec)."""
+        text = json.dumps(self.spec, sort_keys=True)
+        if str(path).endswith(".safetensors"):
+            from safetensors.numpy import save_file
+
+            save_file({name: np.ascontiguousarray(a) for name, a in self.arrays.items()}, str(path), {"spec": text})
+            return
+        np.savez(path, spec=np.array(text), **self.arrays)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """The network's outputs ``float32 [B, A]`` for a batch of observations: Q-values (DQN,
         PQN), logits (PPO, Discrete actions), or the unclipped mean of a continuous action (PPO,
         Box actions: ``A = D``, the action's elements)."""
-        spec, p = self.spec, self.arrays
+        spec = self.spec
         obs = np.asarray(obs)
         expected = tuple(spec["obs_shape"])
         if obs.shape[1:] != expected:
             raise ValueError(f"observations must have shape [B, {', '.join(map(str, expected))}], got {obs.shape}")
-        if spec["one_hot"] is not None:
-            if (
-                not np.issubdtype(obs.dtype, np.integer)
-                or obs.min(initial=0) < 0
-                or obs.max(initial=0) >= spec["one_hot"]
-            ):
-                raise ValueError(f"observations must be integers in [0, {spec['one_hot']}), got {obs!r:.80}")
-            x = np.eye(spec["one_hot"], dtype=np.float32)[obs]
-        else:
-            x = obs.astype(np.float32)
-        if "scale/low" in p:
-            x = 2.0 * (x - p["scale/low"].reshape(expected)) / p["scale/span"].reshape(expected) - 1.0
-        act = np.tanh if spec.get("activation", "relu") == "tanh" else (lambda y: np.maximum(y, 0.0))
-        for i in range(spec["num_convs"]):
-            x = act(self._normalized(f"conv{i}", _conv3x3(x, p[f"conv{i}/kernel"], p[f"conv{i}/bias"])))
-        x = x.reshape(x.shape[0], -1)
-        for i in range(spec["num_hidden"]):
-            x = act(self._normalized(f"dense{i}", x @ p[f"dense{i}/kernel"] + p[f"dense{i}/bias"]))
-        if not spec["dueling"]:
-            return x @ p["head/kernel"] + p["head/bias"]
-        advantage = x @ p["advantage/kernel"] + p["advantage/bias"]
-        value = x @ p["value/kernel"] + p["value/bias"]
-        return value + advantage - advantage.mean(axis=-1, keepdims=True)
-
-    def _normalized(self, name: str, x: np.ndarray) -> np.ndarray:
-        """Layer ``name``'s output through its LayerNorm (spec ``layer_norm``), or unchanged."""
-        if not self.spec.get("layer_norm", False):
-            return x
-        return _layer_norm(x, self.arrays[f"{name}/norm_scale"], self.arrays[f"{name}/norm_bias"])
+        if spec["one_hot"] is not None and (
+            not np.issubdtype(obs.dtype, np.integer) or obs.min(initial=0) < 0 or obs.max(initial=0) >= spec["one_hot"]
+        ):
+            raise ValueError(f"observations must be integers in [0, {spec['one_hot']}), got {obs!r:.80}")
+        return forward(spec, self._float, obs)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions of a batch of observations ``[B, *obs_shape]``: ``int64 [B]``, the
         argmax of ``q_values`` (the lowest index among equal values, as ``argmax``); or for a
         continuous action ``float32 [B, *action_shape]``, the mean clipped elementwise to
         ``[action/low, action/high]`` (``[B, D]`` for a vector action of ``D`` elements)."""
-        out = self.q_values(obs)
-        if not self.continuous:
-            return np.argmax(out, axis=-1)
-        clipped = np.clip(out, self.arrays["action/low"], self.arrays["action/high"])
-        return clipped.reshape(out.shape[0], *self.spec["action_shape"])
+        return greedy(self.spec, self._float, self.q_values(obs))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored arrays (quantized kernels as stored)."""
+        return sum(a.nbytes for a in self.arrays.values())
