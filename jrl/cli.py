@@ -304,8 +304,14 @@ def _build_parser() -> _Parser:
     resume.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory or a sweep directory")
     resume.add_argument("--quiet", action="store_true", help="no progress output")
     _add_device_options(resume)
-    evaluate = commands.add_parser("eval", help="evaluate the greedy policy of a finished or partial run")
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate the greedy policy of a finished or partial run, or of an exported policy file",
+        description="RUN_DIR: every seed's greedy policy from the latest checkpoint. An exported policy (.npz, "
+        ".safetensors or .stablehlo, quantized or not: jrl export) is evaluated as stored, on --env.",
+    )
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_POLICY")
+    evaluate.add_argument("--env", help="the environment of an exported policy file (a jrl.make id)")
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
     evaluate.add_argument("--gymnasium", action="store_true", help="also score it in Gymnasium's own environment")
     evaluate.add_argument(
@@ -315,6 +321,21 @@ def _build_parser() -> _Parser:
         help="also record the first seed's first episode as an animated GIF (PATH ends in .gif; environments "
         "that render; plot extra)",
     )
+    export = commands.add_parser(
+        "export",
+        help="write a run's greedy policy as NumPy, safetensors, StableHLO or ONNX, optionally int8",
+        description="Export seed --seed's greedy policy from RUN_DIR's latest checkpoint (or re-export a .npz / "
+        ".safetensors policy file): numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
+        "reloadable with jax.export.deserialize) or onnx (jax2onnx: the onnx extra). --int8 quantizes the "
+        "kernels per output channel, --float16 casts them (docs/deployment.md).",
+    )
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_POLICY")
+    export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx"])
+    quantized = export.add_mutually_exclusive_group()
+    quantized.add_argument("--int8", action="store_true", help="int8 kernels, a scale per output channel")
+    quantized.add_argument("--float16", action="store_true", help="float16 kernels and biases")
+    export.add_argument("--seed", type=int, default=None, help="the run's seed to export (default: its first)")
+    export.add_argument("--out", type=Path, help="the file to write (default: RUN_DIR/export/policy-seed<S>...)")
     commands.add_parser("envs", help="list the environments: spaces, time limits, algorithms that apply")
     plot = commands.add_parser(
         "plot",
@@ -766,6 +787,12 @@ def _eval(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import evaluate_state, load_run
 
     check_int("--episodes", args.episodes, 1, 2**20)
+    if not args.run_dir.exists():
+        raise UsageError(f"{args.run_dir} does not exist: give a run directory or an exported policy file")
+    if args.run_dir.is_file():
+        return _eval_exported(args)
+    if args.env is not None:
+        raise UsageError("--env is for an exported policy file; a run directory knows its environment")
     if args.video is not None:
         from jrl.experiment import video
 
@@ -818,6 +845,60 @@ def _eval(args: argparse.Namespace, output: _Output) -> int:
             f"video: {args.video} (seed {seed}, episode 1 of {args.episodes}: return {episode.total_return:.4g}, "
             f"{episode.length} steps, {frames} frames{cut} at {fps} fps)"
         )
+    return 0
+
+
+def _eval_exported(args: argparse.Namespace) -> int:
+    """``jrl eval POLICY_FILE --env ID``: the exported policy as stored (quantized or not), in jrl's
+    environment and with ``--gymnasium`` in Gymnasium's own."""
+    import jax
+    import numpy as np
+
+    import jrl
+    from jrl.export import jax_policy, load_policy
+
+    if args.env is None:
+        raise UsageError(f"{args.run_dir} is a policy file: give its environment with --env")
+    if args.video is not None:
+        raise UsageError("--video records a run directory's policy; give the run directory")
+    loaded = load_policy(args.run_dir)
+    env, env_params = jrl.make(args.env)
+    expected = tuple(env.observation_space(env_params).shape)
+    if tuple(loaded.spec["obs_shape"]) != expected:
+        raise UsageError(
+            f"{args.run_dir} takes observations of shape {tuple(loaded.spec['obs_shape'])}; {args.env}'s are {expected}"
+        )
+    policy, params = jax_policy(loaded)
+    returns = np.asarray(jrl.evaluate(jax.random.key(0), policy, params, env, env_params, num_episodes=args.episodes))
+    weights = loaded.spec.get("weights", "float32")
+    line = f"{args.run_dir} ({weights} weights) on {args.env}: mean return {returns.mean():.4g} over {args.episodes}"
+    if args.gymnasium:
+        from jrl.wrappers import evaluate_in_gymnasium
+
+        gym = evaluate_in_gymnasium(policy, params, args.env, num_episodes=args.episodes, seed=0)
+        line += f" episodes; in Gymnasium {np.mean(gym):.4g}"
+    else:
+        line += " episodes"
+    print(line)
+    return 0
+
+
+def _export(args: argparse.Namespace, output: _Output) -> int:
+    from jrl.export import export_run
+
+    seed_index = 0
+    if args.seed is not None:
+        if args.run_dir.is_file():
+            raise UsageError("--seed picks a run's seed; a policy file has one policy")
+        from jrl.experiment import load_run
+
+        seeds = list(load_run(args.run_dir).spec.seeds)
+        if args.seed not in seeds:
+            raise UsageError(f"--seed {args.seed}: the run's seeds are {seeds}")
+        seed_index = seeds.index(args.seed)
+    weights = "int8" if args.int8 else "float16" if args.float16 else None
+    path = export_run(args.run_dir, args.format, args.out, seed_index=seed_index, weights=weights)
+    print(path)
     return 0
 
 
@@ -896,6 +977,7 @@ HANDLERS = {
     "sweep": _sweep,
     "resume": _resume,
     "eval": _eval,
+    "export": _export,
     "envs": _envs,
     "plot": _plot,
     "pretrain": _pretrain,

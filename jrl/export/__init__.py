@@ -1,16 +1,37 @@
-"""Export trained policies out of JAX: ``export_numpy`` turns a trained network (any algorithm whose
-module offers ``describe_network``: DQN, PQN, PPO) into a ``NumpyQPolicy`` that runs with NumPy
-alone (``jrl/export/numpy_policy.py`` imports nothing else)."""
+"""Export trained policies out of JAX.
+
+``export_numpy`` turns a trained network (any algorithm whose module offers ``describe_network``:
+DQN, PQN, PPO) into a ``NumpyQPolicy``, which runs with NumPy alone (``jrl/export/numpy_policy.py``
+imports nothing else) and is the source of every format: ``quantize`` (int8, float16),
+``export_policy(policy, format, path)`` for ``numpy`` (``.npz``), ``safetensors``, ``stablehlo``
+(``jax.export``) and ``onnx`` (``jax2onnx``, the ``onnx`` extra), ``export_run`` for a run
+directory (``jrl export``), and ``load_policy`` / ``jax_policy`` to read an export back and
+evaluate it like any jrl policy (``jrl eval FILE``). See docs/deployment.md.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jrl.export.numpy_policy import BOX_ACTION_VERSION, FORMAT, FORMAT_VERSION, LAYER_NORM_VERSION, NumpyQPolicy
+from jrl.export.quantize import quantize
 
-__all__ = ["NumpyQPolicy", "export_numpy"]
+__all__ = [
+    "FORMATS",
+    "NumpyQPolicy",
+    "export_numpy",
+    "export_policy",
+    "export_run",
+    "jax_policy",
+    "load_policy",
+    "quantize",
+]
+
+#: The formats ``export_policy`` writes, with the file suffix each gets.
+FORMATS = {"numpy": ".npz", "safetensors": ".safetensors", "stablehlo": ".stablehlo", "onnx": ".onnx"}
 
 
 def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQPolicy:
@@ -75,3 +96,116 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     if description.action_bounds is not None:
         spec["action_shape"] = list(description.action_shape)
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})
+
+
+def export_policy(policy: NumpyQPolicy, format: str, path: str | Path) -> Path:
+    """Write ``policy`` at ``path`` in ``format`` (a key of ``FORMATS``); ``ValueError`` otherwise."""
+    path = Path(path)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    if format in ("numpy", "safetensors"):
+        if path.suffix != FORMATS[format]:
+            raise ValueError(f"a {format} export is written to a {FORMATS[format]} file, got {str(path)!r}")
+        policy.save(path)
+        return path
+    if format == "stablehlo":
+        from jrl.export.stablehlo import export_stablehlo
+
+        return export_stablehlo(policy, path)
+    from jrl.export.onnx_model import export_onnx
+
+    return export_onnx(policy, path)
+
+
+def load_policy(path: str | Path) -> Any:
+    """An export read back: a ``NumpyQPolicy`` (``.npz``, ``.safetensors``) or a
+    ``stablehlo.StableHLOPolicy`` (``.stablehlo``); each has ``q_values(obs)``, ``policy(obs)``
+    and ``spec``. ``ValueError`` for anything else (an ONNX model runs in ONNX Runtime)."""
+    path = Path(path)
+    if path.suffix in (".npz", ".safetensors"):
+        return NumpyQPolicy.load(path)
+    if path.suffix == ".stablehlo":
+        from jrl.export.stablehlo import load_stablehlo
+
+        return load_stablehlo(path)
+    raise ValueError(
+        f"{path}: jrl reads exported policies from .npz, .safetensors and .stablehlo files; an .onnx model "
+        "runs in ONNX Runtime (docs/deployment.md)"
+    )
+
+
+def jax_policy(loaded: Any) -> tuple[Any, Any]:
+    """``(policy, policy_params)`` for ``jrl.evaluate`` and ``evaluate_in_gymnasium`` from
+    ``load_policy``'s result: ``policy(params, obs, key)`` runs the export itself (its stored,
+    possibly quantized, arrays through ``numpy_policy.forward`` in ``jax.numpy``, or the
+    StableHLO program) on one observation."""
+    import jax.numpy as jnp
+
+    from jrl.export.numpy_policy import forward, greedy
+
+    spec = loaded.spec
+    if isinstance(loaded, NumpyQPolicy):
+
+        def policy(params: Any, obs: Any, key: Any) -> Any:
+            del key
+            outputs = forward(spec, params, jnp.asarray(obs)[None], jnp)
+            return greedy(spec, params, outputs, jnp)[0]
+
+        return policy, {name: jnp.asarray(a) for name, a in loaded.arrays.items()}
+
+    import jax
+
+    from jrl.export.stablehlo import input_dtype
+
+    # The program takes a batch of any size but has no vmap rule of its own: a vmapped call (as
+    # jrl.evaluate makes) runs it once on the whole batch.
+    @jax.custom_batching.custom_vmap
+    def act(obs: Any) -> Any:
+        return loaded.exported.call(jnp.asarray(obs, input_dtype(spec))[None])[1][0]
+
+    @act.def_vmap
+    def _act_batched(axis_size: int, in_batched: list, obs: Any) -> tuple:
+        (batched,) = in_batched
+        obs = obs if batched else jnp.broadcast_to(obs, (axis_size, *jnp.shape(obs)))
+        return loaded.exported.call(jnp.asarray(obs, input_dtype(spec)))[1], True
+
+    def run_program(params: Any, obs: Any, key: Any) -> Any:
+        del params, key
+        return act(obs)
+
+    return run_program, None
+
+
+def export_run(
+    run_dir: str | Path,
+    format: str,
+    out: str | Path | None = None,
+    *,
+    seed_index: int = 0,
+    weights: str | None = None,
+) -> Path:
+    """Export the greedy policy of seed ``seed_index`` of a run directory's latest checkpoint (or
+    of an exported ``.npz`` / ``.safetensors`` policy) in ``format``, quantized to ``weights``
+    (``"int8"``, ``"float16"``) if given. ``out`` defaults to ``RUN_DIR/export/policy-seed<S>[-int8]``
+    with the format's suffix (beside the file, for a policy file). Returns the path written."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    source = Path(run_dir)
+    if source.is_file():
+        policy, stem, folder = NumpyQPolicy.load(source), source.stem, source.parent
+    else:
+        from jrl.experiment import load_run
+
+        run = load_run(source)
+        if not 0 <= seed_index < len(run.spec.seeds):
+            raise ValueError(f"the run has seeds {list(run.spec.seeds)}: --seed takes one of them")
+        state, _ = run.load_checkpoint()
+        result = run.algorithm.result(run.seed_state(state, seed_index), {})
+        policy = export_numpy(run.config, run.env, run.env_params, result)
+        stem, folder = f"policy-seed{run.spec.seeds[seed_index]}", source / "export"
+    if weights is not None:
+        policy = quantize(policy, weights)
+        stem = f"{stem}-{weights}"
+    path = Path(out) if out is not None else folder / f"{stem}{FORMATS[format]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return export_policy(policy, format, path)

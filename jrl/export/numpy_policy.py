@@ -84,10 +84,13 @@ def kernel(arrays: dict, name: str, xp=np) -> np.ndarray:
     return _f32(stored)
 
 
-def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np) -> np.ndarray:
+def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> np.ndarray:
     """The network's outputs ``float32 [B, A]`` for observations ``[B, *obs_shape]`` (checked by
     the caller), computed with the array module ``xp`` (``numpy``, or ``jax.numpy`` to trace the
-    same pass for an export); kernels through ``kernel`` (dequantized where stored quantized)."""
+    same pass for an export); kernels through ``kernel`` (dequantized where stored quantized).
+    ``conv3x3(x, kernel, bias)``: the convolution to use (default: patches times a matrix, which
+    any array module can run; an exporter passes its framework's own convolution)."""
+    conv = conv3x3 or (lambda x, k, b: _conv3x3(x, k, b, xp))
     expected = tuple(spec["obs_shape"])
     if spec["one_hot"] is not None:
         x = (obs[:, None] == xp.arange(spec["one_hot"])[None, :]).astype(np.float32)
@@ -104,7 +107,7 @@ def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np) -> np.ndarray:
 
     for i in range(spec["num_convs"]):
         name = f"conv{i}"
-        x = act(normalized(name, _conv3x3(x, kernel(arrays, name, xp), _f32(arrays[f"{name}/bias"]), xp)))
+        x = act(normalized(name, conv(x, kernel(arrays, name, xp), _f32(arrays[f"{name}/bias"]))))
     x = x.reshape(x.shape[0], -1)
     for i in range(spec["num_hidden"]):
         name = f"dense{i}"

@@ -32,8 +32,13 @@ def policy_function(policy: NumpyQPolicy):
     arrays = {name: jnp.asarray(a) for name, a in policy.arrays.items()}
     spec = policy.spec
 
+    def conv3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+        # XLA's convolution (an ONNX Conv node), not patches: the same sums, a smaller program.
+        dims = ("NHWC", "HWIO", "NHWC")
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=dims) + bias
+
     def act(obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        outputs = forward(spec, arrays, obs, jnp)
+        outputs = forward(spec, arrays, obs, jnp, conv3x3)
         actions = greedy(spec, arrays, outputs, jnp)
         return outputs, actions if policy.continuous else actions.astype(jnp.int32)
 

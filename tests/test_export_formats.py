@@ -1,0 +1,177 @@
+"""Every export format takes the JAX policy's greedy actions, and int8 keeps what it promises.
+
+- NumPy (``.npz``), safetensors, StableHLO (``jax.export``, read back with
+  ``jax.export.deserialize``) and ONNX (``jax2onnx``, run by ONNX Runtime) on 10,000 observations
+  of each network shape jrl trains: DQN's MLP, a dueling MLP with one-hot inputs, inputs rescaled
+  to [-1, 1], a CNN, PQN's LayerNorm MLP, PPO's tanh actor with categorical and Gaussian actions:
+  the same greedy actions as the algorithm's ``greedy_policy``, outputs within 1e-5.
+- int8 (``jrl.export.quantize``): every weight within half a quantization step, int8 kept int8 in
+  the StableHLO and ONNX programs, the array bytes of DQN's CartPole network 3.5x smaller, and
+  each format runs the int8 network as the NumPy reader does.
+- ``jrl export`` and ``jrl eval POLICY_FILE`` from the command line; bad files refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+import jrl
+from jrl import cli
+from jrl.algorithms import dqn, ppo, pqn
+from jrl.export import FORMATS, NumpyQPolicy, export_numpy, export_policy, load_policy, quantize
+
+CASES = {
+    "dqn-mlp": (dqn, "CartPole-v1", {}),
+    "dqn-dueling-one-hot": (dqn, "FrozenLake-v1", {"dueling": True, "hidden_sizes": (32,)}),
+    "dqn-scaled": (dqn, "MountainCar-v0", {"scale_observations": True}),
+    "dqn-cnn": (dqn, "RandomLake-v0", {"network": "cnn", "hidden_sizes": (32,), "conv_features": (4, 8)}),
+    "pqn-layer-norm": (pqn, "Acrobot-v1", {"hidden_sizes": (32, 32)}),
+    "ppo-categorical": (ppo, "CartPole-v1", {"hidden_sizes": (32, 32)}),
+    "ppo-gaussian": (ppo, "Pendulum-v1", {"hidden_sizes": (32, 32)}),
+}
+NUM_OBS = 10_000
+
+
+def observations(env, params, rng: np.random.Generator) -> np.ndarray:
+    space = env.observation_space(params)
+    if isinstance(space, jrl.Discrete):
+        return rng.integers(0, space.n, NUM_OBS)
+    low, high = np.maximum(space.low, -5), np.minimum(space.high, 5)
+    return rng.uniform(low, high, (NUM_OBS, *space.shape)).astype(np.float32)
+
+
+def trained_like(module, env_id: str, fields: dict):
+    """A config, the environment and a result holding freshly initialised parameters (the shapes
+    training leaves), with the JAX policy's actions on NUM_OBS observations."""
+    env, params = jrl.make(env_id)
+    config = dqn.DQNConfig(**fields) if module is dqn else module.default_config(env_id).replace(**fields)
+    if module is dqn:
+        network = dqn.q_network(config, env, params)
+        result = dqn.DQNResult(network.init(jax.random.key(1), env.reset(jax.random.key(0), params)[0]), {})
+    else:  # the parameters init makes, through the algorithm's own init
+        state = module.make_algorithm(config, env, params).init(jax.random.key(1))
+        result = module.make_algorithm(config, env, params).result(state, {})
+    policy, policy_params = module.greedy_policy(config, env, params, result)
+    obs = observations(env, params, np.random.default_rng(0))
+    act = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))
+    expected = np.asarray(act(policy_params, jnp.asarray(obs), jax.random.key(0)))
+    return config, env, params, result, obs, expected
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    module, env_id, fields = CASES[request.param]
+    return (request.param, *trained_like(module, env_id, fields))
+
+
+def run_onnx(path: Path, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    session = onnxruntime.InferenceSession(str(path))
+    dtype = np.int32 if np.issubdtype(obs.dtype, np.integer) else np.float32
+    outputs, actions = session.run(None, {"obs": obs.astype(dtype)})
+    return outputs, actions
+
+
+def test_every_format_takes_the_jax_policy_s_greedy_actions(case, tmp_path):
+    name, config, env, params, result, obs, expected = case
+    exported = export_numpy(config, env, params, result)
+    reference = exported.q_values(obs)
+    for fmt, suffix in FORMATS.items():
+        path = export_policy(exported, fmt, tmp_path / f"policy{suffix}")
+        if fmt == "onnx":
+            outputs, actions = run_onnx(path, obs)
+            model = onnx.load(str(path))
+            meta = {p.key: p.value for p in model.metadata_props}
+            assert json.loads(meta["jrl_policy"]) == exported.spec and meta["jrl_format"] == "jrl-onnx-policy 1"
+        else:
+            loaded = load_policy(path)
+            outputs, actions = loaded.q_values(obs), loaded(obs)
+        np.testing.assert_allclose(outputs, reference, rtol=1e-5, atol=1e-5, err_msg=f"{name} {fmt}")
+        if exported.continuous:  # clipped means: float32 rounding of the outputs, within the same bound
+            np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5, err_msg=f"{name} {fmt}")
+        else:
+            assert np.mean(actions == expected) == 1.0, (name, fmt, np.mean(actions == expected))
+
+
+def test_int8_weights_are_within_half_a_step_and_every_format_runs_them(case, tmp_path):
+    name, config, env, params, result, obs, _ = case
+    exported = export_numpy(config, env, params, result)
+    int8 = quantize(exported, "int8")
+    assert int8.spec["version"] == 4 and int8.spec["weights"] == "int8"
+    for key, kernel in exported.arrays.items():
+        if key.endswith("/kernel"):
+            stored, scale = int8.arrays[key], int8.arrays[f"{key}_scale"].astype(np.float32)
+            assert stored.dtype == np.int8 and scale.dtype == np.float32
+            assert np.all(np.abs(stored.astype(np.float32) * scale - kernel) <= scale / 2 + 1e-7), key
+    reference = int8.q_values(obs)
+    assert not np.allclose(reference, exported.q_values(obs), atol=1e-6)  # the int8 network is another one
+    for fmt, suffix in FORMATS.items():
+        path = export_policy(int8, fmt, tmp_path / f"int8{suffix}")
+        outputs = run_onnx(path, obs)[0] if fmt == "onnx" else load_policy(path).q_values(obs)
+        np.testing.assert_allclose(outputs, reference, rtol=1e-5, atol=1e-5, err_msg=f"{name} {fmt}")
+    if name == "dqn-mlp":  # the CartPole default's network: (64, 64)
+        assert exported.nbytes / int8.nbytes >= 3.5, exported.nbytes / int8.nbytes
+        assert exported.nbytes / quantize(exported, "float16").nbytes == pytest.approx(2.0)
+        # int8 stays int8 inside the programs: their files shrink with the weights.
+        for fmt in ("stablehlo", "onnx"):
+            float_file = export_policy(exported, fmt, tmp_path / f"f{FORMATS[fmt]}").stat().st_size
+            assert float_file / (tmp_path / f"int8{FORMATS[fmt]}").stat().st_size > 2.0, fmt
+
+
+def test_bad_quantized_files_are_refused(tmp_path):
+    _, config, env, params, result, *_ = ("dqn-mlp", *trained_like(dqn, "CartPole-v1", {"hidden_sizes": (8,)}))
+    int8 = quantize(export_numpy(config, env, params, result))
+    arrays = dict(int8.arrays)
+    with pytest.raises(ValueError, match=r"dense0/kernel_scale"):
+        NumpyQPolicy(int8.spec, {k: v for k, v in arrays.items() if k != "dense0/kernel_scale"})
+    with pytest.raises(ValueError, match=r"wrong dtype: dense0/kernel \(float32\)"):
+        NumpyQPolicy(int8.spec, {**arrays, "dense0/kernel": arrays["dense0/kernel"].astype(np.float32)})
+    with pytest.raises(ValueError, match=r"v4"):
+        NumpyQPolicy({**int8.spec, "version": 3}, arrays)
+    with pytest.raises(ValueError, match=r"quantized already"):
+        quantize(int8)
+    with pytest.raises(ValueError, match=r"weights must be one of"):
+        quantize(export_numpy(config, env, params, result), "int4")
+    (tmp_path / "bad.stablehlo").write_bytes(b"not a program")
+    (tmp_path / "bad.stablehlo.json").write_text(json.dumps({"format": "jrl-stablehlo-policy", "version": 1}))
+    with pytest.raises(ValueError, match=r"not a serialized jax.export program"):
+        load_policy(tmp_path / "bad.stablehlo")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match=r"bad.safetensors: not a safetensors file"):
+        load_policy(tmp_path / "bad.safetensors")
+
+
+def test_jrl_export_and_jrl_eval_of_the_exported_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train = ["train", "--env", "CartPole-v1", "--algo", "dqn", "--set", "num_steps=60", "--set", "learning_starts=10"]
+    train += ["--set", "log_interval=30"]
+    train += ["--set", "hidden_sizes=[8]", "--set", "eval_episodes=1", "--seeds", "2", "--quiet", "--out", str(run_dir)]
+    assert cli.main(train) == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(run_dir), "--format", "onnx", "--int8", "--seed", "1"]) == 0
+    written = Path(capsys.readouterr().out.strip())
+    assert written == run_dir / "export" / "policy-seed1-int8.onnx" and written.is_file()
+    out = tmp_path / "p.safetensors"
+    assert (
+        cli.main(["export", str(run_dir), "--format", "safetensors", "--int8", "--seed", "1", "--out", str(out)]) == 0
+    )
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--env", "CartPole-v1", "--episodes", "5"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"{out} (int8 weights) on CartPole-v1: mean return ") and "over 5 episodes" in line
+    # The int8 policy run by jrl eval is the one the ONNX file holds.
+    obs = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
+    np.testing.assert_array_equal(run_onnx(written, obs)[1], load_policy(out)(obs))
+    assert cli.main(["eval", str(out), "--env", "Acrobot-v1"]) == 2
+    assert "takes observations of shape (4,); Acrobot-v1's are (6,)" in capsys.readouterr().err
+    assert cli.main(["eval", str(out)]) == 2
+    assert "give its environment with --env" in capsys.readouterr().err
+    assert cli.main(["export", str(run_dir), "--format", "numpy", "--seed", "7"]) == 2
+    assert "the run's seeds are [0, 1]" in capsys.readouterr().err
