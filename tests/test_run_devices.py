@@ -6,8 +6,8 @@ command line on forced host devices, and a run of two processes (``jax.distribut
   observation statistics, and the tabular update (sums and counts added over devices). Each check
   also shows that the devices, left to their own shares, would differ.
 - ``jrl train --devices 2`` (DQN on CartPole, PPO on Pendulum with normalisation, Q-learning on
-  FrozenLake): the devices' parameters (and statistics, and tables) stay equal, and a resume after a
-  kill gives the uninterrupted run's bytes.
+  FrozenLake): the devices' parameters (and statistics, and tables) stay equal; PPO's run resumed
+  after a kill gives the uninterrupted run's bytes (DQN's: the two-process test).
 - 2 processes x 1 device, killed after their first checkpoint and resumed, write the run
   directory of 1 process x 2 devices, byte for byte.
 
@@ -193,6 +193,8 @@ CLI = textwrap.dedent(
     for algo, args in runs.items():
         run_dir = out / algo
         assert cli.main(["train", "--algo", algo, *args, *common, "--host-devices", "2", "--out", str(run_dir)]) == 0
+        if algo != "ppo":  # DQN's resume: the two-process test below; Q-learning's state holds no more
+            continue
         # As if killed after the 2nd of 4 intervals: the later checkpoints and the summary gone.
         resumed = out / f"{algo}-resumed"
         shutil.copytree(run_dir, resumed)
@@ -230,7 +232,8 @@ def two_device_runs(tmp_path_factory) -> Path:
 def test_a_run_on_two_devices_keeps_them_equal_and_resumes_bit_for_bit(two_device_runs, algo):
     run_dir = two_device_runs / algo
     assert "devices = 2" in (run_dir / "config.toml").read_text()
-    assert digests(two_device_runs / f"{algo}-resumed") == digests(run_dir)
+    if algo == "ppo":  # normalisation statistics and Gaussian parameters through a checkpoint
+        assert digests(two_device_runs / f"{algo}-resumed") == digests(run_dir)
     state = leaves(run_dir)
     shared = {"dqn": [".params", ".target"], "ppo": [".params", ".obs_stats.mean", ".obs_stats.var"]}
     shared["q_learning"] = [".q_a"]

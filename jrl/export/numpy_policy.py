@@ -19,7 +19,11 @@ reader would run without them, or with ReLU); 3, a continuous action (which an o
 take the argmax of); 4, quantized weights (spec ``weights``: ``"int8"``, every kernel stored as
 int8 with a scale per output channel, ``{name}/kernel_scale``, the kernel being ``int8 * scale``;
 or ``"float16"``, kernels stored as float16; in both, a layer's other arrays, its bias, scale and
-LayerNorm parameters, are float16), which an older reader would refuse or misread. Each file has the lowest version that describes it, and this reader reads all four.
+LayerNorm parameters, are float16), which an older reader would refuse or misread. A quantized
+file with spec ``centered`` stores the layer that gives the argmax (``head``, or a dueling net's
+``advantage``) as its mean over the actions (``{name}/kernel_mean`` ``[I]``, ``{name}/bias_mean``
+``[1]``) plus each action's difference from it (``{name}/kernel``, ``{name}/bias``): the greedy
+action depends on the differences alone, which are small, so they quantize finely. Each file has the lowest version that describes it, and this reader reads all four.
 
 The file is ``.npz`` (``save``/``load``) or ``.safetensors`` (the same arrays, the spec in the
 header's metadata; reading it needs the ``safetensors`` package). ``forward(spec, arrays, obs,
@@ -80,8 +84,20 @@ def kernel(arrays: dict, name: str, xp=np) -> np.ndarray:
     ``weights = "int8"``), a cast of a float16 kernel, or the float32 kernel itself."""
     stored = arrays[f"{name}/kernel"]
     if f"{name}/kernel_scale" in arrays:
-        return stored.astype(np.float32) * _f32(arrays[f"{name}/kernel_scale"])
-    return _f32(stored)
+        value = stored.astype(np.float32) * _f32(arrays[f"{name}/kernel_scale"])
+    else:
+        value = _f32(stored)
+    if f"{name}/kernel_mean" in arrays:  # a centered output layer: mean over the actions + differences
+        value = value + _f32(arrays[f"{name}/kernel_mean"])[:, None]
+    return value
+
+
+def bias(arrays: dict, name: str) -> np.ndarray:
+    """Layer ``name``'s bias as float32 (with its mean added back, in a centered output layer)."""
+    value = _f32(arrays[f"{name}/bias"])
+    if f"{name}/bias_mean" in arrays:
+        value = value + _f32(arrays[f"{name}/bias_mean"])
+    return value
 
 
 def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> np.ndarray:
@@ -107,15 +123,15 @@ def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> n
 
     for i in range(spec["num_convs"]):
         name = f"conv{i}"
-        x = act(normalized(name, conv(x, kernel(arrays, name, xp), _f32(arrays[f"{name}/bias"]))))
+        x = act(normalized(name, conv(x, kernel(arrays, name, xp), bias(arrays, name))))
     x = x.reshape(x.shape[0], -1)
     for i in range(spec["num_hidden"]):
         name = f"dense{i}"
-        x = act(normalized(name, x @ kernel(arrays, name, xp) + _f32(arrays[f"{name}/bias"])))
+        x = act(normalized(name, x @ kernel(arrays, name, xp) + bias(arrays, name)))
     if not spec["dueling"]:
-        return x @ kernel(arrays, "head", xp) + _f32(arrays["head/bias"])
-    advantage = x @ kernel(arrays, "advantage", xp) + _f32(arrays["advantage/bias"])
-    value = x @ kernel(arrays, "value", xp) + _f32(arrays["value/bias"])
+        return x @ kernel(arrays, "head", xp) + bias(arrays, "head")
+    advantage = x @ kernel(arrays, "advantage", xp) + bias(arrays, "advantage")
+    value = x @ kernel(arrays, "value", xp) + bias(arrays, "value")
     return value + advantage - advantage.mean(axis=-1, keepdims=True)
 
 
@@ -159,7 +175,8 @@ def _check_spec(spec: object) -> None:
         "obs_shape",
     )
     missing = [key for key in required if key not in spec]
-    unknown = sorted(set(spec) - set(required) - {"layer_norm", "activation", "action_shape", "weights"})
+    optional = {"layer_norm", "activation", "action_shape", "weights", "centered"}
+    unknown = sorted(set(spec) - set(required) - optional)
     if missing or unknown:
         raise ValueError(f"spec keys missing {missing} or unknown {unknown}")
     checks = {
@@ -175,6 +192,7 @@ def _check_spec(spec: object) -> None:
         "action_shape": isinstance(spec.get("action_shape", []), list)
         and all(_is_int(d, 1) for d in spec.get("action_shape", [])),
         "weights": spec.get("weights", "int8") in WEIGHTS,
+        "centered": spec.get("centered", True) is True and ("weights" in spec or "centered" not in spec),
     }
     bad = [key for key, ok in checks.items() if not ok]
     if bad:
@@ -205,6 +223,8 @@ def _expected_shapes(spec: dict, arrays: dict[str, np.ndarray]) -> dict[str, tup
         shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (*kernel_in, out), (out,)
         if spec.get("weights") == "int8":
             shapes[f"{name}/kernel_scale"] = (out,)
+        if spec.get("centered") and name == ("advantage" if spec["dueling"] else "head"):
+            shapes[f"{name}/kernel_mean"], shapes[f"{name}/bias_mean"] = kernel_in, (1,)
         if spec.get("layer_norm") and not name.startswith(("head", "advantage", "value")):
             shapes[f"{name}/norm_scale"] = shapes[f"{name}/norm_bias"] = (out,)
         return out
@@ -315,7 +335,7 @@ class NumpyQPolicy:
                 self._float[name] = kernel(self.arrays, name[: -len("/kernel")])
             elif name.startswith(LAYERS):
                 self._float[name] = _f32(self.arrays[name])
-        self._float = {n: a for n, a in self._float.items() if not n.endswith("/kernel_scale")}
+        self._float = {n: a for n, a in self._float.items() if not n.endswith(("/kernel_scale", "/kernel_mean"))}
 
     @classmethod
     def load(cls, path: str | Path) -> NumpyQPolicy:
