@@ -231,7 +231,15 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
         }
     ]
     variants = {"float32": float_policy, **{w: quantize(float_policy, w) for w in WEIGHTS[1:]}}
-    notes = {"train_seconds": seconds, "jax_return": float(jax_return.mean())}
+    best_two = np.sort(ref_q, axis=1)[:, -2:]
+    notes = {
+        "train_seconds": seconds,
+        "jax_return": float(jax_return.mean()),
+        "q_range": (float(ref_q.min()), float(ref_q.max())),
+        # How far apart the best two actions' values are: an error in Q larger than this gap can
+        # change the greedy action (the agreement column) without changing the return much.
+        "gap_percentiles": tuple(float(g) for g in np.percentile(best_two[:, 1] - best_two[:, 0], [10, 50, 90])),
+    }
     for fmt in FORMATS:
         for weights, variant in variants.items():
             path = workdir / f"{env_id}-{weights}{SUFFIXES[fmt]}"
@@ -260,6 +268,7 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
         row["failed"] = "; ".join(text for text, ok in checks if not ok)
     if env_id == "CartPole-v1":
         notes["onnx_script"] = run_onnx_script(workdir / f"{env_id}-int8.onnx", episodes)
+        notes["onnx_episodes"] = episodes
     return rows, notes
 
 
@@ -300,6 +309,17 @@ def machine() -> str:
     )
 
 
+def source_state() -> str:
+    """The commit of this checkout, and whether ``jrl/`` had uncommitted changes when measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "jrl"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "an unknown commit (no git)"
+    changes = "with uncommitted changes in jrl/" if dirty.stdout.strip() else "jrl/ as committed"
+    return f"commit {head.stdout.strip()}, {changes}"
+
+
 def markdown(rows: list[dict], notes: dict[str, dict], command: str) -> str:
     """The Markdown report: how it was made, the table, and which of the issue's bars hold."""
     met = sum(row["meets"] == "yes" for row in rows)
@@ -307,7 +327,7 @@ def markdown(rows: list[dict], notes: dict[str, dict], command: str) -> str:
         "# Deployment: the DQN defaults exported, quantized and run in Gymnasium (issue 25)",
         "",
         f"Written by `{command}` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. Source: {source_state()}.",
         "",
         f"Each policy: `dqn.default_config(env_id)` trained on seed {SEED} (`jrl.experiment.train_key({SEED})`), "
         "exported with `jrl.export.export_numpy`, quantized with `jrl.export.quantize.quantize`, written in each "
@@ -323,13 +343,18 @@ def markdown(rows: list[dict], notes: dict[str, dict], command: str) -> str:
         "",
     ]
     for env_id, note in notes.items():
+        low, high = note["q_range"]
         lines.append(
-            f"- {env_id}: trained in {note['train_seconds']:.0f} s; the JAX policy returns {note['jax_return']:.2f}."
+            f"- {env_id}: trained in {note['train_seconds']:.0f} s; the JAX policy returns {note['jax_return']:.2f}; "
+            f"its Q-values over the states range from {low:.2f} to {high:.2f}, and the gap between the best and the "
+            "second action's value (10th, 50th, 90th percentile) is "
+            + ", ".join(f"{g:.3f}" for g in note["gap_percentiles"])
+            + " (a Q error beyond the gap can flip the greedy action)."
         )
         if "onnx_script" in note:
             lines.append(
-                f"- `python experiments/onnx_cartpole.py {env_id}-int8.onnx --episodes {EVAL_EPISODES}` "
-                f"(ONNX Runtime, NumPy and Gymnasium only) printed: `{note['onnx_script']}`"
+                f"- `python experiments/onnx_cartpole.py {env_id}-int8.onnx --episodes {note['onnx_episodes']}` "
+                f"(the table's int8 ONNX file; ONNX Runtime, NumPy and Gymnasium only) printed: `{note['onnx_script']}`"
             )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(fmt_cell(c, row[c]) for c in COLUMNS) + " |" for row in rows]
