@@ -11,7 +11,9 @@ own loader (``NumpyQPolicy.load``, ``load_stablehlo``, an ONNX Runtime session) 
 - ``agreement``: the share of 10,000 states on which its greedy action is the JAX policy's
   (``dqn.greedy_policy``); the states are those the float NumPy policy visits in Gymnasium's own
   environment (``gymnasium.make(env_id)``, episodes reset with seeds ``STATE_SEED + i``);
-  ``max_abs_q_error``: the largest ``|Q - Q_jax|`` over those states;
+  ``max_abs_q_error``: the largest ``|Q - Q_jax|`` over those states; ``max_regret``: the most
+  value its action gives up where it differs, ``max(Q_jax(s, a_jax) - Q_jax(s, a))`` (a flip
+  between near-equal actions costs little);
 - ``mean_return``: over 100 episodes of Gymnasium's environment (episode ``i`` reset with seed
   ``EVAL_SEED + i``, as ``jrl.wrappers.gymnasium.evaluate_in_gymnasium`` does; all 100 advance
   together, one batched call of the loaded policy per step);
@@ -88,6 +90,7 @@ COLUMNS = (
     "size_ratio",
     "agreement",
     "max_abs_q_error",
+    "max_regret",
     "mean_return",
     "batch_us",
     "bar",
@@ -215,6 +218,7 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
     states = visited_states(float_policy, env_id, num_states)
     ref_actions = np.asarray(jax_act(policy_params, jnp.asarray(states), key))
     ref_q = np.asarray(jax_q(result.params, jnp.asarray(states)))
+    ref_best = np.take_along_axis(ref_q, ref_actions[:, None].astype(np.int64), 1)[:, 0]
     timing_obs = states[np.random.default_rng(0).integers(0, len(states), TIMING_BATCH)]
     jax_return = evaluate_in_gymnasium(policy, policy_params, env_id, episodes, seed=EVAL_SEED)
     rows = [
@@ -226,6 +230,7 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
             "size_ratio": "",
             "agreement": 1.0,
             "max_abs_q_error": 0.0,
+            "max_regret": 0.0,
             "mean_return": float(jax_return.mean()),
             "batch_us": batch_time_us(lambda obs: jax_act(policy_params, obs, key), timing_obs, calls),
         }
@@ -244,7 +249,7 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
         for weights, variant in variants.items():
             path = workdir / f"{env_id}-{weights}{SUFFIXES[fmt]}"
             loaded = write_and_load(variant, fmt, path)
-            actions = np.asarray(loaded.act(states))
+            actions = np.asarray(loaded.act(states)).astype(np.int64)
             rows.append(
                 {
                     "env_id": env_id,
@@ -253,6 +258,7 @@ def measure_env(env_id: str, quick: bool, workdir: Path) -> tuple[list[dict], di
                     "bytes": loaded.nbytes,
                     "agreement": float(np.mean(actions == ref_actions)),
                     "max_abs_q_error": float(np.max(np.abs(loaded.q_values(states) - ref_q))),
+                    "max_regret": float(np.max(ref_best - np.take_along_axis(ref_q, actions[:, None], 1)[:, 0])),
                     "mean_return": float(gymnasium_returns(loaded.act, env_id, episodes).mean()),
                     "batch_us": batch_time_us(loaded.act, timing_obs, calls),
                 }
@@ -285,7 +291,7 @@ def fmt_cell(column: str, value: object) -> str:
         return str(value)
     if column in ("size_ratio", "agreement"):
         return f"{value:.4f}"
-    if column == "max_abs_q_error":
+    if column in ("max_abs_q_error", "max_regret"):
         return f"{value:.3g}"
     if column == "mean_return":
         return f"{value:.2f}"
@@ -331,7 +337,8 @@ def markdown(rows: list[dict], notes: dict[str, dict], command: str) -> str:
         "",
         f"Each policy: `dqn.default_config(env_id)` trained on seed {SEED} (`jrl.experiment.train_key({SEED})`), "
         "exported with `jrl.export.export_numpy`, quantized with `jrl.export.quantize.quantize`, written in each "
-        "format and read back by that format's loader. `agreement` and `max_abs_q_error`: against the JAX policy "
+        "format and read back by that format's loader. `agreement`, `max_abs_q_error` and `max_regret` (the "
+        "most Q-value a differing action gives up, by the JAX Q-values): against the JAX policy "
         f"(`dqn.greedy_policy`) on the {NUM_STATES:,} states the float NumPy policy visits in `gymnasium.make(env_id)` "
         f"(episodes reset with seeds {STATE_SEED} + i). `mean_return`: {EVAL_EPISODES} Gymnasium episodes "
         f"(reset with seeds {EVAL_SEED} + i). `batch_us`: one call on {TIMING_BATCH:,} observations (greedy "

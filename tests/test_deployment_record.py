@@ -75,6 +75,8 @@ def test_each_verdict_follows_from_the_numbers_and_the_issue_s_bars():
         if row["format"] != "jax":
             assert float(row["size_ratio"]) == pytest.approx(int(row["bytes"]) / int(reference["bytes"]), abs=5e-5)
             assert 0 <= float(row["agreement"]) <= 1 and float(row["max_abs_q_error"]) >= 0
+            # An action given up costs value only where the actions differ.
+            assert float(row["max_regret"]) >= 0 and (float(row["max_regret"]) > 0) <= (float(row["agreement"]) < 1)
         missed = f"- Not met: {row['env_id']} {row['format']} {row['weights']}:"
         assert (missed in MD_PATH.read_text()) == (not ok), row
     assert f"**{met} of {len(rows)} rows meet their bars.**" in MD_PATH.read_text()
