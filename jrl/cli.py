@@ -884,7 +884,7 @@ def _eval_exported(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, output: _Output) -> int:
-    from jrl.export import export_run
+    from jrl.experiment import export_run
 
     seed_index = 0
     if args.seed is not None:

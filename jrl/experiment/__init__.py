@@ -2,6 +2,7 @@
 exact checkpoints and resumption (see ``docs/experiments.md``)."""
 
 from jrl.experiment.checkpoint import CheckpointError
+from jrl.experiment.exports import export_run
 from jrl.experiment.harness import Timing, evaluation_keys, read_csv, timed, train_keys, train_seeds, write_csv
 from jrl.experiment.runner import RunError, RunSettings, evaluate_state, load_run, resume, train
 from jrl.experiment.search import optuna_search
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate_state",
     "evaluation_key",
     "evaluation_keys",
+    "export_run",
     "load_run",
     "load_sweep",
     "optuna_search",

@@ -8,7 +8,7 @@ dequantized in the graph) for a batch of any size. The model has one input, ``ob
 network's Q-values, logits or action means ``float32 [B, A]``) and ``actions`` (the greedy actions:
 int32 ``[B]``, or float32 ``[B, *action_shape]``). It describes itself in its metadata:
 ``jrl_format`` (this format's name and version) and ``jrl_policy`` (the policy's spec, JSON).
-Running it needs ``onnxruntime`` and NumPy only (``examples/onnx_cartpole.py``).
+Running it needs ``onnxruntime`` and NumPy only (``experiments/onnx_cartpole.py``).
 """
 
 from __future__ import annotations
