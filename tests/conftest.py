@@ -31,6 +31,7 @@ LONGEST_FIRST = (
     "test_experiment.py",  # 80
     "test_dqn_learning.py",  # 70
     "test_run_devices.py",  # 70 (child processes on forced host devices)
+    "test_export_formats.py",  # 45 (jax2onnx's first conversion: 7 s)
     "test_sweep_devices.py",  # 55
     "test_sweep.py",  # 55
     "test_interop.py",  # 50
