@@ -787,11 +787,11 @@ def _eval(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import evaluate_state, load_run
 
     check_int("--episodes", args.episodes, 1, 2**20)
-    if not args.run_dir.exists():
-        raise UsageError(f"{args.run_dir} does not exist: give a run directory or an exported policy file")
     if args.run_dir.is_file():
         return _eval_exported(args)
     if args.env is not None:
+        if not args.run_dir.exists():
+            raise UsageError(f"{args.run_dir} does not exist: give an exported policy file (or a run directory)")
         raise UsageError("--env is for an exported policy file; a run directory knows its environment")
     if args.video is not None:
         from jrl.experiment import video

@@ -75,7 +75,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
         ),
         (["sweep", "--host-devices", "0"], "jrl sweep: error: --host-devices must be at least 1, got 0"),
         (["--bogus"], "jrl: error: unrecognized arguments: --bogus (see `jrl --help`)"),
-        ([], "jrl: error: a command is required: train, sweep, resume, eval, envs, plot, pretrain, generate"),
+        ([], "jrl: error: a command is required: train, sweep, resume, eval, export, envs, plot, pretrain, generate"),
     ],
 )
 def test_errors_name_the_subcommand_and_the_bad_flag(argv, expected):
