@@ -315,6 +315,12 @@ def _build_parser() -> _Parser:
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes per seed (default 100)")
     evaluate.add_argument("--gymnasium", action="store_true", help="also score it in Gymnasium's own environment")
     evaluate.add_argument(
+        "--seed",
+        type=int,
+        help="a policy file's evaluation seed: its episodes' key, jax.random.key(SEED), and Gymnasium's resets "
+        "(default 0; a run's seeds have their own evaluation keys)",
+    )
+    evaluate.add_argument(
         "--video",
         type=Path,
         metavar="PATH",
@@ -789,6 +795,8 @@ def _eval(args: argparse.Namespace, output: _Output) -> int:
     check_int("--episodes", args.episodes, 1, 2**20)
     if args.run_dir.is_file():
         return _eval_exported(args)
+    if args.seed is not None:
+        raise UsageError("--seed is for an exported policy file; a run evaluates each seed with its own key")
     if args.env is not None:
         if not args.run_dir.exists():
             raise UsageError(f"{args.run_dir} does not exist: give an exported policy file (or a run directory)")
@@ -855,6 +863,7 @@ def _eval_exported(args: argparse.Namespace) -> int:
     import numpy as np
 
     import jrl
+    from jrl._validation import check_int
     from jrl.export import jax_policy, load_policy
 
     if args.env is None:
@@ -869,13 +878,16 @@ def _eval_exported(args: argparse.Namespace) -> int:
             f"{args.run_dir} takes observations of shape {tuple(loaded.spec['obs_shape'])}; {args.env}'s are {expected}"
         )
     policy, params = jax_policy(loaded)
-    returns = np.asarray(jrl.evaluate(jax.random.key(0), policy, params, env, env_params, num_episodes=args.episodes))
+    seed = 0 if args.seed is None else check_int("--seed", args.seed, 0, 2**31 - 1)
+    returns = np.asarray(
+        jrl.evaluate(jax.random.key(seed), policy, params, env, env_params, num_episodes=args.episodes)
+    )
     weights = loaded.spec.get("weights", "float32")
     line = f"{args.run_dir} ({weights} weights) on {args.env}: mean return {returns.mean():.4g} over {args.episodes}"
     if args.gymnasium:
         from jrl.wrappers import evaluate_in_gymnasium
 
-        gym = evaluate_in_gymnasium(policy, params, args.env, num_episodes=args.episodes, seed=0)
+        gym = evaluate_in_gymnasium(policy, params, args.env, num_episodes=args.episodes, seed=seed)
         line += f" episodes; in Gymnasium {np.mean(gym):.4g}"
     else:
         line += " episodes"

@@ -175,6 +175,11 @@ def test_jrl_export_and_jrl_eval_of_the_exported_file(tmp_path, capsys):
     # The int8 policy run by jrl eval is the one the ONNX file holds.
     obs = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
     np.testing.assert_array_equal(run_onnx(written, obs)[1], load_policy(out)(obs))
+    # The evaluation's seed is the user's: another seed draws other episodes.
+    assert cli.main(["eval", str(out), "--env", "CartPole-v1", "--episodes", "5", "--seed", "7"]) == 0
+    assert capsys.readouterr().out != line
+    assert cli.main(["eval", str(run_dir), "--seed", "7"]) == 2
+    assert "--seed is for an exported policy file" in capsys.readouterr().err
     assert cli.main(["eval", str(out), "--env", "Acrobot-v1"]) == 2
     assert "takes observations of shape (4,); Acrobot-v1's are (6,)" in capsys.readouterr().err
     assert cli.main(["eval", str(out)]) == 2
