@@ -55,14 +55,17 @@ LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
 ACTIVATIONS = ("relu", "tanh")
 
 
+def patches3x3(x: np.ndarray, xp=np) -> np.ndarray:
+    """``[B, H, W, C]`` -> ``[B, H, W, 9 * C]``: each position's zero-padded 3x3 neighbourhood
+    (rows of the kernel reshaped to ``[9 * C, F]``, row-major over the 3x3 offsets, then channels)."""
+    _, height, width, _ = x.shape
+    padded = xp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return xp.concatenate([padded[:, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)], axis=-1)
+
+
 def _conv3x3(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, xp=np) -> np.ndarray:
     """``[B, H, W, C]`` -> ``[B, H, W, F]``: zero-padded 3x3 convolution as patches times a matrix."""
-    _, height, width, channels = x.shape
-    padded = xp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    patches = xp.concatenate(
-        [padded[:, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)], axis=-1
-    )
-    return patches @ kernel.reshape(9 * channels, -1) + bias
+    return patches3x3(x, xp) @ kernel.reshape(9 * x.shape[-1], -1) + bias
 
 
 def _layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, xp=np) -> np.ndarray:
@@ -100,13 +103,9 @@ def bias(arrays: dict, name: str) -> np.ndarray:
     return value
 
 
-def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> np.ndarray:
-    """The network's outputs ``float32 [B, A]`` for observations ``[B, *obs_shape]`` (checked by
-    the caller), computed with the array module ``xp`` (``numpy``, or ``jax.numpy`` to trace the
-    same pass for an export); kernels through ``kernel`` (dequantized where stored quantized).
-    ``conv3x3(x, kernel, bias)``: the convolution to use (default: patches times a matrix, which
-    any array module can run; an exporter passes its framework's own convolution)."""
-    conv = conv3x3 or (lambda x, k, b: _conv3x3(x, k, b, xp))
+def network_input(spec: dict, arrays: dict, obs: np.ndarray, xp=np) -> np.ndarray:
+    """What the first layer reads, float32: observations ``[B, *obs_shape]`` as they are, one-hot
+    ``[B, one_hot]`` for indices ``[B]``, or rescaled to ``[-1, 1]`` (arrays ``scale/low``, ``scale/span``)."""
     expected = tuple(spec["obs_shape"])
     if spec["one_hot"] is not None:
         x = (obs[:, None] == xp.arange(spec["one_hot"])[None, :]).astype(np.float32)
@@ -114,20 +113,32 @@ def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> n
         x = obs.astype(np.float32)
     if "scale/low" in arrays:
         x = 2.0 * (x - arrays["scale/low"].reshape(expected)) / arrays["scale/span"].reshape(expected) - 1.0
-    act = xp.tanh if spec.get("activation", "relu") == "tanh" else (lambda y: xp.maximum(y, 0.0))
+    return x
 
-    def normalized(name: str, y: np.ndarray) -> np.ndarray:
-        if not spec.get("layer_norm", False):
-            return y
-        return _layer_norm(y, _f32(arrays[f"{name}/norm_scale"]), _f32(arrays[f"{name}/norm_bias"]), xp)
 
+def hidden_output(spec: dict, arrays: dict, name: str, y: np.ndarray, xp=np) -> np.ndarray:
+    """Hidden layer ``name``'s output from its pre-activation ``y``: its LayerNorm (spec
+    ``layer_norm``), then the activation (ReLU, or tanh for spec ``activation = "tanh"``)."""
+    if spec.get("layer_norm", False):
+        y = _layer_norm(y, _f32(arrays[f"{name}/norm_scale"]), _f32(arrays[f"{name}/norm_bias"]), xp)
+    return xp.tanh(y) if spec.get("activation", "relu") == "tanh" else xp.maximum(y, 0.0)
+
+
+def forward(spec: dict, arrays: dict, obs: np.ndarray, xp=np, conv3x3=None) -> np.ndarray:
+    """The network's outputs ``float32 [B, A]`` for observations ``[B, *obs_shape]`` (checked by
+    the caller), computed with the array module ``xp`` (``numpy``, or ``jax.numpy`` to trace the
+    same pass for an export); kernels through ``kernel`` (dequantized where stored quantized).
+    ``conv3x3(x, kernel, bias)``: the convolution to use (default: patches times a matrix, which
+    any array module can run; an exporter passes its framework's own convolution)."""
+    conv = conv3x3 or (lambda x, k, b: _conv3x3(x, k, b, xp))
+    x = network_input(spec, arrays, obs, xp)
     for i in range(spec["num_convs"]):
         name = f"conv{i}"
-        x = act(normalized(name, conv(x, kernel(arrays, name, xp), bias(arrays, name))))
+        x = hidden_output(spec, arrays, name, conv(x, kernel(arrays, name, xp), bias(arrays, name)), xp)
     x = x.reshape(x.shape[0], -1)
     for i in range(spec["num_hidden"]):
         name = f"dense{i}"
-        x = act(normalized(name, x @ kernel(arrays, name, xp) + bias(arrays, name)))
+        x = hidden_output(spec, arrays, name, x @ kernel(arrays, name, xp) + bias(arrays, name), xp)
     if not spec["dueling"]:
         return x @ kernel(arrays, "head", xp) + bias(arrays, "head")
     advantage = x @ kernel(arrays, "advantage", xp) + bias(arrays, "advantage")
