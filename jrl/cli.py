@@ -329,14 +329,15 @@ def _build_parser() -> _Parser:
     )
     export = commands.add_parser(
         "export",
-        help="write a run's greedy policy as NumPy, safetensors, StableHLO or ONNX, optionally int8",
+        help="write a run's greedy policy as NumPy, safetensors, StableHLO, ONNX or a TF SavedModel, optionally int8",
         description="Export seed --seed's greedy policy from RUN_DIR's latest checkpoint (or re-export a .npz / "
         ".safetensors policy file): numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
-        "reloadable with jax.export.deserialize) or onnx (jax2onnx: the onnx extra). --int8 quantizes the "
+        "reloadable with jax.export.deserialize), onnx (jax2onnx: the onnx extra) or tf (a TensorFlow SavedModel "
+        "directory, jax2tf: the tf extra). --int8 quantizes the "
         "kernels per output channel, --float16 casts them (docs/deployment.md).",
     )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_POLICY")
-    export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx"])
+    export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx", "tf"])
     quantized = export.add_mutually_exclusive_group()
     quantized.add_argument("--int8", action="store_true", help="int8 kernels, a scale per output channel")
     quantized.add_argument("--float16", action="store_true", help="float16 kernels and biases")

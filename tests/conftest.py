@@ -32,6 +32,7 @@ LONGEST_FIRST = (
     "test_dqn_learning.py",  # 70
     "test_run_devices.py",  # 70 (child processes on forced host devices)
     "test_export_formats.py",  # 45 (jax2onnx's first conversion: 7 s)
+    "test_export_tf.py",  # 25 (TensorFlow's import, 3 s, and a Python that imports it alone)
     "test_sweep_devices.py",  # 55
     "test_sweep.py",  # 55
     "test_interop.py",  # 50

@@ -4,7 +4,8 @@
 DQN, PQN, PPO) into a ``NumpyQPolicy``, which runs with NumPy alone (``jrl/export/numpy_policy.py``
 imports nothing else) and is the source of every format: ``quantize`` (int8, float16),
 ``export_policy(policy, format, path)`` for ``numpy`` (``.npz``), ``safetensors``, ``stablehlo``
-(``jax.export``) and ``onnx`` (``jax2onnx``, the ``onnx`` extra) (a run directory's:
+(``jax.export``), ``onnx`` (``jax2onnx``, the ``onnx`` extra) and ``tf`` (a TensorFlow SavedModel
+directory through ``jax2tf``, the ``tf`` extra) (a run directory's:
 ``jrl.experiment.export_run``, ``jrl export``), and ``load_policy`` / ``jax_policy`` to read an export back and
 evaluate it like any jrl policy (``jrl eval FILE``). See docs/deployment.md.
 """
@@ -30,7 +31,13 @@ __all__ = [
 ]
 
 #: The formats ``export_policy`` writes, with the file suffix each gets.
-FORMATS = {"numpy": ".npz", "safetensors": ".safetensors", "stablehlo": ".stablehlo", "onnx": ".onnx"}
+FORMATS = {
+    "numpy": ".npz",
+    "safetensors": ".safetensors",
+    "stablehlo": ".stablehlo",
+    "onnx": ".onnx",
+    "tf": ".savedmodel",
+}
 
 
 def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQPolicy:
@@ -111,6 +118,10 @@ def export_policy(policy: NumpyQPolicy, format: str, path: str | Path) -> Path:
         from jrl.export.stablehlo import export_stablehlo
 
         return export_stablehlo(policy, path)
+    if format == "tf":  # a SavedModel directory
+        from jrl.export.tensorflow import export_tf
+
+        return export_tf(policy, path)
     from jrl.export.onnx_model import export_onnx
 
     return export_onnx(policy, path)
@@ -118,8 +129,9 @@ def export_policy(policy: NumpyQPolicy, format: str, path: str | Path) -> Path:
 
 def load_policy(path: str | Path) -> Any:
     """An export read back: a ``NumpyQPolicy`` (``.npz``, ``.safetensors``) or a
-    ``stablehlo.StableHLOPolicy`` (``.stablehlo``); each has ``q_values(obs)``, ``policy(obs)``
-    and ``spec``. ``ValueError`` for anything else (an ONNX model runs in ONNX Runtime)."""
+    ``stablehlo.StableHLOPolicy`` (``.stablehlo``) or a ``tensorflow.TFPolicy`` (a ``.savedmodel``
+    directory, run by TensorFlow); each has ``q_values(obs)``, ``policy(obs)`` and ``spec``.
+    ``ValueError`` for anything else (an ONNX model runs in ONNX Runtime)."""
     path = Path(path)
     if path.suffix in (".npz", ".safetensors"):
         return NumpyQPolicy.load(path)
@@ -127,9 +139,13 @@ def load_policy(path: str | Path) -> Any:
         from jrl.export.stablehlo import load_stablehlo
 
         return load_stablehlo(path)
+    if path.suffix == ".savedmodel":
+        from jrl.export.tensorflow import load_tf
+
+        return load_tf(path)
     raise ValueError(
-        f"{path}: jrl reads exported policies from .npz, .safetensors and .stablehlo files; an .onnx model "
-        "runs in ONNX Runtime (docs/deployment.md)"
+        f"{path}: jrl reads exported policies from .npz, .safetensors and .stablehlo files and .savedmodel "
+        "directories; an .onnx model runs in ONNX Runtime (docs/deployment.md)"
     )
 
 
@@ -154,7 +170,10 @@ def jax_policy(loaded: Any) -> tuple[Any, Any]:
 
     import jax
 
-    from jrl.export.stablehlo import input_dtype
+    from jrl.export.stablehlo import StableHLOPolicy, input_dtype
+
+    if not isinstance(loaded, StableHLOPolicy):  # a TensorFlow SavedModel runs in TensorFlow
+        raise TypeError(f"jax_policy runs NumPy and StableHLO exports in JAX, not a {type(loaded).__name__}")
 
     # The program takes a batch of any size but has no vmap rule of its own: a vmapped call (as
     # jrl.evaluate makes) runs it once on the whole batch.

@@ -1,0 +1,217 @@
+"""The TensorFlow SavedModel export (``jrl export --format tf``, ``jrl.export.tensorflow``).
+
+- Read back with ``tf.saved_model.load`` alone, the SavedModel takes the JAX policy's greedy actions
+  on 10,000 observations for an MLP, a dueling MLP with one-hot inputs, a CNN and PPO's Gaussian
+  actor (outputs within 1e-5 of the NumPy reader's), through ``act`` and ``serving_default``, at
+  any batch size; the int8 network runs as the NumPy reader runs it, its kernels int8 in the graph.
+- It describes itself (``jrl_format``, ``jrl_policy``); directories that are not a jrl SavedModel,
+  another version or a damaged one are refused with one line.
+- TensorFlow alone runs it (a Python where importing JAX fails); jrl imports TensorFlow only
+  to export or load, and a missing TensorFlow names the extra; ``jrl export RUN --format tf``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl import cli
+from jrl.algorithms import dqn, ppo
+from jrl.export import NumpyQPolicy, export_numpy, export_policy, load_policy, quantize
+from jrl.export.tensorflow import FORMAT, FORMAT_VERSION, load_tf
+
+tf = pytest.importorskip("tensorflow")
+
+CASES = {
+    "dqn-mlp": (dqn, "CartPole-v1", {}),
+    "dqn-dueling-one-hot": (dqn, "FrozenLake-v1", {"dueling": True, "hidden_sizes": (32,)}),
+    "dqn-cnn": (dqn, "RandomLake-v0", {"network": "cnn", "hidden_sizes": (32,), "conv_features": (4, 8)}),
+    "ppo-gaussian": (ppo, "Pendulum-v1", {"hidden_sizes": (32, 32)}),
+}
+NUM_OBS = 10_000
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def trained_like(module, env_id: str, fields: dict):
+    """The exported policy of freshly initialised parameters (the shapes training leaves), NUM_OBS
+    observations and the JAX policy's greedy actions on them (as tests/test_export_formats.py)."""
+    env, params = jrl.make(env_id)
+    config = dqn.DQNConfig(**fields) if module is dqn else module.default_config(env_id).replace(**fields)
+    # Initialised under jax.jit: one compiled program costs less than the operations one by one.
+    if module is dqn:
+        network = dqn.q_network(config, env, params)
+        result = dqn.DQNResult(jax.jit(network.init)(jax.random.key(1), env.reset(jax.random.key(0), params)[0]), {})
+    else:
+        algorithm = module.make_algorithm(config, env, params)
+        result = algorithm.result(jax.jit(algorithm.init)(jax.random.key(1)), {})
+    policy, policy_params = module.greedy_policy(config, env, params, result)
+    space = env.observation_space(params)
+    rng = np.random.default_rng(0)
+    if isinstance(space, jrl.Discrete):
+        obs = rng.integers(0, space.n, NUM_OBS).astype(np.int32)
+    else:
+        obs = rng.uniform(np.maximum(space.low, -5), np.minimum(space.high, 5), (NUM_OBS, *space.shape))
+        obs = obs.astype(np.float32)
+    act = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))
+    expected = np.asarray(act(policy_params, jnp.asarray(obs), jax.random.key(0)))
+    return export_numpy(config, env, params, result), obs, expected
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    return (request.param, *trained_like(*CASES[request.param]))
+
+
+def test_the_savedmodel_takes_the_jax_policy_s_greedy_actions(case, tmp_path):
+    name, exported, obs, expected = case
+    path = export_policy(exported, "tf", tmp_path / "policy.savedmodel")
+    assert path == tmp_path / "policy.savedmodel" and (path / "saved_model.pb").is_file()
+    model = tf.saved_model.load(str(path))  # TensorFlow's own loader, nothing of jrl's
+    assert model.jrl_format().numpy() == f"{FORMAT} {FORMAT_VERSION}".encode() == b"jrl-tf-policy 1"
+    assert json.loads(model.jrl_policy().numpy()) == exported.spec
+    result = model.act(tf.constant(obs))
+    serving = model.signatures["serving_default"](obs=tf.constant(obs))
+    reference = exported.q_values(obs)
+    for outputs in (result["outputs"], serving["outputs"]):
+        assert outputs.dtype == tf.float32 and outputs.shape == reference.shape
+        np.testing.assert_allclose(outputs.numpy(), reference, rtol=1e-5, atol=1e-5, err_msg=name)
+    actions = result["actions"].numpy()
+    np.testing.assert_array_equal(serving["actions"].numpy(), actions)
+    if exported.continuous:  # the clipped mean: float32 rounding of the outputs, within the same bound
+        np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5, err_msg=name)
+        # Clipped to the bounds in the graph: a head whose means leave them.
+        wide = NumpyQPolicy(exported.spec, {**exported.arrays, "head/kernel": exported.arrays["head/kernel"] * 1e3})
+        clipped = load_policy(export_policy(wide, "tf", tmp_path / "wide.savedmodel"))(obs)
+        np.testing.assert_allclose(clipped, wide(obs), rtol=1e-5, atol=1e-5)
+        assert 0.1 < np.mean(clipped == wide.arrays["action/high"]) and 0.1 < np.mean(
+            clipped == wide.arrays["action/low"]
+        )
+    else:
+        assert result["actions"].dtype == tf.int32
+        assert np.mean(actions == expected) == 1.0, (name, np.mean(actions == expected))
+    # The batch size is free: one observation, and 3.
+    one, three = model.act(tf.constant(obs[:1]))["actions"].numpy(), load_policy(path)(obs[:3])
+    np.testing.assert_allclose(one, actions[:1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(three, actions[:3], rtol=1e-5, atol=1e-5)
+
+
+def test_the_int8_savedmodel_runs_the_int8_network(case, tmp_path):
+    name, exported, obs, _ = case
+    int8 = quantize(exported, "int8")
+    reference = int8.q_values(obs)
+    assert not np.allclose(reference, exported.q_values(obs), atol=1e-6)  # another network than float32's
+    loaded = load_policy(export_policy(int8, "tf", tmp_path / "int8.savedmodel"))
+    assert loaded.spec == int8.spec
+    np.testing.assert_allclose(loaded.q_values(obs), reference, rtol=1e-5, atol=1e-5, err_msg=name)
+    if not exported.continuous:
+        np.testing.assert_array_equal(loaded(obs), int8(obs))
+    if name == "dqn-mlp":  # int8 stays int8 in the graph: the program sheds most of the bytes int8 saves
+        float_pb = export_policy(exported, "tf", tmp_path / "f32.savedmodel") / "saved_model.pb"
+        int8_pb = tmp_path / "int8.savedmodel" / "saved_model.pb"
+        saved = float_pb.stat().st_size - int8_pb.stat().st_size
+        assert saved > 0.75 * (exported.nbytes - int8.nbytes), (saved, exported.nbytes - int8.nbytes)
+
+
+def save_module(path: Path, version: str, act: bool = True) -> None:
+    """A SavedModel that is not jrl's (``act=False``) or claims another version."""
+    module = tf.Module()
+    module.jrl_format = tf.function(lambda: tf.constant(version), input_signature=[])
+    module.jrl_policy = tf.function(lambda: tf.constant("{}"), input_signature=[])
+    if act:
+        module.act = tf.function(lambda obs: {"outputs": obs}, input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, str(path))
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A CartPole DQN policy with one hidden layer of 8 (fresh parameters) and 1,000 observations."""
+    env, params = jrl.make("CartPole-v1")
+    config = dqn.DQNConfig(hidden_sizes=(8,))
+    network = dqn.q_network(config, env, params)
+    result = dqn.DQNResult(jax.jit(network.init)(jax.random.key(1), env.reset(jax.random.key(0), params)[0]), {})
+    obs = np.random.default_rng(1).normal(size=(1000, 4)).astype(np.float32)
+    return export_numpy(config, env, params, result), obs
+
+
+def test_bad_directories_are_refused(small, tmp_path):
+    exported, _ = small
+    good = export_policy(exported, "tf", tmp_path / "good.savedmodel")
+    with pytest.raises(ValueError, match=r"exists and is not an empty directory"):
+        export_policy(exported, "tf", good)
+    with pytest.raises(ValueError, match=r"a tf export is a directory named \*\.savedmodel"):
+        export_policy(exported, "tf", tmp_path / "policy.tf")
+    (tmp_path / "empty.savedmodel").mkdir()
+    with pytest.raises(ValueError, match=r"empty.savedmodel: not a SavedModel directory \(no saved_model.pb\)$"):
+        load_policy(tmp_path / "empty.savedmodel")
+    save_module(tmp_path / "foreign.savedmodel", "jrl-tf-policy 1", act=False)
+    with pytest.raises(ValueError, match=r"foreign.savedmodel: not a jrl-tf-policy SavedModel \(no jrl_format"):
+        load_tf(tmp_path / "foreign.savedmodel")
+    save_module(tmp_path / "future.savedmodel", "jrl-tf-policy 2")
+    with pytest.raises(ValueError, match=r"jrl-tf-policy version '2'; this jrl reads 1$"):
+        load_tf(tmp_path / "future.savedmodel")
+    save_module(tmp_path / "other.savedmodel", "someone-else 1")
+    with pytest.raises(ValueError, match=r"not a jrl-tf-policy SavedModel \('someone-else'\)$"):
+        load_tf(tmp_path / "other.savedmodel")
+    pb = good / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])  # truncated
+    with pytest.raises(ValueError, match=r"good.savedmodel: not a readable SavedModel") as refused:
+        load_tf(good)
+    assert "\n" not in str(refused.value)
+
+
+def test_tensorflow_alone_runs_it(small, tmp_path):
+    exported, obs = small
+    int8 = quantize(exported, "int8")
+    path = export_policy(int8, "tf", tmp_path / "policy.savedmodel")
+    np.save(tmp_path / "obs.npy", obs)
+    script = f"""
+import sys
+sys.modules["jax"] = sys.modules["jaxlib"] = None  # any import of JAX now raises ImportError
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load({str(path)!r})
+actions = model.signatures["serving_default"](obs=tf.constant(np.load({str(tmp_path / "obs.npy")!r})))["actions"]
+np.save({str(tmp_path / "actions.npy")!r}, actions.numpy())
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "actions.npy"), int8(obs))
+
+
+def test_jrl_imports_tensorflow_only_to_export_and_names_the_extra(small, tmp_path, monkeypatch):
+    # Read from the source: an import of TensorFlow or jax2tf anywhere in jrl/ sits in a function body.
+    for source in (ROOT / "jrl").rglob("*.py"):
+        tree = ast.parse(source.read_text())
+        inside = {id(node) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for node in ast.walk(f)}
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "tensorflow" or "jax2tf" in n for n in names):
+                assert id(node) in inside, f"{source}:{node.lineno} imports TensorFlow at import time"
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if TensorFlow were not installed
+    with pytest.raises(ImportError, match=r"^a TensorFlow SavedModel needs TensorFlow, jrl's 'tf' extra: ") as err:
+        export_policy(small[0], "tf", tmp_path / "p.savedmodel")
+    assert "pip install 'jrl-jax[tf]'" in str(err.value)
+
+
+def test_jrl_export_format_tf(small, tmp_path, capsys):
+    # The command on a policy file (a run directory's checkpoint goes through the same export_run:
+    # tests/test_export_formats.py trains one).
+    exported, obs = small
+    exported.save(tmp_path / "policy.npz")
+    assert cli.main(["export", str(tmp_path / "policy.npz"), "--format", "tf", "--int8"]) == 0
+    written = Path(capsys.readouterr().out.strip())
+    assert written == tmp_path / "policy-int8.savedmodel" and (written / "saved_model.pb").is_file()
+    loaded = load_policy(written)
+    assert loaded.spec == quantize(exported, "int8").spec
+    np.testing.assert_array_equal(loaded(obs), quantize(exported, "int8")(obs))
+    assert cli.main(["export", str(tmp_path / "policy.npz"), "--format", "tf", "--int8"]) == 2
+    assert "exists and is not an empty directory" in capsys.readouterr().err
