@@ -64,7 +64,9 @@ from jrl.export.numpy_policy import (
     QUANTIZED_VERSION,
     WEIGHTS,
     NumpyQPolicy,
+    bias,
     hidden_output,
+    kernel,
     network_input,
     patches3x3,
 )
@@ -81,6 +83,8 @@ DAMP = 0.01
 #: longer fit: CartPole's agreement fell to 98.8-99.1%), but enough to pin weights the states do
 #: not determine (an input that is always zero).
 REFIT_DAMP = 1e-4
+#: States whose rows are formed at a time: a convolution's patches are 9x its input.
+CHUNK = 1024
 
 
 def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.ndarray | None = None) -> NumpyQPolicy:
@@ -112,11 +116,11 @@ def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.nda
     centered = not policy.continuous and policy.spec["num_actions"] > 1
     if centered:
         out = _argmax_layer(policy.spec)
-        kernel, bias = arrays[f"{out}/kernel"], arrays[f"{out}/bias"]
-        arrays[f"{out}/kernel_mean"] = kernel.mean(axis=1)
-        arrays[f"{out}/kernel"] = kernel - arrays[f"{out}/kernel_mean"][:, None]
-        arrays[f"{out}/bias_mean"] = bias.mean(keepdims=True)
-        arrays[f"{out}/bias"] = bias - arrays[f"{out}/bias_mean"]
+        out_kernel, out_bias = arrays[f"{out}/kernel"], arrays[f"{out}/bias"]
+        arrays[f"{out}/kernel_mean"] = out_kernel.mean(axis=1)
+        arrays[f"{out}/kernel"] = out_kernel - arrays[f"{out}/kernel_mean"][:, None]
+        arrays[f"{out}/bias_mean"] = out_bias.mean(keepdims=True)
+        arrays[f"{out}/bias"] = out_bias - arrays[f"{out}/bias_mean"]
     if calibration is not None:
         arrays = _calibrated(policy.spec, arrays, calibration)
     else:
@@ -169,23 +173,37 @@ def _checked_calibration(spec: dict, calibration: object) -> np.ndarray:
 
 
 def _layer_rows(x: np.ndarray, conv: bool) -> np.ndarray:
-    """A layer's inputs as rows ``[N', I]``: a convolution's 3x3 patches (one row per position), or
-    the activations flattened per state."""
+    """A layer's inputs as float64 rows ``[N', I]``: a convolution's 3x3 patches (one row per
+    position), or the activations flattened per state."""
     if conv:
         patches = patches3x3(x)
-        return patches.reshape(-1, patches.shape[-1])
-    return x.reshape(x.shape[0], -1)
+        return patches.reshape(-1, patches.shape[-1]).astype(np.float64)
+    return x.reshape(x.shape[0], -1).astype(np.float64)
 
 
-def _refit(x: np.ndarray, y: np.ndarray, w_float: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step 1 of the module docstring on centered ``x`` ``[N, I]`` and ``y`` ``[N, O]`` (float64):
+def _moments(x_quant: np.ndarray, x_float: np.ndarray, conv: bool, w: np.ndarray, b: np.ndarray) -> tuple:
+    """``(mean X [I], mean Y [O], X^T X [I, I], X^T Y [I, O])`` over every row, centered, with ``X``
+    the quantized network's inputs and ``Y = X_float w + b`` the float layer's outputs; summed over
+    ``CHUNK`` states at a time (a convolution's patches are 9x its activations)."""
+    count, sx, sy, sxx, sxy = 0, 0.0, 0.0, 0.0, 0.0
+    for start in range(0, len(x_quant), CHUNK):
+        rows = _layer_rows(x_quant[start : start + CHUNK], conv)
+        target = _layer_rows(x_float[start : start + CHUNK], conv) @ w + b
+        count += len(rows)
+        sx, sy = sx + rows.sum(axis=0), sy + target.sum(axis=0)
+        sxx, sxy = sxx + rows.T @ rows, sxy + rows.T @ target
+    mean_x, mean_y = sx / count, sy / count
+    return mean_x, mean_y, sxx - count * np.outer(mean_x, mean_x), sxy - count * np.outer(mean_x, mean_y)
+
+
+def _refit(hessian: np.ndarray, xty: np.ndarray, w_float: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1 of the module docstring from the centered ``X^T X`` ``[I, I]`` and ``X^T Y`` ``[I, O]``:
     ``(W [I, O], H + lam I [I, I], diag H [I])``."""
-    hessian = x.T @ x
     diagonal = np.diag(hessian).copy()
     mean = diagonal.mean() if diagonal.mean() > 0 else 1.0  # all inputs zero: the float weights
     eye = np.eye(len(hessian))
     lam = REFIT_DAMP * mean
-    w = np.linalg.solve(hessian + lam * eye, x.T @ y + lam * w_float)
+    w = np.linalg.solve(hessian + lam * eye, xty + lam * w_float)
     return w, hessian + DAMP * mean * eye, diagonal
 
 
@@ -214,44 +232,46 @@ def _gptq(name: str, w: np.ndarray, damped: np.ndarray, diagonal: np.ndarray) ->
 def _calibrated(spec: dict, arrays: dict, obs: np.ndarray) -> dict:
     """The int8 arrays (module docstring, "Calibrated"): layers in the order of the forward pass,
     the float network (``arrays``, its argmaxed layer split already) and the quantized one run side
-    by side on ``obs``."""
+    by side on ``obs`` (float32 activations, as the reader computes them)."""
     out = dict(arrays)
     for name in [n for n in arrays if n.startswith(LAYERS) and not n.endswith("/kernel")]:
         out[name] = arrays[name].astype(np.float16)  # biases are overwritten below
-    x_float = network_input(spec, arrays, obs).astype(np.float64)
-    x_quant = x_float
+    x_float = x_quant = network_input(spec, arrays, obs)
     names = [f"conv{i}" for i in range(spec["num_convs"])] + [f"dense{i}" for i in range(spec["num_hidden"])]
     heads = ["advantage", "value"] if spec["dueling"] else ["head"]
     for name in names + heads:
         conv = name.startswith("conv")
         if not conv:  # dense layers read the activations flattened (the forward pass's reshape)
             x_float, x_quant = x_float.reshape(len(obs), -1), x_quant.reshape(len(obs), -1)
-        rows_float, rows_quant = _layer_rows(x_float, conv), _layer_rows(x_quant, conv)
-        w_float = arrays[f"{name}/kernel"].astype(np.float64)
-        w_float = w_float.reshape(-1, w_float.shape[-1])
-        target = rows_float @ w_float + arrays[f"{name}/bias"].astype(np.float64)
-        mean_x, mean_y = rows_quant.mean(axis=0), target.mean(axis=0)
-        w, damped, diagonal = _refit(rows_quant - mean_x, target - mean_y, w_float)
+        shape = arrays[f"{name}/kernel"].shape
+        w_float = arrays[f"{name}/kernel"].astype(np.float64).reshape(-1, shape[-1])
+        b_float = arrays[f"{name}/bias"].astype(np.float64)
+        centered = f"{name}/kernel_mean" in arrays
+        if centered:  # the mean over the actions: one more output, refitted and kept float16
+            w_float = np.concatenate([w_float, arrays[f"{name}/kernel_mean"].astype(np.float64)[:, None]], axis=1)
+            b_float = np.concatenate([b_float, arrays[f"{name}/bias_mean"].astype(np.float64)])
+        mean_x, mean_y, hessian, xty = _moments(x_quant, x_float, conv, w_float, b_float)
+        w, damped, diagonal = _refit(hessian, xty, w_float)
+        if centered:
+            out[f"{name}/kernel_mean"] = w[:, -1].astype(np.float16)
+            out[f"{name}/bias_mean"] = (mean_y[-1:] - mean_x @ w[:, -1:]).astype(np.float16)
+            w, mean_y = w[:, :-1], mean_y[:-1]
         q, scale = _gptq(name, w, damped, diagonal)
-        dequantized = q.astype(np.float64) * scale.astype(np.float64)
-        out[f"{name}/kernel"] = q.reshape(arrays[f"{name}/kernel"].shape)
+        out[f"{name}/kernel"] = q.reshape(shape)
         out[f"{name}/kernel_scale"] = scale
-        out[f"{name}/bias"] = (mean_y - mean_x @ dequantized).astype(np.float16)
-        if f"{name}/kernel_mean" in arrays:  # the argmaxed layer's mean over the actions: refit only
-            w_mean = arrays[f"{name}/kernel_mean"].astype(np.float64)[:, None]
-            target_mean = rows_float @ w_mean + arrays[f"{name}/bias_mean"].astype(np.float64)
-            fitted, _, _ = _refit(rows_quant - mean_x, target_mean - target_mean.mean(), w_mean)
-            out[f"{name}/kernel_mean"] = fitted[:, 0].astype(np.float16)
-            out[f"{name}/bias_mean"] = (target_mean.mean(axis=0) - mean_x @ fitted).astype(np.float16)
+        out[f"{name}/bias"] = (mean_y - mean_x @ (q * scale.astype(np.float64))).astype(np.float16)
         if name in heads:
             continue
-        # The next layer's inputs: as each network computes them (float32, float16 biases and
-        # LayerNorm parameters on the quantized side, as the reader runs it).
-        shape = (*x_quant.shape[:-1], -1)
-        stored_kernel = out[f"{name}/kernel"].astype(np.float32) * out[f"{name}/kernel_scale"].astype(np.float32)
-        y_quant = rows_quant.astype(np.float32) @ stored_kernel.reshape(len(w), -1) + out[f"{name}/bias"].astype(
-            np.float32
-        )
-        x_quant = hidden_output(spec, out, name, y_quant.reshape(shape)).astype(np.float64)
-        x_float = hidden_output(spec, arrays, name, target.reshape(shape))
+        # The next layer's inputs, as each network computes them.
+        x_float = hidden_output(spec, arrays, name, _linear(arrays, name, x_float, conv))
+        x_quant = hidden_output(spec, out, name, _linear(out, name, x_quant, conv))
     return out
+
+
+def _linear(arrays: dict, name: str, x: np.ndarray, conv: bool) -> np.ndarray:
+    """Layer ``name``'s pre-activation ``float32`` on ``x`` (the reader's ``kernel`` and ``bias``)."""
+    w, b = kernel(arrays, name), bias(arrays, name)
+    if not conv:
+        return x @ w + b
+    chunks = [patches3x3(x[i : i + CHUNK]) @ w.reshape(-1, w.shape[-1]) + b for i in range(0, len(x), CHUNK)]
+    return np.concatenate(chunks)
