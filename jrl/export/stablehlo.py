@@ -7,23 +7,43 @@ size, and writes ``jax.export``'s serialization to ``path`` with a JSON descript
 reads both back (``jax.export.deserialize``: a StableHLO module, no Python code) into a
 ``StableHLOPolicy``, whose ``act(obs [B, ...])`` returns the greedy actions and ``q_values`` the
 network's outputs, as ``NumpyQPolicy`` does.
+
+A text model (``jrl.export.text.TextExport``) is exported as its greedy decoding program
+(``text.generate_function``): ``(tokens int32 [B, L], prompt_lengths int32 [B], max_new_tokens
+int32 []) -> tokens int32 [B, L]``, described as ``jrl-stablehlo-text`` with the model's spec (its
+vocabulary included, to encode prompts and decode the tokens); ``load_stablehlo`` reads it back as a
+``StableHLOText``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jrl.export.numpy_policy import NumpyQPolicy, forward, greedy
+from jrl.export.text import TextExport, generate_function, is_text_spec
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "StableHLOPolicy", "export_stablehlo", "load_stablehlo", "policy_function"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "TEXT_FORMAT",
+    "StableHLOPolicy",
+    "StableHLOText",
+    "export_stablehlo",
+    "load_stablehlo",
+    "policy_function",
+    "text_arguments",
+]
 
 FORMAT = "jrl-stablehlo-policy"
 FORMAT_VERSION = 1
+#: The description's format of a text model's decoding program (its version is ``FORMAT_VERSION``).
+TEXT_FORMAT = "jrl-stablehlo-text"
 
 
 def policy_function(policy: NumpyQPolicy):
@@ -50,14 +70,31 @@ def input_dtype(spec: dict) -> np.dtype:
     return np.dtype(np.int32) if spec["one_hot"] is not None else np.dtype(np.float32)
 
 
-def export_stablehlo(policy: NumpyQPolicy, path: str | Path) -> Path:
-    """Write ``policy`` as a StableHLO program (``path``) and its description (``path.json``)."""
+def text_arguments(export: TextExport, batch: Any) -> list[jax.ShapeDtypeStruct]:
+    """The abstract inputs of a text model's decoding program: ``tokens [batch, L]``,
+    ``prompt_lengths [batch]`` (int32) and ``max_new_tokens`` (an int32 scalar)."""
+    length = export.config.context_length
+    return [
+        jax.ShapeDtypeStruct((batch, length), np.int32),
+        jax.ShapeDtypeStruct((batch,), np.int32),
+        jax.ShapeDtypeStruct((), np.int32),
+    ]
+
+
+def export_stablehlo(model: NumpyQPolicy | TextExport, path: str | Path) -> Path:
+    """Write ``model`` (a policy, or a text model's greedy decoding) as a StableHLO program
+    (``path``) and its description (``path.json``)."""
     path = Path(path)
     (batch,) = jax.export.symbolic_shape("batch")
-    obs = jax.ShapeDtypeStruct((batch, *policy.spec["obs_shape"]), input_dtype(policy.spec))
-    exported = jax.export.export(jax.jit(policy_function(policy)))(obs)
+    if isinstance(model, TextExport):
+        function, arguments = generate_function(model), text_arguments(model, batch)
+        description = {"format": TEXT_FORMAT, "version": FORMAT_VERSION, "model": model.spec}
+    else:
+        function = policy_function(model)
+        arguments = [jax.ShapeDtypeStruct((batch, *model.spec["obs_shape"]), input_dtype(model.spec))]
+        description = {"format": FORMAT, "version": FORMAT_VERSION, "policy": model.spec}
+    exported = jax.export.export(jax.jit(function))(*arguments)
     path.write_bytes(exported.serialize())
-    description = {"format": FORMAT, "version": FORMAT_VERSION, "policy": policy.spec}
     Path(f"{path}.json").write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -83,21 +120,45 @@ class StableHLOPolicy:
         return np.asarray(self.exported.call(np.asarray(obs, input_dtype(self.spec)))[1])
 
 
-def load_stablehlo(path: str | Path) -> StableHLOPolicy:
-    """Read ``path`` and ``path.json`` (``ValueError`` naming what is wrong)."""
+class StableHLOText:
+    """A text model's greedy decoding read back from ``export_stablehlo``'s files.
+
+    Attributes:
+        spec: the model's spec (``jrl.export.text.TextExport.spec``: its config and vocabulary).
+        exported: the ``jax.export.Exported`` program.
+    """
+
+    def __init__(self, spec: dict, exported: jax.export.Exported) -> None:
+        self.spec = spec
+        self.exported = exported
+
+    def __call__(self, tokens: np.ndarray, prompt_lengths: np.ndarray, max_new_tokens: int) -> np.ndarray:
+        """``tokens`` int32 ``[B, L]`` continued greedily (``jrl.export.text.generate_function``)."""
+        arguments = (np.asarray(tokens, np.int32), np.asarray(prompt_lengths, np.int32), np.int32(max_new_tokens))
+        return np.asarray(self.exported.call(*arguments))
+
+
+def load_stablehlo(path: str | Path) -> StableHLOPolicy | StableHLOText:
+    """Read ``path`` and ``path.json`` (``ValueError`` naming what is wrong): a policy's program as
+    a ``StableHLOPolicy``, a text model's as a ``StableHLOText``."""
     path = Path(path)
     try:
         description = json.loads(Path(f"{path}.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}.json: not a {FORMAT} description ({err})") from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
-        raise ValueError(f"{path}.json: not a {FORMAT} description")
+    if not isinstance(description, dict) or description.get("format") not in (FORMAT, TEXT_FORMAT):
+        raise ValueError(f"{path}.json: not a {FORMAT} or {TEXT_FORMAT} description")
     if description.get("version") != FORMAT_VERSION:
         raise ValueError(
-            f"{path}.json: {FORMAT} version {description.get('version')!r}; this jrl reads {FORMAT_VERSION}"
+            f"{path}.json: {description['format']} version {description.get('version')!r}; this jrl reads {FORMAT_VERSION}"
         )
     try:
         exported = jax.export.deserialize(bytearray(path.read_bytes()))
     except Exception as err:  # a damaged or foreign file: whatever the flatbuffer reader raises
         raise ValueError(f"{path}: not a serialized jax.export program ({type(err).__name__}: {err})") from None
+    if description["format"] == TEXT_FORMAT:
+        spec = description.get("model")
+        if not is_text_spec(spec):
+            raise ValueError(f"{path}.json: its 'model' is not a {TEXT_FORMAT} model spec")
+        return StableHLOText(spec, exported)
     return StableHLOPolicy(description["policy"], exported)
