@@ -1,0 +1,232 @@
+"""Greedy-policy latency of the CartPole DQN default's network in every runtime jrl exports to, side
+by side in one run: JAX (the jitted ``greedy_policy``, float32; the int8 export's
+``stablehlo.policy_function`` jitted), the StableHLO program (``jax.export.deserialize``, its
+``call`` jitted), ONNX Runtime, a TensorFlow SavedModel (``tf.saved_model.load``, ``act``) and NumPy
+(``NumpyQPolicy``), each in float32 and int8 weights, at batch 1 and batch 1,024.
+
+    python benchmarks/export_latency.py             # about a minute on 2 cores
+    python benchmarks/export_latency.py --quick     # a smoke run: few repeats, NOT results
+
+The network is ``dqn.default_config("CartPole-v1")``'s (4 -> 64 -> 64 -> 2), its parameters
+initialised with a fixed key: speed depends on the weights' shapes and types, not their values.
+Each runtime gets a NumPy batch of observations and returns the greedy actions as a NumPy array
+(the conversions are part of the call, as they are for a program that serves the policy). A call's
+time is the median over ``--repeats`` timed calls (after a few untimed ones), with the 90th
+percentile beside it; the time to get the runtime ready (read the export, build the session, jit)
+and its first call (which compiles in JAX, ONNX Runtime and TensorFlow) are reported apart.
+Every runtime must take the same actions as JAX float32 (float32 weights) or as the NumPy int8
+policy (int8) on the timed batch: the table says so.
+
+One thread everywhere: ``XLA_FLAGS`` (``--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1``) for JAX and the StableHLO program, ONNX Runtime's
+``intra_op_num_threads = inter_op_num_threads = 1``, TensorFlow's
+``tf.config.threading`` intra- and inter-op threads 1, and ``OMP/OPENBLAS/MKL_NUM_THREADS=1`` for
+NumPy's matrix products; all set before any of them starts. The printed table is written to
+``benchmarks/results/export_latency.txt``, the rows to ``export_latency.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread for every runtime, before any of them is imported (module docstring).
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCHES = (1, 1024)
+
+
+def timed(call: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Median and 90th percentile of ``call(obs)``'s wall time in microseconds, over ``repeats``
+    calls after ``max(5, repeats // 20)`` untimed ones."""
+    for _ in range(max(5, repeats // 20)):
+        call(obs)
+    times = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter_ns()
+        call(obs)
+        times[i] = time.perf_counter_ns() - start
+    return float(np.median(times)) / 1e3, float(np.percentile(times, 90)) / 1e3
+
+
+def contenders(folder: Path) -> list[tuple[str, str, Callable[[], Callable]]]:
+    """``(runtime, weights, prepare)``; ``prepare()`` reads the export (or jits) and returns
+    ``act(obs [B, 4] float32) -> actions [B]`` as NumPy."""
+    import jax
+    import jax.numpy as jnp
+    import onnxruntime
+    import tensorflow as tf
+
+    import jrl
+    from jrl.algorithms import dqn
+    from jrl.export import export_numpy, export_policy, quantize
+    from jrl.export.stablehlo import policy_function
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    env, env_params = jrl.make("CartPole-v1")
+    config = dqn.default_config("CartPole-v1")
+    network = dqn.q_network(config, env, env_params)
+    result = dqn.DQNResult(network.init(jax.random.key(0), env.reset(jax.random.key(1), env_params)[0]), {})
+    policy, policy_params = dqn.greedy_policy(config, env, env_params, result)
+    float32 = export_numpy(config, env, env_params, result)
+    policies = {"float32": float32, "int8": quantize(float32, "int8")}
+    files = {}
+    for weights, exported in policies.items():
+        for fmt, suffix in (("stablehlo", ".stablehlo"), ("onnx", ".onnx"), ("tf", ".savedmodel")):
+            files[fmt, weights] = export_policy(exported, fmt, folder / f"{weights}{suffix}")
+
+    def jax_float32() -> Callable:
+        act = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))
+        key = jax.random.key(0)
+        return lambda obs: np.asarray(act(policy_params, jnp.asarray(obs), key))
+
+    def jax_int8() -> Callable:
+        act = jax.jit(policy_function(policies["int8"]))
+        return lambda obs: np.asarray(act(jnp.asarray(obs))[1])
+
+    def stablehlo(weights: str) -> Callable:
+        exported = jax.export.deserialize(bytearray(files["stablehlo", weights].read_bytes()))
+        act = jax.jit(exported.call)
+        return lambda obs: np.asarray(act(jnp.asarray(obs))[1])
+
+    def onnx_runtime(weights: str) -> Callable:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(files["onnx", weights]), options, providers=["CPUExecutionProvider"])
+        return lambda obs: session.run(["actions"], {"obs": obs})[0]
+
+    def tensorflow(weights: str) -> Callable:
+        model = tf.saved_model.load(str(files["tf", weights]))
+        return lambda obs: model.act(obs)["actions"].numpy()
+
+    def numpy_policy(weights: str) -> Callable:
+        return policies[weights]
+
+    rows = [("JAX (jit greedy_policy)", "float32", jax_float32), ("JAX (jit policy_function)", "int8", jax_int8)]
+    for name, prepare in (
+        ("StableHLO (jit Exported.call)", stablehlo),
+        ("ONNX Runtime", onnx_runtime),
+        ("TensorFlow SavedModel", tensorflow),
+        ("NumPy", numpy_policy),
+    ):
+        rows += [(name, weights, lambda p=prepare, w=weights: p(w)) for weights in ("float32", "int8")]
+    return rows
+
+
+def text_rows() -> list[dict]:
+    """TEXT GENERATION ROWS GO HERE (none yet): tokens per second of the text models' exports in
+    JAX, ONNX Runtime and TensorFlow (issue 25). Each row a dict with ``runtime``, ``weights`` and
+    its own measures (e.g. ``model``, ``tokens_per_s``); ``main`` prints them as a second table
+    and appends them to the CSV (columns the policy rows lack left empty there, and theirs here)."""
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2000, help="timed calls per runtime and batch size")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 50 repeats, NOT results")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats = 50
+    import jax
+    import onnxruntime
+    import tensorflow as tf
+
+    header = (
+        f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"one thread per runtime; jax {jax.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"tensorflow {tf.__version__}, numpy {np.__version__}; median of {args.repeats} calls"
+    )
+    print(header)
+    rng = np.random.default_rng(0)
+    batches = {b: rng.normal(size=(b, 4)).astype(np.float32) for b in BATCHES}
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        rows = contenders(Path(folder))
+        reference = {}
+        for runtime, weights, prepare in rows:
+            start = time.perf_counter()
+            act = prepare()
+            ready = time.perf_counter() - start
+            start = time.perf_counter()
+            act(batches[1])
+            first = time.perf_counter() - start
+            for batch, obs in batches.items():
+                median, p90 = timed(act, obs, args.repeats if batch == 1 else max(args.repeats // 4, 10))
+                actions = np.asarray(act(obs))
+                # JAX float32 and NumPy int8 are the references their weights' rows agree with.
+                if (runtime.startswith("JAX") and weights == "float32") or (runtime == "NumPy" and weights == "int8"):
+                    reference.setdefault((weights, batch), actions)
+                results.append(
+                    {
+                        "runtime": runtime,
+                        "weights": weights,
+                        "batch": batch,
+                        "median_us": round(median, 1),
+                        "p90_us": round(p90, 1),
+                        "us_per_obs": round(median / batch, 3),
+                        "ready_s": round(ready, 3),
+                        "first_call_s": round(first, 3),
+                        "actions": actions,
+                    }
+                )
+    for row in results:
+        expected = reference.get((row["weights"], row["batch"]))
+        row["same_actions"] = "yes" if expected is not None and np.array_equal(row.pop("actions"), expected) else "NO"
+    text_results = text_rows()
+
+    lines = [
+        header,
+        "",
+        "| runtime | weights | µs per call, batch 1 (p90) | µs per call, batch 1,024 (p90) | µs per obs, 1,024 "
+        "| ready s | first call s (batch 1) | same actions |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for runtime, weights, _ in rows:
+        one, many = (
+            {(r["runtime"], r["weights"], r["batch"]): r for r in results}[runtime, weights, b] for b in BATCHES
+        )
+        same = "yes" if one["same_actions"] == many["same_actions"] == "yes" else "NO"
+        lines.append(
+            f"| {runtime} | {weights} | {one['median_us']:,.1f} ({one['p90_us']:,.1f}) "
+            f"| {many['median_us']:,.1f} ({many['p90_us']:,.1f}) | {many['us_per_obs']:.3f} "
+            f"| {one['ready_s']:.3f} | {one['first_call_s']:.3f} | {same} |"
+        )
+    if text_results:
+        keys = list(text_results[0])
+        lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in text_results]
+    lines += ["", f"load average at the end {os.getloadavg()[0]:.2f}"]
+    text = "\n".join(lines)
+    print("\n".join(lines[1:]))
+    if args.quick:
+        print("QUICK RUN: few repeats, NOT results (nothing written)")
+        return
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "export_latency.txt").write_text(text + "\n")
+    with open(RESULTS / "export_latency.csv", "w", newline="") as f:
+        fields = list(dict.fromkeys(key for row in results + text_results for key in row))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(results + text_results)
+    print(f"wrote {RESULTS / 'export_latency.txt'} and export_latency.csv")
+
+
+if __name__ == "__main__":
+    main()
