@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -22,6 +24,7 @@ from jrl.envs import vocabulary
 from jrl.export import text as text_export
 from jrl.export.onnx_model import export_onnx
 from jrl.export.stablehlo import StableHLOText, export_stablehlo, load_stablehlo
+from jrl.export.tensorflow import TFText, export_tf, load_tf
 from jrl.text import LMConfig, generate, init_model
 from jrl.text.generate import encode_prompts
 
@@ -153,6 +156,41 @@ def test_onnx_runtime_decodes_the_same_texts_with_int8_weights_in_the_graph(pair
     feed = {"tokens": tokens, "prompt_lengths": lengths, "max_new_tokens": np.array(room, np.int32)}
     (generated,) = session.run(None, feed)
     assert vocab.decode_batch(generated) == greedy_texts(*small.models(), prompts)
+
+
+def test_tensorflow_generates_the_same_texts_from_strings(pair, tmp_path):
+    """The SavedModel's ``generate`` (tokenising, decoding and detokenising in the graph) writes
+    the JAX texts of the int8 model for 100 prompts; ``sample`` with a seed draws what
+    ``jrl.text.generate`` draws with that key; a prompt with a piece outside the vocabulary fails."""
+    import tensorflow as tf
+
+    _, _, _, export, prompts = pair
+    small = export.quantized("int8")
+    loaded = load_tf(export_tf(small, tmp_path / "m.savedmodel"))
+    assert isinstance(loaded, TFText) and loaded.spec == small.spec
+    lm, q_model, beta = small.models()
+    assert loaded.generate(prompts) == greedy_texts(lm, q_model, beta, prompts)
+    drawn = generate(lm, prompts, jax.random.key(3), temperature=0.7, beta=beta, q_params=q_model).texts
+    assert loaded.sample(prompts, seed=3, temperature=0.7) == drawn
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a prompt token"):
+        loaded.generate(["3 x" if " " in loaded.spec["vocabulary"]["separator"] else "aB"])
+
+
+@pytest.mark.parametrize("pair", ["GraphWalkText-v0"], indirect=True)
+def test_tensorflow_alone_generates_from_strings(pair, tmp_path):
+    """``tf.saved_model.load(path).generate(tf.constant([...]))`` in a Python that cannot import JAX."""
+    _, _, _, export, prompts = pair
+    path = export_tf(export, tmp_path / "m.savedmodel")
+    script = f"""
+import sys
+sys.modules["jax"] = sys.modules["jaxlib"] = None  # any import of JAX now raises ImportError
+import tensorflow as tf
+model = tf.saved_model.load({str(path)!r})
+for text in model.generate(tf.constant({prompts[:10]!r})).numpy():
+    print(text.decode())
+"""
+    done = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True, text=True)
+    assert done.stdout.splitlines() == greedy_texts(*export.models(), prompts[:10])
 
 
 def _graphs(graph):
