@@ -121,11 +121,13 @@ def test_the_int8_savedmodel_runs_the_int8_network(case, tmp_path):
         assert saved > 0.75 * (exported.nbytes - int8.nbytes), (saved, exported.nbytes - int8.nbytes)
 
 
-def save_module(path: Path, version: str, act: bool = True) -> None:
-    """A SavedModel that is not jrl's (``act=False``) or claims another version."""
+def save_module(path: Path, version: str | None, spec: dict | None = None, act: bool = True) -> None:
+    """A SavedModel that claims to be ``version`` (none: no ``jrl_format``) with ``spec``, and an
+    ``act`` function (if ``act``) but no signatures."""
     module = tf.Module()
-    module.jrl_format = tf.function(lambda: tf.constant(version), input_signature=[])
-    module.jrl_policy = tf.function(lambda: tf.constant("{}"), input_signature=[])
+    if version is not None:
+        module.jrl_format = tf.function(lambda: tf.constant(version), input_signature=[])
+    module.jrl_policy = tf.function(lambda: tf.constant(json.dumps(spec or {})), input_signature=[])
     if act:
         module.act = tf.function(lambda obs: {"outputs": obs}, input_signature=[tf.TensorSpec([None], tf.float32)])
     tf.saved_model.save(module, str(path))
@@ -152,15 +154,25 @@ def test_bad_directories_are_refused(small, tmp_path):
     (tmp_path / "empty.savedmodel").mkdir()
     with pytest.raises(ValueError, match=r"empty.savedmodel: not a SavedModel directory \(no saved_model.pb\)$"):
         load_policy(tmp_path / "empty.savedmodel")
-    save_module(tmp_path / "foreign.savedmodel", "jrl-tf-policy 1", act=False)
-    with pytest.raises(ValueError, match=r"foreign.savedmodel: not a jrl-tf-policy SavedModel \(no jrl_format"):
+    save_module(tmp_path / "foreign.savedmodel", None)
+    with pytest.raises(
+        ValueError, match=r"foreign.savedmodel: not a jrl-tf-policy or jrl-tf-text SavedModel \(no jrl_"
+    ):
         load_tf(tmp_path / "foreign.savedmodel")
+    save_module(tmp_path / "actless.savedmodel", "jrl-tf-policy 1", act=False)
+    with pytest.raises(ValueError, match=r"actless.savedmodel: not a jrl-tf-policy or jrl-tf-text SavedModel \("):
+        load_tf(tmp_path / "actless.savedmodel")
     save_module(tmp_path / "future.savedmodel", "jrl-tf-policy 2")
     with pytest.raises(ValueError, match=r"jrl-tf-policy version '2'; this jrl reads 1$"):
         load_tf(tmp_path / "future.savedmodel")
     save_module(tmp_path / "other.savedmodel", "someone-else 1")
-    with pytest.raises(ValueError, match=r"not a jrl-tf-policy SavedModel \('someone-else'\)$"):
+    with pytest.raises(ValueError, match=r"not a jrl-tf-policy or jrl-tf-text SavedModel \('someone-else'\)$"):
         load_tf(tmp_path / "other.savedmodel")
+    save_module(tmp_path / "unsigned.savedmodel", "jrl-tf-policy 1", exported.spec)
+    with pytest.raises(
+        ValueError, match=r"unsigned.savedmodel: a jrl-tf-policy SavedModel without its serving_default"
+    ):
+        load_tf(tmp_path / "unsigned.savedmodel")
     pb = good / "saved_model.pb"
     pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])  # truncated
     with pytest.raises(ValueError, match=r"good.savedmodel: not a readable SavedModel") as refused:
