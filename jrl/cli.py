@@ -329,9 +329,13 @@ def _build_parser() -> _Parser:
     )
     export = commands.add_parser(
         "export",
-        help="write a run's greedy policy as NumPy, safetensors, StableHLO, ONNX or a TF SavedModel, optionally int8",
+        help="write a run's greedy policy or a text model as NumPy, safetensors, StableHLO, ONNX or a TF SavedModel, "
+        "optionally int8",
         description="Export seed --seed's greedy policy from RUN_DIR's latest checkpoint (or re-export a .npz / "
-        ".safetensors policy file): numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
+        ".safetensors policy file). A text_q_learning run exports its language model with the Q-head (decoding "
+        "logits + beta * Q), a `jrl pretrain` directory the language model alone, a text export file is "
+        "re-exported; their StableHLO, ONNX and SavedModel programs decode text (the SavedModel's generate "
+        "signature takes and returns strings). Formats: numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
         "reloadable with jax.export.deserialize), onnx (jax2onnx: the onnx extra) or tf (a TensorFlow SavedModel "
         "directory, jax2tf: the tf extra). --int8 quantizes the "
         "kernels per output channel, --float16 casts them (docs/deployment.md).",
@@ -347,7 +351,9 @@ def _build_parser() -> _Parser:
     )
     quantized.add_argument("--float16", action="store_true", help="float16 kernels and biases")
     export.add_argument("--seed", type=int, default=None, help="the run's seed to export (default: its first)")
-    export.add_argument("--out", type=Path, help="the file to write (default: RUN_DIR/export/policy-seed<S>...)")
+    export.add_argument(
+        "--out", type=Path, help="the file to write (default: RUN_DIR/export/policy-seed<S>..., text-seed<S>...)"
+    )
     export.add_argument("--env", help="a policy file's environment (a jrl.make id), where --int8 calibrates")
     commands.add_parser("envs", help="list the environments: spaces, time limits, algorithms that apply")
     plot = commands.add_parser(
@@ -377,11 +383,12 @@ def _build_parser() -> _Parser:
     pretrain.add_argument("--quiet", action="store_true", help="no progress output")
     generate = commands.add_parser(
         "generate",
-        help="generate text with a pretrained model or a text_q_learning run",
-        description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone) or a "
-        "text_q_learning run directory (its latest checkpoint, first seed, beta from its config).",
+        help="generate text with a pretrained model, a text_q_learning run or an exported text model",
+        description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone), a "
+        "text_q_learning run directory (its latest checkpoint, first seed, beta from its config), or a text model "
+        "`jrl export` wrote as .npz or .safetensors (int8 or float16 weights as stored; beta its own).",
     )
-    generate.add_argument("run_dir", type=Path, metavar="DIR")
+    generate.add_argument("run_dir", type=Path, metavar="DIR_OR_FILE")
     generate.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable; '' for none in WordGen)")
     generate.add_argument("--num-samples", type=int, default=1, help="generations per prompt (default 1)")
     generate.add_argument("--max-new-tokens", type=int, default=None, help="default: up to the buffer's end")
@@ -468,17 +475,24 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
     check_int("--seed", args.seed, 0, 2**31 - 1)
     prompts = args.prompt or [""]
     q_model, beta = None, 0.0
-    if (args.run_dir / WEIGHTS_FILE).is_file() and (args.run_dir / CONFIG_FILE).is_file():
+    if args.run_dir.is_file():
+        from jrl.export import TextExport, load_policy
+
+        loaded = load_policy(args.run_dir) if args.run_dir.suffix in (".npz", ".safetensors") else None
+        if not isinstance(loaded, TextExport):
+            raise UsageError(f"{args.run_dir} is not a text model's .npz or .safetensors export (jrl export)")
+        model, q_model, beta = loaded.models()
+    elif (args.run_dir / WEIGHTS_FILE).is_file() and (args.run_dir / CONFIG_FILE).is_file():
         model = load_model(args.run_dir)
     else:
         from jrl.experiment import load_run
 
         run = load_run(args.run_dir)
-        if run.spec.algo != "text_q_learning":
+        if not run.spec.algorithm.decodes_text:
             raise UsageError(f"{args.run_dir} is a {run.spec.algo} run; jrl generate needs a text_q_learning run")
         state, _ = run.load_checkpoint()
         result = run.algorithm.result(run.seed_state(state, 0), {})
-        model, q_model, beta = load_model(run.config.pretrained), result.q_model, run.config.beta
+        model, q_model, beta = run.spec.algorithm.decoding_models(run.config, result)
     if args.beta is not None:
         beta = args.beta
     rows = [p for p in prompts for _ in range(args.num_samples)]
@@ -902,13 +916,22 @@ def _eval_exported(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_text_file(path: Path) -> bool:
+    from jrl.export import TextExport, load_policy
+
+    return path.suffix in (".npz", ".safetensors") and isinstance(load_policy(path), TextExport)
+
+
 def _export(args: argparse.Namespace, output: _Output) -> int:
     from jrl.experiment import export_run
+    from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE
 
     seed_index = 0
     if args.seed is not None:
         if args.run_dir.is_file():
             raise UsageError("--seed picks a run's seed; a policy file has one policy")
+        if (args.run_dir / WEIGHTS_FILE).is_file() and (args.run_dir / CONFIG_FILE).is_file():
+            raise UsageError("--seed picks a run's seed; a language model's directory has one model")
         from jrl.experiment import load_run
 
         seeds = list(load_run(args.run_dir).spec.seeds)
@@ -918,7 +941,7 @@ def _export(args: argparse.Namespace, output: _Output) -> int:
     weights = "int8" if args.int8 else "float16" if args.float16 else None
     if args.env is not None and not (args.int8 and args.run_dir.is_file()):
         raise UsageError("--env is where --int8 calibrates a policy file; a run directory knows its environment")
-    if args.int8 and args.run_dir.is_file() and args.env is None:
+    if args.int8 and args.run_dir.is_file() and args.env is None and not _is_text_file(args.run_dir):
         print(
             f"note: {args.run_dir} is quantized uncalibrated (round to nearest); --env ID calibrates it",
             file=sys.stderr,

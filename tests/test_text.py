@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -703,6 +704,39 @@ def test_generate_on_a_run_with_beta_zero_is_the_pretrained_model_alone(text_run
     beta = load_run(run).spec.config.beta
     assert generated(str(run), "--beta", repr(beta)) == with_q  # the default is the run's beta
     assert generated(str(run), "--beta", "50") not in (alone, with_q)
+
+
+def test_export_and_generate_a_text_run_and_a_model_from_the_command_line(text_run, tmp_path, capsys):
+    """``jrl export`` of a text_q_learning run writes its language model with the Q-head and beta;
+    ``jrl generate FILE`` then writes the run's own texts (float32: greedy and sampled, the same
+    draws), and its int8 export generates too; a model directory exports the model alone; a seed
+    for a model directory and a policy file for ``generate`` are refused."""
+    lm, run = text_run
+    args = ["--prompt", "3", "--prompt", "5 1", "--num-samples", "3", "--seed", "2"]
+
+    def generated(*argv: str) -> list[str]:
+        capsys.readouterr()
+        assert cli.main(["generate", *argv, *args]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    assert cli.main(["export", str(run), "--format", "safetensors"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == run / "export" / "text-seed0.safetensors"
+    assert generated(str(path)) == generated(str(run))
+    assert generated(str(path), "--greedy") == generated(str(run), "--greedy")
+    assert cli.main(["export", str(run), "--format", "numpy", "--int8", "--out", str(tmp_path / "q.npz")]) == 0
+    texts = generated(str(tmp_path / "q.npz"))
+    assert [text.split(" ")[0] for text in texts] == ["3"] * 3 + ["5"] * 3
+    assert cli.main(["export", str(lm), "--format", "numpy"]) == 0
+    alone = Path(capsys.readouterr().out.strip())
+    assert alone == lm / "export" / "model.npz"
+    assert generated(str(alone)) == generated(str(lm))
+    assert cli.main(["export", str(lm), "--format", "numpy", "--seed", "0"]) == 2
+    assert "a language model's directory has one model" in capsys.readouterr().err
+    policy = tmp_path / "policy.npz"
+    np.savez(policy, spec=np.array("{}"))
+    assert cli.main(["generate", str(policy)]) == 2
+    assert "policy.npz: not a jrl-numpy-q-policy" in capsys.readouterr().err  # neither a policy nor a text model
 
 
 def test_a_failed_start_frees_out_and_the_retried_run_works_from_anywhere(text_run, tmp_path, monkeypatch, capsys):

@@ -117,6 +117,19 @@ class AlgorithmSpec:
             raise ValueError(f"{self.name} cannot be exported: its module has no describe_network")
         return self.module.describe_network(config, env, env_params, result)
 
+    @property
+    def decodes_text(self) -> bool:
+        """Whether a trained result decodes text with language models (the module offers
+        ``decoding_models(config, result)``): ``jrl generate`` and ``jrl export`` of its runs."""
+        return hasattr(self.module, "decoding_models")
+
+    def decoding_models(self, config: Any, result: Any) -> tuple:
+        """``(language model, Q-model, beta)`` that decode one seed's ``result`` with ``logits +
+        beta * Q`` (``decodes_text`` only; ``ValueError`` otherwise)."""
+        if not self.decodes_text:
+            raise ValueError(f"{self.name} writes no text: its module has no decoding_models")
+        return self.module.decoding_models(config, result)
+
     def greedy_table(self, result: Any) -> Any:
         """The ``[..., S, A]`` table whose first maximal action is the greedy policy (``tabular`` only)."""
         if not self.tabular:
@@ -150,7 +163,9 @@ def register(name: str, module: ModuleType, config_class: type, fixed: dict | No
       (``AlgorithmSpec.tabular``);
     - ``describe_network(config, env, env_params, result)``: its trained network as a
       ``jrl.algorithms.networks.NetworkDescription``, which ``jrl.export`` reads
-      (``AlgorithmSpec.exportable``).
+      (``AlgorithmSpec.exportable``);
+    - ``decoding_models(config, result)``: the language models that decode a text learner's
+      result, ``(lm, q_model, beta)`` (``AlgorithmSpec.decodes_text``: ``jrl generate``, ``jrl export``).
 
     ``jrl.text`` registers ``text_q_learning`` this way (the layers above ``algorithms`` add
     theirs; nothing here imports them). The shared training scaffolding (logging scan, in-loop

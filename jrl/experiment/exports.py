@@ -1,6 +1,8 @@
 """A run directory's greedy policy exported (``jrl export``): the run's latest checkpoint read
 here, the formats and quantization in ``jrl.export`` (the floor below). int8 is calibrated on
-states the float policy visits in the environment (``calibration_states``), where there is one."""
+states the float policy visits in the environment (``calibration_states``), where there is one.
+A text learner's run, a language model's directory (``jrl pretrain``) or a text export file
+becomes a ``jrl.export.TextExport`` (``text_source``) and goes through the same formats."""
 
 from __future__ import annotations
 
@@ -13,9 +15,26 @@ import numpy as np
 from jrl.algorithms.rollout import collect, reset_envs
 from jrl.envs import make
 from jrl.experiment.runner import load_run
-from jrl.export import FORMATS, NumpyQPolicy, export_numpy, export_policy, jax_policy, quantize
+from jrl.export import (
+    FORMATS,
+    NumpyQPolicy,
+    TextExport,
+    export_numpy,
+    export_policy,
+    export_text,
+    jax_policy,
+    load_policy,
+    quantize,
+)
 
-__all__ = ["CALIBRATION_ENVS", "CALIBRATION_SEED", "CALIBRATION_STEPS", "calibration_states", "export_run"]
+__all__ = [
+    "CALIBRATION_ENVS",
+    "CALIBRATION_SEED",
+    "CALIBRATION_STEPS",
+    "calibration_states",
+    "export_run",
+    "text_source",
+]
 
 #: The calibration rollout of ``export_run``'s int8: ``CALIBRATION_ENVS`` episodes stepped
 #: ``CALIBRATION_STEPS`` times from ``jax.random.key(CALIBRATION_SEED)``, 16,384 states. Many short
@@ -63,6 +82,30 @@ def calibration_states(
     return obs.reshape(num_steps * num_envs, *obs.shape[2:])
 
 
+def text_source(source: str | Path, seed_index: int = 0) -> tuple[TextExport, str, Path] | None:
+    """``(text model, file stem, default folder)`` when ``source`` holds a text model: a language
+    model's directory (``jrl pretrain``'s, ``jrl.text.save_model``'s: the model alone), a run of a
+    text learner (``text_q_learning``: the pretrained model, seed ``seed_index``'s Q-model and the
+    run's beta), or a text export file; ``None`` for anything else (a policy's run or file)."""
+    from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE, load_model
+
+    source = Path(source)
+    if source.is_file():
+        loaded = load_policy(source) if source.suffix in (".npz", ".safetensors") else None
+        return (loaded, source.stem, source.parent) if isinstance(loaded, TextExport) else None
+    if (source / WEIGHTS_FILE).is_file() and (source / CONFIG_FILE).is_file():
+        return export_text(load_model(source)), "model", source / "export"
+    run = load_run(source)
+    if not run.spec.algorithm.decodes_text:
+        return None
+    if not 0 <= seed_index < len(run.spec.seeds):
+        raise ValueError(f"the run has seeds {list(run.spec.seeds)}: --seed takes one of them")
+    state, _ = run.load_checkpoint()
+    result = run.algorithm.result(run.seed_state(state, seed_index), {})
+    model, q_model, beta = run.spec.algorithm.decoding_models(run.config, result)
+    return export_text(model, q_model, beta), f"text-seed{run.spec.seeds[seed_index]}", source / "export"
+
+
 def export_run(
     run_dir: str | Path,
     format: str,
@@ -73,7 +116,8 @@ def export_run(
     env_id: str | None = None,
 ) -> Path:
     """Export the greedy policy of seed ``seed_index`` of a run directory's latest checkpoint (or
-    of an exported ``.npz`` / ``.safetensors`` policy) in ``format``, quantized to ``weights``
+    of an exported ``.npz`` / ``.safetensors`` policy; or a text model, ``text_source``: to
+    ``RUN_DIR/export/text-seed<S>``, ``MODEL_DIR/export/model``) in ``format``, quantized to ``weights``
     (``"int8"``, ``"float16"``) if given. ``out`` defaults to ``RUN_DIR/export/policy-seed<S>[-int8]``
     with the format's suffix (beside the file, for a policy file). Returns the path written.
 
@@ -86,6 +130,16 @@ def export_run(
     source = Path(run_dir)
     if env_id is not None and (not source.is_file() or weights != "int8"):
         raise ValueError("env_id is the calibration environment of a policy file's int8 export")
+    text = text_source(source, seed_index)
+    if text is not None:
+        if env_id is not None:
+            raise ValueError("env_id calibrates a policy's int8; a text model's int8 is not calibrated")
+        model, stem, folder = text
+        if weights is not None:
+            model, stem = quantize(model, weights), f"{stem}-{weights}"
+        path = Path(out) if out is not None else folder / f"{stem}{FORMATS[format]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return export_policy(model, format, path)
     if source.is_file():
         policy, stem, folder = NumpyQPolicy.load(source), source.stem, source.parent
         env = None

@@ -8,6 +8,12 @@ imports nothing else) and is the source of every format: ``quantize`` (int8, flo
 directory through ``jax2tf``, the ``tf`` extra) (a run directory's:
 ``jrl.experiment.export_run``, ``jrl export``), and ``load_policy`` / ``jax_policy`` to read an export back and
 evaluate it like any jrl policy (``jrl eval FILE``). See docs/deployment.md.
+
+Text models go the same ways: ``export_text(model, q_model, beta)`` (``jrl.export.text``) bundles a
+language model, and optionally text Q-learning's Q-head, into a ``TextExport`` that ``quantize``
+and ``export_policy`` take as they take a policy (its StableHLO and ONNX programs and its
+SavedModel decode text; the SavedModel's ``generate`` takes and returns strings), and that
+``load_policy`` reads back; ``jrl generate FILE`` decodes with one.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from typing import Any
 import numpy as np
 
 from jrl.export.numpy_policy import BOX_ACTION_VERSION, FORMAT, FORMAT_VERSION, LAYER_NORM_VERSION, NumpyQPolicy
-from jrl.export.quantize import quantize
+from jrl.export.quantize import quantize as quantize_policy
+from jrl.export.text import FORMAT as TEXT_FORMAT
+from jrl.export.text import TextExport, export_text
 
 __all__ = [
     "FORMATS",
     "NumpyQPolicy",
+    "TextExport",
     "export_numpy",
     "export_policy",
+    "export_text",
     "jax_policy",
     "load_policy",
     "quantize",
@@ -104,8 +114,20 @@ def export_numpy(config: Any, env: Any, env_params: Any, result: Any) -> NumpyQP
     return NumpyQPolicy(spec, {name: np.asarray(a) for name, a in arrays.items()})
 
 
-def export_policy(policy: NumpyQPolicy, format: str, path: str | Path) -> Path:
-    """Write ``policy`` at ``path`` in ``format`` (a key of ``FORMATS``); ``ValueError`` otherwise."""
+def quantize(model: NumpyQPolicy | TextExport, weights: str = "int8", calibration: Any = None) -> Any:
+    """``model`` with quantized weights: a policy through ``jrl.export.quantize.quantize`` (int8
+    calibrated on ``calibration`` observations if given), a text model through
+    ``TextExport.quantized`` (absmax int8, or float16; no calibration)."""
+    if isinstance(model, TextExport):
+        if calibration is not None:
+            raise ValueError("a text model's int8 is not calibrated: calibration is for policies")
+        return model.quantized(weights)
+    return quantize_policy(model, weights, calibration=calibration)
+
+
+def export_policy(policy: NumpyQPolicy | TextExport, format: str, path: str | Path) -> Path:
+    """Write ``policy`` (or a text model) at ``path`` in ``format`` (a key of ``FORMATS``);
+    ``ValueError`` otherwise."""
     path = Path(path)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
@@ -127,13 +149,33 @@ def export_policy(policy: NumpyQPolicy, format: str, path: str | Path) -> Path:
     return export_onnx(policy, path)
 
 
+def _file_format(path: Path) -> Any:
+    """The ``format`` an ``.npz`` or ``.safetensors`` export's spec claims (``None`` when it cannot
+    be read: the loader then names the fault)."""
+    import json
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as f:
+                return json.loads((f.metadata() or {})["spec"]).get("format")
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["spec"])).get("format")
+    except Exception:  # anything unreadable: the format's own loader says what is wrong
+        return None
+
+
 def load_policy(path: str | Path) -> Any:
     """An export read back: a ``NumpyQPolicy`` (``.npz``, ``.safetensors``) or a
     ``stablehlo.StableHLOPolicy`` (``.stablehlo``) or a ``tensorflow.TFPolicy`` (a ``.savedmodel``
-    directory, run by TensorFlow); each has ``q_values(obs)``, ``policy(obs)`` and ``spec``.
-    ``ValueError`` for anything else (an ONNX model runs in ONNX Runtime)."""
+    directory, run by TensorFlow); each has ``q_values(obs)``, ``policy(obs)`` and ``spec``. A text
+    model's export comes back as a ``TextExport``, ``stablehlo.StableHLOText`` or
+    ``tensorflow.TFText``. ``ValueError`` for anything else (an ONNX model runs in ONNX Runtime)."""
     path = Path(path)
     if path.suffix in (".npz", ".safetensors"):
+        if _file_format(path) == TEXT_FORMAT:
+            return TextExport.load(path)
         return NumpyQPolicy.load(path)
     if path.suffix == ".stablehlo":
         from jrl.export.stablehlo import load_stablehlo

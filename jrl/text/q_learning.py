@@ -57,6 +57,7 @@ __all__ = [
     "TextQState",
     "check_env",
     "check_finite",
+    "decoding_models",
     "default_config",
     "greedy_policy",
     "lambda_returns",
@@ -499,6 +500,17 @@ def make_train(
     """``train(key, hyperparams=None) -> TextQResult`` (pure): ``init``, one ``run`` over every
     logging interval, ``result``."""
     return train_function(make_algorithm(config, env, env_params, model))
+
+
+def decoding_models(config: TextQConfig, result: TextQResult) -> tuple[LanguageModel, LanguageModel, float]:
+    """``(pretrained language model, Q-model, beta)``: what decodes a finished run with ``logits +
+    beta * Q`` (``jrl generate RUN``, ``jrl export RUN``); the language model is read from
+    ``config.pretrained`` (``ValueError`` naming it if it cannot be)."""
+    try:
+        model = load_model(config.pretrained)
+    except ModelFileError as err:
+        raise ValueError(f"pretrained: {err}") from err
+    return model, result.q_model, float(config.beta)
 
 
 def greedy_policy(
