@@ -6,10 +6,13 @@ becomes a ``jrl.export.TextExport`` (``text_source``) and goes through the same 
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jrl.algorithms.rollout import collect, reset_envs
@@ -22,10 +25,10 @@ from jrl.export import (
     export_numpy,
     export_policy,
     export_text,
-    jax_policy,
     load_policy,
     quantize,
 )
+from jrl.export.numpy_policy import forward, greedy
 
 __all__ = [
     "CALIBRATION_ENVS",
@@ -65,21 +68,26 @@ def calibration_states(
         raise ValueError(
             f"the policy takes observations of shape {tuple(policy.spec['obs_shape'])}; the environment's are {expected}"
         )
-    act, params = jax_policy(policy)
-    batched = jax.vmap(act, in_axes=(None, 0, None))
     key = jax.random.key(CALIBRATION_SEED) if key is None else key
-    reset_key, rollout_key = jax.random.split(key)
-
-    @jax.jit
-    def rollout(params: Any) -> jax.Array:
-        envs = reset_envs(reset_key, env, env_params, num_envs)
-        _, steps, _ = collect(
-            rollout_key, env, env_params, envs, lambda k, obs, t: (batched(params, obs, k), ()), num_steps
-        )
-        return steps.obs
-
-    obs = np.asarray(rollout(params))
+    arrays = {name: jnp.asarray(a) for name, a in policy.arrays.items()}
+    text = json.dumps(policy.spec, sort_keys=True)
+    obs = np.asarray(_rollout(key, arrays, env_params, env, text, num_envs, num_steps))
     return obs.reshape(num_steps * num_envs, *obs.shape[2:])
+
+
+@functools.partial(jax.jit, static_argnames=("env", "spec", "num_envs", "num_steps"))
+def _rollout(key: jax.Array, arrays: dict, env_params: Any, env: Any, spec: str, num_envs: int, num_steps: int):
+    """``calibration_states``'s rollout, compiled once per environment, network and size (the spec
+    as JSON text, hashable): observations ``[num_steps, num_envs, *obs_shape]``."""
+    spec_dict = json.loads(spec)
+
+    def act(k: jax.Array, obs: jax.Array, t: jax.Array) -> tuple[jax.Array, tuple]:
+        del k, t  # greedy actions draw nothing
+        return greedy(spec_dict, arrays, forward(spec_dict, arrays, obs, jnp), jnp), ()
+
+    reset_key, rollout_key = jax.random.split(key)
+    envs = reset_envs(reset_key, env, env_params, num_envs)
+    return collect(rollout_key, env, env_params, envs, act, num_steps)[1].obs
 
 
 def text_source(source: str | Path, seed_index: int = 0) -> tuple[TextExport, str, Path] | None:
