@@ -99,6 +99,11 @@ def test_int8_keeps_each_weight_within_half_a_step_and_the_file_3_5x_smaller(pai
     int8_bytes = full_export.quantized("int8").save(tmp_path / "q.safetensors").stat().st_size
     assert float_bytes / int8_bytes >= 3.5
     assert export.quantized("float16").arrays["q/params/head/kernel"].dtype == np.float16
+    brain = text_export.TextExport.load(export.quantized("bfloat16").save(tmp_path / "b.safetensors"))
+    assert {a.dtype for a in brain.arrays.values()} == {np.dtype(np.uint16)}  # bfloat16's bits
+    leaves = jax.tree_util.tree_leaves
+    for original, cast in zip(leaves(float_params), leaves(brain.params("lm")), strict=True):
+        assert np.all(np.abs(cast - original) <= np.abs(original) * 2.0**-8)  # 8 bits, rounded to nearest
     with pytest.raises(ValueError, match="quantized already"):
         small.quantized("int8")
     with pytest.raises(ValueError, match="weights must be one of"):

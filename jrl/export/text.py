@@ -11,7 +11,10 @@ channel's largest absolute weight over 127 (absmax, symmetric, round to nearest,
 ``jrl.export.quantize``): a dense kernel ``[I, O]`` has a scale per output column
 (``{name}_scale [O]``), the token embedding ``[V, D]`` one per token row (``[V]``: a lookup reads
 rows). Biases, LayerNorm parameters, the position embedding and the scales are float16; activations
-stay float32 (weight-only quantization). ``"float16"`` stores every array as float16.
+stay float32 (weight-only quantization). ``"float16"`` stores every array as float16, ``"bfloat16"``
+as bfloat16 (float32's range, 8 bits of precision; rounded to nearest even), whose bits the files
+hold as ``uint16`` (neither ``.npz`` nor safetensors' NumPy reader has the type; the spec says what
+they are).
 
 Where it runs:
 - ``models()`` gives float32 ``LanguageModel``\\ s back (dequantized), so ``jrl.text.generate`` and
@@ -42,7 +45,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS", "TextExport", "export_text", "
 FORMAT = "jrl-text-model"
 FORMAT_VERSION = 1
 #: How a ``TextExport``'s arrays are stored (spec ``weights``).
-WEIGHTS = ("float32", "float16", "int8")
+WEIGHTS = ("float32", "float16", "bfloat16", "int8")
+#: What holds each ``weights``' arrays in a file (int8: the matrices; the rest are float16).
+_STORED = {"float32": "float32", "float16": "float16", "bfloat16": "uint16", "int8": "float16"}
 _SPEC_KEYS = {"format", "version", "model", "vocabulary", "q_head", "beta", "weights"}
 _VOCABULARY_KEYS = {"strings", "end_id", "bos_id", "separator"}
 
@@ -68,17 +73,26 @@ def _absmax_int8(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(array / step), -127, 127).astype(np.int8), scale
 
 
+def _bfloat16(bits: np.ndarray) -> np.ndarray:
+    """``uint16`` bit patterns as the bfloat16 values they are (``ml_dtypes``, which JAX brings)."""
+    import ml_dtypes
+
+    return bits.view(ml_dtypes.bfloat16)
+
+
 def _params(stored: dict[str, Any], part: str, xp: Any = np) -> dict:
     """The Flax parameters of ``part`` (``"lm"`` or ``"q"``) as float32 ``xp`` arrays: int8 matrices
-    times their scales, float16 arrays cast. With ``xp = jax.numpy`` under a trace, the stored
-    arrays become the program's constants as stored (int8 stays int8) and are dequantized in it."""
+    times their scales, float16 and bfloat16 (``uint16`` bits) arrays cast. With ``xp = jax.numpy``
+    under a trace, the stored arrays become the program's constants as stored (int8 stays int8,
+    bfloat16 bfloat16) and are dequantized in it."""
     from flax.traverse_util import unflatten_dict
 
     flat = {}
     for name in stored:
         if not name.startswith(f"{part}/") or name.endswith("_scale"):
             continue
-        value = xp.asarray(stored[name]).astype(np.float32)
+        array = stored[name]
+        value = xp.asarray(_bfloat16(array) if array.dtype == np.uint16 else array).astype(np.float32)
         if f"{name}_scale" in stored:
             scale = xp.asarray(stored[f"{name}_scale"]).astype(np.float32)
             value = value * (scale[:, None] if _channel_axis(name) == 0 else scale[None, :])
@@ -157,6 +171,8 @@ class TextExport:
         for name, array in self.arrays.items():
             if weights == "int8" and _is_matrix(name, array.shape):
                 arrays[name], arrays[f"{name}_scale"] = _absmax_int8(array, _channel_axis(name))
+            elif weights == "bfloat16":
+                arrays[name] = array.astype(_bfloat16(np.zeros(0, np.uint16)).dtype).view(np.uint16)
             else:
                 arrays[name] = array.astype(np.float16)
         return TextExport({**self.spec, "weights": weights}, arrays)
@@ -273,7 +289,7 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
                 expected[full] = (shape, "int8")
                 expected[f"{full}_scale"] = ((shape[_channel_axis(name)],), "float16")
             else:  # int8 files keep the vectors (biases, norms, positions) as float16
-                expected[full] = (shape, "float16" if spec["weights"] == "int8" else spec["weights"])
+                expected[full] = (shape, _STORED[spec["weights"]])
     problems = [f"missing {n}" for n in sorted(set(expected) - set(arrays))]
     problems += [f"unexpected {n}" for n in sorted(set(arrays) - set(expected))]
     for name in sorted(set(expected) & set(arrays)):
@@ -281,7 +297,7 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
         got = arrays[name]
         if (got.shape, got.dtype.name) != (shape, dtype):
             problems.append(f"{name} is {got.dtype.name}{list(got.shape)}, the spec needs {dtype}{list(shape)}")
-        elif got.dtype.kind == "f" and not np.isfinite(got).all():
+        elif not np.isfinite(_bfloat16(got) if dtype == "uint16" else got.astype(np.float32)).all():
             problems.append(f"{name} has non-finite values")
     if problems:
         shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
