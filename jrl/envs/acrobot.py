@@ -22,7 +22,7 @@ from flax import struct
 
 from jrl._numerics import rounded
 from jrl.envs import drawing
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, uniform_in
 from jrl.spaces import Box, Discrete
 
 __all__ = ["Acrobot", "AcrobotParams", "AcrobotState", "acrobot_factory"]
@@ -97,6 +97,7 @@ class Acrobot(Environment):
     """Gymnasium's ``AcrobotEnv`` (no static settings)."""
 
     num_actions = 3  # a class constant, not a field
+    uniform_shapes = ((), (4,))  # the step's torque noise, the reset's start state (step_batch)
 
     @property
     def default_params(self) -> AcrobotParams:
@@ -152,13 +153,22 @@ class Acrobot(Environment):
         return np.ascontiguousarray(image[::-1])
 
     def reset_env(self, key: jax.Array, params: AcrobotParams) -> tuple[jax.Array, AcrobotState]:
-        s = jax.random.uniform(key, (4,), jnp.float32, -0.1, 0.1)
+        return self.reset_from_uniform(jax.random.uniform(key, (4,), jnp.float32), params)
+
+    def reset_from_uniform(self, u: jax.Array, params: AcrobotParams) -> tuple[jax.Array, AcrobotState]:
+        """Start state ``U[-0.1, 0.1)^4`` from ``u`` float32 ``[4]`` ~ U[0, 1)."""
+        s = uniform_in(u, -0.1, 0.1)
         state = AcrobotState(theta1=s[0], theta2=s[1], dtheta1=s[2], dtheta2=s[3], time=jnp.zeros((), jnp.int32))
         return _obs(state), state
 
     def step_env(self, key: jax.Array, state: AcrobotState, action: jax.Array, params: AcrobotParams):
+        return self.step_env_from_uniform(jax.random.uniform(key, (), jnp.float32), state, action, params)
+
+    def step_env_from_uniform(self, u: jax.Array, state: AcrobotState, action: jax.Array, params: AcrobotParams):
+        """The RK4 transition; ``u`` ~ U[0, 1) (float32 scalar) draws the torque noise
+        ``U[-1, 1) * torque_noise_max`` (0 by default, as Gymnasium's)."""
         p = params
-        noise = jax.random.uniform(key, (), jnp.float32, -1.0, 1.0) * p.torque_noise_max
+        noise = uniform_in(u, -1.0, 1.0) * p.torque_noise_max
         torque = p.avail_torque[action] + rounded(noise)
         # One classic RK4 step over [0, dt]; the torque's derivative is 0, so it stays constant.
         y0 = jnp.stack([state.theta1, state.theta2, state.dtheta1, state.dtheta2])

@@ -20,7 +20,7 @@ from flax import struct
 from jrl._numerics import rounded
 from jrl._validation import check_bool
 from jrl.envs import drawing
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, uniform_in
 from jrl.spaces import Box, Discrete
 
 __all__ = ["CartPole", "CartPoleParams", "CartPoleState", "cartpole_factory"]
@@ -59,6 +59,7 @@ class CartPole(Environment):
     """Gymnasium's ``CartPoleEnv`` (no static settings)."""
 
     num_actions = 2  # a class constant, not a field
+    uniform_shapes = ((0,), (4,))  # the step draws nothing, the reset four uniforms (step_batch)
 
     @property
     def default_params(self) -> CartPoleParams:
@@ -112,12 +113,22 @@ class CartPole(Environment):
         return np.ascontiguousarray(image[::-1])
 
     def reset_env(self, key: jax.Array, params: CartPoleParams) -> tuple[jax.Array, CartPoleState]:
-        s = jax.random.uniform(key, (4,), jnp.float32, -0.05, 0.05)
+        return self.reset_from_uniform(jax.random.uniform(key, (4,), jnp.float32), params)
+
+    def reset_from_uniform(self, u: jax.Array, params: CartPoleParams) -> tuple[jax.Array, CartPoleState]:
+        """Start state ``U[-0.05, 0.05)^4`` from ``u`` float32 ``[4]`` ~ U[0, 1) (``uniform_in``:
+        the bits ``jax.random.uniform(key, (4,), float32, -0.05, 0.05)`` gives)."""
+        s = uniform_in(u, -0.05, 0.05)
         state = CartPoleState(x=s[0], x_dot=s[1], theta=s[2], theta_dot=s[3], time=jnp.zeros((), jnp.int32))
         return _obs(state), state
 
     def step_env(self, key: jax.Array, state: CartPoleState, action: jax.Array, params: CartPoleParams):
         del key
+        return self.step_env_from_uniform(jnp.zeros((0,), jnp.float32), state, action, params)
+
+    def step_env_from_uniform(self, u: jax.Array, state: CartPoleState, action: jax.Array, params: CartPoleParams):
+        """The deterministic transition (``u``, float32 ``[0]``, is unused)."""
+        del u
         p = params
         force = jnp.where(action == 1, p.force_mag, -p.force_mag)
         total_mass = p.masspole + p.masscart

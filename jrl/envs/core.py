@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ import numpy as np
 from jrl._validation import check_key
 from jrl.spaces import Box, Discrete, Space
 
-__all__ = ["NO_TIME_LIMIT", "Environment", "GridLayout", "auto_reset", "is_concrete"]
+__all__ = ["NO_TIME_LIMIT", "Environment", "GridLayout", "auto_reset", "is_concrete", "uniform_in"]
 
 #: ``max_steps_in_episode`` of an environment that Gymnasium registers without a time limit
 #: (the largest int32: the limit never fires in practice).
@@ -48,6 +49,22 @@ def auto_reset(done: jax.Array, stepped: tuple[Any, Any], reset: tuple[Any, Any]
     Works for one environment (``done`` a scalar) and under ``vmap``.
     """
     return jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset, stepped)
+
+
+@jax.jit
+def uniform_in(u: jax.Array, low: Any, high: Any) -> jax.Array:
+    """``u`` ~ U[0, 1) mapped to U[low, high) exactly as ``jax.random.uniform(key, shape, float32,
+    low, high)`` maps its own draw: ``max(low, u * (high - low) + low)`` in float32. So
+    ``uniform_in(jax.random.uniform(key, shape), low, high)`` is bit for bit
+    ``jax.random.uniform(key, shape, jnp.float32, low, high)``: an environment's ``reset_env`` and
+    its ``reset_from_uniform`` draw the same start states from the same uniforms.
+
+    Jitted, as JAX's own is: XLA on CPU contracts ``u * (high - low) + low`` into one fused
+    multiply-add inside a compiled function, and op-by-op (eager) arithmetic would round twice, so
+    an eager reset would differ from a compiled one in the last bit."""
+    low = jnp.asarray(low, jnp.float32)
+    high = jnp.asarray(high, jnp.float32)
+    return jnp.maximum(low, u * (high - low) + low)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +225,101 @@ class Environment:
         del done
         return self.reset_env(key, params)
 
+    # Batched stepping: N environments, one key for the whole batch per call. An environment with
+    # the uniform-driven hooks (``uniform_shapes`` set) has every random number of a step drawn for
+    # the whole batch in one call (one PRNG hash per step instead of one per environment, which
+    # dominates a vmapped classic-control step); any other one gets its key split per environment.
+
+    #: Shapes of the uniforms (U[0, 1), float32) that one ``step_env`` and one ``reset_env`` use,
+    #: ``(step_shape, reset_shape)``, for an environment that implements ``step_env_from_uniform``
+    #: and ``reset_from_uniform``; ``None`` (here): it draws from its keys, and ``step_batch``
+    #: splits the key.
+    uniform_shapes: ClassVar[tuple[tuple[int, ...], tuple[int, ...]] | None] = None
+
+    def reset_from_uniform(self, u: jax.Array, params: Any) -> tuple[jax.Array, Any]:  # pragma: no cover
+        """``reset_env`` driven by ``u`` (float32 ``uniform_shapes[1]``, U[0, 1)) instead of a key."""
+        raise NotImplementedError(f"{type(self).__name__} has no uniform-driven reset (uniform_shapes is None)")
+
+    def step_env_from_uniform(
+        self, u: jax.Array, state: Any, action: jax.Array, params: Any
+    ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:  # pragma: no cover
+        """``step_env`` driven by ``u`` (float32 ``uniform_shapes[0]``, U[0, 1)) instead of a key."""
+        raise NotImplementedError(f"{type(self).__name__} has no uniform-driven step (uniform_shapes is None)")
+
+    def step_from_uniforms(
+        self, u_step: jax.Array, u_reset: jax.Array, state: Any, action: jax.Array, params: Any
+    ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
+        """``step`` (same-step auto-reset, ``info["final_observation"]``) driven by the uniforms
+        ``u_step`` (shape ``uniform_shapes[0]``) and ``u_reset`` (``uniform_shapes[1]``) instead of
+        a key. ``step(key, ...)`` is this with the uniforms drawn from ``key``: for the same
+        uniforms, the same transition, bit for bit."""
+        obs, next_state, reward, terminated, truncated, info = self.step_env_from_uniform(u_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_out, state_out = auto_reset(done, (obs, next_state), self.reset_from_uniform(u_reset, params))
+        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
+
+    def batch_uniforms(self, key: jax.Array, num_envs: int) -> tuple[jax.Array, jax.Array]:
+        """The uniforms ``step_batch(key, ...)`` uses for ``num_envs`` environments, drawn in one
+        call: ``(u_step [N, *uniform_shapes[0]], u_reset [N, *uniform_shapes[1]])``, float32."""
+        if self.uniform_shapes is None:
+            raise ValueError(f"{self._name()} has no uniform-driven hooks (uniform_shapes is None)")
+        step_shape, reset_shape = self.uniform_shapes
+        a, b = math.prod(step_shape), math.prod(reset_shape)
+        u = jax.random.uniform(key, (num_envs, a + b), jnp.float32)
+        return u[:, :a].reshape((num_envs, *step_shape)), u[:, a:].reshape((num_envs, *reset_shape))
+
+    def reset_batch(self, key: jax.Array, num_envs: int, params: Any) -> tuple[jax.Array, Any]:
+        """Start ``num_envs`` episodes from one key: ``(obs [N, ...], states)`` (leaves ``[N, ...]``),
+        params shared. With the uniform-driven hooks every start is drawn in one call (the reset
+        part of ``batch_uniforms``); otherwise ``vmap(reset)`` over ``jax.random.split(key, N)``.
+        Not the draws of ``vmap(reset)`` over split keys for an environment with the hooks."""
+        _check_batch_key(self._name(), "reset_batch", key)
+        n = _check_num_envs(self._name(), num_envs)
+        return _batched_functions(self)["reset"](key, params, n)
+
+    def step_batch(
+        self, key: jax.Array, states: Any, actions: jax.Array, params: Any
+    ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
+        """``N`` transitions with same-step auto-reset from ONE key for the whole batch.
+
+        ``states``: leaves ``[N, ...]``; ``actions``: ``[N, *action_shape]``; ``params`` shared (not
+        batched). Returns what ``jax.vmap(env.step)`` returns, with the same shapes and meaning:
+        ``(obs [N, ...], states, reward float32 [N], terminated bool [N], truncated bool [N], info)``
+        with ``info["final_observation"] [N, ...]``. With the uniform-driven hooks
+        (``uniform_shapes``), row ``i`` of ``batch_uniforms(key, N)`` drives environment ``i``
+        through ``step_from_uniforms``; otherwise environment ``i`` is ``step(keys[i], ...)`` with
+        ``keys = jax.random.split(key, N)``. The draws are not those of ``vmap(step)`` over split
+        keys (other random numbers, the same distribution); for the same uniforms the transitions
+        are the per-environment ones bit for bit. Compiled once per (equal) environment and input
+        shapes; inside your own ``jit`` it is inlined. Bad input (a batch of keys, batch sizes that
+        differ, actions of the wrong shape or dtype) raises before any tracing.
+        """
+        name = self._name()
+        _check_batch_key(name, "step_batch", key)
+        n = _check_batch(name, states, actions)
+        space = self.action_space(params)
+        shape = tuple(jnp.shape(actions))
+        if shape[1:] != space.shape:
+            raise ValueError(
+                f"{name}.step_batch: actions must have shape (N, *{space.shape}) = ({n}, *{space.shape}) "
+                f"({space!r}), got shape {shape}"
+            )
+        if isinstance(space, Discrete):
+            if not jnp.issubdtype(jnp.result_type(actions), jnp.integer):
+                raise TypeError(
+                    f"{name}.step_batch: actions of {space!r} must be integers, got dtype {jnp.result_type(actions)}"
+                )
+            if is_concrete(actions):
+                a = np.asarray(actions)
+                if a.size and (a.min() < 0 or a.max() >= space.n):
+                    raise ValueError(
+                        f"{name}.step_batch: actions must be in 0..{space.n - 1}, got {a.min()}..{a.max()}"
+                    )
+        return _batched_functions(self)["step"](key, states, actions, params)
+
+    def _name(self) -> str:
+        return self.env_id or type(self).__name__
+
     # Pictures (host side, NumPy): an environment that renders overrides these. The Gymnasium
     # wrappers, ``jrl eval --video`` and anyone else ask ``render_modes`` instead of testing ids.
 
@@ -272,3 +384,65 @@ class Environment:
                 raise ValueError(f"{name}: action={np.asarray(action)} holds NaN ({space!r})")
             return
         space.check(action, "action")
+
+
+def _check_batch_key(name: str, method: str, key: Any) -> None:
+    """One key for the whole batch: a batch of keys is refused with a message that says so."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if (typed and shape != ()) or (not typed and dtype is not None and shape is not None and len(shape) > 1):
+        raise ValueError(
+            f"{name}.{method} takes ONE key for the whole batch (it draws every environment's random "
+            f"numbers from it), got a batch of keys of shape {shape}; for one key per environment, "
+            "jax.vmap(env.step) over split keys"
+        )
+    check_key("key", key)
+
+
+def _check_num_envs(name: str, num_envs: Any) -> int:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+        raise TypeError(f"{name}.reset_batch: num_envs must be an int, got {num_envs!r}")
+    if num_envs < 1:
+        raise ValueError(f"{name}.reset_batch: num_envs must be >= 1, got {num_envs}")
+    return int(num_envs)
+
+
+def _check_batch(name: str, states: Any, actions: Any) -> int:
+    """The batch size ``N`` that every state leaf and the actions share (their leading axis)."""
+    sizes = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(states):
+        shape = jnp.shape(leaf)
+        sizes[f"states{jax.tree_util.keystr(path)}"] = shape[0] if shape else None
+    shape = jnp.shape(actions)
+    sizes["actions"] = shape[0] if shape else None
+    if None in sizes.values() or len(set(sizes.values())) != 1:
+        shown = ", ".join(f"{k}: {'no batch axis' if v is None else v}" for k, v in sizes.items())
+        raise ValueError(
+            f"{name}.step_batch: states (every leaf) and actions must share one leading batch axis N, got {shown}"
+        )
+    return sizes["actions"]
+
+
+def _step_batch(env: Environment, key: jax.Array, states: Any, actions: jax.Array, params: Any) -> tuple:
+    n = jnp.shape(actions)[0]
+    if env.uniform_shapes is None:
+        return jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, n), states, actions, params)
+    u_step, u_reset = env.batch_uniforms(key, n)
+    return jax.vmap(env.step_from_uniforms, in_axes=(0, 0, 0, 0, None))(u_step, u_reset, states, actions, params)
+
+
+def _reset_batch(env: Environment, key: jax.Array, params: Any, num_envs: int) -> tuple[jax.Array, Any]:
+    if env.uniform_shapes is None:
+        return jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
+    _, u_reset = env.batch_uniforms(key, num_envs)
+    return jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u_reset, params)
+
+
+@functools.cache
+def _batched_functions(env: Environment) -> dict[str, Callable]:
+    """Jitted ``step_batch``/``reset_batch`` bodies, one set per (equal) environment: params are
+    arguments, so environments that differ only in params or id share the compiled code."""
+    return {
+        "step": jax.jit(functools.partial(_step_batch, env)),
+        "reset": jax.jit(functools.partial(_reset_batch, env), static_argnums=(2,)),
+    }

@@ -23,7 +23,7 @@ from flax import struct
 from jrl._numerics import rounded
 from jrl._validation import check_float
 from jrl.envs import drawing
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, uniform_in
 from jrl.spaces import Box, Discrete
 
 __all__ = ["MountainCar", "MountainCarParams", "MountainCarState", "mountain_car_factory", "picture"]
@@ -55,6 +55,7 @@ class MountainCar(Environment):
     """Gymnasium's ``MountainCarEnv`` (no static settings)."""
 
     num_actions = 3  # a class constant, not a field
+    uniform_shapes = ((0,), ())  # the step draws nothing, the reset one uniform (step_batch)
 
     @property
     def default_params(self) -> MountainCarParams:
@@ -88,12 +89,23 @@ class MountainCar(Environment):
         )
 
     def reset_env(self, key: jax.Array, params: MountainCarParams) -> tuple[jax.Array, MountainCarState]:
-        position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
+        return self.reset_from_uniform(jax.random.uniform(key, (), jnp.float32), params)
+
+    def reset_from_uniform(self, u: jax.Array, params: MountainCarParams) -> tuple[jax.Array, MountainCarState]:
+        """Start position ``U[-0.6, -0.4)`` from ``u`` ~ U[0, 1) (float32 scalar), velocity 0."""
+        position = uniform_in(u, -0.6, -0.4)
         state = MountainCarState(position=position, velocity=jnp.zeros((), jnp.float32), time=jnp.zeros((), jnp.int32))
         return _obs(state), state
 
     def step_env(self, key: jax.Array, state: MountainCarState, action: jax.Array, params: MountainCarParams):
         del key
+        return self.step_env_from_uniform(jnp.zeros((0,), jnp.float32), state, action, params)
+
+    def step_env_from_uniform(
+        self, u: jax.Array, state: MountainCarState, action: jax.Array, params: MountainCarParams
+    ):
+        """The deterministic transition (``u``, float32 ``[0]``, is unused)."""
+        del u
         p = params
         # Products rounded before they are added (jrl._numerics.rounded): same bits on any device count.
         push = rounded((jnp.asarray(action, jnp.float32) - 1.0) * p.force)

@@ -25,7 +25,7 @@ from flax import struct
 from jrl._numerics import rounded
 from jrl._validation import check_float
 from jrl.envs import mountain_car
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, uniform_in
 from jrl.spaces import Box
 
 __all__ = [
@@ -101,10 +101,18 @@ class MountainCarContinuous(Environment):
             float(state.position), float(params.min_position), float(params.max_position), float(params.goal_position)
         )
 
+    uniform_shapes = ((0,), ())  # the step draws nothing, the reset one uniform (step_batch)
+
     def reset_env(
         self, key: jax.Array, params: MountainCarContinuousParams
     ) -> tuple[jax.Array, MountainCarContinuousState]:
-        position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
+        return self.reset_from_uniform(jax.random.uniform(key, (), jnp.float32), params)
+
+    def reset_from_uniform(
+        self, u: jax.Array, params: MountainCarContinuousParams
+    ) -> tuple[jax.Array, MountainCarContinuousState]:
+        """Start position ``U[-0.6, -0.4)`` from ``u`` ~ U[0, 1) (float32 scalar), velocity 0."""
+        position = uniform_in(u, -0.6, -0.4)
         zero = jnp.zeros((), jnp.float32)
         state = MountainCarContinuousState(position=position, velocity=zero, time=jnp.zeros((), jnp.int32))
         return _obs(state), state
@@ -113,6 +121,13 @@ class MountainCarContinuous(Environment):
         self, key: jax.Array, state: MountainCarContinuousState, action: jax.Array, params: MountainCarContinuousParams
     ):
         del key
+        return self.step_env_from_uniform(jnp.zeros((0,), jnp.float32), state, action, params)
+
+    def step_env_from_uniform(
+        self, u: jax.Array, state: MountainCarContinuousState, action: jax.Array, params: MountainCarContinuousParams
+    ):
+        """The deterministic transition (``u``, float32 ``[0]``, is unused)."""
+        del u
         p = params
         a = jnp.asarray(action, jnp.float32)[0]
         force = jnp.clip(a, p.min_action, p.max_action)  # Gymnasium's min(max(action[0], -1), 1)

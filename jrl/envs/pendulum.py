@@ -26,7 +26,7 @@ from flax import struct
 from jrl._numerics import rounded
 from jrl._validation import check_float
 from jrl.envs import drawing
-from jrl.envs.core import Environment
+from jrl.envs.core import Environment, uniform_in
 from jrl.spaces import Box
 
 __all__ = ["MAX_TORQUE", "Pendulum", "PendulumParams", "PendulumState", "pendulum_factory"]
@@ -112,15 +112,26 @@ class Pendulum(Environment):
         drawing.fill_circle(image, offset + 0.5, offset + 0.5, int(0.05 * scale), (0, 0, 0))  # the axle
         return np.ascontiguousarray(image[::-1])
 
+    uniform_shapes = ((0,), (2,))  # the step draws nothing, the reset two uniforms (step_batch)
+
     def reset_env(self, key: jax.Array, params: PendulumParams) -> tuple[jax.Array, PendulumState]:
+        return self.reset_from_uniform(jax.random.uniform(key, (2,), jnp.float32), params)
+
+    def reset_from_uniform(self, u: jax.Array, params: PendulumParams) -> tuple[jax.Array, PendulumState]:
+        """Start ``(theta, theta_dot)`` ~ ``U[-pi, pi) x U[-1, 1)`` from ``u`` float32 ``[2]`` ~ U[0, 1)."""
         high = jnp.array([math.pi, 1.0], jnp.float32)
-        s = jax.random.uniform(key, (2,), jnp.float32, -high, high)
+        s = uniform_in(u, -high, high)
         zero = jnp.zeros((), jnp.float32)
         state = PendulumState(theta=s[0], theta_dot=s[1], last_u=zero, time=jnp.zeros((), jnp.int32))
         return _obs(state), state
 
     def step_env(self, key: jax.Array, state: PendulumState, action: jax.Array, params: PendulumParams):
         del key
+        return self.step_env_from_uniform(jnp.zeros((0,), jnp.float32), state, action, params)
+
+    def step_env_from_uniform(self, u: jax.Array, state: PendulumState, action: jax.Array, params: PendulumParams):
+        """The deterministic transition (``u``, float32 ``[0]``, is unused)."""
+        del u
         p = params
         # Gymnasium clips the torque inside step, and its cost is that of the clipped torque.
         u = jnp.clip(jnp.asarray(action, jnp.float32)[0], -p.max_torque, p.max_torque)

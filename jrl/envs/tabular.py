@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jrl.envs.core import Environment, GridLayout, auto_reset
+from jrl.envs.core import Environment, GridLayout
 from jrl.spaces import Discrete
 
 __all__ = ["TabularEnv", "TabularMDP", "TabularParams", "TabularPicture", "TabularState", "make_tabular"]
@@ -277,8 +277,10 @@ class TabularEnv(Environment):
         """The exact model: ``TabularMDP`` with arrays ``[S, A, K]`` and ``[S]``."""
         return params.mdp
 
-    # The uniform-driven core: one uniform number per draw, so a batched caller (Q-learning)
-    # can draw every random number of a step in one call instead of one PRNG key per env.
+    # The uniform-driven core: one uniform number per draw, so a batched caller (Q-learning,
+    # Environment.step_batch) can draw every random number of a step in one call instead of one
+    # PRNG key per env.
+    uniform_shapes = ((), ())  # one uniform for the outcome (slip), one for the reset
     def reset_from_uniform(self, u: jax.Array, params: TabularParams) -> tuple[jax.Array, TabularState]:
         """Reset driven by ``u`` ~ U[0, 1). Returns ``(obs, state)``."""
         s = count_below(outcome_thresholds(params.mdp.initial_distribution), u)
@@ -302,14 +304,8 @@ class TabularEnv(Environment):
         truncated = time >= params.max_steps_in_episode
         return next_s, TabularState(state=next_s, time=time), reward, terminated, truncated, {}
 
-    def step_from_uniforms(
-        self, u_step: jax.Array, u_reset: jax.Array, state: TabularState, action: jax.Array, params: TabularParams
-    ) -> tuple[jax.Array, TabularState, jax.Array, jax.Array, jax.Array, dict]:
-        """``step`` (with auto-reset) driven by two uniforms instead of a key."""
-        obs, next_state, reward, terminated, truncated, info = self.step_env_from_uniform(u_step, state, action, params)
-        done = jnp.logical_or(terminated, truncated)
-        obs_out, state_out = auto_reset(done, (obs, next_state), self.reset_from_uniform(u_reset, params))
-        return obs_out, state_out, reward, terminated, truncated, {**info, "final_observation": obs}
+    # step_from_uniforms(u_step, u_reset, ...): Environment's, with scalar uniforms (``step`` with
+    # auto-reset driven by two uniforms instead of a key; Q-learning and step_batch use it).
 
     def reset_env(self, key: jax.Array, params: TabularParams) -> tuple[jax.Array, TabularState]:
         return self.reset_from_uniform(jax.random.uniform(key), params)
