@@ -1,8 +1,9 @@
 """Greedy-policy latency of the CartPole DQN default's network in every runtime jrl exports to, side
 by side in one run: JAX (the jitted ``greedy_policy``, float32; the int8 export's
 ``stablehlo.policy_function`` jitted), the StableHLO program (``jax.export.deserialize``, its
-``call`` jitted), ONNX Runtime, a TensorFlow SavedModel (``tf.saved_model.load``, its ``serving_default`` signature) and NumPy
-(``NumpyQPolicy``), each in float32 and int8 weights, at batch 1 and batch 1,024.
+``call`` jitted), ONNX Runtime, a TensorFlow SavedModel (``tf.saved_model.load``, its
+``serving_default`` signature) and NumPy (``NumpyQPolicy``), each in float32 and int8 weights, at
+batch 1 and batch 1,024.
 
     python benchmarks/export_latency.py             # about a minute on 2 cores
     python benchmarks/export_latency.py --quick     # a smoke run: few repeats, NOT results
@@ -10,10 +11,14 @@ by side in one run: JAX (the jitted ``greedy_policy``, float32; the int8 export'
 The network is ``dqn.default_config("CartPole-v1")``'s (4 -> 64 -> 64 -> 2), its parameters
 initialised with a fixed key: speed depends on the weights' shapes and types, not their values.
 Each runtime gets a NumPy batch of observations and returns the greedy actions as a NumPy array
-(the conversions are part of the call, as they are for a program that serves the policy). A call's
-time is the median over ``--repeats`` timed calls (after a few untimed ones), with the 90th
-percentile beside it; the time to get the runtime ready (read the export, build the session, jit)
-and its first call (which compiles in JAX, ONNX Runtime and TensorFlow) are reported apart.
+(the conversions are part of the call, as they are for a program that serves the policy; the jitted
+JAX functions take the NumPy array itself, which costs less than ``jnp.asarray`` first: 8 against
+39 µs for a trivial function at batch 1). A call's
+time is the median over ``--repeats`` timed calls (a quarter as many at batch 1,024), taken in 20
+rounds that visit every runtime in turn (so that the machine's load changes reach all alike), with
+the 90th percentile beside it; the time to get the runtime ready (read the export, build the
+session, jit) and its first call (which compiles in JAX, ONNX Runtime and TensorFlow) are reported
+apart.
 Every runtime must take the same actions as JAX float32 (float32 weights) or as the NumPy int8
 policy (int8) on the timed batch: the table says so.
 
@@ -51,24 +56,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BATCHES = (1, 1024)
 
 
-def timed(call: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, repeats: int) -> tuple[float, float]:
-    """Median and 90th percentile of ``call(obs)``'s wall time in microseconds, over ``repeats``
-    calls after ``max(5, repeats // 20)`` untimed ones."""
-    for _ in range(max(5, repeats // 20)):
-        call(obs)
-    times = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter_ns()
-        call(obs)
-        times[i] = time.perf_counter_ns() - start
-    return float(np.median(times)) / 1e3, float(np.percentile(times, 90)) / 1e3
+def timed_rounds(acts: list[Callable], obs: np.ndarray, repeats: int, rounds: int = 20) -> list[tuple[float, float]]:
+    """Median and 90th percentile (microseconds) of each ``act(obs)``'s wall time over ``repeats``
+    calls, taken in ``rounds`` rounds that visit every runtime in turn (each round: a few untimed
+    calls, then ``repeats / rounds`` timed ones), so that a change in the machine's load during the
+    run reaches every runtime alike."""
+    per_round = max(repeats // rounds, 1)
+    times = [[] for _ in acts]
+    for _ in range(rounds):
+        for act, spent in zip(acts, times, strict=True):
+            for _ in range(3):
+                act(obs)
+            for _ in range(per_round):
+                start = time.perf_counter_ns()
+                act(obs)
+                spent.append(time.perf_counter_ns() - start)
+    return [(float(np.median(t)) / 1e3, float(np.percentile(t, 90)) / 1e3) for t in times]
 
 
 def contenders(folder: Path) -> list[tuple[str, str, Callable[[], Callable]]]:
     """``(runtime, weights, prepare)``; ``prepare()`` reads the export (or jits) and returns
     ``act(obs [B, 4] float32) -> actions [B]`` as NumPy."""
     import jax
-    import jax.numpy as jnp
     import onnxruntime
     import tensorflow as tf
 
@@ -94,16 +103,16 @@ def contenders(folder: Path) -> list[tuple[str, str, Callable[[], Callable]]]:
     def jax_float32() -> Callable:
         act = jax.jit(jax.vmap(policy, in_axes=(None, 0, None)))
         key = jax.random.key(0)
-        return lambda obs: np.asarray(act(policy_params, jnp.asarray(obs), key))
+        return lambda obs: np.asarray(act(policy_params, obs, key))
 
     def jax_int8() -> Callable:
         act = jax.jit(policy_function(policies["int8"]))
-        return lambda obs: np.asarray(act(jnp.asarray(obs))[1])
+        return lambda obs: np.asarray(act(obs)[1])
 
     def stablehlo(weights: str) -> Callable:
         exported = jax.export.deserialize(bytearray(files["stablehlo", weights].read_bytes()))
         act = jax.jit(exported.call)
-        return lambda obs: np.asarray(act(jnp.asarray(obs))[1])
+        return lambda obs: np.asarray(act(obs)[1])
 
     def onnx_runtime(weights: str) -> Callable:
         options = onnxruntime.SessionOptions()
@@ -161,16 +170,18 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         rows = contenders(Path(folder))
+        acts, ready, first = [], [], []
+        for _, _, prepare in rows:
+            start = time.perf_counter()
+            acts.append(prepare())
+            ready.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            acts[-1](batches[1])
+            first.append(time.perf_counter() - start)
         reference = {}
-        for runtime, weights, prepare in rows:
-            start = time.perf_counter()
-            act = prepare()
-            ready = time.perf_counter() - start
-            start = time.perf_counter()
-            act(batches[1])
-            first = time.perf_counter() - start
-            for batch, obs in batches.items():
-                median, p90 = timed(act, obs, args.repeats if batch == 1 else max(args.repeats // 4, 10))
+        for batch, obs in batches.items():
+            timings = timed_rounds(acts, obs, args.repeats if batch == 1 else max(args.repeats // 4, 20))
+            for (runtime, weights, _), act, (median, p90), r, f in zip(rows, acts, timings, ready, first, strict=True):
                 actions = np.asarray(act(obs))
                 # JAX float32 and NumPy int8 are the references their weights' rows agree with.
                 if (runtime.startswith("JAX") and weights == "float32") or (runtime == "NumPy" and weights == "int8"):
@@ -183,8 +194,8 @@ def main() -> None:
                         "median_us": round(median, 1),
                         "p90_us": round(p90, 1),
                         "us_per_obs": round(median / batch, 3),
-                        "ready_s": round(ready, 3),
-                        "first_call_s": round(first, 3),
+                        "ready_s": round(r, 3),
+                        "first_call_s": round(f, 3),
                         "actions": actions,
                     }
                 )
