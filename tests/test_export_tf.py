@@ -26,7 +26,7 @@ import pytest
 import jrl
 from jrl import cli
 from jrl.algorithms import dqn, ppo
-from jrl.export import NumpyQPolicy, export_numpy, export_policy, load_policy, quantize
+from jrl.export import NumpyQPolicy, export_numpy, export_policy, jax_policy, load_policy, quantize
 from jrl.export.tensorflow import FORMAT, FORMAT_VERSION, load_tf
 
 tf = pytest.importorskip("tensorflow")
@@ -229,5 +229,7 @@ def test_jrl_export_format_tf(small, tmp_path, capsys):
     loaded = load_policy(written)
     assert loaded.spec == quantize(exported, "int8").spec
     np.testing.assert_array_equal(loaded(obs), quantize(exported, "int8")(obs))
+    with pytest.raises(TypeError, match=r"jax_policy runs NumPy and StableHLO exports in JAX, not a TFPolicy"):
+        jax_policy(loaded)  # jrl.evaluate runs policies in JAX; TensorFlow runs this one
     assert cli.main(["export", str(tmp_path / "policy.npz"), "--format", "tf", "--int8"]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
