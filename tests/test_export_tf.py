@@ -7,7 +7,7 @@
 - It describes itself (``jrl_format``, ``jrl_policy``); directories that are not a jrl SavedModel,
   another version or a damaged one are refused with one line.
 - TensorFlow alone runs it (a Python where importing JAX fails); jrl imports TensorFlow only
-  to export or load, and a missing TensorFlow names the extra; ``jrl export RUN --format tf``.
+  to export or load, and a missing TensorFlow names the extra; ``jrl export POLICY.npz --format tf``.
 """
 
 from __future__ import annotations
