@@ -386,7 +386,8 @@ def _build_parser() -> _Parser:
         help="generate text with a pretrained model, a text_q_learning run or an exported text model",
         description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone), a "
         "text_q_learning run directory (its latest checkpoint, first seed, beta from its config), or a text model "
-        "`jrl export` wrote as .npz or .safetensors (int8 or float16 weights as stored; beta its own).",
+        "`jrl export` wrote as .npz or .safetensors (int8 or float16 weights as stored; beta its own), or a "
+        "Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.json; prompts are text).",
     )
     generate.add_argument("run_dir", type=Path, metavar="DIR_OR_FILE")
     generate.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable; '' for none in WordGen)")
@@ -398,6 +399,12 @@ def _build_parser() -> _Parser:
     generate.add_argument("--greedy", action="store_true", help="the best token at every step (no sampling)")
     generate.add_argument("--beta", type=float, default=None, help="weight of Q (default: the run's; 0: the LM alone)")
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="a Hugging Face directory's buffer length (default: its n_positions; shorter decodes faster)",
+    )
     return parser
 
 
@@ -465,6 +472,7 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
 
     from jrl._validation import check_int
     from jrl.text import generate, load_model
+    from jrl.text.hf import is_hf_directory
     from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE
 
     check_int("--num-samples", args.num_samples, 1, 1 << 16)
@@ -474,6 +482,8 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
         )
     check_int("--seed", args.seed, 0, 2**31 - 1)
     prompts = args.prompt or [""]
+    if args.context_length is not None and not is_hf_directory(args.run_dir):
+        raise UsageError(f"--context-length shortens a Hugging Face directory's buffer; {args.run_dir} is not one")
     q_model, beta = None, 0.0
     if args.run_dir.is_file():
         from jrl.export import TextExport, load_policy
@@ -483,7 +493,7 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
             raise UsageError(f"{args.run_dir} is not a text model's .npz or .safetensors export (jrl export)")
         model, q_model, beta = loaded.models()
     elif (args.run_dir / WEIGHTS_FILE).is_file() and (args.run_dir / CONFIG_FILE).is_file():
-        model = load_model(args.run_dir)
+        model = load_model(args.run_dir, context_length=args.context_length)  # jrl's or Hugging Face's
     else:
         from jrl.experiment import load_run
 
@@ -509,7 +519,8 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
         q_params=q_model if beta != 0.0 else None,
     )
     for text in out.texts:
-        print(text)
+        # One text per line: a newline a tokenizer's text may hold is printed as \n.
+        print(text.replace("\n", "\\n"))
     return 0
 
 

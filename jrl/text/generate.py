@@ -87,8 +87,10 @@ def choose_tokens(
 def encode_prompts(vocab: Vocabulary, prompts: Any, context_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Prompts -> ``(tokens int32 [B, L], prompt_lengths int32 [B])``, padded with the end token.
 
+    ``vocab``: an environment's ``Vocabulary`` or a Hugging Face model's ``jrl.text.hf.HFTokenizer``.
     ``prompts``: a string, a sequence of strings (``vocab.encode``: node numbers separated by spaces
-    for walks, letters a-z for words; the bos token is added where the vocabulary has one), or an
+    for walks, letters a-z for words; the bos token is added where the vocabulary has one; a
+    tokenizer's own rules for a Hugging Face model, GPT-2's adding no bos), or an
     integer array ``[B, P]`` of token ids (bos included where the vocabulary has one). Raises
     ``ValueError`` for tokens outside the vocabulary, text it cannot encode, an empty prompt where
     there is no bos, or a prompt longer than ``context_length - 1``.
@@ -196,7 +198,8 @@ def generate(
 
     Args:
         model: the language model (``jrl.text.load_model`` or ``pretrain``'s result).
-        prompts: a str, a list of str, or int32 token ids ``[B, P]`` (see ``encode_prompts``).
+        prompts: a str, a list of str, or int32 token ids ``[B, P]`` (see ``encode_prompts``); a
+            Hugging Face model's text prompts go through its tokenizer (``model.tokenizer``).
         key: a JAX PRNG key; the same key gives the same generations.
         max_new_tokens: at most this many new tokens per row (``None``: up to the buffer's end);
             a row also stops at the end token.
@@ -209,7 +212,8 @@ def generate(
             ``result.q_model``) or its parameters alone (a pytree shaped like ``model.params``).
 
     Returns:
-        ``Generation`` (tokens ``[B, L]``, lengths and decoded texts).
+        ``Generation`` (tokens ``[B, L]``, lengths and decoded texts: prompt plus continuation, up to
+        the end token, which for a Hugging Face model is its eos).
 
     Raises:
         ValueError / TypeError: before anything compiles, naming the bad argument.
@@ -218,7 +222,8 @@ def generate(
         raise TypeError(f"model must be a jrl.text.LanguageModel (load_model(DIR)), got {type(model).__name__}")
     check_key("key", key)
     config = model.config
-    vocab = vocabulary(config.env_id)
+    # A Hugging Face model's text goes through its own tokenizer; jrl's models through their environment's.
+    vocab = vocabulary(config.env_id) if model.tokenizer is None else model.tokenizer
     tokens, prompt_lengths = encode_prompts(vocab, prompts, config.context_length)
     room = config.context_length - int(prompt_lengths.max())
     if max_new_tokens is None:

@@ -26,7 +26,7 @@ import numpy as np
 from flax import struct
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from jrl._validation import check_int
+from jrl._validation import check_bool, check_float, check_int
 
 __all__ = [
     "CONFIG_FILE",
@@ -64,6 +64,18 @@ class LMConfig:
         num_layers: transformer blocks.
         num_heads: attention heads per block.
         mlp_ratio: the MLP's hidden width is ``mlp_ratio * d_model``.
+        layer_norm_epsilon: the variance floor of every layer norm: ``1e-6`` (Flax's default, jrl's own
+            models) or GPT-2's ``1e-5`` (Hugging Face's ``layer_norm_epsilon``).
+        tied_head: ``False``: the output layer is its own ``Dense`` with a bias (jrl's own models);
+            ``True``: GPT-2's ``lm_head``, the token embedding transposed with no bias (needs
+            ``num_outputs == vocab_size``).
+
+    The last two fields make the model GPT-2 exactly (``jrl.text.hf`` loads Hugging Face's GPT-2
+    checkpoints with them); the rest of GPT-2 is already jrl's: GELU in its tanh form (GPT-2's
+    ``gelu_new``, Flax's default), biases in attention and MLP, queries, keys and values from one
+    ``[D, 3D]`` layer. Their defaults are what jrl's models always were, and ``to_dict`` leaves them
+    out at their defaults, so every model file and export written before they existed reads and
+    writes the same bytes.
     """
 
     env_id: str
@@ -74,6 +86,8 @@ class LMConfig:
     num_layers: int = 2
     num_heads: int = 4
     mlp_ratio: int = 4
+    layer_norm_epsilon: float = 1e-6
+    tied_head: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -87,12 +101,21 @@ class LMConfig:
         check_int("mlp_ratio", self.mlp_ratio, 1)
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        check_float("layer_norm_epsilon", self.layer_norm_epsilon, 0.0, 1.0, low_open=True)
+        check_bool("tied_head", self.tied_head)
+        if self.tied_head and self.num_outputs != self.vocab_size:
+            raise ValueError(
+                f"tied_head=True scores every input token (the embedding transposed): num_outputs "
+                f"({self.num_outputs}) must equal vocab_size ({self.vocab_size})"
+            )
 
     def replace(self, **changes: Any) -> LMConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a JSON-ready dict; ``_OPTIONAL_FIELDS`` only where they differ from their defaults."""
+        data = dataclasses.asdict(self)
+        return {k: v for k, v in data.items() if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}
 
     @classmethod
     def from_dict(cls, data: Any) -> LMConfig:
@@ -106,18 +129,24 @@ class LMConfig:
         return cls(**data)
 
 
+# Fields added after jrl's first model files, with the defaults those files mean: written only when
+# they differ, so configs, model files and exports of jrl's own models keep their bytes.
+_OPTIONAL_FIELDS = {"layer_norm_epsilon": 1e-6, "tied_head": False}
+
+
 class _Block(nn.Module):
     """``x + attention(norm(x))``, then ``x + mlp(norm(x))``; ``x``: float32 ``[..., T, D]``."""
 
     num_heads: int
     mlp_ratio: int
     width: int
+    epsilon: float = 1e-6
 
     def setup(self) -> None:
-        self.attention_norm = nn.LayerNorm()
+        self.attention_norm = nn.LayerNorm(epsilon=self.epsilon)
         self.qkv = nn.Dense(3 * self.width)
         self.out = nn.Dense(self.width)
-        self.mlp_norm = nn.LayerNorm()
+        self.mlp_norm = nn.LayerNorm(epsilon=self.epsilon)
         self.mlp_in = nn.Dense(self.mlp_ratio * self.width)
         self.mlp_out = nn.Dense(self.width)
 
@@ -170,16 +199,23 @@ class TransformerLM(nn.Module):
         self.position_embedding = self.param(
             "position_embedding", nn.initializers.normal(0.02), (c.context_length, c.d_model)
         )
-        self.blocks = [_Block(c.num_heads, c.mlp_ratio, c.d_model) for _ in range(c.num_layers)]
-        self.final_norm = nn.LayerNorm()
-        init = nn.initializers.zeros_init() if self.zero_head else nn.initializers.lecun_normal()
-        self.head = nn.Dense(c.num_outputs, kernel_init=init)
+        self.blocks = [_Block(c.num_heads, c.mlp_ratio, c.d_model, c.layer_norm_epsilon) for _ in range(c.num_layers)]
+        self.final_norm = nn.LayerNorm(epsilon=c.layer_norm_epsilon)
+        if not c.tied_head:
+            init = nn.initializers.zeros_init() if self.zero_head else nn.initializers.lecun_normal()
+            self.head = nn.Dense(c.num_outputs, kernel_init=init)
+
+    def _scores(self, x: jax.Array) -> jax.Array:
+        """The output layer on the final norm: ``[..., D] -> [..., num_outputs]``."""
+        x = self.final_norm(x)
+        # GPT-2's lm_head is the token embedding read backwards: x @ embedding.T, no bias.
+        return self.token_embedding.attend(x) if self.config.tied_head else self.head(x)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.token_embedding(tokens) + self.position_embedding
         for block in self.blocks:
             x = block(x)
-        return self.head(self.final_norm(x))
+        return self._scores(x)
 
     def decode(self, token: jax.Array, index: jax.Array, cache: tuple) -> tuple[jax.Array, tuple]:
         """Scores ``[B, num_outputs]`` for position ``index + 1`` from ``token`` (int32 ``[B]``) at
@@ -190,7 +226,7 @@ class TransformerLM(nn.Module):
         for block, layer_cache in zip(self.blocks, cache, strict=True):
             x, layer_cache = block.step(x, layer_cache, index)
             updated.append(layer_cache)
-        return self.head(self.final_norm(x))[:, 0], tuple(updated)
+        return self._scores(x)[:, 0], tuple(updated)
 
 
 def empty_cache(config: LMConfig, batch_size: int) -> tuple:
@@ -211,10 +247,13 @@ class LanguageModel:
     Attributes:
         config: the ``LMConfig`` (static: not a pytree leaf).
         params: the ``TransformerLM`` parameters (a pytree of float32 arrays).
+        tokenizer: ``None`` for jrl's own models (their environment's ``Vocabulary`` reads and writes
+            their text), or a Hugging Face model's tokenizer (``jrl.text.hf.HFTokenizer``, static).
     """
 
     config: LMConfig = struct.field(pytree_node=False)
     params: Any
+    tokenizer: Any = struct.field(pytree_node=False, default=None)
 
     def apply(self, tokens: jax.Array) -> jax.Array:
         """Scores ``float32 [..., L, num_outputs]`` of a buffer ``int32 [..., L]``."""
@@ -223,6 +262,8 @@ class LanguageModel:
 
 def init_model(config: LMConfig, key: jax.Array, zero_head: bool = False) -> LanguageModel:
     """A freshly initialised model (Flax's default initialisers; ``zero_head``: output layer at 0)."""
+    if zero_head and config.tied_head:
+        raise ValueError("zero_head=True needs an output layer of its own; this config has tied_head=True")
     tokens = jnp.zeros((config.context_length,), jnp.int32)
     return LanguageModel(config, TransformerLM(config, zero_head).init(key, tokens))
 
@@ -238,14 +279,30 @@ def expected_shapes(config: LMConfig) -> dict[str, tuple[tuple[int, ...], str]]:
     return {"/".join(path): (tuple(x.shape), str(x.dtype)) for path, x in flatten_dict(shapes).items()}
 
 
-def save_model(directory: str | Path, model: LanguageModel, extra: dict | None = None) -> Path:
+def save_model(directory: str | Path, model: LanguageModel, extra: dict | None = None, *, format: str = "jrl") -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
 
     ``extra``: JSON-serialisable facts stored beside the config under ``"training"`` (how the
-    weights were made). Returns the directory.
+    weights were made). ``format="hf"`` writes a Hugging Face GPT-2 directory instead (``config.json``,
+    ``model.safetensors``, ``tokenizer.json``, ``tokenizer_config.json``) that ``transformers`` loads:
+    see ``jrl.text.hf.save_hf_model`` for what it needs (GPT-2's form and a tokenizer; no ``extra``).
+    Returns the directory.
     """
     from safetensors.numpy import save_file
 
+    if format == "hf":
+        if extra is not None:
+            raise ValueError("extra is stored only in jrl's format; format='hf' writes Hugging Face's config.json")
+        from jrl.text.hf import save_hf_model
+
+        return save_hf_model(directory, model)
+    if format != "jrl":
+        raise ValueError(f"format must be 'jrl' or 'hf', got {format!r}")
+    if model.tokenizer is not None:
+        raise ValueError(
+            "this model reads text with a Hugging Face tokenizer, which jrl's format does not store; "
+            "save it with format='hf'"
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(_flat(model.params), str(directory / WEIGHTS_FILE), metadata={"format": "jrl-text-lm"})
@@ -254,8 +311,13 @@ def save_model(directory: str | Path, model: LanguageModel, extra: dict | None =
     return directory
 
 
-def load_model(directory: str | Path) -> LanguageModel:
-    """The model ``save_model`` wrote into ``directory``.
+def load_model(directory: str | Path, *, context_length: int | None = None) -> LanguageModel:
+    """The model ``save_model`` wrote into ``directory``, or a Hugging Face GPT-2 directory.
+
+    A ``config.json`` with a ``model_type`` is Hugging Face's: ``jrl.text.hf.load_hf_model`` reads it
+    (GPT-2 family only, from the local directory, never a download) with its ``tokenizer.json``;
+    ``context_length`` (Hugging Face directories only) keeps the first positions of its
+    ``n_positions`` as the buffer length (``None``: all of them).
 
     Raises ``ModelFileError`` for a missing file, a config that does not validate, or weights whose
     names, shapes or dtypes do not fit the config (the message lists the differences). Reading
@@ -268,6 +330,15 @@ def load_model(directory: str | Path) -> LanguageModel:
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise ModelFileError(f"{directory} {what}: a jrl language model is a directory ({CONFIG_FILE}, {WEIGHTS_FILE})")
+    from jrl.text.hf import is_hf_directory, load_hf_model
+
+    if is_hf_directory(directory):
+        return load_hf_model(directory, context_length=context_length)
+    if context_length is not None:
+        raise ValueError(
+            f"context_length={context_length}: only a Hugging Face directory's buffer can be shortened; "
+            f"{directory} is a jrl model of context_length from its config.json"
+        )
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise ModelFileError(f"{directory} is not a jrl language model: {name} is missing")
