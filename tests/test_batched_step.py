@@ -1,13 +1,15 @@
 """Batched stepping (``Environment.step_batch``, ``reset_batch``): one key for N environments.
 
-For every registered id with the uniform-driven hooks (``uniform_shapes``), a rollout compares,
-step for step from the same states and actions, ``step_batch`` against the per-environment
-``step_from_uniforms`` run one environment at a time (``lax.map``, no ``vmap``) on the same
-uniforms, and the per-environment ``step(key)`` against ``step_from_uniforms`` on the uniforms that
-the test draws from that key itself (the key path and the uniform path are one transition), all
-bit for bit. Handmade states put termination, truncation at the time limit and both on one step
-side by side (CartPole, FrozenLake); ids without hooks go through the default path (split keys).
-Also: no retracing across calls, and bad input refused before tracing.
+For every registered id with the uniform-driven hooks (``uniform_shapes``), a short rollout of
+``step_batch`` is checked, transition by transition, against the per-environment
+``step_from_uniforms`` run one environment at a time (``lax.map``: no ``vmap``; params an argument,
+as in jrl's own compiled loops) on the same uniforms; and the per-environment ``step(key)``
+against ``step_from_uniforms`` on the uniforms the test draws from that key itself (the key path
+and the uniform path are one transition), all bit for bit. Where an episode ended the observation
+must be the reset's and ``final_observation`` the transition's. Handmade first states put
+termination, truncation at the time limit and both on one step side by side (CartPole, FrozenLake).
+An id without hooks goes through the default path (split keys). Also: no retracing across calls,
+bad input refused before tracing, another PRNG implementation accepted.
 """
 
 from __future__ import annotations
@@ -23,25 +25,28 @@ import pytest
 import jrl
 from jrl.envs.cartpole import CartPole, CartPoleState
 from jrl.envs.tabular import TabularEnv, TabularState
+from jrl.envs.tokens import TokenEnv
 
-N, T, LIMIT = 6, 10, 4  # environments, steps, a short time limit so that episodes end
-FAST_IDS = [i for i in jrl.registered_envs() if jrl.make(i)[0].uniform_shapes is not None]
+N, T, LIMIT = 4, 6, 3  # environments, steps, a short time limit so that episodes end
+#: The ids with the uniform-driven hooks (test_the_fast_path_is_every_id_with_hooks checks the list).
+FAST_IDS = [
+    *("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"),
+    *("CliffWalking-v1", "CliffWalkingSlippery-v1", "FrozenLake-v1", "FrozenLake8x8-v1"),
+    *("MaximizationBias-v0", "RandomMDP-v0", "Taxi-v4"),
+]
 DEFAULT_IDS = ["Probe-TwoStep-v0"]
+TEXT_IDS = {"GraphWalkText-v0", "WordGen-v0"}  # token environments (TokenEnv): no hooks, slow to make
 #: The step's own uniforms matter only where they are used: Acrobot's torque noise is 0 by default.
 PARAMS = {"Acrobot-v1": {"torque_noise_max": 1.0}}
+#: ``(id, make kwargs)``: every id with the hooks, plus the deterministic lake for its boundaries.
+CASES = [(i, ()) for i in FAST_IDS] + [("FrozenLake-v1", (("is_slippery", False),))]
 
 
-def test_the_fast_path_covers_classic_control_and_tabular():
-    expected = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0"}
-    expected |= {"FrozenLake-v1", "FrozenLake8x8-v1", "CliffWalking-v1", "Taxi-v4", "RandomMDP-v0"}
-    assert expected <= set(FAST_IDS)
-    assert not set(DEFAULT_IDS) & set(FAST_IDS)
-
-
-def _make(env_id):
-    env, params = jrl.make(env_id)
-    params = params.replace(max_steps_in_episode=jnp.int32(LIMIT), **PARAMS.get(env_id, {}))
-    return env, params
+def test_the_fast_path_is_every_id_with_hooks():
+    others = [i for i in jrl.registered_envs() if i not in TEXT_IDS and i not in FAST_IDS]
+    assert all(jrl.make(i)[0].uniform_shapes is not None for i in FAST_IDS)
+    assert all(jrl.make(i)[0].uniform_shapes is None for i in others), others
+    assert TokenEnv.uniform_shapes is None and set(DEFAULT_IDS) <= set(others)
 
 
 def _actions(env, params, key, n):
@@ -62,6 +67,38 @@ def _key_uniforms(env, key):
     return jax.random.uniform(key_step, step_shape), jax.random.uniform(key_reset, reset_shape)
 
 
+@functools.cache
+def _case(env_id, kwargs=()):
+    """``(env, params, one_env)``; ``one_env(u_step, u_reset, key, state, action, params)`` (compiled
+    once per case) steps ONE environment (no ``vmap``) on the given uniforms and by ``step(key)``,
+    and gives the uniforms ``step(key)`` draws and the observation of a reset on ``u_reset``."""
+    env, params = jrl.make(env_id, **dict(kwargs))
+    params = params.replace(max_steps_in_episode=jnp.int32(LIMIT), **PARAMS.get(env_id, {}))
+
+    def one_env(u_step, u_reset, key, state, action, params):
+        return (
+            env.step_from_uniforms(u_step, u_reset, state, action, params),
+            env.step(key, state, action, params),
+            _key_uniforms(env, key),
+            env.reset_from_uniform(u_reset, params)[0],
+        )
+
+    return env, params, jax.jit(one_env)
+
+
+def _boundary_states(env_id, params):
+    """Four first states, stepped with action 1 (right, down): continuing, terminating, reaching
+    the time limit, and both at once; and the final observations they lead to."""
+    limit = int(params.max_steps_in_episode)
+    time = jnp.array([0, 0, limit - 1, limit - 1], jnp.int32)
+    if env_id == "CartPole-v1":  # the second and fourth carts leave the track
+        zeros, edge = jnp.zeros(4, jnp.float32), jnp.array([0.0, 2.39, 0.0, 2.39], jnp.float32)
+        states = CartPoleState(x=edge, x_dot=edge / 2.39, theta=zeros, theta_dot=zeros, time=time)
+        return states, None
+    # FrozenLake 4x4 SFFF/FHFH/FFFH/HFFG, not slippery: down from 0 is frozen (4), from 1 a hole (5).
+    return TabularState(state=jnp.array([0, 1, 0, 1], jnp.int32), time=time), np.array([4, 5, 4, 5])
+
+
 def _assert_same(a, b):
     la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)
     assert len(la) == len(lb)
@@ -69,109 +106,64 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 
 
-def _row(tree, i):
-    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
-
-
-@pytest.mark.parametrize("env_id", FAST_IDS)
-def test_same_uniforms_same_transitions(env_id):
-    """``T`` batched steps of ``N`` environments; each transition also taken one environment at a
-    time (compiled, no ``vmap``; params an argument, as in jrl's own loops) on the same uniforms,
-    and by ``step`` on a per-environment key against ``step_from_uniforms`` on that key's uniforms."""
-    env, params = _make(env_id)
-    by_uniforms, by_key = jax.jit(env.step_from_uniforms), jax.jit(env.step)
-    key_uniforms = jax.jit(functools.partial(_key_uniforms, env))
-    reset = jax.jit(env.reset_from_uniform)
-    _, states = env.reset_batch(jax.random.key(3), N, params)
-    flags = []
+@pytest.mark.parametrize(("env_id", "kwargs"), CASES, ids=[i + "".join(f"-{k}={v}" for k, v in kw) for i, kw in CASES])
+def test_same_uniforms_same_transitions(env_id, kwargs):
+    env, params, one_env = _case(env_id, kwargs)
+    boundaries = env_id == "CartPole-v1" or kwargs
+    if boundaries:
+        states, final_expected = _boundary_states(env_id, params)
+    else:
+        _, states = env.reset_batch(jax.random.key(3), N, params)
+    space, rng = env.action_space(params), np.random.default_rng(0)
+    flags, truncations = [], []
     for t in range(T):
-        key_action, key_step = jax.random.split(jax.random.key(t))
-        actions = _actions(env, params, key_action, N)
-        batched = env.step_batch(key_step, states, actions, params)
-        u_step, u_reset = env.batch_uniforms(key_step, N)
-        keys = jax.random.split(key_step, N)
+        if space.shape == ():
+            actions = rng.integers(0, space.n, N).astype(np.int32)
+        else:
+            actions = rng.uniform(-1.5, 1.5, (N, *space.shape)).astype(np.float32)  # beyond the bounds too
+        if boundaries and t == 0:
+            actions = np.ones(N, np.int32)
+        step_key = jax.random.key(t)
+        batched = jax.device_get(env.step_batch(step_key, states, actions, params))
+        u_step, u_reset = env.batch_uniforms(step_key, N)
+        keys = jax.random.wrap_key_data(rng.integers(0, 2**32, (N, 2), dtype=np.uint32))  # any per-env keys
+        obs, new_states, _, terminated, truncated, info = batched
+        done = terminated | truncated
         for i in range(N):
-            s_i, a_i = _row(states, i), _row(actions, i)
-            # step_batch = the per-environment step on the same uniforms
-            _assert_same(_row(batched, i), by_uniforms(u_step[i], u_reset[i], s_i, a_i, params))
-            # step(key) = step_from_uniforms on the uniforms the key gives
-            _assert_same(by_key(keys[i], s_i, a_i, params), by_uniforms(*key_uniforms(keys[i]), s_i, a_i, params))
-        obs, states, _, terminated, truncated, info = batched
-        done = np.asarray(terminated | truncated)
-        # Where an episode ended the observation is the next episode's first, elsewhere the final one.
-        for i in range(N):
-            expected = reset(u_reset[i], params)[0] if done[i] else info["final_observation"][i]
-            np.testing.assert_array_equal(obs[i], expected)
-        flags.append((np.asarray(terminated), np.asarray(truncated)))
-    terminated, truncated = np.array(flags).transpose(1, 0, 2)
-    assert (terminated | truncated).any() and not (terminated | truncated).all()  # episodes ended, not all the time
-    assert truncated.any() or env_id == "MaximizationBias-v0"  # its episodes end within two steps
+            state = jax.tree_util.tree_map(lambda x, i=i: x[i], states)
+            by_uniforms, by_key, u_key, reset_obs = one_env(u_step[i], u_reset[i], keys[i], state, actions[i], params)
+            by_key_uniforms = one_env(*u_key, keys[i], state, actions[i], params)[0]
+            _assert_same(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), by_uniforms)  # the same uniforms
+            _assert_same(by_key, by_key_uniforms)  # step(key) = step_from_uniforms on the uniforms of that key
+            # Where an episode ended the observation is the next episode's first, elsewhere the final one.
+            np.testing.assert_array_equal(obs[i], reset_obs if done[i] else info["final_observation"][i])
+        np.testing.assert_array_equal(new_states.time, np.where(done, 0, np.asarray(states.time) + 1))
+        if boundaries and t == 0:
+            np.testing.assert_array_equal(terminated, [False, True, False, True])
+            np.testing.assert_array_equal(truncated, [False, False, True, True])
+            final = info["final_observation"]
+            if final_expected is None:
+                assert final[0, 0] < 2.4 < min(final[1, 0], final[3, 0])  # off the track, not reset
+            else:
+                np.testing.assert_array_equal(final, final_expected)
+        flags.append(done)
+        truncations.append(truncated)
+        states = new_states
+    assert np.any(flags) and not np.all(flags)  # the short time limit ended episodes, not every step
+    assert np.any(truncations) or env_id == "MaximizationBias-v0"  # its episodes end within two steps
 
 
 @pytest.mark.parametrize("env_id", DEFAULT_IDS)
-def test_default_path_is_vmapped_step_over_split_keys(env_id):
-    env, params = _make(env_id)
+def test_default_path_is_step_over_split_keys(env_id):
+    env, params = jrl.make(env_id)
     key = jax.random.key(5)
     _, states = env.reset_batch(key, N, params)
-    np.testing.assert_array_equal(  # reset_batch: vmap(reset) over split keys
-        jax.tree_util.tree_leaves(states)[0],
-        jax.tree_util.tree_leaves(jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, N), params)[1])[0],
-    )
-    step = jax.jit(env.step)
-    for t in range(3):
-        key_t = jax.random.fold_in(key, t)
-        actions = _actions(env, params, key_t, N)
-        batched = env.step_batch(key_t, states, actions, params)
-        keys = jax.random.split(key_t, N)
-        for i in range(N):
-            row = _row((states, actions), i)
-            _assert_same(_row(batched, i), step(keys[i], *row, params))
-        states = batched[1]
-
-
-def _boundary_cases(env, params, states, final_expected):
-    """Step the handmade ``states`` (each with action 1) both ways; check flags and final observations."""
-    actions = jnp.ones(4, jnp.int32)
-    key = jax.random.key(0)
+    actions = jnp.arange(N, dtype=jnp.int32) % env.num_actions
     batched = env.step_batch(key, states, actions, params)
-    u_step, u_reset = env.batch_uniforms(key, 4)
-    by_uniforms = jax.jit(env.step_from_uniforms)
-    for i in range(4):
-        _assert_same(_row(batched, i), by_uniforms(*_row((u_step, u_reset, states, actions), i), params))
-    obs, new_states, _, terminated, truncated, info = jax.device_get(batched)
-    np.testing.assert_array_equal(terminated, [False, True, False, True])
-    np.testing.assert_array_equal(truncated, [False, False, True, True])
-    np.testing.assert_array_equal(info["final_observation"], final_expected)
-    np.testing.assert_array_equal(new_states.time, [states.time[0] + 1, 0, 0, 0])  # fresh episodes where done
-    reset_obs = jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u_reset, params)[0]
-    np.testing.assert_array_equal(obs[1:], np.asarray(reset_obs)[1:])
-
-
-def test_episode_boundaries_cartpole():
-    env, params = jrl.make("CartPole-v1")
-    limit = int(params.max_steps_in_episode)
-    f32 = lambda *v: jnp.array(v, jnp.float32)  # noqa: E731
-    # Pushed right (action 1): the second and fourth carts leave the track; the last two are at the limit.
-    states = CartPoleState(
-        x=f32(0.0, 2.39, 0.0, 2.39),
-        x_dot=f32(0.0, 1.0, 0.0, 1.0),
-        theta=f32(0.0, 0.0, 0.0, 0.0),
-        theta_dot=f32(0.0, 0.0, 0.0, 0.0),
-        time=jnp.array([7, 7, limit - 1, limit - 1], jnp.int32),
-    )
-    final = np.asarray(
-        jax.vmap(env.step_env, in_axes=(None, 0, 0, None))(jax.random.key(0), states, jnp.ones(4, jnp.int32), params)[0]
-    )
-    assert final[1, 0] > 2.4 and final[3, 0] > 2.4  # the final observations are off the track, not reset
-    _boundary_cases(env, params, states, final)
-
-
-def test_episode_boundaries_frozen_lake():
-    env, params = jrl.make("FrozenLake-v1", is_slippery=False)
-    limit = int(params.max_steps_in_episode)
-    # 4x4 map SFFF/FHFH/FFFH/HFFG; action 1 moves down: 0 -> 4 (frozen), 1 -> 5 (a hole).
-    states = TabularState(state=jnp.array([0, 1, 0, 1], jnp.int32), time=jnp.array([3, 3, limit - 1, limit - 1]))
-    _boundary_cases(env, params, states, np.array([4, 5, 4, 5]))
+    step, keys = jax.jit(env.step), jax.random.split(key, N)
+    for i in range(N):
+        row = jax.tree_util.tree_map(lambda x, i=i: x[i], (states, actions))
+        _assert_same(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), step(keys[i], *row, params))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,10 +204,10 @@ def test_bad_input_is_refused_before_tracing(counting):
     env, params, states = counting
     before = len(env.traces)
     actions = jnp.zeros(N, jnp.int32)
-    with pytest.raises(ValueError, match=r"ONE key for the whole batch.*shape \(6,\)"):
+    with pytest.raises(ValueError, match=r"ONE key for the whole batch.*shape \(4,\)"):
         env.step_batch(jax.random.split(jax.random.key(0), N), states, actions, params)
-    with pytest.raises(ValueError, match=r"leading batch axis N.*actions: 5"):
-        env.step_batch(jax.random.key(0), states, actions[:5], params)
+    with pytest.raises(ValueError, match=r"leading batch axis N.*actions: 2"):
+        env.step_batch(jax.random.key(0), states, actions[:2], params)
     short = states.replace(time=states.time[:3])
     with pytest.raises(ValueError, match=r"states\.time: 3"):
         env.step_batch(jax.random.key(0), short, actions, params)
@@ -239,5 +231,3 @@ def test_other_prng_implementations_are_accepted(counting):
     out = env.step_batch(key, states, jnp.ones(N, jnp.int32), params)
     threefry = env.step_batch(jax.random.key(0), states, jnp.ones(N, jnp.int32), params)
     np.testing.assert_array_equal(out[5]["final_observation"], threefry[5]["final_observation"])
-    _, fresh = env.reset_batch(key, N, params)
-    assert np.all(np.abs(np.asarray(fresh.x)) < 0.05)

@@ -281,6 +281,7 @@ class TabularEnv(Environment):
     # Environment.step_batch) can draw every random number of a step in one call instead of one
     # PRNG key per env.
     uniform_shapes = ((), ())  # one uniform for the outcome (slip), one for the reset
+
     def reset_from_uniform(self, u: jax.Array, params: TabularParams) -> tuple[jax.Array, TabularState]:
         """Reset driven by ``u`` ~ U[0, 1). Returns ``(obs, state)``."""
         s = count_below(outcome_thresholds(params.mdp.initial_distribution), u)
