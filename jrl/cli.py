@@ -338,7 +338,7 @@ def _build_parser() -> _Parser:
         "signature takes and returns strings). Formats: numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
         "reloadable with jax.export.deserialize), onnx (jax2onnx: the onnx extra) or tf (a TensorFlow SavedModel "
         "directory, jax2tf: the tf extra). --int8 quantizes the "
-        "kernels per output channel, --float16 casts them (docs/deployment.md).",
+        "kernels per output channel, --float16 and --bfloat16 cast them (docs/deployment.md).",
     )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_POLICY")
     export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx", "tf"])
@@ -350,6 +350,7 @@ def _build_parser() -> _Parser:
         "in the run's environment (a policy file: in --env's; without --env, rounded to nearest, uncalibrated)",
     )
     quantized.add_argument("--float16", action="store_true", help="float16 kernels and biases")
+    quantized.add_argument("--bfloat16", action="store_true", help="bfloat16 weights (float32's range, 8 bits)")
     export.add_argument("--seed", type=int, default=None, help="the run's seed to export (default: its first)")
     export.add_argument(
         "--out", type=Path, help="the file to write (default: RUN_DIR/export/policy-seed<S>..., text-seed<S>...)"
@@ -386,7 +387,7 @@ def _build_parser() -> _Parser:
         help="generate text with a pretrained model, a text_q_learning run or an exported text model",
         description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone), a "
         "text_q_learning run directory (its latest checkpoint, first seed, beta from its config), or a text model "
-        "`jrl export` wrote as .npz or .safetensors (int8 or float16 weights as stored; beta its own), or a "
+        "`jrl export` wrote as .npz or .safetensors (int8, float16 or bfloat16 weights as stored; beta its own), or a "
         "Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.json; prompts are text).",
     )
     generate.add_argument("run_dir", type=Path, metavar="DIR_OR_FILE")
@@ -949,7 +950,7 @@ def _export(args: argparse.Namespace, output: _Output) -> int:
         if args.seed not in seeds:
             raise UsageError(f"--seed {args.seed}: the run's seeds are {seeds}")
         seed_index = seeds.index(args.seed)
-    weights = "int8" if args.int8 else "float16" if args.float16 else None
+    weights = "int8" if args.int8 else "float16" if args.float16 else "bfloat16" if args.bfloat16 else None
     if args.env is not None and not (args.int8 and args.run_dir.is_file()):
         raise UsageError("--env is where --int8 calibrates a policy file; a run directory knows its environment")
     if args.int8 and args.run_dir.is_file() and args.env is None and not _is_text_file(args.run_dir):

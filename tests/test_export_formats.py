@@ -156,6 +156,40 @@ def test_bad_quantized_files_are_refused(tmp_path):
         load_policy(tmp_path / "bad.safetensors")
 
 
+def test_bfloat16_weights_are_ml_dtypes_rounding_and_every_format_runs_them(tmp_path):
+    """bfloat16 stores each layer array as the bits of ml_dtypes' (JAX's own) round-to-nearest-even
+    cast; every format runs that network as the NumPy reader does; a bfloat16 spec over other
+    arrays is refused."""
+    import ml_dtypes
+
+    _, config, env, params, result, obs, _ = ("dqn-mlp", *trained_like(dqn, "CartPole-v1", {"hidden_sizes": (8,)}))
+    exported = export_numpy(config, env, params, result)
+    kernel = exported.arrays["dense0/kernel"].copy()
+    kernel[0, :4] = [1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 2**-126 * (1 + 2**-8)]  # halfway: ties go to even
+    exported = NumpyQPolicy(exported.spec, {**exported.arrays, "dense0/kernel": kernel})
+    brain = quantize(exported, "bfloat16")
+    assert brain.spec["weights"] == "bfloat16" and brain.spec["centered"]
+    head_mean = exported.arrays["head/kernel"].mean(axis=1)
+    expected = {
+        "dense0/kernel": exported.arrays["dense0/kernel"],
+        "head/kernel_mean": head_mean,
+        "head/kernel": exported.arrays["head/kernel"] - head_mean[:, None],
+    }
+    for name, value in expected.items():
+        bits = np.asarray(value, np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
+        np.testing.assert_array_equal(brain.arrays[name], bits, err_msg=name)
+    reference = brain.q_values(obs)
+    full = exported.q_values(obs)  # 8 bits of precision per weight: close, not equal
+    assert 0 < np.abs(reference - full).max() <= 2**-6 * np.abs(full).max()
+    for fmt, suffix in FORMATS.items():
+        path = export_policy(brain, fmt, tmp_path / f"bf16{suffix}")
+        outputs = run_onnx(path, obs)[0] if fmt == "onnx" else load_policy(path).q_values(obs)
+        np.testing.assert_allclose(outputs, reference, rtol=1e-5, atol=1e-5, err_msg=fmt)
+    float16 = quantize(exported, "float16").arrays
+    with pytest.raises(ValueError, match=r"wrong dtype: .*\(kernels uint16 \(weights='bfloat16'\)"):
+        NumpyQPolicy(brain.spec, float16)
+
+
 def test_jrl_export_and_jrl_eval_of_the_exported_file(tmp_path, capsys):
     run_dir = tmp_path / "run"
     train = ["train", "--env", "CartPole-v1", "--algo", "dqn", "--set", "num_steps=60", "--set", "learning_starts=10"]

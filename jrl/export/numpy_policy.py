@@ -19,7 +19,9 @@ reader would run without them, or with ReLU); 3, a continuous action (which an o
 take the argmax of); 4, quantized weights (spec ``weights``: ``"int8"``, every kernel stored as
 int8 with a scale per output channel, ``{name}/kernel_scale``, the kernel being ``int8 * scale``;
 or ``"float16"``, kernels stored as float16; in both, a layer's other arrays, its bias, scale and
-LayerNorm parameters, are float16), which an older reader would refuse or misread. A quantized
+LayerNorm parameters, are float16; or ``"bfloat16"``, every array of a layer stored as the ``uint16``
+bits of its bfloat16 value, the top half of a float32: neither NumPy nor ``.npz`` has the type),
+which an older reader would refuse or misread. A quantized
 file with spec ``centered`` stores the layer that gives the argmax (``head``, or a dueling net's
 ``advantage``) as its mean over the actions (``{name}/kernel_mean`` ``[I]``, ``{name}/bias_mean``
 ``[1]``) plus each action's difference from it (``{name}/kernel``, ``{name}/bias``): the greedy
@@ -48,9 +50,16 @@ LAYER_NORM_VERSION = 2
 #: The version of a file whose outputs are a continuous action's mean (spec ``action_shape``,
 #: arrays ``action/low`` and ``action/high``): the greedy action is the mean clipped to the bounds.
 BOX_ACTION_VERSION = 3
-#: The version of a file whose kernels are quantized (spec ``weights``: ``"int8"`` or ``"float16"``).
+#: The version of a file whose kernels are quantized (spec ``weights``: ``"int8"``, ``"float16"`` or
+#: ``"bfloat16"``; a version-4 reader that predates bfloat16 refuses its spec).
 QUANTIZED_VERSION = 4
-WEIGHTS = ("int8", "float16")
+WEIGHTS = ("int8", "float16", "bfloat16")
+#: What holds a quantized file's layer arrays: ``(kernels, the layers' other arrays)`` per ``weights``.
+STORED = {
+    "int8": (np.dtype(np.int8), np.dtype(np.float16)),
+    "float16": (np.dtype(np.float16), np.dtype(np.float16)),
+    "bfloat16": (np.dtype(np.uint16), np.dtype(np.uint16)),
+}
 LAYER_NORM_EPSILON = 1e-6  # flax.linen.LayerNorm's default
 ACTIVATIONS = ("relu", "tanh")
 
@@ -79,6 +88,9 @@ LAYERS = ("conv", "dense", "head", "advantage", "value")
 
 
 def _f32(array: np.ndarray) -> np.ndarray:
+    """``array`` as float32; ``uint16`` arrays are bfloat16 bits, a float32's top half (exact)."""
+    if array.dtype == np.uint16:
+        return (array.astype(np.uint32) << 16).view(np.float32)
     return array if array.dtype == np.float32 else array.astype(np.float32)
 
 
@@ -267,19 +279,19 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise ValueError(f"arrays missing: {missing}")
-    quantized = {"int8": np.dtype(np.int8), "float16": np.dtype(np.float16)}.get(spec.get("weights"))
+    quantized, others = STORED.get(spec.get("weights"), (None, None))
 
     def fits(name: str) -> bool:
         if quantized is not None and name.endswith("/kernel"):
             return arrays[name].dtype == quantized
         if quantized is not None and name.startswith(LAYERS):
-            return arrays[name].dtype == np.float16
+            return arrays[name].dtype == others
         return np.issubdtype(arrays[name].dtype, np.floating)
 
     wrong_type = [f"{name} ({arrays[name].dtype})" for name in expected if not fits(name)]
     if wrong_type:
         if quantized is not None:
-            rule = f"kernels {quantized.name} (weights={spec['weights']!r}), the layers' other arrays float16"
+            rule = f"kernels {quantized.name} (weights={spec['weights']!r}), the layers' other arrays {others.name}"
         else:
             rule = "every array of a float dtype"
         raise ValueError(f"arrays of the wrong dtype: {', '.join(wrong_type)} ({rule})")
@@ -294,8 +306,8 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
         name
         for name in expected
         if not name.startswith("action/")
-        and np.issubdtype(arrays[name].dtype, np.floating)
-        and not np.isfinite(arrays[name]).all()
+        and (np.issubdtype(arrays[name].dtype, np.floating) or arrays[name].dtype == np.uint16)
+        and not np.isfinite(_f32(arrays[name])).all()
     ]
     if weights:
         raise ValueError(f"non-finite values in {weights}")

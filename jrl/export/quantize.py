@@ -1,11 +1,13 @@
-"""Post-training quantization of an exported policy's weights: int8 per output channel, or float16.
+"""Post-training quantization of an exported policy's weights: int8 per output channel, float16 or bfloat16.
 
 ``quantize(policy, "int8")`` stores every kernel (dense ``[I, O]``, 3x3 convolution ``[3, 3, C, F]``)
 as int8 with one float16 scale per output channel, the channel's largest absolute weight over 127
 (absmax, symmetric): ``kernel ~ int8 * scale``. A layer's other arrays (bias, the scales, LayerNorm
 parameters) are stored as float16; the input scaling and action bounds stay float32, and every
 activation is computed in float32 (weight-only quantization: the forward pass dequantizes each
-kernel before its product). ``quantize(policy, "float16")`` stores the layers' arrays as float16.
+kernel before its product). ``quantize(policy, "float16")`` stores the layers' arrays as float16,
+``"bfloat16"`` as bfloat16 (float32's range, 8 bits of precision; rounded to nearest even), whose
+``uint16`` bits the file holds.
 
 The layer whose outputs are argmaxed (Q-values, logits: ``head``, or a dueling network's
 ``advantage``) is first split into its mean over the actions and each action's difference from it
@@ -100,7 +102,8 @@ def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.nda
 
     Args:
         policy: a float32 policy (``export_numpy``, or one read back from a float file).
-        weights: ``"int8"`` or ``"float16"``.
+        weights: ``"int8"``, ``"float16"`` or ``"bfloat16"`` (a cast: every array of a layer
+            rounded to nearest even, stored as its bits).
         calibration: observations ``[N, *obs_shape]`` (int indices ``[N]`` for a one-hot input),
             states the float policy visits: int8 is then calibrated on them (GPTQ with a refit and
             bias correction); ``None``: round to nearest. ``N >= MIN_CALIBRATION``, and at least
@@ -134,6 +137,9 @@ def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.nda
     else:
         for name in [n for n in arrays if n.startswith(LAYERS)]:
             array = arrays[name].astype(np.float32)
+            if weights == "bfloat16":
+                arrays[name] = _bfloat16_bits(array)
+                continue
             if weights == "float16" or not name.endswith("/kernel"):
                 arrays[name] = array.astype(np.float16)
                 continue
@@ -142,6 +148,13 @@ def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.nda
             arrays[f"{name}_scale"] = scale
     spec = {**policy.spec, "weights": weights, "version": QUANTIZED_VERSION, **({"centered": True} if centered else {})}
     return NumpyQPolicy(spec, arrays)
+
+
+def _bfloat16_bits(array: np.ndarray) -> np.ndarray:
+    """float32 ``array`` rounded to bfloat16 (to nearest, ties to even), as its ``uint16`` bits:
+    the float32's top half after adding half of the dropped half (plus the kept half's last bit)."""
+    bits = np.ascontiguousarray(array, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
 def _argmax_layer(spec: dict) -> str:

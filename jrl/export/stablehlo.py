@@ -46,10 +46,17 @@ FORMAT_VERSION = 1
 TEXT_FORMAT = "jrl-stablehlo-text"
 
 
+def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
+    import ml_dtypes  # JAX's own dependency
+
+    return bits.view(ml_dtypes.bfloat16)
+
+
 def policy_function(policy: NumpyQPolicy):
     """``f(obs [B, *obs_shape]) -> (outputs float32 [B, A], actions)``: the forward pass and the
     greedy action of ``policy`` in ``jax.numpy``, its arrays as stored (quantized kernels stay so)."""
-    arrays = {name: jnp.asarray(a) for name, a in policy.arrays.items()}
+    # bfloat16 bits become bfloat16 constants (every converter has the type; few have a bitcast).
+    arrays = {name: jnp.asarray(_as_bfloat16(a) if a.dtype == np.uint16 else a) for name, a in policy.arrays.items()}
     spec = policy.spec
 
     def conv3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
