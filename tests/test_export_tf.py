@@ -26,7 +26,7 @@ import pytest
 import jrl
 from jrl import cli
 from jrl.algorithms import dqn, ppo
-from jrl.export import NumpyQPolicy, export_numpy, export_policy, jax_policy, load_policy, quantize
+from jrl.export import NumpyQPolicy, export_numpy, export_policy, jax_policy, load_policy, numpy_policy, quantize
 from jrl.export.tensorflow import FORMAT, FORMAT_VERSION, load_tf
 
 tf = pytest.importorskip("tensorflow")
@@ -107,6 +107,8 @@ def test_the_savedmodel_takes_the_jax_policy_s_greedy_actions(case, tmp_path):
     np.testing.assert_allclose(three, actions[:3], rtol=1e-5, atol=1e-5)
 
 
+# The one-hot network's int8 layers are the MLP's (tests/test_export_formats.py runs it in every format).
+@pytest.mark.parametrize("case", ["dqn-cnn", "dqn-mlp", "ppo-gaussian"], indirect=True)
 def test_the_int8_savedmodel_runs_the_int8_network(case, tmp_path):
     name, exported, obs, _, float_outputs = case
     int8 = quantize(exported, "int8")
@@ -139,13 +141,14 @@ def save_module(path: Path, version: str | None, spec: dict | None = None, act: 
 
 @pytest.fixture(scope="module")
 def small():
-    """A CartPole DQN policy with one hidden layer of 8 (fresh parameters) and 1,000 observations."""
-    env, params = jrl.make("CartPole-v1")
-    config = dqn.DQNConfig(hidden_sizes=(8,))
-    network = dqn.q_network(config, env, params)
-    result = dqn.DQNResult(jax.jit(network.init)(jax.random.key(1), jnp.zeros(4)), {})
-    obs = np.random.default_rng(1).normal(size=(1000, 4)).astype(np.float32)
-    return export_numpy(config, env, params, result), obs
+    """A policy file's CartPole network with one hidden layer of 8 (random weights, written as the
+    NumPy reader's spec says: no JAX to build it) and 1,000 observations."""
+    rng = np.random.default_rng(1)
+    spec = {"format": numpy_policy.FORMAT, "version": 1, "kind": "mlp", "dueling": False, "one_hot": None}
+    spec |= {"num_convs": 0, "num_hidden": 1, "num_actions": 2, "obs_shape": [4]}
+    shapes = {"dense0/kernel": (4, 8), "dense0/bias": (8,), "head/kernel": (8, 2), "head/bias": (2,)}
+    policy = NumpyQPolicy(spec, {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()})
+    return policy, rng.normal(size=(1000, 4)).astype(np.float32)
 
 
 def test_bad_directories_are_refused(small, tmp_path):
