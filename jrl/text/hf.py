@@ -1,4 +1,5 @@
-"""Hugging Face GPT-2 checkpoints in and out of jrl: ``load_hf_model`` and ``save_hf_model``.
+"""Hugging Face GPT-2 checkpoints in and out of jrl: ``read_hf_directory`` and ``save_hf_directory``,
+which ``jrl.text.load_model`` and ``save_model(format="hf")`` call.
 
 A Hugging Face GPT-2 directory (``config.json`` with ``"model_type": "gpt2"``, ``model.safetensors``,
 ``tokenizer.json``) becomes a ``LanguageModel`` whose ``TransformerLM`` computes GPT-2's logits:
@@ -17,23 +18,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
-from flax.traverse_util import unflatten_dict
 
 from jrl._extras import install_hint
-from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE, LanguageModel, LMConfig, ModelFileError, expected_shapes
+from jrl.text.files import CONFIG_FILE, WEIGHTS_FILE, ModelFileError
 
 __all__ = [
     "HF_VOCABULARY",
     "TOKENIZER_CONFIG_FILE",
     "TOKENIZER_FILE",
+    "HFCheckpoint",
     "HFTokenizer",
     "is_hf_directory",
-    "load_hf_model",
-    "save_hf_model",
+    "read_hf_directory",
+    "save_hf_directory",
 ]
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -167,7 +167,8 @@ def _end_id(hf: dict, directory: Path, vocab_size: int) -> int:
     )
 
 
-def _hf_config(hf: dict, directory: Path, context_length: int | None) -> LMConfig:
+def _lm_fields(hf: dict, directory: Path, context_length: int | None) -> dict[str, Any]:
+    """``jrl.text.LMConfig``'s fields for the GPT-2 ``config.json`` holds (``hf``)."""
     _check_supported(hf, directory)
     width, positions = _hf_int(hf, "n_embd", directory), _hf_int(hf, "n_positions", directory)
     inner = hf.get("n_inner")
@@ -184,24 +185,21 @@ def _hf_config(hf: dict, directory: Path, context_length: int | None) -> LMConfi
         raise ValueError(f"context_length must be an int in [2, n_positions={positions}], got {context_length!r}")
     vocab_size = _hf_int(hf, "vocab_size", directory, 2)
     epsilon = hf.get("layer_norm_epsilon", 1e-5)
-    try:
-        return LMConfig(
-            env_id=HF_VOCABULARY,
-            vocab_size=vocab_size,
-            num_outputs=vocab_size,
-            context_length=context_length,
-            d_model=width,
-            num_layers=_hf_int(hf, "n_layer", directory),
-            num_heads=_hf_int(hf, "n_head", directory),
-            mlp_ratio=inner // width,
-            layer_norm_epsilon=float(epsilon) if isinstance(epsilon, (int, float)) else epsilon,
-            tied_head=True,
-        )
-    except (TypeError, ValueError) as err:
-        raise ModelFileError(f"{directory / CONFIG_FILE}: not a GPT-2 jrl can build ({err})") from err
+    return {
+        "env_id": HF_VOCABULARY,
+        "vocab_size": vocab_size,
+        "num_outputs": vocab_size,
+        "context_length": context_length,
+        "d_model": width,
+        "num_layers": _hf_int(hf, "n_layer", directory),
+        "num_heads": _hf_int(hf, "n_head", directory),
+        "mlp_ratio": inner // width,
+        "layer_norm_epsilon": float(epsilon) if isinstance(epsilon, int) and not isinstance(epsilon, bool) else epsilon,
+        "tied_head": True,
+    }
 
 
-def _jrl_names(config: LMConfig) -> dict[str, str]:
+def _jrl_names(num_layers: int) -> dict[str, str]:
     """Hugging Face's weight name (no ``transformer.`` prefix) -> jrl's parameter path."""
     names = {
         "wte.weight": "params/token_embedding/embedding",
@@ -223,7 +221,7 @@ def _jrl_names(config: LMConfig) -> dict[str, str]:
         "mlp.c_proj.weight": "mlp_out/kernel",
         "mlp.c_proj.bias": "mlp_out/bias",
     }
-    for i in range(config.num_layers):
+    for i in range(num_layers):
         names.update({f"h.{i}.{hf}": f"params/blocks_{i}/{jrl}" for hf, jrl in layers.items()})
     return names
 
@@ -245,33 +243,44 @@ def _read_weights(directory: Path) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from err
 
 
-def _params(arrays: dict[str, np.ndarray], config: LMConfig, directory: Path, positions: int) -> Any:
-    """jrl's parameter tree from Hugging Face's tensors (``positions``: ``n_positions``, of which the
-    first ``config.context_length`` are kept); ``ModelFileError`` listing what does not fit."""
+def _jrl_arrays(arrays: dict[str, np.ndarray], fields: dict, directory: Path, positions: int) -> dict[str, np.ndarray]:
+    """Hugging Face's tensors under jrl's parameter paths (``positions``: ``n_positions``, of which the
+    first ``context_length`` are kept); ``ModelFileError`` listing names that do not fit. Shapes are
+    checked by the caller against the config."""
     arrays = {name.removeprefix("transformer."): a for name, a in arrays.items()}
     arrays = {name: a for name, a in arrays.items() if not name.endswith(_BUFFERS)}
     head = arrays.pop("lm_head.weight", None)
     problems = []
     if head is not None and not np.array_equal(head, arrays.get("wte.weight")):
         problems.append("lm_head.weight differs from wte.weight (an untied head: jrl loads GPT-2's tied one)")
-    names = _jrl_names(config)
-    shapes = {jrl: shape for jrl, (shape, _) in expected_shapes(config).items()}
-    shapes["params/position_embedding"] = (positions, config.d_model)
+    names = _jrl_names(fields["num_layers"])
     problems += [f"missing {name}" for name in sorted(set(names) - set(arrays))]
     problems += [f"unexpected {name}" for name in sorted(set(arrays) - set(names))]
-    for name in sorted(set(names) & set(arrays)):
-        shape = shapes[names[name]]
-        if arrays[name].shape != shape:
-            problems.append(f"{name}: shape {list(arrays[name].shape)}, config.json needs {list(shape)}")
+    if "wpe.weight" in arrays and arrays["wpe.weight"].shape[0] != positions:
+        problems.append(
+            f"wpe.weight: {arrays['wpe.weight'].shape[0]} positions, config.json's n_positions is {positions}"
+        )
     if problems:
         shown = "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else "")
         raise ModelFileError(f"{directory}: the weights do not fit config.json ({len(problems)} problem(s): {shown})")
-    arrays["wpe.weight"] = arrays["wpe.weight"][: config.context_length]  # a shorter buffer keeps the first rows
-    return unflatten_dict({tuple(names[name].split("/")): jnp.asarray(a) for name, a in arrays.items()})
+    arrays["wpe.weight"] = arrays["wpe.weight"][: fields["context_length"]]  # a shorter buffer keeps the first rows
+    return {names[name]: a for name, a in arrays.items()}
 
 
-def load_hf_model(directory: str | Path, *, context_length: int | None = None) -> LanguageModel:
-    """A Hugging Face GPT-2 directory as a ``LanguageModel`` with its tokenizer, from local files only.
+class HFCheckpoint(NamedTuple):
+    """What ``read_hf_directory`` found: ``fields`` for ``jrl.text.LMConfig``, ``arrays`` (jrl's parameter
+    paths -> float32 NumPy), ``names`` (those paths -> Hugging Face's names, for error messages) and
+    the ``tokenizer``."""
+
+    fields: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    names: dict[str, str]
+    tokenizer: HFTokenizer
+
+
+def read_hf_directory(directory: str | Path, context_length: int | None = None) -> HFCheckpoint:
+    """A Hugging Face GPT-2 directory's config, weights and tokenizer, from local files only
+    (``jrl.text.load_model`` builds the ``LanguageModel`` and checks every shape).
 
     Args:
         directory: holds ``config.json`` (``model_type: "gpt2"``), ``model.safetensors`` and
@@ -282,8 +291,8 @@ def load_hf_model(directory: str | Path, *, context_length: int | None = None) -
             buffer, so a short one makes decoding a large checkpoint cheaper.
 
     Returns:
-        A ``LanguageModel`` with ``tied_head=True``, GPT-2's ``layer_norm_epsilon``, ``env_id =
-        HF_VOCABULARY`` and ``tokenizer`` an ``HFTokenizer``; its logits are ``transformers``' (float32).
+        ``HFCheckpoint``: the fields of an ``LMConfig`` with ``tied_head=True``, GPT-2's
+        ``layer_norm_epsilon`` and ``env_id = HF_VOCABULARY``; the weights; an ``HFTokenizer``.
 
     Raises:
         ModelFileError: a missing file or a configuration jrl cannot compute, naming the field
@@ -297,29 +306,31 @@ def load_hf_model(directory: str | Path, *, context_length: int | None = None) -
         raise ModelFileError(f"{directory / CONFIG_FILE}: not a readable JSON config ({err})") from err
     if not isinstance(hf, dict):
         raise ModelFileError(f"{directory / CONFIG_FILE}: a config is a JSON object, got {type(hf).__name__}")
-    config = _hf_config(hf, directory, context_length)
+    fields = _lm_fields(hf, directory, context_length)
     if not (directory / TOKENIZER_FILE).is_file():
         raise ModelFileError(
             f"{directory} has no {TOKENIZER_FILE}: jrl reads a Hugging Face model's text with its fast tokenizer's "
             "tokenizer.json (transformers' tokenizer.save_pretrained writes it)"
         )
-    params = _params(_read_weights(directory), config, directory, hf["n_positions"])
+    arrays = _jrl_arrays(_read_weights(directory), fields, directory, hf["n_positions"])
     try:
-        tokenizer = HFTokenizer.from_file(directory / TOKENIZER_FILE, _end_id(hf, directory, config.vocab_size))
+        tokenizer = HFTokenizer.from_file(directory / TOKENIZER_FILE, _end_id(hf, directory, fields["vocab_size"]))
     except ModelFileError:
         raise
     except Exception as err:  # tokenizers raises its own Exception subclass for a malformed file
         raise ModelFileError(f"{directory / TOKENIZER_FILE}: not a readable tokenizer ({err})") from err
-    if tokenizer.size > config.vocab_size:
+    if tokenizer.size > fields["vocab_size"]:
         raise ModelFileError(
             f"{directory / TOKENIZER_FILE}: the tokenizer has {tokenizer.size} tokens, more than config.json's "
-            f"vocab_size={config.vocab_size}"
+            f"vocab_size={fields['vocab_size']}"
         )
-    return LanguageModel(config, params, tokenizer)
+    names = {jrl: name for name, jrl in _jrl_names(fields["num_layers"]).items()}
+    return HFCheckpoint(fields, arrays, names, tokenizer)
 
 
-def save_hf_model(directory: str | Path, model: LanguageModel) -> Path:
-    """Write ``model`` as a Hugging Face GPT-2 directory that ``transformers`` loads.
+def save_hf_directory(directory: str | Path, config: Any, params: dict[str, np.ndarray], tokenizer: Any) -> Path:
+    """Write a model (its ``jrl.text.LMConfig``, its parameters flattened to ``{"params/...": array}``
+    and its tokenizer) as a Hugging Face GPT-2 directory that ``transformers`` loads.
 
     Writes ``config.json`` (``GPT2LMHeadModel``, ``n_positions`` = the model's ``context_length``),
     ``model.safetensors`` (Hugging Face's names, float32, no ``lm_head.weight``: it is tied to
@@ -333,25 +344,23 @@ def save_hf_model(directory: str | Path, model: LanguageModel) -> Path:
     """
     from safetensors.numpy import save_file
 
-    config = model.config
     if not config.tied_head:
         raise ValueError(
             "format='hf' writes GPT-2, whose output layer is the token embedding (LMConfig.tied_head=True); "
             "this model has its own head with a bias, which GPT-2 cannot hold"
         )
-    if not isinstance(model.tokenizer, HFTokenizer):
+    if not isinstance(tokenizer, HFTokenizer):
         raise ValueError(
             "format='hf' writes the model's tokenizer.json; this model has no Hugging Face tokenizer "
             "(LanguageModel.tokenizer is None: jrl's environments' vocabularies are not tokenizers)"
         )
-    from flax.traverse_util import flatten_dict
-
-    flat = {"/".join(path): np.asarray(leaf, np.float32) for path, leaf in flatten_dict(model.params).items()}
-    weights = {f"transformer.{hf}": flat[jrl] for hf, jrl in _jrl_names(config).items()}
+    weights = {
+        f"transformer.{hf}": np.asarray(params[jrl], np.float32) for hf, jrl in _jrl_names(config.num_layers).items()
+    }
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})  # what transformers expects
-    end_id = model.tokenizer.end_id
+    end_id = tokenizer.end_id
     hf = {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -372,8 +381,8 @@ def save_hf_model(directory: str | Path, model: LanguageModel) -> Path:
         "torch_dtype": "float32",
     }
     (directory / CONFIG_FILE).write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
-    model.tokenizer.save(directory / TOKENIZER_FILE)
-    end = model.tokenizer.tokenizer.id_to_token(end_id)
+    tokenizer.save(directory / TOKENIZER_FILE)
+    end = tokenizer.tokenizer.id_to_token(end_id)
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": config.context_length,

@@ -27,6 +27,8 @@ from flax import struct
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jrl._validation import check_bool, check_float, check_int
+from jrl.text.files import CONFIG_FILE, WEIGHTS_FILE, ModelFileError
+from jrl.text.hf import is_hf_directory, read_hf_directory, save_hf_directory
 
 __all__ = [
     "CONFIG_FILE",
@@ -41,14 +43,6 @@ __all__ = [
     "load_model",
     "save_model",
 ]
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-
-
-class ModelFileError(ValueError):
-    """A model directory that cannot be loaded: missing files, a bad config, or weights that do not
-    fit it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,9 +287,7 @@ def save_model(directory: str | Path, model: LanguageModel, extra: dict | None =
     if format == "hf":
         if extra is not None:
             raise ValueError("extra is stored only in jrl's format; format='hf' writes Hugging Face's config.json")
-        from jrl.text.hf import save_hf_model
-
-        return save_hf_model(directory, model)
+        return save_hf_directory(directory, model.config, _flat(model.params), model.tokenizer)
     if format != "jrl":
         raise ValueError(f"format must be 'jrl' or 'hf', got {format!r}")
     if model.tokenizer is not None:
@@ -330,10 +322,8 @@ def load_model(directory: str | Path, *, context_length: int | None = None) -> L
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise ModelFileError(f"{directory} {what}: a jrl language model is a directory ({CONFIG_FILE}, {WEIGHTS_FILE})")
-    from jrl.text.hf import is_hf_directory, load_hf_model
-
     if is_hf_directory(directory):
-        return load_hf_model(directory, context_length=context_length)
+        return _load_hf(directory, context_length)
     if context_length is not None:
         raise ValueError(
             f"context_length={context_length}: only a Hugging Face directory's buffer can be shortened; "
@@ -351,16 +341,33 @@ def load_model(directory: str | Path, *, context_length: int | None = None) -> L
         arrays = load_file(str(directory / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({err})") from err
-    expected = expected_shapes(config)
-    problems = [f"missing {name}" for name in sorted(set(expected) - set(arrays))]
-    problems += [f"unexpected {name}" for name in sorted(set(arrays) - set(expected))]
+    return LanguageModel(config, _fitting_params(directory, config, arrays))
+
+
+def _fitting_params(directory: Path, config: LMConfig, arrays: dict, names: dict | None = None) -> Any:
+    """The parameter tree of ``arrays`` (jrl's parameter paths -> NumPy arrays), or ``ModelFileError``
+    listing every name, shape and dtype that does not fit ``config`` (``names``: how the file calls
+    a path, for Hugging Face's names)."""
+    expected, names = expected_shapes(config), names or {}
+    problems = [f"missing {names.get(name, name)}" for name in sorted(set(expected) - set(arrays))]
+    problems += [f"unexpected {names.get(name, name)}" for name in sorted(set(arrays) - set(expected))]
     for name in sorted(set(expected) & set(arrays)):
         shape, dtype = expected[name]
         got = (tuple(arrays[name].shape), str(arrays[name].dtype))
         if got != (shape, dtype):
-            problems.append(f"{name}: {got[1]}{list(got[0])}, the config needs {dtype}{list(shape)}")
+            problems.append(f"{names.get(name, name)}: {got[1]}{list(got[0])}, the config needs {dtype}{list(shape)}")
     if problems:
         shown = "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else "")
         raise ModelFileError(f"{directory}: the weights do not fit config.json ({len(problems)} problem(s): {shown})")
-    params = unflatten_dict({tuple(name.split("/")): jnp.asarray(a) for name, a in arrays.items()})
-    return LanguageModel(config, params)
+    return unflatten_dict({tuple(name.split("/")): jnp.asarray(a) for name, a in arrays.items()})
+
+
+def _load_hf(directory: Path, context_length: int | None) -> LanguageModel:
+    """A Hugging Face GPT-2 directory as a ``LanguageModel`` (``jrl.text.hf.read_hf_directory``)."""
+    checkpoint = read_hf_directory(directory, context_length)
+    try:
+        config = LMConfig(**checkpoint.fields)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{directory / CONFIG_FILE}: not a GPT-2 jrl can build ({err})") from err
+    params = _fitting_params(directory, config, checkpoint.arrays, checkpoint.names)
+    return LanguageModel(config, params, checkpoint.tokenizer)
