@@ -279,7 +279,7 @@ def save_model(directory: str | Path, model: LanguageModel, extra: dict | None =
     ``extra``: JSON-serialisable facts stored beside the config under ``"training"`` (how the
     weights were made). ``format="hf"`` writes a Hugging Face GPT-2 directory instead (``config.json``,
     ``model.safetensors``, ``tokenizer.json``, ``tokenizer_config.json``) that ``transformers`` loads:
-    see ``jrl.text.hf.save_hf_model`` for what it needs (GPT-2's form and a tokenizer; no ``extra``).
+    see ``jrl.text.hf.save_hf_directory`` for what it needs (GPT-2's form and a tokenizer; no ``extra``).
     Returns the directory.
     """
     from safetensors.numpy import save_file
@@ -306,7 +306,7 @@ def save_model(directory: str | Path, model: LanguageModel, extra: dict | None =
 def load_model(directory: str | Path, *, context_length: int | None = None) -> LanguageModel:
     """The model ``save_model`` wrote into ``directory``, or a Hugging Face GPT-2 directory.
 
-    A ``config.json`` with a ``model_type`` is Hugging Face's: ``jrl.text.hf.load_hf_model`` reads it
+    A ``config.json`` with a ``model_type`` is Hugging Face's: ``jrl.text.hf.read_hf_directory`` reads it
     (GPT-2 family only, from the local directory, never a download) with its ``tokenizer.json``;
     ``context_length`` (Hugging Face directories only) keeps the first positions of its
     ``n_positions`` as the buffer length (``None``: all of them).
