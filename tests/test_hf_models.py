@@ -133,6 +133,15 @@ def test_greedy_generate_equals_transformers(hf_dir, reference, jrl_model, capsy
     assert printed == [text.replace("\n", "\\n") for text in expected] + [""]
     assert any("\n" in text for text in expected)  # the escaping is exercised
 
+    # refused before anything compiles: GPT-2 adds no bos, so a prompt needs a token; a buffer longer
+    # than n_positions; --context-length for a directory that is not Hugging Face's
+    assert cli.main(["generate", str(hf_dir)]) == 2
+    assert cli.main(["generate", str(hf_dir), "--prompt", "a", "--context-length", str(POSITIONS + 1)]) == 2
+    assert cli.main(["generate", str(hf_dir / "config.json"), "--prompt", "a", "--context-length", "8"]) == 2
+    errors = capsys.readouterr().err
+    assert "prompt 0 is empty" in errors and "context_length must be an int in [2, n_positions=32]" in errors
+    assert "--context-length shortens a Hugging Face directory's buffer" in errors
+
     out = generate(jrl_model, PROMPTS, jax.random.key(0), do_sample=False, max_new_tokens=new_tokens)
     for row, length, ids in zip(out.tokens, out.lengths, expected_ids, strict=True):
         stop = ids.index(tokenizer.end_id) if tokenizer.end_id in ids else len(ids)
