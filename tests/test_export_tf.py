@@ -52,9 +52,16 @@ def trained_like(module, env_id: str, fields: dict):
     if module is dqn:
         network = dqn.q_network(config, env, params)
         result = dqn.DQNResult(jax.jit(network.init)(jax.random.key(1), jnp.zeros(space.shape, space.dtype)), {})
-    else:
-        algorithm = module.make_algorithm(config, env, params)
-        result = algorithm.result(jax.jit(algorithm.init)(jax.random.key(1)), {})
+    else:  # PPO's actor and critic as its init makes them (PPOState.params), without compiling all of PPO's init
+        x = jnp.zeros((1, *space.shape), space.dtype)
+        (size,) = env.action_space(params).shape
+        layers = {
+            "actor": ppo.PolicyMLP(config.hidden_sizes, config.activation, size, 0.01).init(jax.random.key(1), x),
+            "critic": ppo.PolicyMLP(config.hidden_sizes, config.activation, 1, 1.0).init(jax.random.key(2), x),
+            "log_std": jnp.full(size, config.log_std_init),
+        }
+        stats = ppo.ObsStats(jnp.zeros(space.shape), jnp.ones(space.shape), jnp.float32(0))
+        result = ppo.PPOResult(layers, stats, {})
     policy, policy_params = module.greedy_policy(config, env, params, result)
     rng = np.random.default_rng(0)
     if isinstance(space, jrl.Discrete):
@@ -92,9 +99,10 @@ def test_the_savedmodel_takes_the_jax_policy_s_greedy_actions(case, tmp_path):
     if exported.continuous:  # the clipped mean: float32 rounding of the outputs, within the same bound
         np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5, err_msg=name)
         # Clipped to the bounds in the graph: a head whose means leave them.
-        wide = NumpyQPolicy(exported.spec, {**exported.arrays, "head/kernel": exported.arrays["head/kernel"] * 1e3})
+        wide = NumpyQPolicy(exported.spec, {**exported.arrays, "head/kernel": exported.arrays["head/kernel"] * 1e4})
         clipped = load_policy(export_policy(wide, "tf", tmp_path / "wide.savedmodel"))(obs)
-        np.testing.assert_allclose(clipped, wide(obs), rtol=1e-5, atol=1e-5)
+        # (the head's 1e4 magnifies float32 rounding in the hidden layers to about 1e-4)
+        np.testing.assert_allclose(clipped, wide(obs), rtol=1e-5, atol=1e-3)
         assert 0.1 < np.mean(clipped == wide.arrays["action/high"]) and 0.1 < np.mean(
             clipped == wide.arrays["action/low"]
         )
