@@ -3,7 +3,10 @@ by side in one run: JAX (the jitted ``greedy_policy``, float32; the int8 export'
 ``stablehlo.policy_function`` jitted), the StableHLO program (``jax.export.deserialize``, its
 ``call`` jitted), ONNX Runtime, a TensorFlow SavedModel (``tf.saved_model.load``, its
 ``serving_default`` signature) and NumPy (``NumpyQPolicy``), each in float32 and int8 weights, at
-batch 1 and batch 1,024.
+batch 1 and batch 1,024; then the text models' greedy generation (``text_rows``: a default-sized
+GraphWalkText-v0 language model with its Q-head, 100 prompts in one call) in JAX (``jrl.text.generate``
+with its key/value cache, and the exported decoding function jitted), the StableHLO program, ONNX
+Runtime and the SavedModel's ``generate`` signature (strings in and out), in new tokens per second.
 
     python benchmarks/export_latency.py             # about a minute on 2 cores
     python benchmarks/export_latency.py --quick     # a smoke run: few repeats, NOT results
@@ -54,6 +57,9 @@ import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCHES = (1, 1024)
+#: The text rows: greedy generation for this many prompts of this environment, in one call.
+TEXT_ENV = "GraphWalkText-v0"
+TEXT_PROMPTS = 100
 
 
 def timed_rounds(acts: list[Callable], obs: np.ndarray, repeats: int, rounds: int = 20) -> list[tuple[float, float]]:
@@ -140,12 +146,110 @@ def contenders(folder: Path) -> list[tuple[str, str, Callable[[], Callable]]]:
     return rows
 
 
-def text_rows() -> list[dict]:
-    """TEXT GENERATION ROWS GO HERE (none yet): tokens per second of the text models' exports in
-    JAX, ONNX Runtime and TensorFlow (issue 25). Each row a dict with ``runtime``, ``weights`` and
-    its own measures (e.g. ``model``, ``tokens_per_s``); ``main`` prints them as a second table
-    and appends them to the CSV (columns the policy rows lack left empty there, and theirs here)."""
-    return []
+def text_contenders(folder: Path, prompts: list[str]) -> list[tuple[str, str, Callable[[], Callable]]]:
+    """``(runtime, weights, prepare)`` of the text model; ``prepare()`` returns ``generate()`` ->
+    the texts (prompt and greedy continuation) of ``prompts``, one string each."""
+    import jax
+    import onnxruntime
+    import tensorflow as tf
+
+    import jrl
+    from jrl.export import export_policy, export_text, quantize
+    from jrl.export.tensorflow import load_tf
+    from jrl.export.text import generate_function
+    from jrl.text import generate, init_model
+    from jrl.text.generate import encode_prompts
+    from jrl.text.pretrain import default_pretrain_config, model_config
+
+    env, _ = jrl.make(TEXT_ENV)
+    config = model_config(env, default_pretrain_config(TEXT_ENV))
+    lm, q_model = init_model(config, jax.random.key(0)), init_model(config, jax.random.key(1))
+    float32 = export_text(lm, q_model, beta=8.0)
+    models = {"float32": float32, "int8": quantize(float32, "int8")}
+    vocab = jrl.envs.vocabulary(TEXT_ENV)
+    tokens, lengths = encode_prompts(vocab, prompts, config.context_length)
+    room = np.int32(config.context_length - int(lengths.max()))
+    files = {}
+    for weights, exported in models.items():
+        for fmt, suffix in (("stablehlo", ".stablehlo"), ("onnx", ".onnx"), ("tf", ".savedmodel")):
+            files[fmt, weights] = export_policy(exported, fmt, folder / f"text-{weights}{suffix}")
+
+    def jax_generate(weights: str) -> Callable:
+        base, q, beta = models[weights].models()
+        key = jax.random.key(0)
+        return lambda: generate(base, prompts, key, do_sample=False, beta=beta, q_params=q).texts
+
+    def jax_program(weights: str) -> Callable:
+        decode = jax.jit(generate_function(models[weights]))
+        return lambda: vocab.decode_batch(np.asarray(decode(tokens, lengths, room)))
+
+    def stablehlo(weights: str) -> Callable:
+        call = jax.jit(jax.export.deserialize(bytearray(files["stablehlo", weights].read_bytes())).call)
+        return lambda: vocab.decode_batch(np.asarray(call(tokens, lengths, room)))
+
+    def onnx_runtime(weights: str) -> Callable:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(files["onnx", weights]), options, providers=["CPUExecutionProvider"])
+        feed = {"tokens": tokens, "prompt_lengths": lengths, "max_new_tokens": np.array(room)}
+        return lambda: vocab.decode_batch(session.run(None, feed)[0])
+
+    def tensorflow(weights: str) -> Callable:
+        serve = load_tf(files["tf", weights]).model.signatures["generate"]  # strings in, strings out
+        batch = tf.constant(prompts)
+        return lambda: [text.decode() for text in next(iter(serve(prompts=batch).values())).numpy()]
+
+    rows = []
+    for name, prepare in (
+        ("JAX (jrl.text.generate, cached)", jax_generate),
+        ("JAX (jit generate_function)", jax_program),
+        ("StableHLO (jit Exported.call)", stablehlo),
+        ("ONNX Runtime", onnx_runtime),
+        ("TensorFlow SavedModel (generate, strings)", tensorflow),
+    ):
+        rows += [(name, weights, lambda p=prepare, w=weights: p(w)) for weights in ("float32", "int8")]
+    return rows
+
+
+def text_rows(folder: Path, repeats: int) -> list[dict]:
+    """Greedy text generation of ``TEXT_PROMPTS`` GraphWalkText-v0 prompts (one call for the
+    batch) by the default-sized language model with its Q-head, in each runtime: median and 90th
+    percentile of ``repeats`` calls (interleaved rounds, as the policies'), new tokens per second
+    (the tokens written after the prompts, up to each text's end), ready and first-call time, and
+    whether its texts are JAX's (``jrl.text.generate``, float32 or int8)."""
+    rng = np.random.default_rng(1)
+    prompts = [" ".join(map(str, rng.integers(0, 21, rng.integers(1, 3)))) for _ in range(TEXT_PROMPTS)]
+    rows = text_contenders(folder, prompts)
+    calls, ready, first = [], [], []
+    for _, _, prepare in rows:
+        start = time.perf_counter()
+        calls.append(prepare())
+        ready.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        calls[-1]()
+        first.append(time.perf_counter() - start)
+    timings = timed_rounds([lambda _, c=c: c() for c in calls], None, repeats, rounds=min(repeats, 10))
+    reference = {weights: calls[i]() for i, (runtime, weights, _) in enumerate(rows) if "cached" in runtime}
+    results = []
+    for (runtime, weights, _), call, (median, p90), r, f in zip(rows, calls, timings, ready, first, strict=True):
+        texts = call()
+        new_tokens = sum(len(t.split(" ")) - len(p.split(" ")) for t, p in zip(texts, prompts, strict=True))
+        results.append(
+            {
+                "runtime": runtime,
+                "weights": weights,
+                "batch": TEXT_PROMPTS,
+                "median_us": round(median, 1),
+                "p90_us": round(p90, 1),
+                "new_tokens": new_tokens,
+                "tokens_per_s": round(new_tokens / (median / 1e6)),
+                "ready_s": round(r, 3),
+                "first_call_s": round(f, 3),
+                "same_texts": "yes" if texts == reference[weights] else "NO",
+            }
+        )
+    return results
 
 
 def main() -> None:
@@ -199,10 +303,10 @@ def main() -> None:
                         "actions": actions,
                     }
                 )
+        text_results = text_rows(Path(folder), max(args.repeats // 40, 5))
     for row in results:
         expected = reference.get((row["weights"], row["batch"]))
         row["same_actions"] = "yes" if expected is not None and np.array_equal(row.pop("actions"), expected) else "NO"
-    text_results = text_rows()
 
     lines = [
         header,
@@ -221,10 +325,19 @@ def main() -> None:
             f"| {many['median_us']:,.1f} ({many['p90_us']:,.1f}) | {many['us_per_obs']:.3f} "
             f"| {one['ready_s']:.3f} | {one['first_call_s']:.3f} | {same} |"
         )
-    if text_results:
-        keys = list(text_results[0])
-        lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in text_results]
+    lines += [
+        "",
+        f"Greedy generation, {TEXT_PROMPTS} {TEXT_ENV} prompts in one call (the default-sized language model "
+        "with its Q-head: 2 layers of width 64, a 10-token buffer)",
+        "",
+        "| runtime | weights | ms per call (p90) | new tokens per s | ready s | first call s | same texts |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in text_results:
+        lines.append(
+            f"| {row['runtime']} | {row['weights']} | {row['median_us'] / 1e3:,.2f} ({row['p90_us'] / 1e3:,.2f}) "
+            f"| {row['tokens_per_s']:,} | {row['ready_s']:.3f} | {row['first_call_s']:.3f} | {row['same_texts']} |"
+        )
     lines += ["", f"load average at the end {os.getloadavg()[0]:.2f}"]
     text = "\n".join(lines)
     print("\n".join(lines[1:]))
