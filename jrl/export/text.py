@@ -313,6 +313,11 @@ def export_text(model: Any, q_model: Any = None, beta: float = 0.0) -> TextExpor
 
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a jrl.text.LanguageModel, got {type(model).__name__}")
+    if getattr(model, "tokenizer", None) is not None:
+        raise ValueError(
+            "a Hugging Face model (its tokenizer.json) cannot be exported yet: jrl exports the models of its text "
+            "environments, whose vocabulary the export carries"
+        )
     if q_model is not None and (not isinstance(q_model, LanguageModel) or q_model.config != model.config):
         raise ValueError("q_model must be a jrl.text.LanguageModel of the model's config")
     if q_model is None and beta != 0:
