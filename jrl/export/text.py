@@ -313,7 +313,7 @@ def export_text(model: Any, q_model: Any = None, beta: float = 0.0) -> TextExpor
 
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a jrl.text.LanguageModel, got {type(model).__name__}")
-    if getattr(model, "tokenizer", None) is not None:
+    if model.tokenizer is not None:
         raise ValueError(
             "a Hugging Face model (its tokenizer.json) cannot be exported yet: jrl exports the models of its text "
             "environments, whose vocabulary the export carries"
