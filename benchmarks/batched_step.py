@@ -18,9 +18,12 @@ step can be skipped). Contenders per environment:
 CartPole-v1, Acrobot-v1, MountainCar-v0 and FrozenLake-v1 (slippery 4x4); the PRNG table repeats
 the two jrl paths for CartPole and FrozenLake with typed keys of each implementation
 (``jax.random.key(seed, impl=...)``: ``threefry2x32``, the default, ``rbg``, ``unsafe_rbg``).
-The profile times a batched CartPole step piece by piece (dynamics alone, plus the draw, plus the
-reset), and the alternative of computing resets only where an episode ended (gathered, at most an
-eighth of the batch, scattered back) instead of for every environment.
+The profile times a batched CartPole step piece by piece (the dynamics alone, the draw alone, the
+whole ``step_batch``), and the alternative of drawing uniforms for at most an eighth of the batch
+and computing resets only where an episode ended (found with ``nonzero``, gathered, scattered
+back) instead of for every environment; it assumes at most N/8 episodes end in a step, true of
+CartPole's random-action episodes after the first few steps, so it measures the gain such a path
+could give, not a complete implementation (which needs a fallback when more end at once).
 
     python benchmarks/batched_step.py            # writes benchmarks/results/batched_step.{csv,txt}
     python benchmarks/batched_step.py --quick    # a smoke run (1,024 environments, few steps)
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import os
 import platform
@@ -116,9 +120,8 @@ def profile_cartpole(num_envs: int, num_steps: int, repeats: int) -> list[tuple[
     def only_dynamics(k, s):
         return dynamics(no_u, s, actions, params)[1]
 
-    def with_draw(k, s):
+    def only_draw(k, s):
         _, u_reset = env.batch_uniforms(k, num_envs)
-        s = dynamics(no_u, s, actions, params)[1]
         return s.replace(x=s.x + 0.0 * u_reset[:, 0])  # keeps the draw (x * 0.0 is not folded away)
 
     def full(k, s):
@@ -127,21 +130,30 @@ def profile_cartpole(num_envs: int, num_steps: int, repeats: int) -> list[tuple[
     def per_env(k, s):
         return jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k, num_envs), s, actions, params)[1]
 
-    def resets_where_ended(k, s):
-        """Resets computed only where an episode ended: up to N/8 of them, gathered and scattered."""
+    def resets_where_ended(k, s, draw_all=False):
+        """Resets computed only where an episode ended: up to N/8 of them, gathered and scattered;
+        their uniforms drawn for N/8 environments, or (``draw_all``) for all N and gathered."""
         _, new, _, terminated, truncated, _ = dynamics(no_u, s, actions, params)
         done = terminated | truncated
         budget = max(1, num_envs // 8)
         index = jnp.nonzero(done, size=budget, fill_value=num_envs)[0]
-        _, fresh = reset(jax.random.uniform(k, (budget, 4)), params)
+        if draw_all:
+            u = env.batch_uniforms(k, num_envs)[1][jnp.minimum(index, num_envs - 1)]
+        else:
+            u = jax.random.uniform(k, (budget, 4))
+        _, fresh = reset(u, params)
         put = lambda full, part: full.at[index].set(part, mode="drop")  # noqa: E731
         return jax.tree_util.tree_map(put, new, fresh)
 
     pieces = [
         ("dynamics only (vmap(step_env_from_uniform), no draw, no reset)", only_dynamics),
-        ("+ one draw of N x 4 uniforms (batch_uniforms), no reset", with_draw),
-        ("step_batch: + reset of every environment, selected where done", full),
-        ("alternative: reset only where done (nonzero + gather/scatter, N/8 budget)", resets_where_ended),
+        ("the draw alone: N x 4 uniforms (batch_uniforms)", only_draw),
+        ("step_batch: dynamics + the draw + every reset, selected where done", full),
+        (
+            "variant: N x 4 uniforms, resets only where done (nonzero, gather/scatter)",
+            functools.partial(resets_where_ended, draw_all=True),
+        ),
+        ("alternative: N/8 x 4 uniforms, resets only where done (nonzero, gather/scatter)", resets_where_ended),
         ("vmap(step) over split keys (one key per environment)", per_env),
     ]
     out = []
@@ -167,11 +179,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1,024 environments, 20 steps")
     parser.add_argument("--no-write", action="store_true", help="print only (do not write the results)")
+    parser.add_argument("--profile-only", action="store_true", help="only the CartPole profile (printed, not written)")
     args = parser.parse_args()
     if args.quick:
         args.num_envs, args.steps, args.repeats, args.no_write = 1024, 20, 1, True
     n, t = args.num_envs, args.steps
     text = io.StringIO()
+    if args.profile_only:
+        for name, seconds in profile_cartpole(n, t, args.repeats):
+            print(f"| {name} | {seconds * 1e6:.0f} | {seconds * 1e9 / n:.2f} |")
+        return
 
     def say(line: str = "") -> None:
         print(line, flush=True)
