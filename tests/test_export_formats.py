@@ -30,6 +30,10 @@ from jrl.algorithms import dqn, ppo, pqn
 from jrl.experiment.exports import calibration_states
 from jrl.export import FORMATS, NumpyQPolicy, export_numpy, export_policy, load_policy, numpy_policy, quantize
 
+#: The formats the per-network checks write; TensorFlow's SavedModel has its own file
+#: (tests/test_export_tf.py: four of these networks, int8, a Python without JAX).
+FILE_FORMATS = {fmt: suffix for fmt, suffix in FORMATS.items() if fmt != "tf"}
+
 CASES = {
     "dqn-mlp": (dqn, "CartPole-v1", {}),
     "dqn-dueling-one-hot": (dqn, "FrozenLake-v1", {"dueling": True, "hidden_sizes": (32,)}),
@@ -85,7 +89,7 @@ def test_every_format_takes_the_jax_policy_s_greedy_actions(case, tmp_path):
     name, config, env, params, result, obs, expected = case
     exported = export_numpy(config, env, params, result)
     reference = exported.q_values(obs)
-    for fmt, suffix in FORMATS.items():
+    for fmt, suffix in FILE_FORMATS.items():
         path = export_policy(exported, fmt, tmp_path / f"policy{suffix}")
         if fmt == "onnx":
             outputs, actions = run_onnx(path, obs)
@@ -120,7 +124,7 @@ def test_int8_weights_are_within_half_a_step_and_every_format_runs_them(case, tm
     assert int8.spec.get("centered", False) == (not exported.continuous)
     reference = int8.q_values(obs)
     assert not np.allclose(reference, exported.q_values(obs), atol=1e-6)  # the int8 network is another one
-    for fmt, suffix in FORMATS.items():
+    for fmt, suffix in FILE_FORMATS.items():
         path = export_policy(int8, fmt, tmp_path / f"int8{suffix}")
         outputs = run_onnx(path, obs)[0] if fmt == "onnx" else load_policy(path).q_values(obs)
         np.testing.assert_allclose(outputs, reference, rtol=1e-5, atol=1e-5, err_msg=f"{name} {fmt}")
@@ -208,9 +212,13 @@ def test_jrl_export_and_jrl_eval_of_the_exported_file(tmp_path, capsys):
     assert cli.main(["eval", str(out), "--env", "CartPole-v1", "--episodes", "5"]) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"{out} (int8 weights) on CartPole-v1: mean return ") and "over 5 episodes" in line
-    # The int8 policy run by jrl eval is the one the ONNX file holds.
+    # The int8 policy run by jrl eval is the one the ONNX file and the run's SavedModel hold.
     obs = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
     np.testing.assert_array_equal(run_onnx(written, obs)[1], load_policy(out)(obs))
+    assert cli.main(["export", str(run_dir), "--format", "tf", "--int8", "--seed", "1"]) == 0
+    saved = Path(capsys.readouterr().out.strip())
+    assert saved == run_dir / "export" / "policy-seed1-int8.savedmodel"
+    np.testing.assert_array_equal(load_policy(saved)(obs), load_policy(out)(obs))
     # The evaluation's seed is the user's: another seed draws other episodes.
     assert cli.main(["eval", str(out), "--env", "CartPole-v1", "--episodes", "5", "--seed", "7"]) == 0
     assert capsys.readouterr().out != line

@@ -117,14 +117,15 @@ class StableHLOPolicy:
     def __init__(self, spec: dict, exported: jax.export.Exported) -> None:
         self.spec = spec
         self.exported = exported
+        self._call = jax.jit(exported.call)  # compiled once per batch size: a tenth of the time per call
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """The network's outputs ``float32 [B, A]``."""
-        return np.asarray(self.exported.call(np.asarray(obs, input_dtype(self.spec)))[0])
+        return np.asarray(self._call(np.asarray(obs, input_dtype(self.spec)))[0])
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions ``[B]`` (int) or ``[B, *action_shape]`` (float32)."""
-        return np.asarray(self.exported.call(np.asarray(obs, input_dtype(self.spec)))[1])
+        return np.asarray(self._call(np.asarray(obs, input_dtype(self.spec)))[1])
 
 
 class StableHLOText:
@@ -138,11 +139,12 @@ class StableHLOText:
     def __init__(self, spec: dict, exported: jax.export.Exported) -> None:
         self.spec = spec
         self.exported = exported
+        self._call = jax.jit(exported.call)
 
     def __call__(self, tokens: np.ndarray, prompt_lengths: np.ndarray, max_new_tokens: int) -> np.ndarray:
         """``tokens`` int32 ``[B, L]`` continued greedily (``jrl.export.text.generate_function``)."""
         arguments = (np.asarray(tokens, np.int32), np.asarray(prompt_lengths, np.int32), np.int32(max_new_tokens))
-        return np.asarray(self.exported.call(*arguments))
+        return np.asarray(self._call(*arguments))
 
 
 def load_stablehlo(path: str | Path) -> StableHLOPolicy | StableHLOText:
