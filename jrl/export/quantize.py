@@ -74,7 +74,7 @@ from jrl.export.numpy_policy import (
     patches3x3,
 )
 
-__all__ = ["DAMP", "MIN_CALIBRATION", "REFIT_DAMP", "ROWS_PER_INPUT", "quantize"]
+__all__ = ["DAMP", "MIN_CALIBRATION", "REFIT_DAMP", "ROWS_PER_INPUT", "absmax_int8", "bfloat16_bits", "quantize"]
 
 #: The fewest calibration observations ``quantize`` takes: each layer's refit is a least-squares fit
 #: of up to a few hundred weights per output from them.
@@ -138,23 +138,30 @@ def quantize(policy: NumpyQPolicy, weights: str = "int8", *, calibration: np.nda
         for name in [n for n in arrays if n.startswith(LAYERS)]:
             array = arrays[name].astype(np.float32)
             if weights == "bfloat16":
-                arrays[name] = _bfloat16_bits(array)
+                arrays[name] = bfloat16_bits(array)
                 continue
             if weights == "float16" or not name.endswith("/kernel"):
                 arrays[name] = array.astype(np.float16)
                 continue
-            scale = _scale(name, array.reshape(-1, array.shape[-1]))
-            arrays[name] = np.clip(np.rint(array / scale.astype(np.float32)), -127, 127).astype(np.int8)
-            arrays[f"{name}_scale"] = scale
+            matrix, scale = absmax_int8(array.reshape(-1, array.shape[-1]), name)
+            arrays[name], arrays[f"{name}_scale"] = matrix.reshape(array.shape), scale
     spec = {**policy.spec, "weights": weights, "version": QUANTIZED_VERSION, **({"centered": True} if centered else {})}
     return NumpyQPolicy(spec, arrays)
 
 
-def _bfloat16_bits(array: np.ndarray) -> np.ndarray:
+def bfloat16_bits(array: np.ndarray) -> np.ndarray:
     """float32 ``array`` rounded to bfloat16 (to nearest, ties to even), as its ``uint16`` bits:
     the float32's top half after adding half of the dropped half (plus the kept half's last bit)."""
     bits = np.ascontiguousarray(array, np.float32).view(np.uint32).astype(np.uint64)
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def absmax_int8(kernel: np.ndarray, name: str = "the kernel") -> tuple[np.ndarray, np.ndarray]:
+    """``(int8 [I, O], float16 scale [O])``: ``kernel`` ``[I, O]`` rounded to nearest on a grid of
+    one step per column, its largest absolute weight over 127 (each weight within half a step of
+    ``int8 * scale``); ``ValueError`` naming ``name`` beyond float16's range."""
+    scale = _scale(name, kernel)
+    return np.clip(np.rint(kernel / scale.astype(np.float32)), -127, 127).astype(np.int8), scale
 
 
 def _argmax_layer(spec: dict) -> str:

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from jrl.export.quantize import absmax_int8, bfloat16_bits
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS", "TextExport", "export_text", "generate_function", "is_text_spec"]
 
 FORMAT = "jrl-text-model"
@@ -60,17 +62,6 @@ def _is_matrix(name: str, shape: tuple[int, ...]) -> bool:
 def _channel_axis(name: str) -> int:
     """The axis with one scale per entry: a kernel's output columns, the embedding's token rows."""
     return 0 if name.endswith("token_embedding/embedding") else 1
-
-
-def _absmax_int8(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(int8 array, float16 scale)``: absmax per entry of ``axis``, each weight within half a step."""
-    reduce = 1 - axis
-    absmax = np.abs(array).max(axis=reduce)
-    scale = np.clip(np.where(absmax > 0, absmax / 127.0, 1.0), 6e-8, None).astype(np.float16)
-    if not np.isfinite(scale).all():
-        raise ValueError(f"weights beyond float16's range ({absmax.max():.3g}): not quantizable")
-    step = np.expand_dims(scale.astype(np.float32), reduce)
-    return np.clip(np.rint(array / step), -127, 127).astype(np.int8), scale
 
 
 def _bfloat16(bits: np.ndarray) -> np.ndarray:
@@ -170,9 +161,11 @@ class TextExport:
         arrays: dict[str, np.ndarray] = {}
         for name, array in self.arrays.items():
             if weights == "int8" and _is_matrix(name, array.shape):
-                arrays[name], arrays[f"{name}_scale"] = _absmax_int8(array, _channel_axis(name))
+                rows = _channel_axis(name) == 0  # a scale per row: quantize the transpose's columns
+                matrix, arrays[f"{name}_scale"] = absmax_int8(array.T if rows else array, name)
+                arrays[name] = matrix.T if rows else matrix
             elif weights == "bfloat16":
-                arrays[name] = array.astype(_bfloat16(np.zeros(0, np.uint16)).dtype).view(np.uint16)
+                arrays[name] = bfloat16_bits(array)
             else:
                 arrays[name] = array.astype(np.float16)
         return TextExport({**self.spec, "weights": weights}, arrays)
