@@ -39,6 +39,7 @@ OTHER_KEYWORDS = {
     "MaximizationBias-v0": {"reward_mean": -0.5},
     "Pendulum-v1": {"g": 9.81},
     "MountainCarContinuous-v0": {"goal_velocity": 0.01},
+    "Arithmetic-v0": {"split": "test", "ops": "*"},  # resets draw other problems
 }
 OTHER_FIELDS = {  # physics that must be read from params, not fixed when tracing
     "CartPole-v1": {"gravity": 20.0},
@@ -53,6 +54,7 @@ OTHER_FIELDS = {  # physics that must be read from params, not fixed when tracin
 # dispatch per operation), and ids of one class run the same code on other data.
 ONE_PER_CLASS = [
     "Acrobot-v1",
+    "Arithmetic-v0",
     "CartPole-v1",
     "FrozenLake-v1",
     "GraphWalkText-v0",

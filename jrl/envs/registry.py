@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jrl._extras import import_registering_module, install_hint
 from jrl._validation import check_int
 from jrl.envs.acrobot import acrobot_factory
+from jrl.envs.arithmetic import arithmetic_factory
 from jrl.envs.cartpole import cartpole_factory
 from jrl.envs.cliff_walking import cliff_walking_model, cliff_walking_picture
 from jrl.envs.core import NO_TIME_LIMIT, Environment
@@ -135,6 +136,7 @@ for _env_id, _factory, _limit in (
     # Text generation (jrl.envs.tokens): the limit is the most tokens an episode can write.
     ("GraphWalkText-v0", graph_walk_text_factory, 9),
     ("WordGen-v0", word_gen_factory, 8),
+    ("Arithmetic-v0", arithmetic_factory, 15),  # 4-digit problems' most tokens, 4 * digits - 1
 ):
     _add(EnvSpec(_env_id, _factory, {}, _limit, _keywords(_factory, 2)))
 
