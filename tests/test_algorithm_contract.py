@@ -194,6 +194,7 @@ def test_algorithms_are_found_by_name():
         "pqn",
         "ppo",
         "text_q_learning",
+        "grpo",
     ]
     sarsa = algorithms.get("sarsa")
     assert sarsa.module is ql and sarsa.default_config("Taxi-v4").algorithm == "sarsa"

@@ -4,12 +4,12 @@ Token environments (``GraphWalkText-v0``, ``WordGen-v0``) live with the other en
 (``jrl.envs``); here are their vocabularies (``vocabulary``), the small causal language model
 (``TransformerLM``, ``LanguageModel``, ``save_model``/``load_model`` as safetensors), supervised
 ``pretrain``-ing on generated data, ``generate`` (batched, compiled decoding with
-``logits + beta * Q``), and soft Q-learning for text (``jrl.text.q_learning``).
+``logits + beta * Q``), soft Q-learning for text (``jrl.text.q_learning``) and GRPO (``jrl.text.grpo``).
 """
 
 from jrl import algorithms
 from jrl.envs import Vocabulary, vocabulary
-from jrl.text import q_learning
+from jrl.text import grpo, q_learning
 from jrl.text.generate import Generation, choose_tokens, generate
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, init_model, load_model, save_model
 from jrl.text.pretrain import PretrainConfig, pretrain
@@ -24,6 +24,7 @@ __all__ = [
     "Vocabulary",
     "choose_tokens",
     "generate",
+    "grpo",
     "init_model",
     "load_model",
     "pretrain",
@@ -33,3 +34,4 @@ __all__ = [
 ]
 
 algorithms.register("text_q_learning", q_learning, q_learning.TextQConfig)
+algorithms.register("grpo", grpo, grpo.GRPOConfig)

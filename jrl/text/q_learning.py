@@ -146,6 +146,7 @@ class TextQConfig(Config):
 _DEFAULTS = {
     "GraphWalkText-v0": {"num_envs": 256, "num_steps": 200, "beta": 8.0, "learning_rate": 1e-3},
     "WordGen-v0": {"num_envs": 256, "num_steps": 300, "beta": 8.0, "learning_rate": 1e-3},
+    "Arithmetic-v0": {"num_envs": 256, "num_steps": 300, "beta": 8.0, "learning_rate": 1e-3},  # not tuned yet
 }
 
 
@@ -209,8 +210,12 @@ def rollout(
     num_episodes: int,
     temperature: jax.Array | float = 1.0,
     do_sample: bool = True,
+    group_size: int = 1,
 ) -> dict:
     """``num_episodes`` whole episodes of ``env``, decoding with ``log pi0 + beta * Q`` (``choose_tokens``).
+
+    ``group_size``: consecutive groups of this many episodes start from the same reset (one prompt,
+    several completions: GRPO's groups); it must divide ``num_episodes``. 1: every episode its own.
 
     ``q_params=None`` decodes with the language model alone; ``lm_params=None`` too: uniformly
     random tokens. Both networks decode one position per step with their key/value caches
@@ -227,7 +232,12 @@ def rollout(
     length = env.observation_space(env_params).shape[0]
     uniform = jnp.full((num_episodes, env.num_actions), -jnp.log(env.num_actions), jnp.float32)
     k_reset, k_steps = jax.random.split(key)
-    _, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_episodes), env_params)
+    if num_episodes % group_size:
+        raise ValueError(f"group_size={group_size} must divide num_episodes={num_episodes}")
+    reset_keys = jax.random.split(k_reset, num_episodes // group_size)
+    if group_size > 1:
+        reset_keys = reset_keys[jnp.arange(num_episodes) // group_size]
+    _, env_state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, env_params)
 
     def token_step(carry: tuple, inputs: tuple) -> tuple:
         env_state, done, lm_cache, q_cache = carry
@@ -319,7 +329,8 @@ def check_env(env: Environment, env_params: Any) -> None:
     """``ValueError`` unless ``env`` is a text environment (a ``TokenEnv``)."""
     if not isinstance(env, TokenEnv):
         raise ValueError(
-            f"text_q_learning needs a text environment (GraphWalkText-v0, WordGen-v0); got {env.env_id or type(env).__name__}"
+            "text_q_learning needs a text environment (GraphWalkText-v0, WordGen-v0, Arithmetic-v0); "
+            f"got {env.env_id or type(env).__name__}"
         )
 
 

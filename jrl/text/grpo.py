@@ -1,0 +1,445 @@
+"""GRPO for text: policy gradients against the environment's verifiable reward, compiled end to end.
+
+Group Relative Policy Optimization (Shao et al., 2024, *DeepSeekMath*), as TRL's ``GRPOTrainer``
+runs it, on a token environment (``jrl.envs.tokens``) with the pretrained language model as the
+starting policy ``pi`` and as the frozen reference ``pi_ref``. One iteration
+
+1. draws ``num_prompts`` resets (prompts) and samples ``group_size`` (``G``) completions of each
+   from the current policy (``choose_tokens`` at ``temperature``) through the environment's own
+   ``step_env``, which gives the rewards; a completion's reward ``r`` is its episode's return;
+2. gives each completion the group-normalised advantage ``A = (r - mean_group(r)) / (std_group(r)
+   + eps)`` (``std`` with Bessel's correction, as ``torch.std``), shared by all its tokens;
+3. scores every generated token in one forward pass over the final buffers (a causal model's row
+   ``t`` depends only on tokens ``0..t``): ``logp_old`` under the policy that sampled them (the
+   parameters before this iteration's updates) and ``logp_ref`` under the reference;
+4. takes ``updates_per_iteration`` Adam steps on
+
+       L = -(1 / N_tok) * sum_{generated tokens} [ min(rho * A, clip(rho, 1 - clip_eps, 1 + clip_eps) * A)
+                                                     - beta_kl * k3 ]
+       rho = exp(logp - logp_old),   k3 = exp(logp_ref - logp) - (logp_ref - logp) - 1
+
+   (``N_tok``: the batch's generated tokens; ``k3`` is the unbiased, non-negative estimator of
+   ``KL(pi || pi_ref)`` that TRL uses). Log-probabilities are those of ``softmax(logits /
+   temperature)``, for the policy and the reference alike, as TRL computes them.
+
+It follows the algorithm contract of ``jrl.algorithms.common`` (``make_algorithm`` -> ``init`` /
+``run`` / ``result``, ``make_train``, ``greedy_policy``), so ``jrl train --algo grpo`` records,
+checkpoints, resumes (bit for bit) and sweeps it like any run, and ``decoding_models`` lets
+``jrl generate RUN`` and ``jrl export RUN`` decode the tuned model (no Q-head).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jrl._validation import check_float, check_int, check_key
+from jrl.algorithms.common import METRICS as SHARED_METRICS
+from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
+from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
+from jrl.envs.core import Environment
+from jrl.envs.tokens import TokenEnv, positions
+from jrl.text.model import LanguageModel, ModelFileError, TransformerLM, load_model
+from jrl.text.q_learning import rollout
+
+__all__ = [
+    "METRICS",
+    "GRPOConfig",
+    "GRPOHyperparams",
+    "GRPOResult",
+    "GRPOState",
+    "check_env",
+    "check_finite",
+    "decoding_models",
+    "default_config",
+    "greedy_policy",
+    "group_advantages",
+    "make_algorithm",
+    "make_train",
+    "token_log_probs",
+    "token_loss",
+]
+
+#: Every metric a run logs: the shared ones, then this algorithm's own.
+METRICS = (*SHARED_METRICS, "kl", "tokens", "loss", "clip_fraction", "nonfinite_updates")
+
+
+@struct.dataclass
+class GRPOHyperparams:
+    """Numeric hyperparameters ``train`` takes as data (float32 scalars, or ``[G]`` for a grid)."""
+
+    learning_rate: jax.Array
+    clip_eps: jax.Array
+    beta_kl: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GRPOConfig(Config):
+    """Settings of a GRPO run; validated on construction and on ``replace``.
+
+    Attributes:
+        pretrained: the directory of the pretrained language model (``jrl pretrain``'s output, or
+            a Hugging Face GPT-2 directory of the environment's vocabulary), relative to the
+            working directory: the starting policy and the frozen reference. A run directory
+            keeps a copy (``inputs/pretrained``).
+        num_prompts: prompts (resets) per iteration.
+        group_size: completions sampled per prompt, ``G >= 2`` (advantages compare them).
+        num_steps: iterations.
+        learning_rate: Adam's step size.
+        clip_eps: the ratio's clip range, ``[1 - clip_eps, 1 + clip_eps]``, in (0, 1).
+        beta_kl: weight of the KL penalty to the reference (0: none).
+        updates_per_iteration: Adam steps on each iteration's completions (TRL's
+            ``num_iterations``); the clip matters from the second on.
+        max_grad_norm: global gradient-norm clip.
+        temperature: sampling temperature; log-probabilities are those of ``logits / temperature``.
+        advantage_eps: added to the group's standard deviation (a group of equal rewards gets
+            advantage 0).
+        eval_episodes: greedy episodes (``jrl.evaluate``) at the end of every logging interval,
+            giving ``eval_return``; 0 skips them (``eval_return`` is NaN).
+        log_interval: iterations per logged record (``None``: about 20 records).
+    """
+
+    HYPERPARAMS: ClassVar[type] = GRPOHyperparams
+    DEFAULT_RECORDS: ClassVar[int] = 20
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("pretrained",)
+
+    pretrained: str = ""
+    num_prompts: int = 32
+    group_size: int = 8
+    num_steps: int = 200
+    learning_rate: float = 3e-4
+    clip_eps: float = 0.2
+    beta_kl: float = 0.04
+    updates_per_iteration: int = 2
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    advantage_eps: float = 1e-4
+    eval_episodes: int = 0
+    log_interval: int | None = None
+
+    def env_steps_per_iteration(self) -> None:
+        """``None``: an iteration generates ``num_prompts * group_size`` whole episodes, and an env
+        step is a token, so the count varies; the ``env_steps`` metric counts the tokens."""
+        return None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.pretrained, str):
+            raise TypeError(f"pretrained must be a directory path (str), got {self.pretrained!r}")
+        check_int("num_prompts", self.num_prompts, 1)
+        check_int("group_size", self.group_size, 2)
+        check_int("num_steps", self.num_steps, 1)
+        check_float("learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
+        check_float("clip_eps", self.clip_eps, 0.0, 1.0, low_open=True, high_open=True)
+        check_float("beta_kl", self.beta_kl, 0.0, 1e4)
+        check_int("updates_per_iteration", self.updates_per_iteration, 1)
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e9, low_open=True)
+        check_float("temperature", self.temperature, 0.0, 1e3, low_open=True)
+        check_float("advantage_eps", self.advantage_eps, 0.0, 1.0, low_open=True)
+        check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        self._check_log_interval()
+
+
+_DEFAULTS = {
+    "Arithmetic-v0": {"num_prompts": 32, "group_size": 8, "num_steps": 200},
+    "GraphWalkText-v0": {"num_prompts": 32, "group_size": 8, "num_steps": 200},
+    "WordGen-v0": {"num_prompts": 32, "group_size": 8, "num_steps": 200},
+}
+
+
+def default_config(env_id: str, pretrained: str = "") -> GRPOConfig:
+    """The default config for ``env_id`` (a text environment), reading the model in ``pretrained``."""
+    if env_id not in _DEFAULTS:
+        raise ValueError(f"grpo has defaults for {sorted(_DEFAULTS)}, not {env_id!r}")
+    return GRPOConfig(pretrained=pretrained, **_DEFAULTS[env_id])
+
+
+@struct.dataclass
+class GRPOState:
+    """Everything a run needs to continue.
+
+    Attributes:
+        params: the policy's parameters (the ``TransformerLM`` pytree).
+        opt_state: Adam's state.
+        key: the loop key (iteration ``t`` uses ``fold_in(key, t)``).
+        eval_key: the in-loop evaluation's key.
+        hyperparams: ``GRPOHyperparams``.
+        env_steps: int32, tokens generated so far (a text environment's env step is one token).
+        log_index: int32, logging intervals done.
+    """
+
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    eval_key: jax.Array
+    hyperparams: GRPOHyperparams
+    env_steps: jax.Array
+    log_index: jax.Array
+
+
+@struct.dataclass
+class GRPOResult:
+    """A finished run: ``model`` (the tuned policy, a ``LanguageModel``; decode it with
+    ``jrl.text.generate(result.model, prompts, key)``) and the metrics (arrays ``[num_logs]``)."""
+
+    model: LanguageModel
+    metrics: dict
+
+
+def group_advantages(returns: jax.Array, group_size: int, eps: float | jax.Array) -> jax.Array:
+    """``(r - mean_group(r)) / (std_group(r) + eps)`` for returns ``[N]`` in consecutive groups of
+    ``group_size`` (``N`` a multiple of it); ``std`` with Bessel's correction. ``[N]``."""
+    groups = returns.reshape(-1, group_size)
+    mean = jnp.mean(groups, axis=1, keepdims=True)
+    std = jnp.std(groups, axis=1, keepdims=True, ddof=1)
+    return ((groups - mean) / (std + eps)).reshape(returns.shape)
+
+
+def token_log_probs(network: TransformerLM, params: Any, tokens: jax.Array, temperature: float) -> jax.Array:
+    """``[N, L - 1, A]``: the log-probabilities of ``softmax(logits / temperature)`` for the token at
+    each position ``t + 1`` of the buffers ``tokens`` ``[N, L]`` (row ``t`` of the causal model)."""
+    return jax.nn.log_softmax(network.apply(params, tokens)[:, :-1] / temperature, axis=-1)
+
+
+def token_loss(
+    logp: jax.Array,
+    logp_old: jax.Array,
+    logp_ref: jax.Array,
+    advantages: jax.Array,
+    active: jax.Array,
+    clip_eps: jax.Array | float,
+    beta_kl: jax.Array | float,
+) -> tuple[jax.Array, dict]:
+    """GRPO's loss over the generated tokens (module docstring), with its parts.
+
+    ``logp``, ``logp_old``, ``logp_ref``: ``[N, T]``, the chosen tokens' log-probabilities under the
+    policy being trained, the sampling policy and the reference; ``advantages`` ``[N]``; ``active``
+    bool ``[N, T]`` (a token was generated there). Returns ``(loss, {"kl": mean k3,
+    "clip_fraction": the share of tokens whose ratio the clip changed})``, token means.
+    """
+    weights = active.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(weights), 1.0)
+    ratio = jnp.exp(logp - logp_old)
+    advantage = advantages[:, None]
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    surrogate = jnp.minimum(ratio * advantage, clipped * advantage)
+    log_ref_ratio = logp_ref - logp
+    k3 = jnp.exp(log_ref_ratio) - log_ref_ratio - 1.0
+    loss = -jnp.sum(weights * (surrogate - beta_kl * k3)) / count
+    clip_changed = (clipped * advantage < ratio * advantage).astype(jnp.float32)
+    return loss, {"kl": jnp.sum(weights * k3) / count, "clip_fraction": jnp.sum(weights * clip_changed) / count}
+
+
+def _greedy(network: TransformerLM, end_id: int) -> Callable:
+    """``policy(params, obs, key)``: the policy's most likely token at the observation's position
+    (the first end token marks it)."""
+
+    def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        del key
+        row = positions(obs, end_id) - 1
+        return jnp.argmax(network.apply(params, obs)[row]).astype(jnp.int32)
+
+    return policy
+
+
+def check_env(env: Environment, env_params: Any) -> None:
+    """``ValueError`` unless ``env`` is a text environment (a ``TokenEnv``)."""
+    if not isinstance(env, TokenEnv):
+        raise ValueError(
+            "grpo needs a text environment (Arithmetic-v0, GraphWalkText-v0, WordGen-v0); "
+            f"got {env.env_id or type(env).__name__}"
+        )
+
+
+def _load_pretrained(config: GRPOConfig, env: Environment, env_params: Any) -> LanguageModel:
+    check_env(env, env_params)
+    if not config.pretrained:
+        raise ValueError(
+            "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
+            "(or jrl.text.save_model), e.g. --set pretrained=DIR"
+        )
+    try:
+        model = load_model(config.pretrained)
+    except ModelFileError as err:
+        raise ValueError(f"pretrained: {err}") from err
+    _check_model(model, env, env_params, f"the model in {config.pretrained}")
+    return model
+
+
+def _check_model(model: LanguageModel, env: TokenEnv, env_params: Any, what: str) -> None:
+    length = env.observation_space(env_params).shape[0]
+    expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
+    got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
+    if got != expected:
+        raise ValueError(
+            f"pretrained: {what} was made for {model.config.env_id} (vocabulary, outputs, length {got}); "
+            f"{env.env_id or type(env).__name__} needs {expected}"
+        )
+
+
+def make_algorithm(
+    config: GRPOConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+) -> Algorithm:
+    """Validate on the host, load the pretrained model (``config.pretrained``, unless ``model`` is
+    given: the starting policy and the frozen reference), and return the ``Algorithm`` (``init``,
+    ``run``, ``result``)."""
+    if not isinstance(config, GRPOConfig):
+        raise TypeError(f"config must be a GRPOConfig, got {type(config).__name__}")
+    if model is None:
+        lm = _load_pretrained(config, env, env_params)
+    else:
+        check_env(env, env_params)
+        _check_model(model, env, env_params, "the model given")
+        lm = model
+    network = TransformerLM(lm.config)
+    num_episodes = config.num_prompts * config.group_size
+    log_interval = config.resolved_log_interval()
+    optimizer_for = lambda hp: optax.chain(  # noqa: E731
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate)
+    )
+    greedy = _greedy(network, env.vocabulary.end_id)
+
+    def init(key: jax.Array, hyperparams: GRPOHyperparams | None = None) -> GRPOState:
+        check_key("key", key)
+        hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
+        k_loop, k_eval = jax.random.split(key)
+        params = jax.tree_util.tree_map(jnp.asarray, lm.params)
+        return GRPOState(
+            params=params,
+            opt_state=optimizer_for(hp).init(params),
+            key=k_loop,
+            eval_key=k_eval,
+            hyperparams=hp,
+            env_steps=jnp.int32(0),
+            log_index=jnp.int32(0),
+        )
+
+    def chosen(log_probs: jax.Array, actions: jax.Array) -> jax.Array:
+        return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
+
+    def learn(state: GRPOState, batch: dict) -> tuple[GRPOState, jax.Array, jax.Array, jax.Array]:
+        """``updates_per_iteration`` Adam steps on one batch of completions (a non-finite one is
+        skipped): (state, losses [U], finite [U], clip fractions [U], and the exact KL(pi ||
+        pi_ref) over the vocabulary at every generated token [N, T], at the sampling policy)."""
+        hp = state.hyperparams
+        optimizer = optimizer_for(hp)
+        tokens, actions, active = batch["tokens"], batch["action"], batch["active"]
+        old_all = token_log_probs(network, state.params, tokens, config.temperature)
+        ref_all = token_log_probs(network, lm.params, tokens, config.temperature)
+        logp_old, logp_ref = chosen(old_all, actions), chosen(ref_all, actions)
+        exact_kl = jnp.where(active, jnp.sum(jnp.exp(old_all) * (old_all - ref_all), axis=-1), 0.0)
+        returns = jnp.sum(batch["reward"], axis=1)
+        advantages = group_advantages(returns, config.group_size, config.advantage_eps)
+
+        def loss_fn(params: Any) -> tuple:
+            logp = chosen(token_log_probs(network, params, tokens, config.temperature), actions)
+            return token_loss(logp, logp_old, logp_ref, advantages, active, hp.clip_eps, hp.beta_kl)
+
+        def update(carry: tuple, _: Any) -> tuple:
+            params, opt_state = carry
+            (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            finite = jnp.isfinite(loss) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+            )
+            keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+            new = (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state))
+            return new, (loss, finite, parts["clip_fraction"])
+
+        (params, opt_state), (losses, finite, clip_fraction) = jax.lax.scan(
+            update, (state.params, state.opt_state), None, length=config.updates_per_iteration
+        )
+        return state.replace(params=params, opt_state=opt_state), losses, finite, clip_fraction, exact_kl
+
+    def iteration(state: GRPOState, t: jax.Array) -> tuple[GRPOState, jax.Array]:
+        """Sample ``num_prompts`` groups of completions, learn from them. Stats: summed returns,
+        KL(pi || pi_ref), tokens, losses and clip fractions of the finite updates, non-finite
+        updates (float32 ``[6]``)."""
+        k_roll = jax.random.fold_in(state.key, t)
+        batch = rollout(
+            k_roll,
+            env,
+            env_params,
+            lm.config,
+            state.params,
+            None,
+            0.0,
+            num_episodes,
+            config.temperature,
+            group_size=config.group_size,
+        )
+        state, losses, finite, clip_fraction, exact_kl = learn(state, batch)
+        stats = jnp.stack(
+            [
+                jnp.sum(batch["reward"]),
+                jnp.sum(exact_kl),
+                jnp.sum(batch["active"].astype(jnp.float32)),
+                jnp.sum(jnp.where(finite, losses, 0.0)),
+                jnp.sum(jnp.where(finite, clip_fraction, 0.0)),
+                jnp.sum((~finite).astype(jnp.float32)),
+            ]
+        )
+        return state, stats
+
+    def record(state: GRPOState, interval: Interval) -> tuple[GRPOState, dict]:
+        """The interval's metrics (``METRICS``); the state counts the tokens generated."""
+        returns, kl, tokens, loss_sum, clip_sum, nonfinite = (interval.stats[i] for i in range(6))
+        episodes = log_interval * num_episodes
+        finite_updates = jnp.maximum(log_interval * config.updates_per_iteration - nonfinite, 1.0)
+        env_steps = state.env_steps + jnp.round(tokens).astype(jnp.int32)  # exact: small integers
+        metrics = {
+            "env_steps": env_steps.astype(jnp.float32),
+            "episode_return": returns / episodes,
+            "episodes": jnp.int32(episodes),
+            "finite": nonfinite == 0,
+            "kl": kl / episodes,  # KL(pi || pi_ref) per completion, nats, at the sampling policy
+            "tokens": tokens / episodes,  # generated tokens per completion
+            "loss": loss_sum / finite_updates,
+            "clip_fraction": clip_sum / finite_updates,
+            "nonfinite_updates": nonfinite.astype(jnp.int32),
+        }
+        return state.replace(env_steps=env_steps), metrics
+
+    run = make_run(
+        iteration,
+        num_stats=6,
+        log_interval=log_interval,
+        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda s: s.params),
+        record=record,
+    )
+
+    def result(state: GRPOState, metrics: dict) -> GRPOResult:
+        return GRPOResult(model=LanguageModel(lm.config, state.params), metrics=metrics)
+
+    return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
+
+
+def make_train(
+    config: GRPOConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+) -> Callable[..., GRPOResult]:
+    """``train(key, hyperparams=None) -> GRPOResult`` (pure): ``init``, one ``run`` over every
+    logging interval, ``result``."""
+    return train_function(make_algorithm(config, env, env_params, model))
+
+
+def decoding_models(config: GRPOConfig, result: GRPOResult) -> tuple[LanguageModel, None, float]:
+    """``(tuned language model, None, 0.0)``: a GRPO run decodes with its own model alone (no
+    Q-head), for ``jrl generate RUN`` and ``jrl export RUN``."""
+    del config
+    return result.model, None, 0.0
+
+
+def greedy_policy(
+    config: GRPOConfig, env: Environment, env_params: Any, result: GRPOResult, model: LanguageModel | None = None
+) -> tuple[Callable, Any]:
+    """``(policy, policy_params)`` for ``jrl.evaluate``: the tuned model's most likely token at the
+    observation's position."""
+    del config, model
+    check_env(env, env_params)
+    return _greedy(TransformerLM(result.model.config), env.vocabulary.end_id), result.model.params
