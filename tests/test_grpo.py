@@ -27,8 +27,17 @@ def tiny_model(seed=0):
     env, _ = made()
     vocab = env.vocabulary
     config = LMConfig("Arithmetic-v0", vocab.size, vocab.num_actions, env.observation_space().shape[0], **TINY)
-    # Compiled: Flax's initialisation op by op takes seconds.
-    return LanguageModel(config, jax.jit(lambda key: init_model(config, key).params)(jax.random.key(seed)))
+    # Random weights drawn on the host in the shapes init_model gives (traced, not run: Flax's
+    # initialisation compiled or op by op takes seconds); layer-norm scales at 1.
+    shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        if jax.tree_util.keystr(path).endswith("['scale']"):
+            return np.ones(leaf.shape, leaf.dtype)
+        return rng.normal(0.0, 0.2, leaf.shape).astype(leaf.dtype)
+
+    return LanguageModel(config, jax.tree_util.tree_map_with_path(draw, shapes))
 
 
 def numpy_loss(logp, old, ref, advantages, active, clip_eps, beta_kl):
