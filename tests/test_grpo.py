@@ -109,7 +109,7 @@ def test_groups_share_their_prompt():
         rollout(jax.random.key(3), env, params, None, None, None, 0.0, 12, group_size=5)
 
 
-CONFIG = grpo.GRPOConfig(num_prompts=16, group_size=4, num_steps=6, log_interval=3, learning_rate=1e-2, beta_kl=0.01)
+CONFIG = grpo.GRPOConfig(num_prompts=16, group_size=4, num_steps=12, log_interval=6, learning_rate=1e-2, beta_kl=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +121,11 @@ def trained():
 
 def test_a_tiny_run_raises_the_reward_and_runs_in_chunks(trained):
     """Format reward 0.5 on one-digit problems: a random tiny model rarely writes a number and
-    stops; six iterations lift the mean return well above where they started. Two one-block
-    chunks give the same weights and metrics as the whole run, bit for bit."""
+    stops; the second block of six iterations scores well above the first (0.46 against 0.18 when
+    written). Two one-block chunks give the same weights and metrics as the whole run, bit for bit."""
     env, params = made()
     returns = np.asarray(trained.metrics["episode_return"])
-    assert returns[1] > returns[0] + 0.1, returns
+    assert returns[1] > returns[0] + 0.15, returns
     assert set(trained.metrics) == set(grpo.METRICS) and np.asarray(trained.metrics["finite"]).all()
     assert np.asarray(trained.metrics["kl"])[1] > 0.0
     algorithm = grpo.make_algorithm(CONFIG, env, params, model=tiny_model())
