@@ -333,7 +333,7 @@ def _build_parser() -> _Parser:
         "optionally int8",
         description="Export seed --seed's greedy policy from RUN_DIR's latest checkpoint (or re-export a .npz / "
         ".safetensors policy file). A text_q_learning run exports its language model with the Q-head (decoding "
-        "logits + beta * Q), a `jrl pretrain` directory the language model alone, a text export file is "
+        "logits + beta * Q), a grpo run its fine-tuned model, a `jrl pretrain` directory the language model alone, a text export file is "
         "re-exported; their StableHLO, ONNX and SavedModel programs decode text (the SavedModel's generate "
         "signature takes and returns strings). Formats: numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
         "reloadable with jax.export.deserialize), onnx (jax2onnx: the onnx extra) or tf (a TensorFlow SavedModel "
@@ -384,9 +384,10 @@ def _build_parser() -> _Parser:
     pretrain.add_argument("--quiet", action="store_true", help="no progress output")
     generate = commands.add_parser(
         "generate",
-        help="generate text with a pretrained model, a text_q_learning run or an exported text model",
+        help="generate text with a pretrained model, a text_q_learning or grpo run, or an exported text model",
         description="Decode with logits + beta * Q: DIR is a `jrl pretrain` directory (the model alone), a "
-        "text_q_learning run directory (its latest checkpoint, first seed, beta from its config), or a text model "
+        "text_q_learning run directory (its latest checkpoint, first seed, beta from its config), a grpo run "
+        "(its fine-tuned model), or a text model "
         "`jrl export` wrote as .npz or .safetensors (int8, float16 or bfloat16 weights as stored; beta its own), or a "
         "Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.json; prompts are text).",
     )
@@ -500,7 +501,9 @@ def _generate(args: argparse.Namespace, output: _Output) -> int:
 
         run = load_run(args.run_dir)
         if not run.spec.algorithm.decodes_text:
-            raise UsageError(f"{args.run_dir} is a {run.spec.algo} run; jrl generate needs a text_q_learning run")
+            raise UsageError(
+                f"{args.run_dir} is a {run.spec.algo} run; jrl generate needs a text learner's run (text_q_learning, grpo)"
+            )
         state, _ = run.load_checkpoint()
         result = run.algorithm.result(run.seed_state(state, 0), {})
         model, q_model, beta = run.spec.algorithm.decoding_models(run.config, result)

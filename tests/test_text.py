@@ -859,6 +859,22 @@ def test_the_experiment_samples_rescore_to_the_table():
     assert np.mean(words["q_learning"]) >= 0.9 and np.mean([np.mean(v) for v in walks["q_learning"].values()]) >= 0.95
 
 
+def test_a_text_sweep_runs_to_its_table(text_run, tmp_path):
+    """A text learner's sweep trains, values and tabulates its members: its steps are each member's
+    own token count (the env_steps metric), which must leave the compiled call."""
+    from jrl.experiment import run_sweep
+    from jrl.experiment.sweeps import SweepSpec
+
+    lm, _ = text_run
+    config = {"pretrained": str(lm), "num_steps": 2, "num_envs": 16}
+    spec = SweepSpec.resolve(
+        "text_q_learning", "GraphWalkText-v0", grid={"beta": [4.0, 8.0]}, config=config, eval_episodes=4
+    )
+    result = run_sweep(spec, tmp_path / "sweep", progress=False)
+    assert len(result.rows) == 2 and np.isfinite(result.final_returns).all()
+    assert (tmp_path / "sweep" / "results.csv").is_file()
+
+
 def test_a_text_sweep_keeps_its_model_and_resumes_from_anywhere(text_run, tmp_path, monkeypatch):
     """A sweep directory, like a run directory, keeps a copy of the model its config names, and
     resumes from another working directory after the original is deleted; a changed copy is

@@ -100,7 +100,7 @@ class Group:
             eval_key_data: as ``key_data``, each member's evaluation key.
 
         Returns ``{"metrics": {name: [M, L]}}`` with only the metrics the table reads (the curve,
-        ``finite``, ``step``, and ``stopped`` where the curve holds after an early stop), and
+        ``finite``, ``step``, ``env_steps`` where steps per iteration vary, and ``stopped`` where the curve holds after an early stop), and
         ``"q_table"`` ``[M, S, A]`` (tabular) or ``"final_return"`` ``[M]`` (the mean greedy return
         over ``spec.eval_episodes`` episodes)."""
         algorithm, spec = self.algorithm, self.spec
@@ -113,6 +113,8 @@ class Group:
         # Only the metrics the table reads leave the call: XLA then drops the work of the others
         # (tabular Q-learning's greedy_value is a linear solve per logging interval).
         names = {spec.curve, "finite", "step"}
+        if self.config.env_steps_per_iteration() is None:  # text: tokens vary, each member's count is its metric
+            names.add("env_steps")
         if spec.curve in HELD_METRICS and "stopped" in metrics:  # see held_after_stopping
             names.add("stopped")
         out = {"metrics": {name: metrics[name] for name in sorted(names)}}
