@@ -32,7 +32,10 @@ LONGEST_FIRST = (
     "test_dqn_learning.py",  # 70
     "test_run_devices.py",  # 70 (child processes on forced host devices)
     "test_export_formats.py",  # 45 (jax2onnx's first conversion: 7 s)
+    "test_export_text.py",  # 40 (jax2onnx and jax2tf conversions, a Python with TensorFlow alone)
     "test_export_tf.py",  # 25 (TensorFlow's import, 3 s, and a Python that imports it alone)
+    "test_hf_models.py",  # 25 (torch's and transformers' imports, 7 s)
+    "test_batched_step.py",  # 25
     "test_sweep_devices.py",  # 55
     "test_sweep.py",  # 55
     "test_interop.py",  # 50
@@ -43,6 +46,7 @@ LONGEST_FIRST = (
     "test_sweep_cli.py",  # 30
     "test_runs.py",  # 30
     "test_pqn.py",  # 25
+    "test_grpo.py",  # 15
     "test_cli.py",  # 25
     "test_open_contract.py",  # 25
     "test_rollout_algorithms_cli.py",  # 10

@@ -169,7 +169,7 @@ def test_onnx_runtime_decodes_the_same_texts_with_int8_weights_in_the_graph(pair
     assert vocab.decode_batch(generated) == greedy_texts(*small.models(), prompts)
 
 
-@pytest.mark.parametrize("pair", sorted(ENVS), indirect=True)  # both ways of splitting prompts
+@pytest.mark.parametrize("pair", ["WordGen-v0"], indirect=True)  # letters; walks' spaces: the test below
 def test_tensorflow_generates_the_same_texts_from_strings(pair, tmp_path):
     """The SavedModel's ``generate`` (tokenising, decoding and detokenising in the graph) writes
     the JAX texts of the int8 model for 100 prompts; ``sample`` with a seed draws what
