@@ -110,9 +110,9 @@ class TextExport:
         spec: ``format``, ``version``, ``model`` (the ``LMConfig`` as a dict), ``vocabulary``
             (``strings``, ``end_id``, ``bos_id``, ``separator``), ``q_head`` (bool), ``beta``
             (float: the weight of Q in ``logits + beta * Q``; 0 without a Q-head), ``weights``
-            (``"float32"``, ``"float16"`` or ``"int8"``).
+            (``"float32"``, ``"float16"``, ``"bfloat16"`` or ``"int8"``).
         arrays: the parameters by name (``lm/params/...``, ``q/params/...``; ``{name}_scale`` for
-            int8 matrices), as stored.
+            int8 matrices), as stored (bfloat16 as its ``uint16`` bits).
 
     Raises:
         ValueError: the spec or arrays do not describe a model (the fault named).
@@ -141,7 +141,7 @@ class TextExport:
 
     def models(self) -> tuple[Any, Any, float]:
         """``(language model, Q-model or None, beta)`` as ``jrl.text.LanguageModel``\\ s of float32
-        parameters (dequantized where stored int8 or float16), for ``jrl.text.generate``."""
+        parameters (dequantized where stored int8, float16 or bfloat16), for ``jrl.text.generate``."""
         import jax.numpy as jnp
 
         from jrl.text.model import LanguageModel
@@ -152,8 +152,8 @@ class TextExport:
         return lm, q_model, float(self.spec["beta"])
 
     def quantized(self, weights: str) -> TextExport:
-        """This model with its weights stored as ``weights`` (``"int8"`` or ``"float16"``; module
-        docstring). ``ValueError`` for another value or a model quantized already."""
+        """This model with its weights stored as ``weights`` (``"int8"``, ``"float16"`` or
+        ``"bfloat16"``; module docstring). ``ValueError`` for another value or a model quantized already."""
         if weights not in WEIGHTS[1:]:
             raise ValueError(f"weights must be one of {list(WEIGHTS[1:])}, got {weights!r}")
         if self.spec["weights"] != "float32":
