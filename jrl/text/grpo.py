@@ -45,7 +45,8 @@ from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_fini
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
-from jrl.text.model import LanguageModel, ModelFileError, TransformerLM, load_model
+from jrl.text.model import LanguageModel, TransformerLM
+from jrl.text.pretrain import check_model_fits, load_pretrained
 from jrl.text.q_learning import rollout
 
 __all__ = [
@@ -259,28 +260,7 @@ def check_env(env: Environment, env_params: Any) -> None:
 
 def _load_pretrained(config: GRPOConfig, env: Environment, env_params: Any) -> LanguageModel:
     check_env(env, env_params)
-    if not config.pretrained:
-        raise ValueError(
-            "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
-            "(or jrl.text.save_model), e.g. --set pretrained=DIR"
-        )
-    try:
-        model = load_model(config.pretrained)
-    except ModelFileError as err:
-        raise ValueError(f"pretrained: {err}") from err
-    _check_model(model, env, env_params, f"the model in {config.pretrained}")
-    return model
-
-
-def _check_model(model: LanguageModel, env: TokenEnv, env_params: Any, what: str) -> None:
-    length = env.observation_space(env_params).shape[0]
-    expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
-    got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
-    if got != expected:
-        raise ValueError(
-            f"pretrained: {what} was made for {model.config.env_id} (vocabulary, outputs, length {got}); "
-            f"{env.env_id or type(env).__name__} needs {expected}"
-        )
+    return load_pretrained(config.pretrained, env, env_params)
 
 
 def make_algorithm(
@@ -295,7 +275,7 @@ def make_algorithm(
         lm = _load_pretrained(config, env, env_params)
     else:
         check_env(env, env_params)
-        _check_model(model, env, env_params, "the model given")
+        check_model_fits(model, env, env_params, "the model given")
         lm = model
     network = TransformerLM(lm.config)
     num_episodes = config.num_prompts * config.group_size

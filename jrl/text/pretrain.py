@@ -28,7 +28,7 @@ from jrl._validation import check_float, check_int, check_key
 from jrl.algorithms.common import divisor_closest_to
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv
-from jrl.text.model import LanguageModel, LMConfig, TransformerLM, init_model
+from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, init_model, load_model
 
 __all__ = ["PretrainConfig", "data_batch", "default_pretrain_config", "pretrain"]
 
@@ -88,6 +88,36 @@ def _check_text_env(env: Environment) -> TokenEnv:
     if type(env).pretraining_batch is TokenEnv.pretraining_batch:
         raise ValueError(f"{name} offers no pretraining data: its class does not implement TokenEnv.pretraining_batch")
     return env
+
+
+def check_model_fits(model: LanguageModel, env: TokenEnv, env_params: Any, what: str) -> None:
+    """``ValueError`` unless ``model`` reads and writes ``env``'s tokens: its vocabulary, outputs
+    and buffer length (``what`` names the model in the message: a text learner's ``pretrained``)."""
+    length = env.observation_space(env_params).shape[0]
+    expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
+    got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
+    if got != expected:
+        raise ValueError(
+            f"pretrained: {what} was made for {model.config.env_id} (vocabulary, outputs, length {got}); "
+            f"{env.env_id or type(env).__name__} needs {expected}"
+        )
+
+
+def load_pretrained(directory: str, env: TokenEnv, env_params: Any) -> LanguageModel:
+    """The language model a text learner starts from (its config's ``pretrained``): ``directory``
+    read with ``load_model`` and checked to fit ``env`` (``check_model_fits``). ``ValueError``
+    naming the field: empty, unreadable, or made for other tokens."""
+    if not directory:
+        raise ValueError(
+            "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
+            "(or jrl.text.save_model), e.g. --set pretrained=DIR"
+        )
+    try:
+        model = load_model(directory)
+    except ModelFileError as err:
+        raise ValueError(f"pretrained: {err}") from err
+    check_model_fits(model, env, env_params, f"the model in {directory}")
+    return model
 
 
 def model_config(env: Environment, config: PretrainConfig) -> LMConfig:

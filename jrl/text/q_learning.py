@@ -48,6 +48,7 @@ from jrl.envs.tokens import TokenEnv, positions
 from jrl.parallel import SINGLE, DataParallel
 from jrl.text.generate import choose_tokens
 from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
+from jrl.text.pretrain import load_pretrained
 
 __all__ = [
     "METRICS",
@@ -336,24 +337,7 @@ def check_env(env: Environment, env_params: Any) -> None:
 
 def _load_pretrained(config: TextQConfig, env: Environment, env_params: Any) -> LanguageModel:
     check_env(env, env_params)
-    if not config.pretrained:
-        raise ValueError(
-            "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
-            "(or jrl.text.save_model), e.g. --set pretrained=DIR"
-        )
-    try:
-        model = load_model(config.pretrained)
-    except ModelFileError as err:
-        raise ValueError(f"pretrained: {err}") from err
-    length = env.observation_space(env_params).shape[0]
-    expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
-    got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
-    if got != expected:
-        raise ValueError(
-            f"pretrained: the model in {config.pretrained} was made for {model.config.env_id} (vocabulary, outputs, "
-            f"length {got}); {env.env_id or type(env).__name__} needs {expected}"
-        )
-    return model
+    return load_pretrained(config.pretrained, env, env_params)
 
 
 #: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
