@@ -901,12 +901,17 @@ def _eval_exported(args: argparse.Namespace) -> int:
     import jrl
     from jrl._validation import check_int
     from jrl.export import jax_policy, load_policy
+    from jrl.export.text import is_text_spec
 
     if args.env is None:
         raise UsageError(f"{args.run_dir} is a policy file: give its environment with --env")
     if args.video is not None:
         raise UsageError("--video records a run directory's policy; give the run directory")
     loaded = load_policy(args.run_dir)
+    if is_text_spec(loaded.spec):
+        raise UsageError(
+            f"{args.run_dir} is a text model: jrl generate decodes it (jrl eval evaluates exported policies)"
+        )
     env, env_params = jrl.make(args.env)
     expected = tuple(env.observation_space(env_params).shape)
     if tuple(loaded.spec["obs_shape"]) != expected:

@@ -723,6 +723,8 @@ def test_export_and_generate_a_text_run_and_a_model_from_the_command_line(text_r
     path = Path(capsys.readouterr().out.strip())
     assert path == run / "export" / "text-seed0.safetensors"
     assert generated(str(path)) == generated(str(run))
+    assert cli.main(["eval", str(path), "--env", "GraphWalkText-v0"]) == 2  # a text model is no policy file
+    assert "is a text model: jrl generate decodes it" in capsys.readouterr().err
     assert generated(str(path), "--greedy") == generated(str(run), "--greedy")
     assert cli.main(["export", str(run), "--format", "numpy", "--int8", "--out", str(tmp_path / "q.npz")]) == 0
     texts = generated(str(tmp_path / "q.npz"))
