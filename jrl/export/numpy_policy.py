@@ -315,6 +315,29 @@ def _check_arrays(spec: dict, arrays: dict[str, np.ndarray]) -> None:
         raise ValueError(f"action bounds need low <= high, got {arrays['action/low']} and {arrays['action/high']}")
 
 
+def read_spec_and_arrays(path: str | Path, what: str) -> tuple[object, dict[str, np.ndarray]]:
+    """``(spec, arrays)`` of an export file: ``.safetensors`` (the JSON spec in the header's metadata;
+    reading it needs the ``safetensors`` package) or ``.npz`` (a ``spec`` entry beside the arrays,
+    read with ``allow_pickle=False``). ``ValueError`` saying the file is not ``what`` when it has no
+    spec or is no safetensors file; the spec is parsed JSON, not yet checked."""
+    if str(path).endswith(".safetensors"):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                metadata = f.metadata() or {}
+                arrays = {name: f.get_tensor(name) for name in f.keys()}
+        except SafetensorError as err:
+            raise ValueError(f"not a safetensors file ({err})") from None
+        if "spec" not in metadata:
+            raise ValueError(f"not {what} (no 'spec' in the safetensors metadata)")
+        return json.loads(metadata["spec"]), arrays
+    with np.load(path, allow_pickle=False) as data:
+        if "spec" not in data.files:
+            raise ValueError(f"not {what} (no 'spec' entry)")
+        return json.loads(str(data["spec"])), {name: data[name] for name in data.files if name != "spec"}
+
+
 class NumpyQPolicy:
     """Greedy actions of an exported network (see the module docstring).
 
@@ -366,29 +389,9 @@ class NumpyQPolicy:
         ``.safetensors`` (the ``safetensors`` package); ``ValueError`` naming ``path`` and the fault
         for anything else (no spec, a spec that is not JSON, a malformed network)."""
         try:
-            if str(path).endswith(".safetensors"):
-                return cls._load_safetensors(path)
-            with np.load(path, allow_pickle=False) as data:
-                if "spec" not in data.files:
-                    raise ValueError("not an exported jrl policy (no 'spec' entry)")
-                spec = json.loads(str(data["spec"]))
-                return cls(spec, {name: data[name] for name in data.files if name != "spec"})
+            return cls(*read_spec_and_arrays(path, "an exported jrl policy"))
         except ValueError as err:  # json.JSONDecodeError and NumPy's refusal of pickled objects included
             raise ValueError(f"{path}: {err}") from None
-
-    @classmethod
-    def _load_safetensors(cls, path: str | Path) -> NumpyQPolicy:
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                metadata = f.metadata() or {}
-                arrays = {name: f.get_tensor(name) for name in f.keys()}
-        except SafetensorError as err:
-            raise ValueError(f"not a safetensors file ({err})") from None
-        if "spec" not in metadata:
-            raise ValueError("not an exported jrl policy (no 'spec' in the safetensors metadata)")
-        return cls(json.loads(metadata["spec"]), arrays)
 
     def save(self, path: str | Path) -> None:
         """Write the policy: ``.safetensors`` where ``path`` ends so (the spec in the metadata),

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from jrl.export.numpy_policy import read_spec_and_arrays
 from jrl.export.quantize import absmax_int8, bfloat16_bits
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "WEIGHTS", "TextExport", "export_text", "generate_function", "is_text_spec"]
@@ -187,22 +188,7 @@ class TextExport:
     def load(cls, path: str | Path) -> TextExport:
         """Read what ``save`` wrote; ``ValueError`` naming ``path`` and the fault otherwise."""
         try:
-            if str(path).endswith(".safetensors"):
-                from safetensors import SafetensorError, safe_open
-
-                try:
-                    with safe_open(str(path), framework="numpy") as f:
-                        metadata = f.metadata() or {}
-                        arrays = {name: f.get_tensor(name) for name in f.keys()}
-                except SafetensorError as err:
-                    raise ValueError(f"not a safetensors file ({err})") from None
-                if "spec" not in metadata:
-                    raise ValueError(f"not a {FORMAT} file (no 'spec' in the safetensors metadata)")
-                return cls(json.loads(metadata["spec"]), arrays)
-            with np.load(path, allow_pickle=False) as data:
-                if "spec" not in data.files:
-                    raise ValueError(f"not a {FORMAT} file (no 'spec' entry)")
-                return cls(json.loads(str(data["spec"])), {n: data[n] for n in data.files if n != "spec"})
+            return cls(*read_spec_and_arrays(path, f"a {FORMAT} file"))
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:  # bad JSON, a damaged zip, a pickle
             raise ValueError(f"{path}: {err}") from None
 
