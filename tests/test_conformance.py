@@ -40,6 +40,7 @@ OTHER_KEYWORDS = {
     "Pendulum-v1": {"g": 9.81},
     "MountainCarContinuous-v0": {"goal_velocity": 0.01},
     "Arithmetic-v0": {"split": "test", "ops": "*"},  # resets draw other problems
+    "Tasks-v0": {"split": "test", "format_reward": 0.5},  # resets draw other problems
 }
 OTHER_FIELDS = {  # physics that must be read from params, not fixed when tracing
     "CartPole-v1": {"gravity": 20.0},
@@ -64,6 +65,7 @@ ONE_PER_CLASS = [
     "Pendulum-v1",
     "Probe-ActionReward-v0",
     "RandomLake-v0",
+    "Tasks-v0",
     "WordGen-v0",
 ]
 OTHER_LIMIT = 4  # the other params' time limit: every rollout below truncates

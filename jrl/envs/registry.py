@@ -8,8 +8,10 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -31,6 +33,7 @@ from jrl.envs.probes import probe_factory
 from jrl.envs.random_lake import random_lake_factory
 from jrl.envs.random_mdp import random_mdp_model
 from jrl.envs.tabular import TabularEnv, TabularParams, TabularPicture, make_tabular
+from jrl.envs.tasks import tasks_factory
 from jrl.envs.taxi import taxi_model, taxi_picture
 from jrl.envs.word_gen import word_gen_factory
 
@@ -42,6 +45,7 @@ __all__ = [
     "namespaces",
     "register",
     "registered_envs",
+    "resolve_env_paths",
     "spec",
     "temporary_registry",
     "unregister",
@@ -63,6 +67,9 @@ class EnvSpec:
         max_episode_steps: the default time limit, as ``gymnasium.make`` gives it
             (``NO_TIME_LIMIT`` for none; ``None``: the factory's own params decide).
         keywords: the keyword arguments the factory accepts (``None``: any).
+        path_keywords: the keywords that name files the environment reads (``Tasks-v0``'s
+            ``path``): a run makes them absolute (``resolve_env_paths``), so ``jrl resume`` and
+            ``jrl eval`` find them from any working directory.
     """
 
     env_id: str
@@ -70,6 +77,7 @@ class EnvSpec:
     kwargs: dict
     max_episode_steps: int | None
     keywords: tuple[str, ...] | None
+    path_keywords: tuple[str, ...] = ()
 
 
 def tabular_factory(
@@ -139,6 +147,8 @@ for _env_id, _factory, _limit in (
     ("Arithmetic-v0", arithmetic_factory, 15),  # 4-digit problems' most tokens, 4 * digits - 1
 ):
     _add(EnvSpec(_env_id, _factory, {}, _limit, _keywords(_factory, 2)))
+# A JSONL file's tasks: every episode ends within its answer budget, so no time limit is needed.
+_add(EnvSpec("Tasks-v0", tasks_factory, {}, NO_TIME_LIMIT, _keywords(tasks_factory, 2), ("path", "tokenizer")))
 
 
 def register(env_id: str, factory: Callable[..., Any], *, max_episode_steps: int | None = None, **kwargs: Any) -> None:
@@ -199,6 +209,18 @@ def register(env_id: str, factory: Callable[..., Any], *, max_episode_steps: int
         return env, params
 
     _add(EnvSpec(env_id, adapter, dict(kwargs), max_episode_steps, keywords))
+
+
+def resolve_env_paths(env_id: str, env_kwargs: dict, base: str | os.PathLike) -> dict:
+    """``env_kwargs`` with the values of ``env_id``'s path keywords (``EnvSpec.path_keywords``)
+    made absolute against ``base`` (a run's working directory); other keywords, and ids not
+    registered (yet), are left as they are."""
+    found = _REGISTRY.get(env_id)
+    names = () if found is None else found.path_keywords
+    return {
+        name: os.path.abspath(Path(base, value)) if name in names and isinstance(value, (str, os.PathLike)) else value
+        for name, value in env_kwargs.items()
+    }
 
 
 def registered_envs() -> list[str]:

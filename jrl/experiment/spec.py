@@ -31,6 +31,7 @@ import tomli_w
 from jrl import algorithms
 from jrl._validation import check_int
 from jrl.envs import make, registered_envs
+from jrl.envs.registry import resolve_env_paths
 
 __all__ = ["EVALUATION_STREAM", "RunSpec", "evaluation_key", "train_key"]
 
@@ -174,9 +175,12 @@ class RunSpec:
 
     def resolve_paths(self, base: str | Path) -> RunSpec:
         """This spec with every relative path field made absolute against ``base`` (the working
-        directory for a spec as typed; the run directory for a run's ``config.toml``)."""
+        directory for a spec as typed; the run directory for a run's ``config.toml``), and the
+        environment's path keywords too (``jrl.envs.registry.resolve_env_paths``: ``Tasks-v0``'s file)."""
         changes = {name: os.path.abspath(Path(base, path)) for name, path in self.paths().items()}
-        return self if not changes else dataclasses.replace(self, config=self.config.replace(**changes))
+        env_kwargs = resolve_env_paths(self.env, self.env_kwargs, base)
+        spec = self if env_kwargs == self.env_kwargs else dataclasses.replace(self, env_kwargs=env_kwargs)
+        return spec if not changes else dataclasses.replace(spec, config=spec.config.replace(**changes))
 
     @property
     def algorithm(self) -> algorithms.AlgorithmSpec:

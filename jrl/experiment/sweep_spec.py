@@ -35,6 +35,7 @@ import tomli_w
 from jrl import algorithms
 from jrl._validation import check_bool, check_float, check_int
 from jrl.algorithms.common import coerce_field
+from jrl.envs.registry import resolve_env_paths
 from jrl.experiment.spec import RunSpec
 
 __all__ = ["SPEC", "Sample", "SweepError", "SweepResult", "SweepSettings", "SweepSpec", "plain_point"]
@@ -232,9 +233,12 @@ class SweepSpec:
 
     def resolve_paths(self, base: str | Path) -> SweepSpec:
         """This spec with every relative path field made absolute against ``base`` (the working
-        directory for a spec as typed; the sweep directory for its ``sweep.toml``)."""
+        directory for a spec as typed; the sweep directory for its ``sweep.toml``), and the
+        environment's path keywords too (``jrl.envs.registry.resolve_env_paths``: ``Tasks-v0``'s file)."""
         changes = {name: os.path.abspath(Path(base, path)) for name, path in self.paths().items()}
-        return self if not changes else dataclasses.replace(self, config=self.config.replace(**changes))
+        env_kwargs = resolve_env_paths(self.env, self.env_kwargs, base)
+        spec = self if env_kwargs == self.env_kwargs else dataclasses.replace(self, env_kwargs=env_kwargs)
+        return spec if not changes else dataclasses.replace(spec, config=spec.config.replace(**changes))
 
     # -- the configurations ---------------------------------------------------------------------
 

@@ -1,0 +1,297 @@
+"""``Tasks-v0`` (issue 26, item 2): a user's JSONL file of prompt/answer pairs as a token environment.
+
+Every expected reward is computed here in plain Python from the decoded text (``==`` on strings, a
+regular expression and ``decimal.Decimal`` for numbers), never from the environment's tables; the
+environment's rewards come from one compiled, vmapped ``step_env`` per environment. A tokenizer
+made here with ``tokenizers`` checks the same against its own decoding; a few GRPO iterations run
+on the file end to end.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from decimal import Decimal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrl
+from jrl.envs.tasks import TasksState
+from jrl.text import LanguageModel, LMConfig, grpo, init_model
+
+TASKS = [
+    {"prompt": "7*6=", "answer": "42"},
+    {"prompt": "half of 5: ", "answer": "2.5"},
+    {"prompt": "3-10=", "answer": "-7"},
+    {"prompt": "zero? ", "answer": "0"},
+    {"prompt": "1/4 as a decimal: ", "answer": "0.25", "split": "test"},
+    {"prompt": "100-1=", "answer": "99", "split": "train"},
+    {"prompt": "a dozen: ", "answer": "12"},
+    {"prompt": "-3+1=", "answer": "-2"},
+]
+NUMBER = re.compile(r"[ \t\n\r]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[ \t\n\r]*")
+# Completions that probe the numeric rule: every spelling of a value, and near misses.
+SPELLINGS = ["{a}", " {a}", "{a} ", "+{a}", "0{a}", "00{a}", "{a}.", "{a}.0", "{a}00", "-{a}", "{a}.5", "{a}z"]
+ODD = [
+    "",
+    "-",
+    "+",
+    ".",
+    "-0",
+    "+0",
+    "0.",
+    ".0",
+    "-.5",
+    ".25",
+    "0.250",
+    "1 2",
+    "--7",
+    "1e2",
+    "7-",
+    " ",
+    "4 2",
+    "2.5.",
+    "-07",
+]
+
+
+def write_tasks(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def task_file(tmp_path_factory):
+    return write_tasks(tmp_path_factory.mktemp("tasks") / "tasks.jsonl", TASKS)
+
+
+def python_number(text):
+    return Decimal(text.strip()) if NUMBER.fullmatch(text) else None
+
+
+def python_reward(kind, text, answer, format_reward):
+    """The module docstring's rewards, on the decoded answer text."""
+    if kind == "exact":
+        return 1.0 if text == answer else format_reward if text else 0.0
+    mine = python_number(text)
+    return 1.0 if mine is not None and mine == Decimal(answer) else format_reward if mine is not None else 0.0
+
+
+@functools.cache
+def stepper(env):
+    """Jitted and vmapped: the reward, terminated and truncated of ``step_env`` from each state with each action."""
+    return jax.jit(jax.vmap(env.step_env, in_axes=(None, 0, 0, None)))
+
+
+def states_with(env, params, problems, answers):
+    """States of ``problems`` whose answer so far is ``answers`` (id lists), stacked."""
+    tokens = np.asarray(params.prompts)[problems].copy()
+    lengths = np.asarray(params.prompt_lengths)[problems]
+    for row, (start, ids) in enumerate(zip(lengths, answers, strict=True)):
+        tokens[row, start : start + len(ids)] = ids
+    sizes = np.asarray([len(ids) for ids in answers], np.int32)
+    return TasksState(
+        tokens=jnp.asarray(tokens),
+        position=jnp.asarray(lengths + sizes),
+        prompt_length=jnp.asarray(lengths),
+        time=jnp.asarray(sizes),
+        problem=jnp.asarray(problems, jnp.int32),
+    )
+
+
+def completions(answers, rng):
+    """A text to write after each prompt: a spelling of its answer (or another's), an odd string,
+    or random number characters."""
+    texts = []
+    for answer in answers:
+        if rng.uniform() < 0.2:
+            answer = TASKS[rng.integers(len(TASKS))]["answer"]
+        kind = rng.integers(4)
+        if kind == 3:
+            texts.append(answer)
+        elif kind == 0:
+            texts.append(SPELLINGS[rng.integers(len(SPELLINGS))].format(a=answer))
+        elif kind == 1:
+            texts.append(ODD[rng.integers(len(ODD))])
+        else:
+            texts.append("".join(rng.choice(list("0123456789.-+ "), rng.integers(1, 5))))
+    return texts
+
+
+def check_rewards(env, params, encode, decode, count, seed):
+    """``count`` random (problem, completion) pairs: the end token's reward against ``python_reward``
+    of the decoded answer; returns how many were right and well formed (so a test sees both kinds)."""
+    rng = np.random.default_rng(seed)
+    answers = env.tasks.answer_texts
+    problems = rng.integers(len(answers), size=count)
+    texts = completions([answers[p] for p in problems], rng)
+    budget = env.tasks.answer_tokens
+    ids = [encode(text)[:budget] for text in texts]
+    states = states_with(env, params, problems, ids)
+    end = np.full(count, env.vocabulary.end_id, np.int32)
+    _, after, reward, terminated, truncated, _ = stepper(env)(jax.random.key(0), states, end, params)
+    fmt = float(params.format_reward)
+    expected = [python_reward(env.reward, decode(i), answers[p], fmt) for i, p in zip(ids, problems, strict=True)]
+    np.testing.assert_array_equal(np.asarray(reward), np.asarray(expected, np.float32), err_msg=str(texts))
+    assert np.asarray(terminated).all() and not np.asarray(truncated).any()
+    # The buffer the step left is the prompt, the answer and the end token.
+    for row, (p, i) in enumerate(zip(problems, ids, strict=True)):
+        text = env.vocabulary.decode(np.asarray(after.tokens[row]))
+        assert text == TASKS_TEXT(env, p) + decode(i)
+    return sum(r == 1.0 for r in expected), sum(r == fmt for r in expected)
+
+
+def TASKS_TEXT(env, problem):  # noqa: N802 (reads as a table)
+    return env.vocabulary.decode(np.asarray(env.tasks.prompts[problem]))
+
+
+@pytest.mark.parametrize("kind", ["exact", "numeric"])
+def test_rewards_match_python_on_random_completions(task_file, kind):
+    env, params = jrl.make("Tasks-v0", path=task_file, reward=kind, format_reward=0.25)
+    vocab = env.vocabulary
+    assert all(c in vocab.strings for c in "0123456789+-. ") and vocab.strings[-2:] == ("<end>", "<bos>")
+    # L = P + A + 1: the longest prompt with bos (19), the longest answer (4) plus the margin (4), the end token.
+    assert (env.tasks.prompt_tokens, env.tasks.answer_tokens, env.length) == (19, 8, 28)
+    right, formed = check_rewards(env, params, lambda t: vocab.encode(t)[1:], lambda i: vocab.decode(i), 600, 0)
+    assert right > 30 and formed > 30, (right, formed)
+
+
+def test_steps_before_the_end_and_the_budget(task_file):
+    """No reward before the end token; the budget (A + 1 tokens) spent without one ends the episode
+    with reward 0; a vmapped reset/step over environments equals each one alone."""
+    env, params = jrl.make("Tasks-v0", path=task_file, reward="numeric", format_reward=0.5)
+    vocab = env.vocabulary
+    digit = vocab.encode("4")[1]
+    budget = env.tasks.answer_tokens
+    states = states_with(env, params, np.arange(8), [[digit] * n for n in range(8)])
+    _, after, reward, terminated, _, _ = stepper(env)(jax.random.key(0), states, np.full(8, digit, np.int32), params)
+    np.testing.assert_array_equal(np.asarray(terminated), np.arange(8) == budget)
+    assert not np.asarray(reward).any()
+    obs, one = jax.jit(env.reset)(jax.random.key(5), params)
+    keys = jax.random.split(jax.random.key(9), 6)
+    obs_v, state_v = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    for i in range(6):
+        obs_i, _ = jax.jit(env.reset)(keys[i], params)
+        np.testing.assert_array_equal(obs_v[i], obs_i)
+    assert vocab.decode(np.asarray(obs)) == TASKS_TEXT(env, int(one.problem))
+
+
+def test_splits_are_disjoint_deterministic_and_drawn(task_file):
+    env, params = jrl.make("Tasks-v0", path=task_file, test_fraction=0.5)
+    expected = [
+        row["split"] == "test"
+        if "split" in row
+        else int(hashlib.sha256(row["prompt"].encode()).hexdigest()[:8], 16) < 2**31
+        for row in TASKS
+    ]
+    np.testing.assert_array_equal(env.tasks.test, expected)
+    assert 0 < sum(expected) < len(TASKS)
+    resets = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    keys = jax.random.split(jax.random.key(1), 400)
+    drawn = {}
+    for split in ("train", "test"):
+        _, split_params = jrl.make("Tasks-v0", path=task_file, test_fraction=0.5, split=split)
+        _, states = resets(keys, split_params)
+        drawn[split] = set(np.asarray(states.problem).tolist())
+        assert drawn[split] == {i for i, t in enumerate(expected) if t == (split == "test")}  # all, and only, its own
+    assert not drawn["train"] & drawn["test"]
+    again, _ = jrl.make("Tasks-v0", path=task_file, test_fraction=0.5)
+    np.testing.assert_array_equal(again.tasks.test, env.tasks.test)
+
+
+def test_pretraining_batch_and_text_scores(task_file):
+    env, params = jrl.make("Tasks-v0", path=task_file, reward="numeric")
+    tokens, mask = jax.jit(env.pretraining_batch, static_argnums=2)(jax.random.key(0), params, 64, 0.0)
+    texts = env.vocabulary.decode_batch(np.asarray(tokens))
+    train = {row["prompt"] + row["answer"] for row, test in zip(TASKS, env.tasks.test, strict=True) if not test}
+    assert set(texts) <= train and len(set(texts)) > 3
+    for text, row, m in zip(texts, np.asarray(tokens), np.asarray(mask), strict=True):
+        answer = next(r["answer"] for r in TASKS if r["prompt"] + r["answer"] == text)
+        assert env.vocabulary.decode(row[m][:-1]) == answer and row[m][-1] == env.vocabulary.end_id
+    assert env.text_scores(params, np.asarray(tokens), None) == {"accuracy": 1.0, "well_formed": 1.0}
+    noisy, _ = jax.jit(env.pretraining_batch, static_argnums=2)(jax.random.key(0), params, 64, 0.5)
+    scores = env.text_scores(params, np.asarray(noisy), None)
+    assert 0.3 < scores["accuracy"] < 0.9 and scores["well_formed"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"prompt": "a", "answer": "1"}\nnot json\n', r"line 2: not JSON"),
+        ('{"prompt": "a", "answer": "1"}\n\n["a", "1"]\n', r"line 3: a line must be a JSON object"),
+        ('{"prompt": "a"}\n', r"line 1: 'answer' is missing"),
+        ('{"answer": "1"}\n', r"line 1: 'prompt' is missing"),
+        ('{"prompt": "a", "answer": 1}\n', r"line 1: 'answer' must be a string, got 1"),
+        ('{"prompt": "a", "answer": ""}\n', r"line 1: 'answer' is empty"),
+        ('{"prompt": "a", "answer": "1", "split": "dev"}\n', r"line 1: 'split' must be"),
+        ('{"prompt": "a", "answer": "1", "split": "test"}\n', r"every task is in the test split"),
+        ("\n\n", r"no tasks"),
+    ],
+)
+def test_bad_files_are_refused_with_the_line(tmp_path, content, match):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        jrl.make("Tasks-v0", path=str(path))
+
+
+def test_bad_keywords_are_refused(tmp_path, task_file):
+    with pytest.raises(FileNotFoundError, match="cannot read the task file"):
+        jrl.make("Tasks-v0", path=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ValueError, match=r"line 2: reward='numeric' needs a number as the answer, got 'x'"):
+        jrl.make(
+            "Tasks-v0",
+            path=write_tasks(tmp_path / "t.jsonl", [TASKS[0], {"prompt": "b", "answer": "x"}]),
+            reward="numeric",
+        )
+    with pytest.raises(ValueError, match=r"length must be >= 24"):
+        jrl.make("Tasks-v0", path=task_file, length=23)
+    assert jrl.make("Tasks-v0", path=task_file, length=24)[0].tasks.answer_tokens == 4
+    with pytest.raises(ValueError, match="give margin or length, not both"):
+        jrl.make("Tasks-v0", path=task_file, margin=1, length=30)
+    with pytest.raises(ValueError, match="reward must be one of"):
+        jrl.make("Tasks-v0", path=task_file, reward="fuzzy")
+    with pytest.raises(ValueError, match="has no test tasks"):
+        jrl.make("Tasks-v0", path=task_file, test_fraction=0.0, split="test") if False else jrl.make(
+            "Tasks-v0", path=write_tasks(tmp_path / "u.jsonl", TASKS[:4]), test_fraction=0.0, split="test"
+        )
+
+
+def test_a_tokenizer_gives_the_rewards_of_its_own_decoding(tmp_path, task_file):
+    """A byte-level BPE made here: its ids through the environment, its ``decode`` in Python."""
+    tokenizers = pytest.importorskip("tokenizers")
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    corpus = [row["prompt"] + row["answer"] for row in TASKS] + ["0.5 +12 -07 1.25 100 00 . .. 3 4"]
+    bpe.train_from_iterator(
+        corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    bpe.save(str(tmp_path / "tokenizer.json"))
+    for kind in ("exact", "numeric"):
+        env, params = jrl.make("Tasks-v0", path=task_file, tokenizer=str(tmp_path), reward=kind, format_reward=0.5)
+        vocab = env.vocabulary
+        assert vocab.size == bpe.get_vocab_size() and vocab.end_id == bpe.token_to_id("<|endoftext|>")
+        assert vocab.bos_id is None and env.tasks.prompt_tokens == max(len(bpe.encode(r["prompt"]).ids) for r in TASKS)
+        right, formed = check_rewards(env, params, lambda t: bpe.encode(t).ids, bpe.decode, 400, 1)
+        assert right > 20 and formed > 20
+
+
+TINY = {"d_model": 16, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2}
+
+
+def test_grpo_runs_on_a_task_file(task_file):
+    env, params = jrl.make("Tasks-v0", path=task_file, reward="numeric", format_reward=0.5)
+    vocab = env.vocabulary
+    config = LMConfig("Tasks-v0", vocab.size, vocab.num_actions, env.length, **TINY)
+    shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)
+    rng = np.random.default_rng(0)
+    weights = jax.tree_util.tree_map(lambda leaf: rng.normal(0.0, 0.2, leaf.shape).astype(leaf.dtype), shapes)
+    settings = grpo.GRPOConfig(num_prompts=4, group_size=4, num_steps=2, log_interval=1, learning_rate=1e-2)
+    result = jax.jit(grpo.make_train(settings, env, params, model=LanguageModel(config, weights)))(jax.random.key(0))
+    assert np.asarray(result.metrics["finite"]).all() and np.asarray(result.metrics["kl"])[-1] >= 0.0
+    returns = np.asarray(result.metrics["episode_return"])
+    assert returns.shape == (2,) and ((returns >= 0.0) & (returns <= 1.0)).all()
