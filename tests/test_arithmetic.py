@@ -195,6 +195,42 @@ def test_pretraining_data_are_train_problems_with_a_share_of_wrong_answers():
     assert env.text_scores(params, np.asarray(clean), None)["accuracy"] == 1.0
 
 
+def dropped_carries(a: int, op: str, b: int) -> int:
+    """The sloppy teacher's answer, digit by digit in plain Python: ``58+67 -> 15``, ``52-38 -> 24``."""
+    if op == "*":
+        raise AssertionError("products are offset, not digit by digit")
+    big, small = max(a, b), min(a, b)
+    x, y = (a, b) if op == "+" else (big, small)
+    digits = [((x // 10**i) % 10 + (1 if op == "+" else -1) * ((y // 10**i) % 10)) % 10 for i in range(2)]
+    value = digits[0] + 10 * digits[1]
+    return -value if op == "-" and a < b else value
+
+
+def test_carry_mistakes_drop_every_carry_and_borrow():
+    env, params = made(digits=2, mistake="carry")
+    assert env.mistake == "carry" and made(digits=2)[0].mistake == "offset"
+    tokens, _ = jax.jit(lambda k: env.pretraining_batch(k, params, 2000, 0.6))(jax.random.key(7))
+    mistakes = right = 0
+    for text in VOCAB.decode_batch(np.asarray(tokens)):
+        prompt, answer = text.split("=")
+        a, op, b = PROMPT.fullmatch(prompt + "=").groups()
+        truth = python_answer(prompt + "=")
+        if op == "*":  # products keep the offset mistakes
+            assert abs(int(answer) - truth) <= 9
+            continue
+        teacher = dropped_carries(int(a), op, int(b))
+        assert int(answer) in (truth, teacher), text
+        right += int(answer) == truth
+        mistakes += int(answer) == teacher != truth
+    assert (
+        dropped_carries(58, "+", 67) == 15
+        and dropped_carries(52, "-", 38) == 24
+        and dropped_carries(38, "-", 52) == -24
+    )
+    # 60% of examples get the teacher's answer; about 60% of +/- problems have a carry or borrow.
+    assert 0.25 < mistakes / (mistakes + right) < 0.5
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
@@ -207,6 +243,7 @@ def test_pretraining_data_are_train_problems_with_a_share_of_wrong_answers():
         ({"ops": ["+"]}, TypeError, "ops must be a str"),
         ({"split": "val"}, ValueError, r"split must be one of \['train', 'test'\], got 'val'"),
         ({"format_reward": 1.0}, ValueError, r"format_reward must be in \[0.0, 1.0\), got 1.0"),
+        ({"mistake": "random"}, ValueError, r"mistake must be one of \['offset', 'carry'\], got 'random'"),
         ({"level": 3}, TypeError, r"unexpected keyword argument\(s\) \['level'\]"),
     ],
 )

@@ -11,10 +11,12 @@ may go negative: the answer of ``3-45=`` is ``-42``. Keywords of ``jrl.make("Ari
 - ``digits``: 1..4 (default 2);
 - ``ops``: which operations, e.g. ``"+"`` or ``"+-*"`` (default), each at most once;
 - ``split``: ``"train"`` (default) or ``"test"``: which problem set resets draw from;
-- ``format_reward``: in [0, 1), default 0: the reward for a well-formed but wrong answer.
+- ``format_reward``: in [0, 1), default 0: the reward for a well-formed but wrong answer;
+- ``mistake``: ``"offset"`` (default) or ``"carry"``: the pretraining data's wrong answers (below).
 
-``digits`` is the environment's (it sets the buffer's length); ``ops``, ``split`` and
-``format_reward`` are data in ``ArithmeticParams``, so one compiled program serves them all.
+``digits`` and ``mistake`` are the environment's (``digits`` sets the buffer's length); ``ops``,
+``split`` and ``format_reward`` are data in ``ArithmeticParams``, so one compiled program serves
+them all.
 
 The split: a problem is a test problem when a 32-bit integer hash of ``(a, op, b)``
 (``problem_hash``) is divisible by 5, so about one problem in five; the split of a problem does
@@ -45,8 +47,16 @@ an episode can write with 4 digits (``L - 5``: the room after the shortest promp
 
 Pretraining data (``pretraining_batch``): problems of the **train** split only (whatever the
 environment's own split), written with their answer and the end token; a fraction ``noise`` of
-them get a wrong answer instead: the right one plus an offset uniform on ``-9..-1, 1..9``, so a
-model fine-tuned on them still errs and leaves RL room to improve. Scores (``text_scores``):
+them get a wrong answer instead, so a model fine-tuned on them still errs and leaves RL room to
+improve. Which wrong answer is the ``mistake`` keyword's:
+
+- ``"offset"`` (default): the right one plus an offset uniform on ``-9..-1, 1..9``. Scattered over
+  18 values, these mistakes lower a model's sampled accuracy more than its greedy one;
+- ``"carry"``: a sloppy teacher's, the sum or difference computed digit by digit with carries and
+  borrows dropped (``58+67=15``, ``52-38=24``, ``38-52=-24``); products get the offset. A problem
+  without a carry or borrow comes out right. One wrong answer per problem, the same on every
+  problem: with ``noise > 0.5`` a model learns to drop carries in greedy decoding too, and the
+  right answer stays among its samples for RL to find. Scores (``text_scores``):
 ``accuracy``, the fraction of texts whose answer equals the prompt's, recomputed in Python from
 the decoded text, and ``well_formed``, the fraction of answers that are well-formed numbers.
 """
@@ -69,6 +79,7 @@ from jrl.envs.tokens import TokenEnv, TokenState, Vocabulary, write
 __all__ = [
     "BOS",
     "END",
+    "MISTAKES",
     "OPS",
     "Arithmetic",
     "ArithmeticParams",
@@ -85,6 +96,7 @@ PLUS, MINUS, TIMES, EQUALS = 10, 11, 12, 13
 END = 14
 BOS = 15  # the last id: not an action
 MAX_DIGITS = 4  # 9999 * 9999 fits in int32; the hash is exact on every operand
+MISTAKES = ("offset", "carry")  # the pretraining data's wrong answers (Arithmetic.mistake)
 TEST_EVERY = 5  # a problem is a test problem when its hash is divisible by 5
 CANDIDATES = 128  # operand pairs a reset draws to find one in its split
 TIME_LIMIT = 4 * MAX_DIGITS - 1  # the most tokens an episode writes with 4 digits: it never cuts one short
@@ -190,6 +202,20 @@ def _apply(op: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.select([op == 0, op == 1], [a + b, a - b], a * b).astype(jnp.int32)
 
 
+def _digitwise(op: jax.Array, a: jax.Array, b: jax.Array, digits: int) -> jax.Array:
+    """``a op b`` computed digit by digit with every carry (``+``) or borrow (``-``) dropped, the
+    mistake of ``mistake="carry"``: ``58+67 -> 15`` (``5+6``, ``8+7``: ``1``, ``5``), ``52-38 -> 24``
+    (``5-3``, ``2-8`` mod 10 ``= 4``); a negative difference is the negated one of ``b - a``. Multiplication:
+    the right product (the caller offsets it instead). int32, elementwise."""
+    powers = jnp.asarray([10**i for i in range(digits)], jnp.int32)
+    big, small = jnp.maximum(a, b), jnp.minimum(a, b)
+    a_digits, b_digits = (a // powers) % 10, (b // powers) % 10
+    big_digits, small_digits = (big // powers) % 10, (small // powers) % 10
+    plus = jnp.sum(((a_digits + b_digits) % 10) * powers)
+    minus = jnp.sum(((big_digits - small_digits) % 10) * powers) * jnp.where(a < b, -1, 1)
+    return jnp.select([op == 0, op == 1], [plus, minus], a * b).astype(jnp.int32)
+
+
 def _well_formed(answer: jax.Array, count: jax.Array) -> jax.Array:
     """Whether the first ``count`` tokens of ``answer`` ``[W]`` are a well-formed number."""
     index = jnp.arange(answer.shape[0])
@@ -235,12 +261,17 @@ class Arithmetic(TokenEnv):
         digits: operands have up to this many digits, 1..4 (it sets the buffer's length). Which
             operations and which split are the params' (``ArithmeticParams``; ``jrl.make``'s
             ``ops`` and ``split`` keywords set them).
+        mistake: the wrong answers of the pretraining data's noisy share (``pretraining_batch``):
+            ``"offset"`` (the right answer plus or minus 1..9) or ``"carry"`` (carries and borrows
+            dropped, a systematic mistake; products offset). Rewards and problems do not depend on it.
     """
 
     digits: int = 2
+    mistake: str = "offset"
 
     def __post_init__(self) -> None:
         check_int("digits", self.digits, 1, MAX_DIGITS)
+        check_choice("mistake", self.mistake, MISTAKES)
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -329,8 +360,8 @@ class Arithmetic(TokenEnv):
     def pretraining_batch(
         self, key: jax.Array, params: ArithmeticParams, batch_size: int, noise: float = 0.1
     ) -> tuple[jax.Array, jax.Array]:
-        """Train-split problems with their answers, a fraction ``noise`` of them wrong by an offset
-        in ``-9..-1, 1..9`` (see the module docstring): ``(tokens int32 [B, L], mask bool [B, L])``,
+        """Train-split problems with their answers, a fraction ``noise`` of them written with the
+        environment's ``mistake`` (see the module docstring): ``(tokens int32 [B, L], mask bool [B, L])``,
         the mask on the answer's characters and its end token."""
         k_problem, k_wrong = jax.random.split(key)
         draw = lambda k: self._draw(k, params.ops, jnp.bool_(False))  # noqa: E731
@@ -350,6 +381,8 @@ class Arithmetic(TokenEnv):
             value = _apply(op, a, b) + jnp.where(wrong, offset, 0)
             # A wrong answer must fit the answer's room: a 2D-digit product plus 9 may not, then minus it.
             value = jnp.where(jnp.abs(value) >= limits[(value < 0).astype(jnp.int32)], value - 2 * offset, value)
+            if self.mistake == "carry":  # sums and differences digit by digit: fits the room, may be right
+                value = jnp.where(wrong & (op != 2), _digitwise(op, a, b, self.digits), value)
             prompt, prompt_count = _concatenate([(buffer, count), _single(EQUALS)], self.length)
             answer, answer_count = _number(value, width)
             tokens, total = _concatenate([(prompt, prompt_count), (answer, answer_count), _single(END)], self.length)
@@ -379,11 +412,13 @@ def arithmetic_factory(
     ops: str = OPS,
     split: str = "train",
     format_reward: float = 0.0,
+    mistake: str = "offset",
 ) -> tuple[Arithmetic, ArithmeticParams]:
     """Registry factory: ``digits`` (1..4), ``ops`` (a string from ``"+-*"``), ``split``
-    (``"train"``/``"test"``), ``format_reward`` in [0, 1)."""
+    (``"train"``/``"test"``), ``format_reward`` in [0, 1), ``mistake`` (``"offset"``/``"carry"``:
+    the pretraining data's wrong answers)."""
     del env_id
-    env = Arithmetic(digits)
+    env = Arithmetic(digits, mistake)
     if not isinstance(ops, str):
         raise TypeError(f"ops must be a str of operations from {OPS!r}, got {type(ops).__name__} {ops!r}")
     if not ops or any(c not in OPS for c in ops) or len(set(ops)) != len(ops):
