@@ -36,7 +36,21 @@ TASKS = [
 ]
 NUMBER = re.compile(r"[ \t\n\r]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[ \t\n\r]*")
 # Completions that probe the numeric rule: every spelling of a value, and near misses.
-SPELLINGS = ["{a}", " {a}", "{a} ", "+{a}", "0{a}", "00{a}", "{a}.", "{a}.0", "{a}00", "-{a}", "{a}.5", "{a}z"]
+SPELLINGS = [
+    "{a}",
+    " {a}",
+    "{a} ",
+    "+{a}",
+    "0{a}",
+    "00{a}",
+    "{a}.",
+    "{a}.0",
+    "{a}00",
+    "-{a}",
+    "{a}.5",
+    "{a}z",
+    "0" * 20 + "{a}",
+]
 ODD = [
     "",
     "-",
@@ -125,7 +139,8 @@ def completions(answers, rng):
 
 def check_rewards(env, params, encode, decode, count, seed):
     """``count`` random (problem, completion) pairs: the end token's reward against ``python_reward``
-    of the decoded answer; returns how many were right and well formed (so a test sees both kinds)."""
+    of the decoded answer (a token whose text is longer than 16 characters is never part of a
+    number); returns how many were right and well formed (so a test sees both kinds)."""
     rng = np.random.default_rng(seed)
     answers = env.tasks.answer_texts
     problems = rng.integers(len(answers), size=count)
@@ -136,17 +151,21 @@ def check_rewards(env, params, encode, decode, count, seed):
     end = np.full(count, env.vocabulary.end_id, np.int32)
     _, after, reward, terminated, truncated, _ = stepper(env)(jax.random.key(0), states, end, params)
     fmt = float(params.format_reward)
-    expected = [python_reward(env.reward, decode(i), answers[p], fmt) for i, p in zip(ids, problems, strict=True)]
+    long = [any(len(decode([t])) > 16 for t in i) for i in ids]
+    expected = [
+        python_reward(env.reward, "\x00" if too_long and env.reward == "numeric" else decode(i), answers[p], fmt)
+        for i, p, too_long in zip(ids, problems, long, strict=True)
+    ]
     np.testing.assert_array_equal(np.asarray(reward), np.asarray(expected, np.float32), err_msg=str(texts))
     assert np.asarray(terminated).all() and not np.asarray(truncated).any()
     # The buffer the step left is the prompt, the answer and the end token.
     for row, (p, i) in enumerate(zip(problems, ids, strict=True)):
         text = env.vocabulary.decode(np.asarray(after.tokens[row]))
-        assert text == TASKS_TEXT(env, p) + decode(i)
-    return sum(r == 1.0 for r in expected), sum(r == fmt for r in expected)
+        assert text == prompt_text(env, p) + decode(i)
+    return sum(r == 1.0 for r in expected), sum(r == fmt for r in expected), sum(long)
 
 
-def TASKS_TEXT(env, problem):  # noqa: N802 (reads as a table)
+def prompt_text(env, problem):
     return env.vocabulary.decode(np.asarray(env.tasks.prompts[problem]))
 
 
@@ -157,7 +176,7 @@ def test_rewards_match_python_on_random_completions(task_file, kind):
     assert all(c in vocab.strings for c in "0123456789+-. ") and vocab.strings[-2:] == ("<end>", "<bos>")
     # L = P + A + 1: the longest prompt with bos (19), the longest answer (4) plus the margin (4), the end token.
     assert (env.tasks.prompt_tokens, env.tasks.answer_tokens, env.length) == (19, 8, 28)
-    right, formed = check_rewards(env, params, lambda t: vocab.encode(t)[1:], lambda i: vocab.decode(i), 600, 0)
+    right, formed, _ = check_rewards(env, params, lambda t: vocab.encode(t)[1:], vocab.decode, 600, 0)
     assert right > 30 and formed > 30, (right, formed)
 
 
@@ -168,21 +187,23 @@ def test_steps_before_the_end_and_the_budget(task_file):
     vocab = env.vocabulary
     digit = vocab.encode("4")[1]
     budget = env.tasks.answer_tokens
-    states = states_with(env, params, np.arange(8), [[digit] * n for n in range(8)])
-    _, after, reward, terminated, _, _ = stepper(env)(jax.random.key(0), states, np.full(8, digit, np.int32), params)
-    np.testing.assert_array_equal(np.asarray(terminated), np.arange(8) == budget)
+    states = states_with(env, params, np.arange(budget + 1) % 8, [[digit] * n for n in range(budget + 1)])
+    action = np.full(budget + 1, digit, np.int32)
+    _, _, reward, terminated, _, _ = stepper(env)(jax.random.key(0), states, action, params)
+    np.testing.assert_array_equal(np.asarray(terminated), np.arange(budget + 1) == budget)
     assert not np.asarray(reward).any()
-    obs, one = jax.jit(env.reset)(jax.random.key(5), params)
+    # Resets vmapped over keys: each the reset of its key alone, its prompt the drawn problem's.
     keys = jax.random.split(jax.random.key(9), 6)
-    obs_v, state_v = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    obs_v, states_v = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     for i in range(6):
-        obs_i, _ = jax.jit(env.reset)(keys[i], params)
-        np.testing.assert_array_equal(obs_v[i], obs_i)
-    assert vocab.decode(np.asarray(obs)) == TASKS_TEXT(env, int(one.problem))
+        obs, state = env.reset(keys[i], params)
+        np.testing.assert_array_equal(obs_v[i], obs)
+        assert int(states_v.problem[i]) == int(state.problem)
+        assert vocab.decode(np.asarray(obs)) == prompt_text(env, int(state.problem))
 
 
 def test_splits_are_disjoint_deterministic_and_drawn(task_file):
-    env, params = jrl.make("Tasks-v0", path=task_file, test_fraction=0.5)
+    env, _ = jrl.make("Tasks-v0", path=task_file, test_fraction=0.5)
     expected = [
         row["split"] == "test"
         if "split" in row
@@ -212,7 +233,7 @@ def test_pretraining_batch_and_text_scores(task_file):
     assert set(texts) <= train and len(set(texts)) > 3
     for text, row, m in zip(texts, np.asarray(tokens), np.asarray(mask), strict=True):
         answer = next(r["answer"] for r in TASKS if r["prompt"] + r["answer"] == text)
-        assert env.vocabulary.decode(row[m][:-1]) == answer and row[m][-1] == env.vocabulary.end_id
+        assert row[m].tolist() == [env.vocabulary.strings.index(c) for c in answer] + [env.vocabulary.end_id]
     assert env.text_scores(params, np.asarray(tokens), None) == {"accuracy": 1.0, "well_formed": 1.0}
     noisy, _ = jax.jit(env.pretraining_batch, static_argnums=2)(jax.random.key(0), params, 64, 0.5)
     scores = env.text_scores(params, np.asarray(noisy), None)
@@ -266,7 +287,8 @@ def test_a_tokenizer_gives_the_rewards_of_its_own_decoding(tmp_path, task_file):
     """A byte-level BPE made here: its ids through the environment, its ``decode`` in Python."""
     tokenizers = pytest.importorskip("tokenizers")
     bpe = tokenizers.ByteLevelBPETokenizer()
-    corpus = [row["prompt"] + row["answer"] for row in TASKS] + ["0.5 +12 -07 1.25 100 00 . .. 3 4"]
+    # Runs of zeros merge into tokens longer than 16 characters, which are never part of a number.
+    corpus = [row["prompt"] + row["answer"] for row in TASKS] + ["0.5 +12 -07 1.25 100 00 . .. 3 4", "0" * 20] * 3
     bpe.train_from_iterator(
         corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
     )
@@ -276,8 +298,8 @@ def test_a_tokenizer_gives_the_rewards_of_its_own_decoding(tmp_path, task_file):
         vocab = env.vocabulary
         assert vocab.size == bpe.get_vocab_size() and vocab.end_id == bpe.token_to_id("<|endoftext|>")
         assert vocab.bos_id is None and env.tasks.prompt_tokens == max(len(bpe.encode(r["prompt"]).ids) for r in TASKS)
-        right, formed = check_rewards(env, params, lambda t: bpe.encode(t).ids, bpe.decode, 400, 1)
-        assert right > 20 and formed > 20
+        right, formed, long = check_rewards(env, params, lambda t: bpe.encode(t).ids, bpe.decode, 400, 1)
+        assert right > 20 and formed > 20 and long > 3, (right, formed, long)
 
 
 TINY = {"d_model": 16, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2}

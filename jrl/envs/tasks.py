@@ -96,6 +96,7 @@ __all__ = [
     "TasksParams",
     "TasksState",
     "TokenizerVocabulary",
+    "number_form",
     "read_tasks",
     "tasks_factory",
 ]
@@ -468,9 +469,7 @@ def _number_in_jax(chars: jax.Array, count: jax.Array) -> tuple[jax.Array, ...]:
     body = (index >= start + signed) & (index < stop)
     digit, dot = chars < 10, chars == DOT
     dots = body & dot
-    is_number = (
-        jnp.any(solid) & jnp.all(jnp.where(body, digit | dot, True)) & (jnp.sum(dots) <= 1) & jnp.any(body & digit)
-    )
+    is_number = jnp.all(jnp.where(body, digit | dot, True)) & (jnp.sum(dots) <= 1) & jnp.any(body & digit)
     point = jnp.where(jnp.any(dots), jnp.argmax(dots), stop)
     integer = jnp.zeros(width, jnp.int8).at[jnp.where(body & (index < point), width - point + index, width)]
     integer = integer.set(chars, mode="drop")
