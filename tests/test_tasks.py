@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 import jrl
+from jrl.envs.registry import resolve_env_paths
 from jrl.envs.tasks import TasksState
+from jrl.experiment import RunSpec
 from jrl.text import LanguageModel, LMConfig, grpo, init_model
 
 TASKS = [
@@ -317,3 +319,20 @@ def test_grpo_runs_on_a_task_file(task_file):
     assert np.asarray(result.metrics["finite"]).all() and np.asarray(result.metrics["kl"])[-1] >= 0.0
     returns = np.asarray(result.metrics["episode_return"])
     assert returns.shape == (2,) and ((returns >= 0.0) & (returns <= 1.0)).all()
+
+
+def test_a_run_records_the_file_by_its_absolute_path(tmp_path, monkeypatch):
+    """``path`` and ``tokenizer`` (``EnvSpec.path_keywords``) typed relative to the working directory
+    are recorded absolute, so ``jrl resume`` and ``jrl eval`` find them from anywhere; other keywords,
+    and other ids' keywords, are left as typed."""
+    monkeypatch.chdir(tmp_path)
+    write_tasks(tmp_path / "mine.jsonl", TASKS)
+    spec = RunSpec.resolve("grpo", "Tasks-v0", env_kwargs={"path": "mine.jsonl", "reward": "numeric"})
+    resolved = spec.resolve_paths(tmp_path)
+    assert resolved.env_kwargs == {"path": str(tmp_path / "mine.jsonl"), "reward": "numeric"}
+    assert spec.env_kwargs["path"] == "mine.jsonl" and resolved.resolve_paths("/elsewhere") == resolved
+    assert resolve_env_paths("Tasks-v0", {"tokenizer": "hf/gpt2", "margin": 2}, "/base") == {
+        "tokenizer": "/base/hf/gpt2",
+        "margin": 2,
+    }
+    assert resolve_env_paths("FrozenLake-v1", {"map_name": "4x4"}, "/base") == {"map_name": "4x4"}
