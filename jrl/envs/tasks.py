@@ -86,6 +86,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jrl._extras import install_hint
 from jrl._validation import check_choice, check_float, check_int
 from jrl.envs.tokens import TokenEnv, TokenState, Vocabulary, write
 
@@ -113,34 +114,46 @@ _NUMBER = re.compile(r"[ \t\n\r]*([+-]?)([0-9]*)(?:\.([0-9]*))?[ \t\n\r]*")
 
 
 class TokenizerVocabulary(Vocabulary):
-    """A ``Vocabulary`` whose text goes through a Hugging Face tokenizer (``jrl.text.hf.HFTokenizer``):
-    ``strings`` are its tokens' names (``Ġ7``), ``encode`` and ``decode`` are the tokenizer's.
-    Equal when the tokenizer's JSON and end token are."""
+    """A ``Vocabulary`` whose text goes through a Hugging Face tokenizer (a ``tokenizers.Tokenizer``,
+    as ``jrl.text.hf.HFTokenizer`` reads it): ``strings`` are its tokens' names (``Ġ7``), ``encode``
+    is the tokenizer's, ``decode`` stops at ``end_id`` and skips special tokens. No bos token.
+    Equal (and hashed) by the tokenizer's JSON and the end token.
 
-    def __init__(self, tokenizer: Any) -> None:
-        strings = tuple(tokenizer.tokenizer.id_to_token(i) or f"<unused {i}>" for i in range(tokenizer.size))
-        super().__init__(strings, tokenizer.end_id, None, "", len(strings))
+    Args:
+        tokenizer: the ``tokenizers.Tokenizer``.
+        end_id: its end-of-text token (GPT-2's ``eos_token_id``).
+    """
+
+    def __init__(self, tokenizer: Any, end_id: int) -> None:
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+        strings = tuple(tokenizer.id_to_token(i) or f"<unused {i}>" for i in range(size))
+        super().__init__(strings, int(end_id), None, "", size)
         object.__setattr__(self, "tokenizer", tokenizer)
+        object.__setattr__(self, "recipe", tokenizer.to_str())
 
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__} {text!r}")
-        return list(self.tokenizer.encode(text))
+        return list(self.tokenizer.encode(text).ids)
 
     def decode(self, tokens: Any) -> str:
-        return self.tokenizer.decode_batch(self._ids(tokens, 1, "decode")[None])[0]
+        return self.decode_batch(self._ids(tokens, 1, "decode")[None])[0]
 
     def decode_batch(self, tokens: Any) -> list[str]:
-        return self.tokenizer.decode_batch(self._ids(tokens, 2, "decode_batch"))
+        rows = [
+            row[: row.index(self.end_id)] if self.end_id in row else row
+            for row in self._ids(tokens, 2, "decode_batch").tolist()
+        ]
+        return self.tokenizer.decode_batch(rows, skip_special_tokens=True)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TokenizerVocabulary) and self.tokenizer == other.tokenizer
+        return isinstance(other, TokenizerVocabulary) and (self.recipe, self.end_id) == (other.recipe, other.end_id)
 
     def __hash__(self) -> int:
-        return hash(self.tokenizer)
+        return hash((self.recipe, self.end_id))
 
     def __repr__(self) -> str:
-        return f"TokenizerVocabulary({self.tokenizer!r})"
+        return f"TokenizerVocabulary(size={self.size}, end_id={self.end_id})"
 
 
 def number_form(text: str, width: int) -> tuple[bool, bool, np.ndarray, np.ndarray]:
@@ -281,13 +294,15 @@ def _is_test(prompt: str, fraction: float) -> bool:
 def _tokenizer_vocabulary(source: str) -> TokenizerVocabulary:
     """The tokenizer in ``source``: a directory with ``tokenizer.json`` (and ``config.json`` or
     ``tokenizer_config.json`` naming the end token), or a ``tokenizer.json`` file."""
-    from jrl.text.hf import HFTokenizer  # the hf extra, imported only where a tokenizer is asked for
-
+    try:
+        import tokenizers  # the hf extra, imported only where a tokenizer is asked for
+    except ImportError as err:
+        raise ImportError(f"tokenizer= needs the tokenizers library: {install_hint('hf')}") from err
     where = Path(source)
     directory, file = (where, where / "tokenizer.json") if where.is_dir() else (where.parent, where)
     if not file.is_file():
         raise FileNotFoundError(f"tokenizer: {source!r} is neither a tokenizer.json file nor a directory holding one")
-    probe = HFTokenizer.from_file(file, 0).tokenizer
+    tokenizer = tokenizers.Tokenizer.from_file(str(file))
     end = None
     config = directory / "config.json"
     if config.is_file():
@@ -296,15 +311,15 @@ def _tokenizer_vocabulary(source: str) -> TokenizerVocabulary:
     if not isinstance(end, int) and (directory / "tokenizer_config.json").is_file():
         name = json.loads((directory / "tokenizer_config.json").read_text()).get("eos_token")
         name = name.get("content") if isinstance(name, dict) else name
-        end = probe.token_to_id(name) if isinstance(name, str) else None
+        end = tokenizer.token_to_id(name) if isinstance(name, str) else None
     if not isinstance(end, int):
-        end = probe.token_to_id("<|endoftext|>")
-    if not isinstance(end, int) or not 0 <= end < probe.get_vocab_size(with_added_tokens=True):
+        end = tokenizer.token_to_id("<|endoftext|>")
+    if not isinstance(end, int) or not 0 <= end < tokenizer.get_vocab_size(with_added_tokens=True):
         raise ValueError(
             f"tokenizer: {source!r} names no end token (config.json's eos_token_id, tokenizer_config.json's "
             "eos_token, or a <|endoftext|> token)"
         )
-    return TokenizerVocabulary(HFTokenizer.from_file(file, end))
+    return TokenizerVocabulary(tokenizer, end)
 
 
 def _encode(vocab: Vocabulary, text: str, path: str, line: int, what: str) -> list[int]:
@@ -334,11 +349,11 @@ def _read_cached(
         recipe = json.dumps(vocab.strings)
     else:
         vocab = _tokenizer_vocabulary(tokenizer)
-        text_of = vocab.tokenizer.tokenizer.decode
+        text_of = vocab.tokenizer.decode
         token_texts = tuple(
             "" if i == vocab.end_id else text_of([i], skip_special_tokens=False) for i in range(vocab.size)
         )
-        recipe = vocab.tokenizer.tokenizer.to_str() + repr(vocab.end_id)
+        recipe = vocab.recipe + repr(vocab.end_id)
     prompts, answers = [], []
     for line, prompt, answer, _ in rows:
         ids = _encode(vocab, prompt, path, line, "prompt")
