@@ -337,11 +337,12 @@ def _build_parser() -> _Parser:
         "re-exported; their StableHLO, ONNX and SavedModel programs decode text (the SavedModel's generate "
         "signature takes and returns strings). Formats: numpy (.npz, runs with NumPy alone), safetensors, stablehlo (jax.export, "
         "reloadable with jax.export.deserialize), onnx (jax2onnx: the onnx extra) or tf (a TensorFlow SavedModel "
-        "directory, jax2tf: the tf extra). --int8 quantizes the "
+        "directory, jax2tf: the tf extra) or hf (a Hugging Face GPT-2 directory that transformers loads, from a grpo "
+        "run tuned from a Hugging Face model or such a model's directory). --int8 quantizes the "
         "kernels per output channel, --float16 and --bfloat16 cast them (docs/deployment.md).",
     )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_POLICY")
-    export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx", "tf"])
+    export.add_argument("--format", required=True, choices=["numpy", "safetensors", "stablehlo", "onnx", "tf", "hf"])
     quantized = export.add_mutually_exclusive_group()
     quantized.add_argument(
         "--int8",

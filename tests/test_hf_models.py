@@ -178,6 +178,44 @@ def test_save_hf_round_trips_through_transformers(tmp_path, hf_dir, jrl_model):
     jax.tree_util.tree_map(np.testing.assert_array_equal, short.params["params"], want)
 
 
+def test_grpo_tunes_a_hugging_face_model_that_transformers_loads_back(tmp_path, hf_dir, jrl_model, capsys):
+    # The loop docs/rl_for_language_models.md walks: a Hugging Face directory, tasks from a JSONL
+    # file in its tokenizer's tokens, `jrl train --algo grpo`, `jrl generate RUN`, then
+    # `jrl export RUN --format hf` for transformers. format_reward gives a random model's groups
+    # rewards that differ, so the advantages, and the update, are not zero.
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"prompt": p, "answer": a}) + "\n"
+            for p, a in [("the cat", " sat"), ("a dog", " ran"), ("the quick", " fox"), ("red", " ball")]
+        )
+    )
+    run = tmp_path / "run"
+    env_kwargs = [f"path={tasks}", f"tokenizer={hf_dir}", f"length={POSITIONS}", "format_reward=0.5", "test_fraction=0"]
+    settings = [f"pretrained={hf_dir}", "num_steps=2", "num_prompts=2", "group_size=4", "learning_rate=0.01"]
+    args = ["train", "--algo", "grpo", "--env", "Tasks-v0", "--out", str(run)]
+    args += [a for kw in env_kwargs for a in ("--env-kwarg", kw)] + [a for kw in settings for a in ("--set", kw)]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert cli.main(["generate", str(run), "--greedy", "--prompt", "the cat", "--prompt", "a dog"]) == 0
+    printed = capsys.readouterr().out.split("\n")
+    assert printed[0].startswith("the cat") and printed[1].startswith("a dog")
+    assert cli.main(["export", str(run), "--format", "hf"]) == 0
+    out = run / "export" / "text-seed0-hf"
+    assert capsys.readouterr().out.strip() == str(out)
+    tuned = load_model(out)
+    assert tuned.config == jrl_model.config and tuned.tokenizer == jrl_model.tokenizer
+    moved = jax.tree_util.tree_map(
+        lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), tuned.params, jrl_model.params
+    )
+    assert max(jax.tree_util.tree_leaves(moved)) > 1e-4  # GRPO changed the weights
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    np.testing.assert_allclose(np.asarray(jrl_logits(tuned, IDS)), torch_logits(loaded, IDS), atol=1e-4, rtol=0)
+    # a model that cannot be GPT-2 is refused with the reason: jrl's own (a head with a bias), --int8
+    assert cli.main(["export", str(run), "--format", "hf", "--int8"]) == 2
+    assert "no --int8" in capsys.readouterr().err
+
+
 def test_old_configs_and_jrl_models_unchanged(tmp_path):
     config = LMConfig("WordGen-v0", 28, 27, 9, d_model=16, num_layers=1, num_heads=2)
     assert "tied_head" not in config.to_dict() and "layer_norm_epsilon" not in config.to_dict()

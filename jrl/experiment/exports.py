@@ -35,7 +35,9 @@ __all__ = [
     "CALIBRATION_SEED",
     "CALIBRATION_STEPS",
     "calibration_states",
+    "export_hf",
     "export_run",
+    "text_models",
     "text_source",
 ]
 
@@ -90,19 +92,19 @@ def _rollout(key: jax.Array, arrays: dict, env_params: Any, env: Any, spec: str,
     return collect(rollout_key, env, env_params, envs, act, num_steps)[1].obs
 
 
-def text_source(source: str | Path, seed_index: int = 0) -> tuple[TextExport, str, Path] | None:
-    """``(text model, file stem, default folder)`` when ``source`` holds a text model: a language
-    model's directory (``jrl pretrain``'s, ``jrl.text.save_model``'s: the model alone), a run of a
-    text learner (``text_q_learning``: the pretrained model, seed ``seed_index``'s Q-model and the
-    run's beta), or a text export file; ``None`` for anything else (a policy's run or file)."""
+def text_models(source: str | Path, seed_index: int = 0) -> tuple[Any, Any, float, str, Path] | None:
+    """``(language model, Q-model or None, beta, file stem, default folder)`` when the directory
+    ``source`` holds a text model: a language model's directory (``jrl pretrain``'s,
+    ``jrl.text.save_model``'s, a Hugging Face GPT-2 directory: the model alone) or a run of a text
+    learner (seed ``seed_index``'s ``decoding_models``: ``text_q_learning``'s pretrained model,
+    Q-model and beta; ``grpo``'s tuned model); ``None`` for anything else (a file, a policy's run)."""
     from jrl.text.model import CONFIG_FILE, WEIGHTS_FILE, load_model
 
     source = Path(source)
     if source.is_file():
-        loaded = load_policy(source) if source.suffix in (".npz", ".safetensors") else None
-        return (loaded, source.stem, source.parent) if isinstance(loaded, TextExport) else None
+        return None
     if (source / WEIGHTS_FILE).is_file() and (source / CONFIG_FILE).is_file():
-        return export_text(load_model(source)), "model", source / "export"
+        return load_model(source), None, 0.0, "model", source / "export"
     run = load_run(source)
     if not run.spec.algorithm.decodes_text:
         return None
@@ -111,7 +113,48 @@ def text_source(source: str | Path, seed_index: int = 0) -> tuple[TextExport, st
     state, _ = run.load_checkpoint()
     result = run.algorithm.result(run.seed_state(state, seed_index), {})
     model, q_model, beta = run.spec.algorithm.decoding_models(run.config, result)
-    return export_text(model, q_model, beta), f"text-seed{run.spec.seeds[seed_index]}", source / "export"
+    return model, q_model, beta, f"text-seed{run.spec.seeds[seed_index]}", source / "export"
+
+
+def text_source(source: str | Path, seed_index: int = 0) -> tuple[TextExport, str, Path] | None:
+    """``(text model, file stem, default folder)`` when ``source`` holds a text model: one of
+    ``text_models``' directories, or a text export file; ``None`` for anything else (a policy's
+    run or file)."""
+    source = Path(source)
+    if source.is_file():
+        loaded = load_policy(source) if source.suffix in (".npz", ".safetensors") else None
+        return (loaded, source.stem, source.parent) if isinstance(loaded, TextExport) else None
+    models = text_models(source, seed_index)
+    if models is None:
+        return None
+    model, q_model, beta, stem, folder = models
+    return export_text(model, q_model, beta), stem, folder
+
+
+def export_hf(source: str | Path, out: str | Path | None = None, *, seed_index: int = 0) -> Path:
+    """``jrl export --format hf``: the language model of a text run or model directory
+    (``text_models``) written as a Hugging Face GPT-2 directory (``jrl.text.save_model(...,
+    format="hf")``) that ``transformers`` loads, to ``out`` (default ``FOLDER/<stem>-hf``). Only a
+    model that decodes alone, in GPT-2's form and with its Hugging Face tokenizer, fits: a grpo run
+    tuned from a Hugging Face model, or such a model's directory. ``ValueError`` otherwise, saying why."""
+    from jrl.text.model import save_model
+
+    source = Path(source)
+    models = text_models(source, seed_index)
+    if models is None:
+        what = "a file" if source.is_file() else "not a text run or a language model's directory"
+        raise ValueError(
+            f"{source}: --format hf writes a language model's directory from a text run or a model directory; "
+            f"this is {what}"
+        )
+    model, q_model, _, stem, folder = models
+    if q_model is not None:
+        raise ValueError(
+            f"{source} decodes with logits + beta * Q (a Q-head beside the language model), which a GPT-2 "
+            "directory cannot hold: export it as safetensors, stablehlo, onnx or tf (they keep the Q-head)"
+        )
+    path = Path(out) if out is not None else folder / f"{stem}-hf"
+    return save_model(path, model, format="hf")
 
 
 def export_run(
@@ -126,15 +169,22 @@ def export_run(
     """Export the greedy policy of seed ``seed_index`` of a run directory's latest checkpoint (or
     of an exported ``.npz`` / ``.safetensors`` policy; or a text model, ``text_source``: to
     ``RUN_DIR/export/text-seed<S>``, ``MODEL_DIR/export/model``) in ``format``, quantized to ``weights``
-    (``"int8"``, ``"float16"``) if given. ``out`` defaults to ``RUN_DIR/export/policy-seed<S>[-int8]``
+    (``"int8"``, ``"float16"``) if given; ``format="hf"``: a text model as a Hugging Face directory
+    (``export_hf``). ``out`` defaults to ``RUN_DIR/export/policy-seed<S>[-int8]``
     with the format's suffix (beside the file, for a policy file). Returns the path written.
 
     int8 is calibrated (``jrl.export.quantize``, GPTQ) on ``calibration_states`` of the float
     policy in the run's environment; a policy file has none, and is calibrated in ``env_id``'s
     (a ``jrl.make`` id) if given, else rounded to nearest (uncalibrated). ``env_id`` is for a policy
     file and int8 only (``ValueError`` otherwise: a run knows its environment)."""
+    if format == "hf":
+        if weights is not None or env_id is not None:
+            raise ValueError(
+                "--format hf writes the float32 weights transformers reads: no --int8, --float16, --bfloat16, --env"
+            )
+        return export_hf(run_dir, out, seed_index=seed_index)
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+        raise ValueError(f"format must be one of {sorted([*FORMATS, 'hf'])}, got {format!r}")
     source = Path(run_dir)
     if env_id is not None and (not source.is_file() or weights != "int8"):
         raise ValueError("env_id is the calibration environment of a policy file's int8 export")

@@ -395,7 +395,7 @@ def make_algorithm(
     )
 
     def result(state: GRPOState, metrics: dict) -> GRPOResult:
-        return GRPOResult(model=LanguageModel(lm.config, state.params), metrics=metrics)
+        return GRPOResult(model=LanguageModel(lm.config, state.params, lm.tokenizer), metrics=metrics)
 
     return Algorithm(config=config, init=init, run=run, result=result, num_logs=config.num_logs())
 
