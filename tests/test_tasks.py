@@ -36,6 +36,7 @@ TASKS = [
     {"prompt": "a dozen: ", "answer": "12"},
     {"prompt": "-3+1=", "answer": "-2"},
 ]
+COUNT = 600  # random completions per environment
 NUMBER = re.compile(r"[ \t\n\r]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[ \t\n\r]*")
 # Completions that probe the numeric rule: every spelling of a value, and near misses.
 SPELLINGS = [
@@ -178,7 +179,7 @@ def test_rewards_match_python_on_random_completions(task_file, kind):
     assert all(c in vocab.strings for c in "0123456789+-. ") and vocab.strings[-2:] == ("<end>", "<bos>")
     # L = P + A + 1: the longest prompt with bos (19), the longest answer (4) plus the margin (4), the end token.
     assert (env.tasks.prompt_tokens, env.tasks.answer_tokens, env.length) == (19, 8, 28)
-    right, formed, _ = check_rewards(env, params, lambda t: vocab.encode(t)[1:], vocab.decode, 600, 0)
+    right, formed, _ = check_rewards(env, params, lambda t: vocab.encode(t)[1:], vocab.decode, COUNT, 0)
     assert right > 30 and formed > 30, (right, formed)
 
 
@@ -189,10 +190,12 @@ def test_steps_before_the_end_and_the_budget(task_file):
     vocab = env.vocabulary
     digit = vocab.encode("4")[1]
     budget = env.tasks.answer_tokens
-    states = states_with(env, params, np.arange(budget + 1) % 8, [[digit] * n for n in range(budget + 1)])
-    action = np.full(budget + 1, digit, np.int32)
+    # As many rows as the reward test's, so its compiled step serves: n digits written, n = 0 .. A.
+    written = np.arange(COUNT) % (budget + 1)
+    states = states_with(env, params, np.arange(COUNT) % len(TASKS), [[digit] * n for n in written])
+    action = np.full(COUNT, digit, np.int32)
     _, _, reward, terminated, _, _ = stepper(env)(jax.random.key(0), states, action, params)
-    np.testing.assert_array_equal(np.asarray(terminated), np.arange(budget + 1) == budget)
+    np.testing.assert_array_equal(np.asarray(terminated), written == budget)
     assert not np.asarray(reward).any()
     # Resets vmapped over keys: each the reset of its key alone, its prompt the drawn problem's.
     keys = jax.random.split(jax.random.key(9), 6)
