@@ -17,6 +17,15 @@ keys (``device_key``), and the devices agree through collectives: gradients aver
 (``mean``), counts and sums added (``sum``). With one device every method is the identity, so a
 one-device run is today's run, bit for bit.
 
+Fully sharded data parallelism (FSDP, ZeRO-3) keeps a large pytree (a language model's parameters,
+its Adam moments, its target and reference copies) split over the same devices instead of whole on
+each: ``DataParallel.shard_tree`` cuts it into a ``Sharded`` node, every leaf flattened, padded and split
+into ``count`` equal pieces (as PyTorch's FSDP flattens its parameters), each device keeping its
+piece; ``gather`` puts the whole pytree together for a forward pass (``lax.all_gather``);
+``reduce_gradients`` averages whole gradients over the devices and leaves each device its piece
+(``lax.psum_scatter``); ``global_norm`` is the norm over every device's pieces. ``unshard`` gives
+the whole arrays back, on the host, out of a run's state with its device axis.
+
 This module sits just above ``envs``/``spaces``: it imports JAX and NumPy only, so a single
 training run can use it as well as a sweep.
 """
@@ -24,12 +33,14 @@ training run can use it as well as a sweep.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "DEVICES",
     "SINGLE",
     "DataParallel",
+    "Sharded",
     "agree",
     "barrier",
     "broadcast_from_lead",
@@ -51,6 +63,7 @@ __all__ = [
     "put_sharded",
     "to_host",
     "tree_bytes",
+    "unshard",
 ]
 
 #: The mesh axis name a batch is split along, unless told otherwise.
@@ -58,6 +71,53 @@ AXIS = "members"
 
 #: The mesh axis one training run's devices lie along (``DataParallel``).
 DEVICES = "devices"
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["shards"], meta_fields=["shapes"])
+@dataclasses.dataclass(frozen=True)
+class Sharded:
+    """One device's piece of a pytree split over the devices (``DataParallel.shard_tree``).
+
+    Attributes:
+        shards: the pytree's structure, each leaf this device's piece of the whole leaf flattened
+            and zero-padded to a multiple of the device count: ``[ceil(size / count)]`` (with a
+            run's seed and device axes in front, ``[devices, seeds, ...]``, outside the program).
+        shapes: the whole leaves' shapes, in ``jax.tree_util.tree_leaves(shards)`` order (static).
+    """
+
+    shards: Any
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def _padded_flat(leaf: jax.Array, count: int) -> jax.Array:
+    """``leaf`` flattened and zero-padded to a multiple of ``count``."""
+    flat = jnp.ravel(leaf)
+    return jnp.pad(flat, (0, -flat.shape[0] % count))
+
+
+def unshard(tree: Any) -> Any:
+    """A run's state with a leading device axis (``[devices, ...]`` on every leaf), with every
+    ``Sharded`` node replaced by its whole pytree: each leaf's pieces ``[devices, *batch, k]`` put
+    back in device order, trimmed and reshaped to ``[1, *batch, *shape]`` (a device axis of one,
+    so that the first device's entry of every leaf is the whole state). Other leaves unchanged; on
+    the host, outside any program. A tree of ``vmap`` axes (ints) of such a state gives the axes
+    of the whole state."""
+
+    def whole(node: Any) -> Any:
+        if not isinstance(node, Sharded):
+            return node
+        leaves, treedef = jax.tree_util.tree_flatten(node.shards)
+        full = []
+        for pieces, shape in zip(leaves, node.shapes, strict=True):
+            if isinstance(pieces, int):  # a tree of vmap axes (a run's ``state_axes``): the same axis
+                full.append(pieces)
+                continue
+            batch = pieces.shape[1:-1]
+            flat = jnp.moveaxis(jnp.asarray(pieces), 0, -2).reshape(*batch, -1)
+            full.append(flat[..., : math.prod(shape)].reshape(1, *batch, *shape))
+        return jax.tree_util.tree_unflatten(treedef, full)
+
+    return jax.tree_util.tree_map(whole, tree, is_leaf=lambda x: isinstance(x, Sharded))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +173,63 @@ class DataParallel:
     def sum(self, tree: Any) -> Any:
         """``tree``'s leaves added over the devices (``lax.psum``): every device gets the same."""
         return jax.lax.psum(tree, self.axis) if self.active else tree
+
+    def shard_tree(self, tree: Any) -> Sharded:
+        """This device's piece of the whole pytree ``tree`` (equal on every device): each leaf
+        flattened, padded with zeros to a multiple of ``count`` and cut into ``count`` pieces, the
+        device keeping piece ``axis_index`` (``[ceil(size / count)]``). Inside the shard-mapped
+        program; on one device, the leaves flattened (a single piece)."""
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        index = jax.lax.axis_index(self.axis) if self.active else 0
+        pieces = []
+        for leaf in leaves:
+            flat = _padded_flat(leaf, self.count)
+            size = flat.shape[0] // self.count
+            pieces.append(jax.lax.dynamic_slice_in_dim(flat, index * size, size))
+        shapes = tuple(tuple(int(d) for d in leaf.shape) for leaf in leaves)
+        return Sharded(jax.tree_util.tree_unflatten(treedef, pieces), shapes)
+
+    def gather(self, tree: Any) -> Any:
+        """``tree`` with every ``Sharded`` node replaced by the whole pytree (its pieces put
+        together with ``lax.all_gather`` over the devices, trimmed and reshaped); other leaves
+        unchanged. Inside the shard-mapped program."""
+
+        def whole(node: Any) -> Any:
+            if not isinstance(node, Sharded):
+                return node
+            leaves, treedef = jax.tree_util.tree_flatten(node.shards)
+            full = []
+            for piece, shape in zip(leaves, node.shapes, strict=True):
+                flat = jax.lax.all_gather(piece, self.axis, tiled=True) if self.active else piece
+                full.append(flat[: math.prod(shape)].reshape(shape))
+            return jax.tree_util.tree_unflatten(treedef, full)
+
+        return jax.tree_util.tree_map(whole, tree, is_leaf=lambda x: isinstance(x, Sharded))
+
+    def reduce_gradients(self, grads: Any, like: Any) -> Any:
+        """Whole gradients ``grads`` averaged over the devices. Where ``like`` (the parameters) is
+        a ``Sharded`` node, each device gets only its piece of the average (``lax.psum_scatter``
+        over the flattened, padded leaves, divided by ``count``: a reduce-scatter moves a 1/count
+        share of what an all-reduce does, and the device keeps no whole copy); otherwise ``mean``."""
+        if not isinstance(like, Sharded):
+            return self.mean(grads)
+        leaves, treedef = jax.tree_util.tree_flatten(grads)
+        pieces = [
+            jax.lax.psum_scatter(_padded_flat(g, self.count), self.axis, tiled=True) / self.count
+            if self.active
+            else _padded_flat(g, 1)
+            for g in leaves
+        ]
+        return Sharded(jax.tree_util.tree_unflatten(treedef, pieces), like.shapes)
+
+    def global_norm(self, tree: Any) -> jax.Array:
+        """The L2 norm of the whole pytree ``tree``: the squares of ``Sharded`` pieces are added
+        over the devices (``lax.psum``; the zero padding adds nothing), the other leaves, equal on
+        every device, counted once. float32 scalar, equal on every device."""
+        nodes = jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, Sharded))
+        whole = [jnp.sum(jnp.square(x)) for x in nodes if not isinstance(x, Sharded)]
+        pieces = [jnp.sum(jnp.square(x)) for n in nodes if isinstance(n, Sharded) for x in jax.tree_util.tree_leaves(n)]
+        return jnp.sqrt(sum(whole, jnp.float32(0.0)) + self.sum(sum(pieces, jnp.float32(0.0))))
 
 
 #: One device: no split, no collectives (every algorithm's default).

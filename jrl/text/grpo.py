@@ -39,15 +39,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jrl._validation import check_float, check_int, check_key
+from jrl._validation import check_bool, check_float, check_int, check_key
 from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
+from jrl.parallel import SINGLE, DataParallel, Sharded
 from jrl.text.model import LanguageModel, TransformerLM
 from jrl.text.pretrain import check_model_fits, load_pretrained
-from jrl.text.q_learning import rollout
+from jrl.text.q_learning import _all_finite, rollout, shard_text_params, text_optimizer
 
 __all__ = [
     "METRICS",
@@ -59,8 +60,10 @@ __all__ = [
     "check_finite",
     "decoding_models",
     "default_config",
+    "gradient",
     "greedy_policy",
     "group_advantages",
+    "learn",
     "make_algorithm",
     "make_train",
     "token_log_probs",
@@ -104,6 +107,11 @@ class GRPOConfig(Config):
         eval_episodes: greedy episodes (``jrl.evaluate``) at the end of every logging interval,
             giving ``eval_return``; 0 skips them (``eval_return`` is NaN).
         log_interval: iterations per logged record (``None``: about 20 records).
+        shard_params: over several devices (``jrl train --devices N``), keep the policy, Adam's
+            moments and the reference split over the devices (fully sharded data parallelism:
+            each device holds about 1/N of them), gathered whole for each forward pass; the steps
+            are those of the unsharded split up to float rounding (docs/devices.md). No effect on
+            one device.
     """
 
     HYPERPARAMS: ClassVar[type] = GRPOHyperparams
@@ -123,6 +131,12 @@ class GRPOConfig(Config):
     advantage_eps: float = 1e-4
     eval_episodes: int = 0
     log_interval: int | None = None
+    shard_params: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """``Config.to_dict`` without ``shard_params`` when it is off (a run's file and digest
+        are what they were before the field)."""
+        return shard_text_params(super().to_dict())
 
     def env_steps_per_iteration(self) -> None:
         """``None``: an iteration generates ``num_prompts * group_size`` whole episodes, and an env
@@ -144,6 +158,7 @@ class GRPOConfig(Config):
         check_float("temperature", self.temperature, 0.0, 1e3, low_open=True)
         check_float("advantage_eps", self.advantage_eps, 0.0, 1.0, low_open=True)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        check_bool("shard_params", self.shard_params)
         self._check_log_interval()
 
 
@@ -173,6 +188,9 @@ class GRPOState:
         hyperparams: ``GRPOHyperparams``.
         env_steps: int32, tokens generated so far (a text environment's env step is one token).
         log_index: int32, logging intervals done.
+        reference: ``None``, or with ``shard_params`` over several devices the reference's
+            parameters split over them (``jrl.parallel.Sharded``, as are then ``params`` and
+            Adam's moments); unsharded, the reference is the program's constant.
     """
 
     params: Any
@@ -182,6 +200,7 @@ class GRPOState:
     hyperparams: GRPOHyperparams
     env_steps: jax.Array
     log_index: jax.Array
+    reference: Any = None
 
 
 @struct.dataclass
@@ -216,6 +235,7 @@ def token_loss(
     active: jax.Array,
     clip_eps: jax.Array | float,
     beta_kl: jax.Array | float,
+    parallel: DataParallel = SINGLE,
 ) -> tuple[jax.Array, dict]:
     """GRPO's loss over the generated tokens (module docstring), with its parts.
 
@@ -223,9 +243,14 @@ def token_loss(
     policy being trained, the sampling policy and the reference; ``advantages`` ``[N]``; ``active``
     bool ``[N, T]`` (a token was generated there). Returns ``(loss, {"kl": mean k3,
     "clip_fraction": the share of tokens whose ratio the clip changed})``, token means.
+
+    With ``parallel`` over several devices (one device's completions here), the means are over
+    every device's tokens: the parts are the whole batch's, and the loss is this device's share of
+    the whole batch's loss times the device count, so that its average over the devices, and that
+    of its gradients (``parallel.mean``), are the whole batch's.
     """
     weights = active.astype(jnp.float32)
-    count = jnp.maximum(jnp.sum(weights), 1.0)
+    count = jnp.maximum(parallel.sum(jnp.sum(weights)), 1.0)  # every device's tokens
     ratio = jnp.exp(logp - logp_old)
     advantage = advantages[:, None]
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
@@ -233,8 +258,11 @@ def token_loss(
     log_ref_ratio = logp_ref - logp
     k3 = jnp.exp(log_ref_ratio) - log_ref_ratio - 1.0
     loss = -jnp.sum(weights * (surrogate - beta_kl * k3)) / count
+    if parallel.active:
+        loss = loss * parallel.count
     clip_changed = (clipped * advantage < ratio * advantage).astype(jnp.float32)
-    return loss, {"kl": jnp.sum(weights * k3) / count, "clip_fraction": jnp.sum(weights * clip_changed) / count}
+    kl, clip_fraction = parallel.sum((jnp.sum(weights * k3), jnp.sum(weights * clip_changed)))
+    return loss, {"kl": kl / count, "clip_fraction": clip_fraction / count}
 
 
 def _greedy(network: TransformerLM, end_id: int) -> Callable:
@@ -263,14 +291,121 @@ def _load_pretrained(config: GRPOConfig, env: Environment, env_params: Any) -> L
     return load_pretrained(config.pretrained, env, env_params)
 
 
+def _chosen(log_probs: jax.Array, actions: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
+
+
+def _objective(
+    config: GRPOConfig, network: TransformerLM, reference: Any, state: GRPOState, batch: dict, parallel: DataParallel
+) -> tuple[Callable, jax.Array]:
+    """``(loss_fn(whole params) -> (loss, parts), exact KL [N, T])`` of one batch, its sampling
+    policy ``state.params`` and its advantages fixed."""
+    tokens, actions, active = batch["tokens"], batch["action"], batch["active"]
+    old_all = token_log_probs(network, parallel.gather(state.params), tokens, config.temperature)
+    ref_all = token_log_probs(network, reference, tokens, config.temperature)
+    logp_old, logp_ref = _chosen(old_all, actions), _chosen(ref_all, actions)
+    exact_kl = jnp.where(active, jnp.sum(jnp.exp(old_all) * (old_all - ref_all), axis=-1), 0.0)
+    returns = jnp.sum(batch["reward"], axis=1)
+    advantages = group_advantages(returns, config.group_size, config.advantage_eps)
+    hp = state.hyperparams
+
+    def loss_fn(params: Any) -> tuple:
+        logp = _chosen(token_log_probs(network, params, tokens, config.temperature), actions)
+        return token_loss(logp, logp_old, logp_ref, advantages, active, hp.clip_eps, hp.beta_kl, parallel)
+
+    return loss_fn, exact_kl
+
+
+def _value_and_grad(loss_fn: Callable, params: Any, parallel: DataParallel) -> tuple:
+    """``((loss, parts), gradients)`` averaged over the devices; where ``params`` is ``Sharded``,
+    gathered for the pass and the gradients reduce-scattered to this device's pieces."""
+    if isinstance(params, Sharded):
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(parallel.gather(params))
+        return (parallel.mean(loss), parts), parallel.reduce_gradients(grads, params)
+    return parallel.mean(jax.value_and_grad(loss_fn, has_aux=True)(params))
+
+
+def gradient(
+    config: GRPOConfig,
+    network: TransformerLM,
+    reference: Any,
+    state: GRPOState,
+    batch: dict,
+    parallel: DataParallel = SINGLE,
+) -> tuple[jax.Array, Any]:
+    """``(loss, gradient)`` of ``learn``'s first step (at ``state.params``, the sampling policy):
+    the whole batch's over every device (``Sharded`` pieces where ``state.params`` is), before the
+    clip and Adam. What the devices must agree on, exposed for the tests: Adam divides each entry
+    by its own magnitude, so an entry whose exact gradient is 0 (an attention's key bias: softmax
+    ignores a shift common to every key) moves by rounding noise times the step size."""
+    loss_fn, _ = _objective(config, network, reference, state, batch, parallel)
+    (loss, _), grads = _value_and_grad(loss_fn, state.params, parallel)
+    return loss, grads
+
+
+def learn(
+    config: GRPOConfig,
+    network: TransformerLM,
+    reference: Any,
+    state: GRPOState,
+    batch: dict,
+    parallel: DataParallel = SINGLE,
+) -> tuple[GRPOState, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``config.updates_per_iteration`` Adam steps on one batch of completions (``rollout``'s
+    dict, ``N`` completions in consecutive groups of ``group_size``; a non-finite step is skipped).
+
+    ``reference``: the reference's whole parameters. With ``parallel`` over several devices, the
+    batch is this device's groups (whole groups: their advantages are the group's): the loss is
+    normalised by every device's tokens and the gradients averaged (``token_loss``), so the step
+    is the one-device step on every device's completions; where ``state.params`` is ``Sharded``
+    (``shard_params``) it is gathered for each forward pass and the gradients reduce-scattered.
+
+    Returns (state, losses ``[U]``, finite ``[U]``, clip fractions ``[U]`` (the whole batch's),
+    and the exact ``KL(pi || pi_ref)`` over the vocabulary at this device's generated tokens
+    ``[N, T]``, at the sampling policy)."""
+    sharded = isinstance(state.params, Sharded)
+    optimizer = text_optimizer(config.max_grad_norm, state.hyperparams.learning_rate, parallel if sharded else None)
+    loss_fn, exact_kl = _objective(config, network, reference, state, batch, parallel)
+
+    def update(carry: tuple, _: Any) -> tuple:
+        params, opt_state = carry
+        (loss, parts), grads = _value_and_grad(loss_fn, params, parallel)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        finite = _all_finite(loss, grads, parallel if sharded else None)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        new = (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state))
+        return new, (loss, finite, parts["clip_fraction"])
+
+    (params, opt_state), (losses, finite, clip_fraction) = jax.lax.scan(
+        update, (state.params, state.opt_state), None, length=config.updates_per_iteration
+    )
+    return state.replace(params=params, opt_state=opt_state), losses, finite, clip_fraction, exact_kl
+
+
+#: Capability: ``make_algorithm`` takes ``parallel`` (``jrl train --devices N``).
+DATA_PARALLEL = True
+
+
 def make_algorithm(
-    config: GRPOConfig, env: Environment, env_params: Any, model: LanguageModel | None = None
+    config: GRPOConfig,
+    env: Environment,
+    env_params: Any,
+    model: LanguageModel | None = None,
+    parallel: DataParallel = SINGLE,
 ) -> Algorithm:
     """Validate on the host, load the pretrained model (``config.pretrained``, unless ``model`` is
     given: the starting policy and the frozen reference), and return the ``Algorithm`` (``init``,
-    ``run``, ``result``)."""
+    ``run``, ``result``).
+
+    With ``parallel`` over several devices they are one device's program (run under ``shard_map``
+    along ``parallel.axis``): the device samples ``num_prompts / devices`` prompts' groups with its
+    own keys and ``learn`` takes the one-device step on every device's completions. With
+    ``config.shard_params`` the policy, Adam's moments and the reference are ``Sharded`` over the
+    devices (``GRPOState``)."""
     if not isinstance(config, GRPOConfig):
         raise TypeError(f"config must be a GRPOConfig, got {type(config).__name__}")
+    # This device's completions: whole groups, so that each group's advantages are its own.
+    device_episodes = parallel.shard("num_prompts", config.num_prompts) * config.group_size
     if model is None:
         lm = _load_pretrained(config, env, env_params)
     else:
@@ -278,64 +413,32 @@ def make_algorithm(
         check_model_fits(model, env, env_params, "the model given")
         lm = model
     network = TransformerLM(lm.config)
-    num_episodes = config.num_prompts * config.group_size
+    num_episodes = config.num_prompts * config.group_size  # every device's
     log_interval = config.resolved_log_interval()
-    optimizer_for = lambda hp: optax.chain(  # noqa: E731
-        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate)
-    )
+    sharded = config.shard_params and parallel.active
     greedy = _greedy(network, env.vocabulary.end_id)
+    # The reference: the program's constant, or gathered from the state's pieces.
+    reference_of = lambda state: parallel.gather(state.reference) if sharded else lm.params  # noqa: E731
 
     def init(key: jax.Array, hyperparams: GRPOHyperparams | None = None) -> GRPOState:
         check_key("key", key)
         hp = _runtime_values(config.hyperparams() if hyperparams is None else hyperparams)
-        k_loop, k_eval = jax.random.split(key)
+        k_loop, k_eval = (parallel.device_key(k) for k in jax.random.split(key))
         params = jax.tree_util.tree_map(jnp.asarray, lm.params)
+        reference = None
+        if sharded:  # each device keeps its piece; the whole copies here are this program's temporaries
+            params, reference = parallel.shard_tree(params), parallel.shard_tree(lm.params)
+        optimizer = text_optimizer(config.max_grad_norm, hp.learning_rate, parallel if sharded else None)
         return GRPOState(
             params=params,
-            opt_state=optimizer_for(hp).init(params),
+            opt_state=optimizer.init(params),
             key=k_loop,
             eval_key=k_eval,
             hyperparams=hp,
             env_steps=jnp.int32(0),
             log_index=jnp.int32(0),
+            reference=reference,
         )
-
-    def chosen(log_probs: jax.Array, actions: jax.Array) -> jax.Array:
-        return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
-
-    def learn(state: GRPOState, batch: dict) -> tuple[GRPOState, jax.Array, jax.Array, jax.Array]:
-        """``updates_per_iteration`` Adam steps on one batch of completions (a non-finite one is
-        skipped): (state, losses [U], finite [U], clip fractions [U], and the exact KL(pi ||
-        pi_ref) over the vocabulary at every generated token [N, T], at the sampling policy)."""
-        hp = state.hyperparams
-        optimizer = optimizer_for(hp)
-        tokens, actions, active = batch["tokens"], batch["action"], batch["active"]
-        old_all = token_log_probs(network, state.params, tokens, config.temperature)
-        ref_all = token_log_probs(network, lm.params, tokens, config.temperature)
-        logp_old, logp_ref = chosen(old_all, actions), chosen(ref_all, actions)
-        exact_kl = jnp.where(active, jnp.sum(jnp.exp(old_all) * (old_all - ref_all), axis=-1), 0.0)
-        returns = jnp.sum(batch["reward"], axis=1)
-        advantages = group_advantages(returns, config.group_size, config.advantage_eps)
-
-        def loss_fn(params: Any) -> tuple:
-            logp = chosen(token_log_probs(network, params, tokens, config.temperature), actions)
-            return token_loss(logp, logp_old, logp_ref, advantages, active, hp.clip_eps, hp.beta_kl)
-
-        def update(carry: tuple, _: Any) -> tuple:
-            params, opt_state = carry
-            (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            finite = jnp.isfinite(loss) & jnp.all(
-                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-            )
-            keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-            new = (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state))
-            return new, (loss, finite, parts["clip_fraction"])
-
-        (params, opt_state), (losses, finite, clip_fraction) = jax.lax.scan(
-            update, (state.params, state.opt_state), None, length=config.updates_per_iteration
-        )
-        return state.replace(params=params, opt_state=opt_state), losses, finite, clip_fraction, exact_kl
 
     def iteration(state: GRPOState, t: jax.Array) -> tuple[GRPOState, jax.Array]:
         """Sample ``num_prompts`` groups of completions, learn from them. Stats: summed returns,
@@ -347,14 +450,16 @@ def make_algorithm(
             env,
             env_params,
             lm.config,
-            state.params,
+            parallel.gather(state.params),
             None,
             0.0,
-            num_episodes,
+            device_episodes,
             config.temperature,
             group_size=config.group_size,
         )
-        state, losses, finite, clip_fraction, exact_kl = learn(state, batch)
+        state, losses, finite, clip_fraction, exact_kl = learn(
+            config, network, reference_of(state), state, batch, parallel
+        )
         stats = jnp.stack(
             [
                 jnp.sum(batch["reward"]),
@@ -370,6 +475,9 @@ def make_algorithm(
     def record(state: GRPOState, interval: Interval) -> tuple[GRPOState, dict]:
         """The interval's metrics (``METRICS``); the state counts the tokens generated."""
         returns, kl, tokens, loss_sum, clip_sum, nonfinite = (interval.stats[i] for i in range(6))
+        # The losses, clip fractions and non-finite counts are equal on every device: the stats
+        # add their copies.
+        loss_sum, clip_sum, nonfinite = (x / parallel.count for x in (loss_sum, clip_sum, nonfinite))
         episodes = log_interval * num_episodes
         finite_updates = jnp.maximum(log_interval * config.updates_per_iteration - nonfinite, 1.0)
         env_steps = state.env_steps + jnp.round(tokens).astype(jnp.int32)  # exact: small integers
@@ -390,8 +498,9 @@ def make_algorithm(
         iteration,
         num_stats=6,
         log_interval=log_interval,
-        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda s: s.params),
+        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda s: parallel.gather(s.params)),
         record=record,
+        parallel=parallel,
     )
 
     def result(state: GRPOState, metrics: dict) -> GRPOResult:

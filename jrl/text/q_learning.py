@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jrl._validation import check_float, check_int, check_key
+from jrl._validation import check_bool, check_float, check_int, check_key
 from jrl.algorithms.common import METRICS as SHARED_METRICS
 from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_finite, train_function
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
@@ -66,6 +66,7 @@ __all__ = [
     "make_train",
     "rollout",
     "soft_value",
+    "text_optimizer",
 ]
 
 #: Every metric a run logs: the shared ones, then this algorithm's own.
@@ -103,6 +104,11 @@ class TextQConfig(Config):
         eval_episodes: greedy episodes (``jrl.evaluate``) at the end of every logging interval,
             giving ``eval_return``; 0 skips them (``eval_return`` is NaN).
         log_interval: iterations per logged record (``None``: about 20 records).
+        shard_params: over several devices (``jrl train --devices N``), keep the Q-network, its
+            target, Adam's moments and the pretrained reference split over the devices (fully
+            sharded data parallelism: each device holds about 1/N of them), gathered whole for
+            each forward pass; the steps are those of the unsharded split up to float rounding
+            (docs/devices.md). No effect on one device.
     """
 
     HYPERPARAMS: ClassVar[type] = TextQHyperparams
@@ -121,6 +127,11 @@ class TextQConfig(Config):
     td_lambda: float = 0.9
     eval_episodes: int = 0
     log_interval: int | None = None
+    shard_params: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """``Config.to_dict`` without ``shard_params`` when it is off (``shard_text_params``)."""
+        return shard_text_params(super().to_dict())
 
     def env_steps_per_iteration(self) -> None:
         """``None``: an iteration generates ``num_envs`` whole episodes, and an env step is a
@@ -141,7 +152,35 @@ class TextQConfig(Config):
         check_float("temperature", self.temperature, 0.0, 1e3, low_open=True)
         check_float("td_lambda", self.td_lambda, 0.0, 1.0)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
+        check_bool("shard_params", self.shard_params)
         self._check_log_interval()
+
+
+def shard_text_params(fields: dict[str, Any]) -> dict[str, Any]:
+    """A text config's fields as written (``config.toml``, the run's digest): ``shard_params``
+    only when it is on, so that the file of every other run is what it was before the field."""
+    return {k: v for k, v in fields.items() if k != "shard_params" or v}
+
+
+def text_optimizer(max_grad_norm: float, learning_rate: jax.Array, sharded_over: DataParallel | None = None) -> Any:
+    """A text learner's optimizer: the update clipped to the global norm ``max_grad_norm``, then
+    Adam at ``learning_rate`` (``optax.clip_by_global_norm`` chained with ``optax.adam``).
+
+    ``sharded_over``: the devices when the parameters are ``Sharded`` (``jrl.parallel``): each
+    device then holds its piece of the gradient, and the norm is the whole gradient's
+    (``global_norm``: the pieces' squares added over the devices), so every device clips its piece
+    as the unsharded step clips the whole; Adam, elementwise, keeps each device's piece of its
+    moments."""
+    if sharded_over is None:
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+    def clip(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        norm = sharded_over.global_norm(updates)
+        scale = lambda g: jax.lax.select(norm < max_grad_norm, g, (g / norm.astype(g.dtype)) * max_grad_norm)  # noqa: E731
+        return jax.tree_util.tree_map(scale, updates), state
+
+    return optax.chain(optax.GradientTransformation(optax.init_empty_state, clip), optax.adam(learning_rate))
 
 
 _DEFAULTS = {
@@ -173,6 +212,9 @@ class TextQState:
             (an iteration's ``num_envs`` generations take between ``num_envs`` and
             ``num_envs * max_steps_in_episode`` of them).
         log_index: int32, logging intervals done.
+        reference: ``None``, or with ``shard_params`` over several devices the pretrained model's
+            parameters split over them (``jrl.parallel.Sharded``, as are then ``q_params``,
+            ``target`` and Adam's moments); unsharded, the pretrained model is the program's constant.
     """
 
     q_params: Any
@@ -183,6 +225,7 @@ class TextQState:
     hyperparams: TextQHyperparams
     env_steps: jax.Array
     log_index: jax.Array
+    reference: Any = None
 
 
 @struct.dataclass
@@ -312,6 +355,17 @@ def lambda_returns(batch: dict, next_value: jax.Array, beta: jax.Array, td_lambd
     return returns.T
 
 
+def _all_finite(loss: jax.Array, grads: Any, sharded_over: DataParallel | None) -> jax.Array:
+    """Whether the loss and every gradient are finite (bool scalar); with ``Sharded`` gradient
+    pieces (``sharded_over``), on every device's piece, so that all devices skip a step together."""
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+    )
+    if sharded_over is None:
+        return finite
+    return sharded_over.sum(finite.astype(jnp.int32)) == sharded_over.count
+
+
 def _greedy(network: TransformerLM, end_id: int) -> Callable:
     """``policy((lm_params, q_params, beta), obs, key)``: the token maximising ``logits + beta * Q``
     at the observation's position (the first end token marks it)."""
@@ -357,7 +411,9 @@ def make_algorithm(
     With ``parallel`` over several devices they are one device's program (run under ``shard_map``
     along ``parallel.axis``): the device generates ``num_envs / devices`` episodes with its own
     keys; the loss is normalised by the tokens of every device's batch and its gradients are
-    averaged, so each step is the one-device step on the whole batch."""
+    averaged, so each step is the one-device step on the whole batch. With ``config.shard_params``
+    the state's networks are ``Sharded`` over the devices (``TextQState``): every forward pass
+    gathers them whole, and the gradients are reduce-scattered to each device's piece."""
     if not isinstance(config, TextQConfig):
         raise TypeError(f"config must be a TextQConfig, got {type(config).__name__}")
     lm = _load_pretrained(config, env, env_params) if model is None else model
@@ -365,9 +421,10 @@ def make_algorithm(
     end_id = env.vocabulary.end_id
     num_envs = parallel.shard("num_envs", config.num_envs)  # this device's generations
     log_interval = config.resolved_log_interval()
-    optimizer_for = lambda hp: optax.chain(  # noqa: E731
-        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(hp.learning_rate)
-    )
+    sharded = config.shard_params and parallel.active
+    optimizer_for = lambda hp: text_optimizer(config.max_grad_norm, hp.learning_rate, parallel if sharded else None)  # noqa: E731
+    # The pretrained model: the program's constant, or gathered from the state's pieces.
+    reference_of = lambda state: parallel.gather(state.reference) if sharded else lm.params  # noqa: E731
 
     greedy = _greedy(network, end_id)
 
@@ -379,6 +436,9 @@ def make_algorithm(
         q_params = jax.tree_util.tree_map(jnp.asarray, lm.params)
         head = jax.tree_util.tree_map(jnp.zeros_like, q_params["params"]["head"])
         q_params = {"params": {**q_params["params"], "head": head}}
+        reference = None
+        if sharded:  # each device keeps its piece; the whole copies here are this program's temporaries
+            q_params, reference = parallel.shard_tree(q_params), parallel.shard_tree(lm.params)
         return TextQState(
             q_params=q_params,
             target=q_params,
@@ -388,6 +448,7 @@ def make_algorithm(
             hyperparams=hp,
             env_steps=jnp.int32(0),
             log_index=jnp.int32(0),
+            reference=reference,
         )
 
     def loss_fn(q_params: Any, target: Any, batch: dict, hp: TextQHyperparams) -> jax.Array:
@@ -412,14 +473,17 @@ def make_algorithm(
         skipped), then the target's Polyak step: (state, losses [U], finite [U])."""
         hp = state.hyperparams
         optimizer = optimizer_for(hp)
+        target = parallel.gather(state.target)  # whole (the state's own when not sharded)
 
         def update(carry: tuple, _: Any) -> tuple:
             params, opt_state = carry
-            loss, grads = parallel.mean(jax.value_and_grad(loss_fn)(params, state.target, batch, hp))
+            if sharded:
+                loss, grads = jax.value_and_grad(loss_fn)(parallel.gather(params), target, batch, hp)
+                loss, grads = parallel.mean(loss), parallel.reduce_gradients(grads, params)
+            else:
+                loss, grads = parallel.mean(jax.value_and_grad(loss_fn)(params, target, batch, hp))
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            finite = jnp.isfinite(loss) & jnp.all(
-                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-            )
+            finite = _all_finite(loss, grads, parallel if sharded else None)
             keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
             return (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state)), (loss, finite)
 
@@ -434,8 +498,9 @@ def make_algorithm(
         losses of the finite updates, non-finite updates (float32 ``[5]``)."""
         hp = state.hyperparams
         k_roll = jax.random.fold_in(state.key, t)
+        q_params = parallel.gather(state.q_params)
         batch = rollout(
-            k_roll, env, env_params, lm.config, lm.params, state.q_params, hp.beta, num_envs, config.temperature
+            k_roll, env, env_params, lm.config, reference_of(state), q_params, hp.beta, num_envs, config.temperature
         )
         state, losses, finite = learn(state, batch)
         returns = jnp.sum(batch["reward"], axis=1)
@@ -477,7 +542,11 @@ def make_algorithm(
         num_stats=5,
         log_interval=log_interval,
         evaluate=in_loop_evaluation(
-            env, env_params, config.eval_episodes, greedy, lambda s: (lm.params, s.q_params, s.hyperparams.beta)
+            env,
+            env_params,
+            config.eval_episodes,
+            greedy,
+            lambda s: (reference_of(s), parallel.gather(s.q_params), s.hyperparams.beta),
         ),
         record=record,
         parallel=parallel,
