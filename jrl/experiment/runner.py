@@ -160,14 +160,16 @@ class Run:
         return jax.jit(lambda tree: tree, out_shardings=jax.sharding.NamedSharding(self.mesh, P(_DEVICES)))(state)
 
     def device_state(self, state: Any) -> Any:
-        """The state of one device (the first): what every device agrees on (parameters, counters);
+        """The state of one device (the first): what every device agrees on (parameters, counters),
+        with parameters split over the devices (``parallel.Sharded``) put back whole;
         ``state`` itself on one device."""
-        return _drop_device_axis(state) if self.parallel.active else state
+        return _drop_device_axis(parallel.unshard(state)) if self.parallel.active else state
 
     def seed_state(self, state: Any, index: int) -> Any:
         """Seed ``index``'s state, out of the state of every seed (of the first device)."""
         state = self.device_state(state)
-        return jax.tree_util.tree_map(lambda x, axis: x if axis is None else x[index], state, self.state_axes)
+        axes = parallel.unshard(self.state_axes)  # of the whole state (device_state's)
+        return jax.tree_util.tree_map(lambda x, axis: x if axis is None else x[index], state, axes)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -257,7 +259,7 @@ def evaluate_state(run: Run, state: Any, num_episodes: int) -> dict:
             )
             return evaluate_episodes(key, policy, params, run.env, run.env_params, num_episodes)
 
-        return jax.vmap(one, in_axes=(run.state_axes, 0))(state, keys)
+        return jax.vmap(one, in_axes=(parallel.unshard(run.state_axes), 0))(state, keys)
 
     keys = jnp.stack([evaluation_key(seed) for seed in spec.seeds])
     stats = jax.device_get(evaluate_all(state, keys))
