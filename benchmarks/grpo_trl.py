@@ -33,6 +33,10 @@ sample) compiled apart, the median of 3 calls per round from the starting model;
 ``_generate_single_turn`` (left-padding the prompts, ``model.generate``, cutting each completion
 after its end token), timed inside the rounds' steps.
 
+Where the arithmetic goes: after the rounds, one forward pass and one forward + backward pass of
+a log-likelihood over ``prompts x group`` random 12-token buffers are timed for jrl's model (XLA)
+and TRL's (torch), alternating, the median of 7 (printed below the table).
+
 The model bridge: jrl's Arithmetic model has an output layer of its own (15 scores, with a bias;
 ``<bos>`` is never an action) while GPT-2's ``lm_head`` has no bias and scores all 16 tokens. The
 benchmark gives one channel ``c`` of the final layer norm scale 0 and bias 1 (in jrl's model, after
@@ -67,6 +71,7 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -383,6 +388,52 @@ class TrlGRPO:
         }
 
 
+def time_passes(model: LanguageModel, directory: Path, rows: int, key: jax.Array) -> dict[str, float]:
+    """Where an update's arithmetic goes: milliseconds (median of 7, the libraries alternating) of one
+    forward pass and of one forward + backward pass of a log-likelihood over ``rows`` random buffers
+    (``[rows, L]``), by jrl's model under ``jax.jit`` and by TRL's (``transformers``) under torch."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    length = model.config.context_length
+    tokens = jax.random.randint(key, (rows, length), 0, model.config.num_outputs)
+    weights = jax.random.normal(jax.random.fold_in(key, 1), (rows, length - 1))
+
+    def objective(params: Any) -> jax.Array:
+        log_probs = jax.nn.log_softmax(model.replace(params=params).apply(tokens)[:, :-1])
+        return jnp.sum(jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0] * weights)
+
+    jax_forward, jax_grad = jax.jit(objective), jax.jit(jax.grad(objective))
+    hf_model = AutoModelForCausalLM.from_pretrained(directory)
+    torch_tokens, torch_weights = torch.tensor(np.asarray(tokens)), torch.tensor(np.asarray(weights))
+
+    def torch_objective() -> Any:
+        log_probs = torch.log_softmax(hf_model(torch_tokens).logits[:, :-1], dim=-1)
+        return (log_probs.gather(-1, torch_tokens[:, 1:, None])[..., 0] * torch_weights).sum()
+
+    def torch_forward() -> None:
+        with torch.no_grad():
+            torch_objective()
+
+    def torch_backward() -> None:
+        hf_model.zero_grad()
+        torch_objective().backward()
+
+    passes = {
+        "jax forward": lambda: jax.block_until_ready(jax_forward(model.params)),
+        "jax forward+backward": lambda: jax.block_until_ready(jax_grad(model.params)),
+        "torch forward": torch_forward,
+        "torch forward+backward": torch_backward,
+    }
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(8):  # the first is a warm-up (compilation, first allocations): not counted
+        for name, run in passes.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(seconds[1:])) for name, seconds in times.items()}
+
+
 def summary(rounds: list[dict], updates: int, completions: int) -> dict:
     """The median round (by seconds): seconds per update, tokens per second; sampling tokens per
     second, the median over rounds; tokens per completion and reward over every round."""
@@ -435,6 +486,7 @@ def main() -> None:
             trl_rounds.append(theirs.round(r))
             a, b = jrl_rounds[-1]["seconds"] / args.updates, trl_rounds[-1]["seconds"] / args.updates
             print(f"round {r}: s / update jrl {a:.4f}, TRL {b:.4f} ({b / a:.1f}x); load average (1 min) {load:.1f}")
+        passes = time_passes(model, directory, completions, jax.random.fold_in(k_train, 2))
 
     import torch
 
@@ -461,6 +513,11 @@ def main() -> None:
     print(
         f"the table: each library's median round; best rounds: jrl {best_jrl:.4f}, TRL {best_trl:.4f} s / update "
         f"({best_trl / best_jrl:.1f}x)"
+    )
+    print(
+        f"one pass over {completions} x {model.config.context_length} tokens, ms (median of 7): jrl/XLA forward "
+        f"{passes['jax forward']:.1f}, forward+backward {passes['jax forward+backward']:.1f}; torch forward "
+        f"{passes['torch forward']:.1f}, forward+backward {passes['torch forward+backward']:.1f}"
     )
     print(
         f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "

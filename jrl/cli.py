@@ -418,6 +418,7 @@ def _pretrain(args: argparse.Namespace, output: _Output) -> int:
 
     import jrl
     from jrl._validation import check_int
+    from jrl.envs.registry import resolve_env_paths
     from jrl.experiment.progress import Progress
     from jrl.experiment.records import environment_metadata
     from jrl.text import PretrainConfig, pretrain, save_model
@@ -458,7 +459,8 @@ def _pretrain(args: argparse.Namespace, output: _Output) -> int:
     seconds = time.perf_counter() - start
     record = {
         "env": args.env,
-        "env_kwargs": env_kwargs,
+        # A file keyword (Tasks-v0's path, tokenizer) as the absolute path it was read from, as runs record it.
+        "env_kwargs": resolve_env_paths(args.env, env_kwargs, os.getcwd()),
         "seed": args.seed,
         "pretrain_config": config.to_dict(),
         "final_loss": float(losses[-1]),

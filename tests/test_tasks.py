@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +22,26 @@ import numpy as np
 import pytest
 
 import jrl
+from jrl import cli
+from jrl.envs import vocabulary
 from jrl.envs.registry import resolve_env_paths
 from jrl.envs.tasks import TasksState
 from jrl.experiment import RunSpec
-from jrl.text import LanguageModel, LMConfig, grpo, init_model
+from jrl.export import TextExport, export_text
+from jrl.text import (
+    LanguageModel,
+    LMConfig,
+    PretrainConfig,
+    generate,
+    grpo,
+    init_model,
+    load_model,
+    model_vocabulary,
+    pretrain,
+    save_model,
+)
+from jrl.text.hf import HFTokenizer
+from jrl.text.pretrain import check_model_fits, load_pretrained
 
 TASKS = [
     {"prompt": "7*6=", "answer": "42"},
@@ -313,7 +330,8 @@ TINY = {"d_model": 16, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2}
 def test_grpo_runs_on_a_task_file(task_file):
     env, params = jrl.make("Tasks-v0", path=task_file, reward="numeric", format_reward=0.5)
     vocab = env.vocabulary
-    config = LMConfig("Tasks-v0", vocab.size, vocab.num_actions, env.length, **TINY)
+    # The file's characters are not the bundled example's: the model carries them (LMConfig.vocabulary).
+    config = LMConfig("Tasks-v0", vocab.size, vocab.num_actions, env.length, **TINY, vocabulary=vocab)
     shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)
     rng = np.random.default_rng(0)
     weights = jax.tree_util.tree_map(lambda leaf: rng.normal(0.0, 0.2, leaf.shape).astype(leaf.dtype), shapes)
@@ -339,3 +357,125 @@ def test_a_run_records_the_file_by_its_absolute_path(tmp_path, monkeypatch):
         "margin": 2,
     }
     assert resolve_env_paths("FrozenLake-v1", {"map_name": "4x4"}, "/base") == {"map_name": "4x4"}
+
+
+# --- a model knows its own vocabulary ------------------------------------------------------------
+TINY_PRETRAIN = PretrainConfig(num_steps=2, batch_size=4, **TINY)
+TINY_FLAGS = [
+    a for name, value in {"num_steps": 2, "batch_size": 4, **TINY}.items() for a in ("--set", f"{name}={value}")
+]
+
+
+@pytest.fixture(scope="module")
+def own_model(tmp_path_factory, task_file):
+    """``jrl pretrain`` on the test file (characters the bundled example lacks: ``*``, ``=``, ``?``),
+    run from the file's folder with a relative ``path``: ``(model directory, environment, params)``."""
+    folder = tmp_path_factory.mktemp("own")
+    write_tasks(folder / "mine.jsonl", TASKS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        argv = [
+            "pretrain",
+            "--env",
+            "Tasks-v0",
+            "--env-kwarg",
+            "path=mine.jsonl",
+            *TINY_FLAGS,
+            "--out",
+            "lm",
+            "--quiet",
+        ]
+        assert cli.main(argv) == 0
+    env, params = jrl.make("Tasks-v0", path=task_file)
+    return folder / "lm", env, params
+
+
+def test_a_model_pretrained_on_a_file_reads_and_writes_its_characters(own_model, tmp_path, capsys):
+    """The bug: such a model decoded with the bundled example's characters. Now ``generate``,
+    ``load_model`` and ``export_text`` all read the file's own, and ``jrl pretrain`` records the path
+    absolute."""
+    directory, env, params = own_model
+    mine, bundled = env.vocabulary, vocabulary("Tasks-v0")
+    assert "*" in mine.strings and "*" not in bundled.strings and mine != bundled
+    document = json.loads((directory / "config.json").read_text())
+    assert document["config"]["vocabulary"]["strings"] == list(mine.strings)
+    assert document["training"]["env_kwargs"] == {"path": str(directory.parent / "mine.jsonl")}
+    model = load_model(directory)
+    assert model.config.vocabulary == mine and model_vocabulary(model) == mine
+    prompt = "7*6="
+    out = generate(model, [prompt, "zero? "], jax.random.key(0), max_new_tokens=3, do_sample=False)
+    np.testing.assert_array_equal(out.tokens[0, : len(prompt) + 1], mine.encode(prompt))  # bos, then the characters
+    assert out.texts == mine.decode_batch(out.tokens) and out.texts[0].startswith(prompt)
+    # The same model pretrained in this process, saved and exported: the same tokens every way.
+    again, _ = pretrain(jax.random.key(0), env, params, TINY_PRETRAIN)
+    assert again.config == model.config
+    export = export_text(model)
+    assert export.spec["vocabulary"]["strings"] == list(mine.strings)
+    for decoded in (export.models()[0], TextExport.load(export.save(tmp_path / "lm.npz")).models()[0]):
+        assert decoded.config == model.config
+        rerun = generate(decoded, [prompt, "zero? "], jax.random.key(0), max_new_tokens=3, do_sample=False)
+        np.testing.assert_array_equal(rerun.tokens, out.tokens)
+    # The command line too, with the same rows, so its decoding reuses the compiled program.
+    argv = ["generate", str(directory), "--greedy", "--max-new-tokens", "3", "--prompt", prompt, "--prompt", "zero? "]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == [text.replace("\n", "\\n") for text in out.texts]
+
+
+def test_a_model_of_another_file_s_characters_is_refused(own_model, tmp_path):
+    """Another file with as many characters (``?`` traded for ``!``) and the same buffer: every shape
+    fits, the characters do not."""
+    directory, env, params = own_model
+    other_rows = [dict(row, prompt=row["prompt"].replace("?", "!")) for row in TASKS]
+    other, other_params = jrl.make("Tasks-v0", path=write_tasks(tmp_path / "other.jsonl", other_rows))
+    assert (other.vocabulary.size, other.length) == (env.vocabulary.size, env.length)
+    model = load_model(directory)
+    check_model_fits(model, env, params, "the model")
+    assert load_pretrained(str(directory), env, params).config == model.config
+    with pytest.raises(
+        ValueError, match=r"other tokens than Tasks-v0's .*only the model has: \['\?'\]; only the environment: \['!'\]"
+    ):
+        check_model_fits(model, other, other_params, "the model")
+    with pytest.raises(ValueError, match=r"pretrained: the model in .* other tokens"):
+        load_pretrained(str(directory), other, other_params)
+    # A model without its own vocabulary is the id's: the bundled example's characters, not this file's.
+    bare = LanguageModel(model.config.replace(vocabulary=None), model.params)
+    assert model_vocabulary(bare) == vocabulary("Tasks-v0")
+    with pytest.raises(ValueError, match="other tokens"):
+        check_model_fits(bare, env, params, "the model")
+
+
+@pytest.mark.parametrize("environment", ["GraphWalkText-v0", "WordGen-v0"])
+def test_a_model_file_from_before_the_vocabulary_field_loads_and_writes_the_same_bytes(tmp_path, environment):
+    committed = Path(__file__).parent.parent / "experiments/text_q_learning/results" / environment / "seed-0/pretrained"
+    model = load_model(committed)
+    assert model.config.vocabulary is None and model_vocabulary(model) == vocabulary(environment)
+    training = json.loads((committed / "config.json").read_text())["training"]
+    save_model(tmp_path, model, training)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_a_hugging_face_model_is_read_at_the_environment_s_buffer_length(tmp_path, task_file):
+    """``load_pretrained`` keeps the first ``L`` of a Hugging Face directory's positions (no
+    ``length=`` needed), and refuses a buffer longer than them with the field named."""
+    tokenizers = pytest.importorskip("tokenizers")
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    corpus = [row["prompt"] + row["answer"] for row in TASKS]
+    bpe.train_from_iterator(
+        corpus, vocab_size=280, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    size, positions = bpe.get_vocab_size(), 24
+    config = LMConfig("gpt2", size, size, positions, **TINY, layer_norm_epsilon=1e-5, tied_head=True)
+    tokenizer = HFTokenizer(bpe._tokenizer, bpe.token_to_id("<|endoftext|>"))
+    model = LanguageModel(config, init_model(config, jax.random.key(0)).params, tokenizer)
+    save_model(tmp_path, model, format="hf")
+    env, params = jrl.make("Tasks-v0", path=task_file, tokenizer=str(tmp_path))
+    assert env.length < positions
+    tuned = load_pretrained(str(tmp_path), env, params)
+    assert tuned.config.context_length == env.length and tuned.tokenizer == tokenizer
+    np.testing.assert_array_equal(
+        tuned.params["params"]["position_embedding"], model.params["params"]["position_embedding"][: env.length]
+    )
+    longer, longer_params = jrl.make("Tasks-v0", path=task_file, tokenizer=str(tmp_path), length=positions + 1)
+    with pytest.raises(ValueError, match=rf"pretrained: .*buffer of {positions + 1} tokens .*n_positions={positions}"):
+        load_pretrained(str(tmp_path), longer, longer_params)

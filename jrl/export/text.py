@@ -92,16 +92,12 @@ def _params(stored: dict[str, Any], part: str, xp: Any = np) -> dict:
     return unflatten_dict(flat)
 
 
-def _vocabulary_spec(env_id: str) -> dict[str, Any]:
-    from jrl.envs import vocabulary
+def _vocabulary_spec(config: Any) -> dict[str, Any]:
+    """The spec's ``vocabulary`` of a model of ``config`` (an ``LMConfig``): ``model_vocabulary``'s,
+    the config's own or its environment id's."""
+    from jrl.text.model import model_vocabulary, vocabulary_dict
 
-    vocab = vocabulary(env_id)
-    return {
-        "strings": list(vocab.strings),
-        "end_id": vocab.end_id,
-        "bos_id": vocab.bos_id,
-        "separator": vocab.separator,
-    }
+    return vocabulary_dict(model_vocabulary(config))
 
 
 class TextExport:
@@ -232,8 +228,8 @@ def _checked_spec(spec: Any) -> dict:
         raise ValueError(f"spec vocabulary end_id={vocab['end_id']!r} is not an output token")
     if not isinstance(vocab["separator"], str):
         raise ValueError("spec vocabulary separator must be a string")
-    if vocab != _vocabulary_spec(config.env_id):  # jrl.text.generate encodes with the environment's own
-        raise ValueError(f"spec vocabulary differs from {config.env_id}'s, the model's environment")
+    if vocab != _vocabulary_spec(config):  # jrl.text.generate encodes with the model's own (model_vocabulary)
+        raise ValueError(f"spec vocabulary differs from the model's ({config.env_id}'s or its config's vocabulary)")
     if (
         not isinstance(spec["q_head"], bool)
         or not isinstance(spec["beta"], (int, float))
@@ -310,7 +306,7 @@ def export_text(model: Any, q_model: Any = None, beta: float = 0.0) -> TextExpor
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "model": model.config.to_dict(),
-        "vocabulary": _vocabulary_spec(model.config.env_id),
+        "vocabulary": _vocabulary_spec(model.config),
         "q_head": q_model is not None,
         "beta": float(beta),
         "weights": "float32",

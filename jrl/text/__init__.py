@@ -11,7 +11,16 @@ from jrl import algorithms
 from jrl.envs import Vocabulary, vocabulary
 from jrl.text import grpo, q_learning
 from jrl.text.generate import Generation, choose_tokens, generate
-from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, init_model, load_model, save_model
+from jrl.text.model import (
+    LanguageModel,
+    LMConfig,
+    ModelFileError,
+    TransformerLM,
+    init_model,
+    load_model,
+    model_vocabulary,
+    save_model,
+)
 from jrl.text.pretrain import PretrainConfig, pretrain
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "grpo",
     "init_model",
     "load_model",
+    "model_vocabulary",
     "pretrain",
     "q_learning",
     "save_model",

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl._validation import check_bool, check_float, check_int, check_key
-from jrl.envs import Vocabulary, vocabulary
-from jrl.text.model import LanguageModel, decode_step, empty_cache
+from jrl.envs import Vocabulary
+from jrl.text.model import LanguageModel, decode_step, empty_cache, model_vocabulary
 
 __all__ = ["Generation", "choose_tokens", "decode_tokens", "decoding_scores", "encode_prompts", "generate"]
 
@@ -199,7 +199,8 @@ def generate(
     Args:
         model: the language model (``jrl.text.load_model`` or ``pretrain``'s result).
         prompts: a str, a list of str, or int32 token ids ``[B, P]`` (see ``encode_prompts``); a
-            Hugging Face model's text prompts go through its tokenizer (``model.tokenizer``).
+            Hugging Face model's text prompts go through its tokenizer (``model.tokenizer``), a jrl
+            model's through its vocabulary (``jrl.text.model_vocabulary``).
         key: a JAX PRNG key; the same key gives the same generations.
         max_new_tokens: at most this many new tokens per row (``None``: up to the buffer's end);
             a row also stops at the end token.
@@ -222,8 +223,8 @@ def generate(
         raise TypeError(f"model must be a jrl.text.LanguageModel (load_model(DIR)), got {type(model).__name__}")
     check_key("key", key)
     config = model.config
-    # A Hugging Face model's text goes through its own tokenizer; jrl's models through their environment's.
-    vocab = vocabulary(config.env_id) if model.tokenizer is None else model.tokenizer
+    # A Hugging Face model's text goes through its own tokenizer; jrl's models through their own vocabulary.
+    vocab = model_vocabulary(model)
     tokens, prompt_lengths = encode_prompts(vocab, prompts, config.context_length)
     room = config.context_length - int(prompt_lengths.max())
     if max_new_tokens is None:

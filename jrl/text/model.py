@@ -27,6 +27,7 @@ from flax import struct
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jrl._validation import check_bool, check_float, check_int
+from jrl.envs.tokens import Vocabulary
 from jrl.text.files import CONFIG_FILE, WEIGHTS_FILE, ModelFileError
 from jrl.text.hf import is_hf_directory, read_hf_directory, save_hf_directory
 
@@ -41,6 +42,7 @@ __all__ = [
     "empty_cache",
     "init_model",
     "load_model",
+    "model_vocabulary",
     "save_model",
 ]
 
@@ -63,13 +65,18 @@ class LMConfig:
         tied_head: ``False``: the output layer is its own ``Dense`` with a bias (jrl's own models);
             ``True``: GPT-2's ``lm_head``, the token embedding transposed with no bias (needs
             ``num_outputs == vocab_size``).
+        vocabulary: ``None`` (default): the model's text is ``jrl.envs.vocabulary(env_id)``'s, the
+            vocabulary of the environment ``make(env_id)`` builds; or the ``jrl.envs.Vocabulary`` the
+            model reads and writes when it is another one: a ``Tasks-v0`` model pretrained on your own
+            file has that file's characters (``pretrain`` sets it). Its ``size`` is ``vocab_size`` and
+            its ``num_actions`` ``num_outputs``; ``model_vocabulary`` answers either way.
 
     The last two fields make the model GPT-2 exactly (``jrl.text.hf`` loads Hugging Face's GPT-2
     checkpoints with them); the rest of GPT-2 is already jrl's: GELU in its tanh form (GPT-2's
     ``gelu_new``, Flax's default), biases in attention and MLP, queries, keys and values from one
     ``[D, 3D]`` layer. Their defaults are what jrl's models always were, and ``to_dict`` leaves them
-    out at their defaults, so every model file and export written before they existed reads and
-    writes the same bytes.
+    (and ``vocabulary``) out at their defaults, so every model file and export written before they
+    existed reads and writes the same bytes.
     """
 
     env_id: str
@@ -82,6 +89,7 @@ class LMConfig:
     mlp_ratio: int = 4
     layer_norm_epsilon: float = 1e-6
     tied_head: bool = False
+    vocabulary: Vocabulary | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -102,14 +110,19 @@ class LMConfig:
                 f"tied_head=True scores every input token (the embedding transposed): num_outputs "
                 f"({self.num_outputs}) must equal vocab_size ({self.vocab_size})"
             )
+        _check_vocabulary(self)
 
     def replace(self, **changes: Any) -> LMConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict; ``_OPTIONAL_FIELDS`` only where they differ from their defaults."""
-        data = dataclasses.asdict(self)
-        return {k: v for k, v in data.items() if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}
+        """The fields as a JSON-ready dict; ``_OPTIONAL_FIELDS`` only where they differ from their
+        defaults; ``vocabulary`` as ``{"strings": [...], "end_id", "bos_id", "separator"}``."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {k: v for k, v in data.items() if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}
+        if "vocabulary" in data:
+            data["vocabulary"] = vocabulary_dict(data["vocabulary"])
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> LMConfig:
@@ -120,12 +133,60 @@ class LMConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise TypeError(f"LMConfig has no field(s) {unknown}; its fields are {sorted(known)}")
+        if data.get("vocabulary") is not None:
+            data = {**data, "vocabulary": vocabulary_from_dict(data["vocabulary"])}
         return cls(**data)
 
 
 # Fields added after jrl's first model files, with the defaults those files mean: written only when
 # they differ, so configs, model files and exports of jrl's own models keep their bytes.
-_OPTIONAL_FIELDS = {"layer_norm_epsilon": 1e-6, "tied_head": False}
+_OPTIONAL_FIELDS = {"layer_norm_epsilon": 1e-6, "tied_head": False, "vocabulary": None}
+_VOCABULARY_KEYS = ("strings", "end_id", "bos_id", "separator")
+
+
+def _check_vocabulary(config: LMConfig) -> None:
+    """``TypeError`` / ``ValueError`` unless ``config.vocabulary`` is ``None`` or a plain
+    ``Vocabulary`` of the config's ``vocab_size`` and ``num_outputs``."""
+    vocab = config.vocabulary
+    if vocab is None:
+        return
+    # A tokenizer's vocabulary (jrl.envs.tasks.TokenizerVocabulary) encodes by its tokenizer's rules,
+    # which its strings do not hold: a Hugging Face model carries it as LanguageModel.tokenizer.
+    if type(vocab) is not Vocabulary:
+        raise TypeError(
+            f"vocabulary must be None or a jrl.envs.Vocabulary, got {type(vocab).__name__} "
+            "(a Hugging Face tokenizer goes in LanguageModel.tokenizer)"
+        )
+    if (vocab.size, vocab.num_actions) != (config.vocab_size, config.num_outputs):
+        raise ValueError(
+            f"vocabulary has {vocab.size} tokens, {vocab.num_actions} of them outputs; the config's vocab_size "
+            f"is {config.vocab_size} and num_outputs {config.num_outputs}"
+        )
+
+
+def vocabulary_dict(vocab: Vocabulary) -> dict[str, Any]:
+    """A ``Vocabulary`` as JSON: ``{"strings": [...], "end_id", "bos_id", "separator"}`` (the form of
+    ``LMConfig.to_dict`` and of a text export's spec)."""
+    return {
+        "strings": list(vocab.strings),
+        "end_id": vocab.end_id,
+        "bos_id": vocab.bos_id,
+        "separator": vocab.separator,
+    }
+
+
+def vocabulary_from_dict(data: Any) -> Vocabulary:
+    """The ``Vocabulary`` ``vocabulary_dict`` wrote; ``TypeError`` / ``ValueError`` naming the fault."""
+    if not isinstance(data, dict) or set(data) != set(_VOCABULARY_KEYS):
+        raise TypeError(
+            f"a vocabulary is a JSON object with exactly the keys {list(_VOCABULARY_KEYS)}, got {data!r:.120}"
+        )
+    strings, bos = data["strings"], data["bos_id"]
+    if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+        raise TypeError(f"vocabulary strings must be a list of str, got {strings!r:.120}")
+    if bos is not None and (not isinstance(bos, int) or isinstance(bos, bool)):
+        raise TypeError(f"vocabulary bos_id must be null or an int, got {bos!r}")
+    return Vocabulary(tuple(strings), data["end_id"], bos, data["separator"], len(strings) - (bos is not None))
 
 
 class _Block(nn.Module):
@@ -252,6 +313,30 @@ class LanguageModel:
     def apply(self, tokens: jax.Array) -> jax.Array:
         """Scores ``float32 [..., L, num_outputs]`` of a buffer ``int32 [..., L]``."""
         return TransformerLM(self.config).apply(self.params, tokens)
+
+
+def model_vocabulary(model: LanguageModel | LMConfig) -> Any:
+    """The vocabulary that reads and writes ``model``'s text (a ``LanguageModel`` or its ``LMConfig``).
+
+    A Hugging Face model's tokenizer (``model.tokenizer``, a ``jrl.text.hf.HFTokenizer``); else the
+    config's own ``vocabulary`` (a model of another vocabulary than its environment id's default, such
+    as a ``Tasks-v0`` model of your file's characters); else ``jrl.envs.vocabulary(config.env_id)``.
+    ``generate``, ``jrl.export.export_text`` and ``jrl.text.pretrain.check_model_fits`` all ask it here.
+
+    Raises:
+        ValueError: the config carries no vocabulary and its ``env_id`` makes no token environment.
+    """
+    if isinstance(model, LanguageModel):
+        if model.tokenizer is not None:
+            return model.tokenizer
+        model = model.config
+    if not isinstance(model, LMConfig):
+        raise TypeError(f"model must be a jrl.text.LanguageModel or LMConfig, got {type(model).__name__}")
+    if model.vocabulary is not None:
+        return model.vocabulary
+    from jrl.envs import vocabulary  # the registry: imported when a model without its own vocabulary asks
+
+    return vocabulary(model.env_id)
 
 
 def init_model(config: LMConfig, key: jax.Array, zero_head: bool = False) -> LanguageModel:

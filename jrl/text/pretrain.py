@@ -27,8 +27,17 @@ import optax
 from jrl._validation import check_float, check_int, check_key
 from jrl.algorithms.common import divisor_closest_to
 from jrl.envs.core import Environment
-from jrl.envs.tokens import TokenEnv
-from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, init_model, load_model
+from jrl.envs.tokens import TokenEnv, Vocabulary
+from jrl.text.hf import is_hf_directory
+from jrl.text.model import (
+    LanguageModel,
+    LMConfig,
+    ModelFileError,
+    TransformerLM,
+    init_model,
+    load_model,
+    model_vocabulary,
+)
 
 __all__ = ["PretrainConfig", "data_batch", "default_pretrain_config", "pretrain"]
 
@@ -91,38 +100,86 @@ def _check_text_env(env: Environment) -> TokenEnv:
 
 
 def check_model_fits(model: LanguageModel, env: TokenEnv, env_params: Any, what: str) -> None:
-    """``ValueError`` unless ``model`` reads and writes ``env``'s tokens: its vocabulary, outputs
-    and buffer length (``what`` names the model in the message: a text learner's ``pretrained``)."""
+    """``ValueError`` unless ``model`` reads and writes ``env``'s tokens: its vocabulary's size, outputs
+    and buffer length, and, for jrl's own models, the vocabulary itself (``model_vocabulary(model)``
+    equal to ``env.vocabulary``: a ``Tasks-v0`` model of one file's characters does not fit another
+    file's). ``what`` names the model in the message (a text learner's ``pretrained``)."""
     length = env.observation_space(env_params).shape[0]
     expected = (env.vocabulary.size, env.vocabulary.num_actions, length)
     got = (model.config.vocab_size, model.config.num_outputs, model.config.context_length)
+    name = env.env_id or type(env).__name__
     if got != expected:
         raise ValueError(
             f"pretrained: {what} was made for {model.config.env_id} (vocabulary, outputs, length {got}); "
-            f"{env.env_id or type(env).__name__} needs {expected}"
+            f"{name} needs {expected}"
         )
+    if model.tokenizer is not None:  # a Hugging Face tokenizer: its size is what the environment's tables need
+        return
+    try:
+        mine = model_vocabulary(model)
+    except ValueError as err:  # its env_id is no token environment (any more) and it carries no vocabulary
+        raise ValueError(f"pretrained: {what} names no vocabulary ({err})") from None
+    if mine != env.vocabulary:
+        raise ValueError(
+            f"pretrained: {what} reads and writes other tokens than {name}'s ({_difference(mine, env.vocabulary)}): "
+            f"it was made for {model.config.env_id} with other settings (for Tasks-v0, another file's characters); "
+            "pretrain a model on this environment (jrl pretrain --env ENV --env-kwarg ...)"
+        )
+
+
+def _difference(model: Vocabulary, env: Vocabulary) -> str:
+    """How two vocabularies differ, in a few words for an error message."""
+    only_model = [s for s in model.strings if s not in env.strings]
+    only_env = [s for s in env.strings if s not in model.strings]
+    if only_model or only_env:
+        return f"tokens only the model has: {only_model[:12]!r}; only the environment: {only_env[:12]!r}"
+    return "the same tokens in another order or with other end/bos ids or separator"
 
 
 def load_pretrained(directory: str, env: TokenEnv, env_params: Any) -> LanguageModel:
     """The language model a text learner starts from (its config's ``pretrained``): ``directory``
-    read with ``load_model`` and checked to fit ``env`` (``check_model_fits``). ``ValueError``
-    naming the field: empty, unreadable, or made for other tokens."""
+    read with ``load_model`` and checked to fit ``env`` (``check_model_fits``). A Hugging Face
+    directory is read with the environment's buffer length as its ``context_length`` (the first
+    ``L`` of its ``n_positions``), so ``Tasks-v0`` needs no ``length=``. ``ValueError`` naming the
+    field: empty, unreadable, a buffer longer than the model's positions, or made for other tokens."""
     if not directory:
         raise ValueError(
             "pretrained is empty: set it to a directory written by `jrl pretrain --env ENV --out DIR` "
             "(or jrl.text.save_model), e.g. --set pretrained=DIR"
         )
+    length = None
+    if is_hf_directory(directory):
+        length = env.observation_space(env_params).shape[0]
     try:
-        model = load_model(directory)
+        model = load_model(directory, context_length=length)
     except ModelFileError as err:
         raise ValueError(f"pretrained: {err}") from err
+    except ValueError as err:  # the Hugging Face model has fewer positions than the buffer
+        raise ValueError(
+            f"pretrained: {directory} cannot read {env.env_id or type(env).__name__}'s buffer of {length} tokens ({err}); "
+            "make the environment's buffer shorter (Tasks-v0: a smaller margin or length)"
+        ) from err
     check_model_fits(model, env, env_params, f"the model in {directory}")
     return model
 
 
 def model_config(env: Environment, config: PretrainConfig) -> LMConfig:
-    """The ``LMConfig`` of ``env``'s vocabulary and buffer with ``config``'s shape."""
+    """The ``LMConfig`` of ``env``'s vocabulary and buffer with ``config``'s shape. The config
+    carries ``env.vocabulary`` (``LMConfig.vocabulary``) when it is not the one ``env.env_id``'s
+    default environment has (``Tasks-v0`` of your own file: its characters), so the model's files,
+    ``generate`` and exports read its text with it.
+
+    Raises:
+        ValueError: ``env``'s vocabulary is a Hugging Face tokenizer's (``Tasks-v0`` with
+            ``tokenizer=``): tune the Hugging Face model itself instead (``pretrained=DIR``).
+    """
     vocab = env.vocabulary
+    if type(vocab) is not Vocabulary:
+        raise ValueError(
+            f"{env.env_id}'s vocabulary is a tokenizer's ({type(vocab).__name__}), which a jrl model's files do "
+            "not hold: start from that Hugging Face model instead (a text learner's pretrained=DIR), or "
+            "pretrain on the character vocabulary (no tokenizer=)"
+        )
     return LMConfig(
         env_id=env.env_id,
         vocab_size=vocab.size,
@@ -132,7 +189,18 @@ def model_config(env: Environment, config: PretrainConfig) -> LMConfig:
         num_layers=config.num_layers,
         num_heads=config.num_heads,
         mlp_ratio=config.mlp_ratio,
+        vocabulary=None if vocab == _registry_vocabulary(env.env_id) else vocab,
     )
+
+
+def _registry_vocabulary(env_id: str) -> Any:
+    """``jrl.envs.vocabulary(env_id)``, or ``None`` where the id makes no token environment alone."""
+    from jrl.envs import vocabulary
+
+    try:
+        return vocabulary(env_id)
+    except (ValueError, TypeError, OSError):
+        return None
 
 
 def data_batch(key: jax.Array, env: Environment, env_params: Any, batch_size: int, word_noise: float = 0.1) -> tuple:
