@@ -467,7 +467,10 @@ def test_a_hugging_face_model_is_read_at_the_environment_s_buffer_length(tmp_pat
     size, positions = bpe.get_vocab_size(), 24
     config = LMConfig("gpt2", size, size, positions, **TINY, layer_norm_epsilon=1e-5, tied_head=True)
     tokenizer = HFTokenizer(bpe._tokenizer, bpe.token_to_id("<|endoftext|>"))
-    model = LanguageModel(config, init_model(config, jax.random.key(0)).params, tokenizer)
+    shapes = jax.eval_shape(lambda: init_model(config, jax.random.key(0)).params)  # no eager init: seconds
+    rng = np.random.default_rng(0)
+    weights = jax.tree_util.tree_map(lambda leaf: rng.normal(0.0, 0.2, leaf.shape).astype(leaf.dtype), shapes)
+    model = LanguageModel(config, weights, tokenizer)
     save_model(tmp_path, model, format="hf")
     env, params = jrl.make("Tasks-v0", path=task_file, tokenizer=str(tmp_path))
     assert env.length < positions
