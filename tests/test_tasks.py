@@ -31,6 +31,7 @@ from jrl.export import TextExport, export_text
 from jrl.text import (
     LanguageModel,
     LMConfig,
+    ModelFileError,
     PretrainConfig,
     generate,
     grpo,
@@ -479,6 +480,30 @@ def test_a_hugging_face_model_is_read_at_the_environment_s_buffer_length(tmp_pat
     np.testing.assert_array_equal(
         tuned.params["params"]["position_embedding"], model.params["params"]["position_embedding"][: env.length]
     )
+    # A jrl model's files cannot hold a tokenizer: pretraining on its vocabulary is refused before anything runs.
+    with pytest.raises(ValueError, match=r"vocabulary is a tokenizer's .*pretrained=DIR"):
+        pretrain(jax.random.key(0), env, params, TINY_PRETRAIN)
     longer, longer_params = jrl.make("Tasks-v0", path=task_file, tokenizer=str(tmp_path), length=positions + 1)
     with pytest.raises(ValueError, match=rf"pretrained: .*buffer of {positions + 1} tokens .*n_positions={positions}"):
         load_pretrained(str(tmp_path), longer, longer_params)
+
+
+def test_a_carried_vocabulary_is_validated_and_read_back(own_model, tmp_path):
+    directory, env, _ = own_model
+    config = load_model(directory).config
+    assert (
+        LMConfig.from_dict(config.to_dict()) == config
+        and config.to_dict()["vocabulary"]["bos_id"] == env.vocabulary.bos_id
+    )
+    with pytest.raises(ValueError, match="vocabulary has 41 tokens, 40 of them outputs; the config's vocab_size is 35"):
+        config.replace(vocabulary=vocabulary("Tasks-v0"))
+    with pytest.raises(TypeError, match=r"vocabulary must be None or a jrl\.envs\.Vocabulary"):
+        config.replace(vocabulary=tuple(env.vocabulary.strings))
+    document = json.loads((directory / "config.json").read_text())
+    for bad in ({"strings": "abc"}, dict(document["config"]["vocabulary"], end_id=99)):
+        (tmp_path / "config.json").write_text(
+            json.dumps({**document, "config": {**document["config"], "vocabulary": bad}})
+        )
+        (tmp_path / "model.safetensors").write_bytes((directory / "model.safetensors").read_bytes())
+        with pytest.raises(ModelFileError, match=r"not a valid model config .*[Vv]ocabulary"):
+            load_model(tmp_path)
