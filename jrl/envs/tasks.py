@@ -31,9 +31,8 @@ Keywords of ``jrl.make("Tasks-v0", ...)``:
   the same side. The two splits are disjoint sets of lines; the train split must not be empty, nor
   the split resets draw from;
 - ``margin`` (default 4): answer tokens allowed beyond the longest answer's, or ``length``: the
-  buffer's length ``L`` itself (at most a Hugging Face model's ``n_positions``; a text learner reads the
-  model's first ``L`` positions), so that the answer
-  budget is what is left. Give one of them.
+  buffer's length ``L`` itself (at most a Hugging Face model's ``n_positions``; a text learner reads
+  the model's first ``L`` positions), so that the answer budget is what is left. Give one of them.
 
 Shapes (static, from the file): ``P`` = the longest prompt in tokens (``bos`` included for the
 character vocabulary), ``A`` = the longest answer in tokens plus ``margin`` (the answer budget),
