@@ -51,11 +51,11 @@ Threads: torch runs ``--threads`` threads (``torch.set_num_threads``, default 2,
 cores); XLA's CPU client uses every core it sees (2 here). ``--omp-wait-policy`` sets
 ``OMP_WAIT_POLICY`` before torch loads: the default ``passive`` makes torch's OpenMP threads sleep
 rather than spin while they wait. On a machine shared with other processes spinning threads stall
-each other, and measured here that made torch's forward and backward passes 3-5x slower and
-TRL's updates up to 20x slower (``active``, or ``unset``: torch's default, shows it); on an idle
-machine the policy matters little. Needs ``pip install -e ".[bench]"`` (trl).
+each other: measured here (docs/benchmarks.md) ``unset`` (torch's default) made torch's forward and
+backward passes 10-25x slower and TRL's updates about 16x slower (an idle machine was not
+available to measure the policy on). Needs ``pip install -e ".[bench]"`` (trl).
 
-    python3 benchmarks/grpo_trl.py                # about 2-3 minutes on 2 cores
+    python3 benchmarks/grpo_trl.py                # about 1-3 minutes on 2 cores
     python3 benchmarks/grpo_trl.py --prompts 8    # smaller batches: TRL's per-step overhead weighs more
     python3 benchmarks/grpo_trl.py --quick        # a smoke run: 1 round of 2 updates, NOT results
 """
