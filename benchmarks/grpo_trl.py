@@ -45,7 +45,8 @@ pretraining, on the channel whose scores move least), so that channel is the con
 body and the tokenizer are written by ``jrl.text.save_model(dir, model, format="hf")``; the
 benchmark adds the untied ``lm_head.weight`` (``tie_word_embeddings: false``) and zero dropout to
 that directory, and TRL loads the policy and the reference from it. It checks that the
-``transformers`` model's logits equal jrl's within 1e-4 (and prints the largest difference).
+``transformers`` model's logits equal jrl's within 1e-4 (and prints the largest difference), and
+that TRL's Python reward gives jrl's completions (a sampled batch per round) jrl's own rewards.
 
 Threads: torch runs ``--threads`` threads (``torch.set_num_threads``, default 2, this machine's
 cores); XLA's CPU client uses every core it sees (2 here). ``--omp-wait-policy`` sets
@@ -206,6 +207,30 @@ def sample_prompts(key: jax.Array, env, env_params, count: int) -> list[str]:
     return vocabulary().decode_batch(np.asarray(tokens))
 
 
+def python_reward(prompts: list[str], completions: list[str], completion_ids: list[list[int]]) -> list[float]:
+    """TRL's side of the reward, in Python per completion: 1 for the exact answer (``solve(prompt)``)
+    followed by the end token, else 0 (``Arithmetic-v0``'s reward with ``format_reward=0``)."""
+    return [
+        float(bool(ids) and ids[-1] == END and text == solve(prompt))
+        for prompt, text, ids in zip(prompts, completions, completion_ids, strict=True)
+    ]
+
+
+def check_same_reward(batch: dict) -> int:
+    """``python_reward`` of a jrl ``rollout`` batch's completions (``tokens`` ``[N, L]``, ``action`` and
+    ``active`` ``[N, L - 1]``) must equal the environment's returns; returns how many were rewarded."""
+    texts = vocabulary().decode_batch(np.asarray(batch["tokens"]))
+    prompts = [text.partition("=")[0] + "=" for text in texts]
+    completions = [text.partition("=")[2] for text in texts]
+    actions, active = np.asarray(batch["action"]), np.asarray(batch["active"])
+    completion_ids = [row[mask].tolist() for row, mask in zip(actions, active, strict=True)]
+    ours = np.asarray(batch["reward"]).sum(axis=1)
+    theirs = np.asarray(python_reward(prompts, completions, completion_ids))
+    if not np.array_equal(ours, theirs):
+        raise AssertionError(f"the Python reward differs from jrl's on {int(np.sum(ours != theirs))} completions")
+    return int(np.sum(ours))
+
+
 def grpo_config(args: argparse.Namespace) -> grpo.GRPOConfig:
     """jrl's side of the shared settings (module docstring), ``args.updates`` iterations in one record."""
     return grpo.GRPOConfig(
@@ -253,6 +278,7 @@ class JrlGRPO:
             start = time.perf_counter()
             batch = jax.block_until_ready(self.sample(jax.random.fold_in(self.key, 1000 + 3 * r + i), self.params))
             sampling.append((time.perf_counter() - start, float(jnp.sum(batch["active"]))))
+        self.rewarded = check_same_reward(batch)  # untimed: the two libraries' rewards agree
         sampling_seconds, sampling_tokens = sorted(sampling)[1]
         return {
             "seconds": seconds,
@@ -303,11 +329,8 @@ class TrlGRPO:
         self.step_times, self.trainer_class = StepTimes, TimedGRPOTrainer
 
     def reward(self, prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_) -> list[float]:
-        """1 for the exact answer followed by the end token (jrl's reward), else 0: Python, per completion."""
-        rewards = [
-            float(bool(ids) and ids[-1] == END and text == solve(prompt))
-            for prompt, text, ids in zip(prompts, completions, completion_ids, strict=True)
-        ]
+        """TRL's reward function: ``python_reward``, recording the batch's tokens and rewards."""
+        rewards = python_reward(prompts, completions, completion_ids)
         self.calls.append((sum(len(ids) for ids in completion_ids), rewards))
         return rewards
 
@@ -486,6 +509,10 @@ def main() -> None:
             trl_rounds.append(theirs.round(r))
             a, b = jrl_rounds[-1]["seconds"] / args.updates, trl_rounds[-1]["seconds"] / args.updates
             print(f"round {r}: s / update jrl {a:.4f}, TRL {b:.4f} ({b / a:.1f}x); load average (1 min) {load:.1f}")
+        print(
+            f"same reward: the Python reward equals jrl's on each round's last sampled batch "
+            f"({completions} completions, {ours.rewarded} rewarded in the last)"
+        )
         passes = time_passes(model, directory, completions, jax.random.fold_in(k_train, 2))
 
     import torch
