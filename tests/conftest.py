@@ -31,6 +31,8 @@ LONGEST_FIRST = (
     "test_experiment.py",  # 80
     "test_dqn_learning.py",  # 70
     "test_run_devices.py",  # 70 (child processes on forced host devices)
+    "test_text_devices.py",  # 45 (a child process on 2 forced host devices: GRPO and sharded text models)
+    "test_tasks.py",  # 30 (GRPO and jrl pretrain on a task file)
     "test_export_formats.py",  # 45 (jax2onnx's first conversion: 7 s)
     "test_export_text.py",  # 40 (jax2onnx and jax2tf conversions, a Python with TensorFlow alone)
     "test_export_tf.py",  # 25 (TensorFlow's import, 3 s, and a Python that imports it alone)

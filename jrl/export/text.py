@@ -290,8 +290,9 @@ def export_text(model: Any, q_model: Any = None, beta: float = 0.0) -> TextExpor
         raise TypeError(f"model must be a jrl.text.LanguageModel, got {type(model).__name__}")
     if model.tokenizer is not None:
         raise ValueError(
-            "a Hugging Face model (its tokenizer.json) cannot be exported yet: jrl exports the models of its text "
-            "environments, whose vocabulary the export carries"
+            "a Hugging Face model (its tokenizer.json) cannot be exported in jrl's formats yet: they carry the "
+            "vocabulary of a jrl text environment; `jrl export DIR --format hf` (jrl.experiment.export_hf) writes it "
+            "as a Hugging Face directory"
         )
     if q_model is not None and (not isinstance(q_model, LanguageModel) or q_model.config != model.config):
         raise ValueError("q_model must be a jrl.text.LanguageModel of the model's config")
