@@ -38,6 +38,7 @@ import platform
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -142,21 +143,20 @@ def run_seed(seed: int, args: argparse.Namespace, prompts: list[str], samples: l
         {"env": ENV_ID, "env_kwargs": ENV_KWARGS, "seed": seed, "pretrain_config": sft_config.to_dict()},
     )
 
-    start = time.perf_counter()
-    grpo_config = grpo.default_config(ENV_ID).replace(**args.grpo)
-    grpo_result = jax.block_until_ready(jax.jit(grpo.make_train(grpo_config, env, train_params, model=sft))(k_grpo))
-    grpo.check_finite(grpo_result)
-    timings["grpo_s"] = time.perf_counter() - start
-    curves["grpo"] = curve(grpo_result.metrics)
+    def learn(name: str, learner: Any, settings: dict, key: jax.Array) -> tuple[Any, Any]:
+        """``learner``'s default config with ``settings``, trained from the supervised model."""
+        start = time.perf_counter()
+        config = learner.default_config(ENV_ID).replace(**settings)
+        result = jax.block_until_ready(jax.jit(learner.make_train(config, env, train_params, model=sft))(key))
+        learner.check_finite(result)
+        timings[f"{name}_s"] = time.perf_counter() - start
+        curves[name] = curve(result.metrics)
+        return config, result
 
+    _, grpo_result = learn("grpo", grpo, args.grpo, k_grpo)
     decoders = {"sft": {"model": sft}, "grpo": {"model": grpo_result.model}}
     if not args.skip_soft_q:
-        start = time.perf_counter()
-        q_config = text_q.default_config(ENV_ID).replace(**args.soft_q)
-        q_result = jax.block_until_ready(jax.jit(text_q.make_train(q_config, env, train_params, model=sft))(k_q))
-        text_q.check_finite(q_result)
-        timings["soft_q_s"] = time.perf_counter() - start
-        curves["soft_q"] = curve(q_result.metrics)
+        q_config, q_result = learn("soft_q", text_q, args.soft_q, k_q)
         decoders["soft_q"] = {"model": sft, "q_model": q_result.q_model, "beta": float(q_config.beta)}
     print(f"seed {seed}: SFT {args.sft_steps} steps (loss {float(losses[-1]):.3f}), seconds {timings}", flush=True)
     rows = []
