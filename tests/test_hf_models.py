@@ -216,6 +216,20 @@ def test_grpo_tunes_a_hugging_face_model_that_transformers_loads_back(tmp_path, 
     assert "no --int8" in capsys.readouterr().err
 
 
+def test_soft_q_learning_refuses_a_gpt2_model_with_the_reason(tmp_path, hf_dir, jrl_model):
+    # Its Q-network is the language model's shape with an output layer of its own, started at 0;
+    # GPT-2's output layer is the token embedding. Refused before anything compiles, not a KeyError.
+    import jrl
+    from jrl.text import q_learning as text_q
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"prompt": "the cat", "answer": " sat"}) + "\n")
+    env, env_params = jrl.make("Tasks-v0", path=str(tasks), tokenizer=str(hf_dir), test_fraction=0.0)
+    config = text_q.default_config("Arithmetic-v0").replace(pretrained=str(hf_dir))
+    with pytest.raises(ValueError, match=r"output layer of its own.*--algo grpo"):
+        text_q.make_algorithm(config, env, env_params)
+
+
 def test_old_configs_and_jrl_models_unchanged(tmp_path):
     config = LMConfig("WordGen-v0", 28, 27, 9, d_model=16, num_layers=1, num_heads=2)
     assert "tied_head" not in config.to_dict() and "layer_norm_epsilon" not in config.to_dict()

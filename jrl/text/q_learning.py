@@ -417,6 +417,14 @@ def make_algorithm(
     if not isinstance(config, TextQConfig):
         raise TypeError(f"config must be a TextQConfig, got {type(config).__name__}")
     lm = _load_pretrained(config, env, env_params) if model is None else model
+    if lm.config.tied_head:
+        # The Q-network is the model's copy with its output layer started at 0 (Q = 0: decoding
+        # starts as the model's own); GPT-2's output layer is the token embedding, shared.
+        raise ValueError(
+            "text_q_learning needs a language model with an output layer of its own (its Q-network starts as a "
+            "copy whose output layer is 0); this one has tied_head=True (GPT-2's lm_head is its token embedding): "
+            "tune a Hugging Face GPT-2 with --algo grpo"
+        )
     network = TransformerLM(lm.config)
     end_id = env.vocabulary.end_id
     num_envs = parallel.shard("num_envs", config.num_envs)  # this device's generations
