@@ -89,6 +89,10 @@ class Sharded:
     shapes: tuple[tuple[int, ...], ...]
 
 
+def _is_sharded(node: Any) -> bool:
+    return isinstance(node, Sharded)
+
+
 def _padded_flat(leaf: jax.Array, count: int) -> jax.Array:
     """``leaf`` flattened and zero-padded to a multiple of ``count``."""
     flat = jnp.ravel(leaf)
@@ -222,11 +226,33 @@ class DataParallel:
         ]
         return Sharded(jax.tree_util.tree_unflatten(treedef, pieces), like.shapes)
 
+    def value_and_grad(self, loss_fn: Callable, params: Any, *, has_aux: bool = False) -> tuple:
+        """``jax.value_and_grad(loss_fn, has_aux=has_aux)(params)`` of one step over every device:
+        the loss and gradients averaged over the devices (``mean``; with ``has_aux``, the aux too).
+        Where ``params`` is ``Sharded``, the pass runs on the gathered whole (``gather``), the loss
+        alone is averaged (the aux is left as computed) and the gradients are reduce-scattered to
+        this device's pieces (``reduce_gradients``)."""
+        if not isinstance(params, Sharded):
+            return self.mean(jax.value_and_grad(loss_fn, has_aux=has_aux)(params))
+        value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(self.gather(params))
+        value = (self.mean(value[0]), value[1]) if has_aux else self.mean(value)
+        return value, self.reduce_gradients(grads, params)
+
+    def all_finite(self, loss: jax.Array, grads: Any) -> jax.Array:
+        """Whether ``loss`` and every gradient are finite (bool scalar). Gradients with ``Sharded``
+        pieces (``reduce_gradients``') are checked on every device's piece (``sum``), so that all
+        devices skip a step together; whole gradients are the same on every device already."""
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+        )
+        pieces = any(isinstance(n, Sharded) for n in jax.tree_util.tree_leaves(grads, is_leaf=_is_sharded))
+        return self.sum(finite.astype(jnp.int32)) == self.count if pieces else finite
+
     def global_norm(self, tree: Any) -> jax.Array:
         """The L2 norm of the whole pytree ``tree``: the squares of ``Sharded`` pieces are added
         over the devices (``lax.psum``; the zero padding adds nothing), the other leaves, equal on
         every device, counted once. float32 scalar, equal on every device."""
-        nodes = jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, Sharded))
+        nodes = jax.tree_util.tree_leaves(tree, is_leaf=_is_sharded)
         whole = [jnp.sum(jnp.square(x)) for x in nodes if not isinstance(x, Sharded)]
         pieces = [jnp.sum(jnp.square(x)) for n in nodes if isinstance(n, Sharded) for x in jax.tree_util.tree_leaves(n)]
         return jnp.sqrt(sum(whole, jnp.float32(0.0)) + self.sum(sum(pieces, jnp.float32(0.0))))

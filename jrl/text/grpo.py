@@ -48,7 +48,7 @@ from jrl.envs.tokens import TokenEnv, positions
 from jrl.parallel import SINGLE, DataParallel, Sharded
 from jrl.text.model import LanguageModel, TransformerLM
 from jrl.text.pretrain import check_model_fits, load_pretrained
-from jrl.text.q_learning import _all_finite, rollout, shard_text_params, text_optimizer
+from jrl.text.q_learning import rollout, shard_text_params, text_optimizer
 
 __all__ = [
     "METRICS",
@@ -316,15 +316,6 @@ def _objective(
     return loss_fn, exact_kl
 
 
-def _value_and_grad(loss_fn: Callable, params: Any, parallel: DataParallel) -> tuple:
-    """``((loss, parts), gradients)`` averaged over the devices; where ``params`` is ``Sharded``,
-    gathered for the pass and the gradients reduce-scattered to this device's pieces."""
-    if isinstance(params, Sharded):
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(parallel.gather(params))
-        return (parallel.mean(loss), parts), parallel.reduce_gradients(grads, params)
-    return parallel.mean(jax.value_and_grad(loss_fn, has_aux=True)(params))
-
-
 def gradient(
     config: GRPOConfig,
     network: TransformerLM,
@@ -339,7 +330,7 @@ def gradient(
     by its own magnitude, so an entry whose exact gradient is 0 (an attention's key bias: softmax
     ignores a shift common to every key) moves by rounding noise times the step size."""
     loss_fn, _ = _objective(config, network, reference, state, batch, parallel)
-    (loss, _), grads = _value_and_grad(loss_fn, state.params, parallel)
+    (loss, _), grads = parallel.value_and_grad(loss_fn, state.params, has_aux=True)
     return loss, grads
 
 
@@ -369,9 +360,9 @@ def learn(
 
     def update(carry: tuple, _: Any) -> tuple:
         params, opt_state = carry
-        (loss, parts), grads = _value_and_grad(loss_fn, params, parallel)
+        (loss, parts), grads = parallel.value_and_grad(loss_fn, params, has_aux=True)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
-        finite = _all_finite(loss, grads, parallel if sharded else None)
+        finite = parallel.all_finite(loss, grads)
         keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
         new = (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state))
         return new, (loss, finite, parts["clip_fraction"])

@@ -355,17 +355,6 @@ def lambda_returns(batch: dict, next_value: jax.Array, beta: jax.Array, td_lambd
     return returns.T
 
 
-def _all_finite(loss: jax.Array, grads: Any, sharded_over: DataParallel | None) -> jax.Array:
-    """Whether the loss and every gradient are finite (bool scalar); with ``Sharded`` gradient
-    pieces (``sharded_over``), on every device's piece, so that all devices skip a step together."""
-    finite = jnp.isfinite(loss) & jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-    )
-    if sharded_over is None:
-        return finite
-    return sharded_over.sum(finite.astype(jnp.int32)) == sharded_over.count
-
-
 def _greedy(network: TransformerLM, end_id: int) -> Callable:
     """``policy((lm_params, q_params, beta), obs, key)``: the token maximising ``logits + beta * Q``
     at the observation's position (the first end token marks it)."""
@@ -485,13 +474,9 @@ def make_algorithm(
 
         def update(carry: tuple, _: Any) -> tuple:
             params, opt_state = carry
-            if sharded:
-                loss, grads = jax.value_and_grad(loss_fn)(parallel.gather(params), target, batch, hp)
-                loss, grads = parallel.mean(loss), parallel.reduce_gradients(grads, params)
-            else:
-                loss, grads = parallel.mean(jax.value_and_grad(loss_fn)(params, target, batch, hp))
+            loss, grads = parallel.value_and_grad(lambda p: loss_fn(p, target, batch, hp), params)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            finite = _all_finite(loss, grads, parallel if sharded else None)
+            finite = parallel.all_finite(loss, grads)
             keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
             return (keep(optax.apply_updates(params, updates), params), keep(new_opt_state, opt_state)), (loss, finite)
 
