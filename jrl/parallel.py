@@ -24,7 +24,10 @@ into ``count`` equal pieces (as PyTorch's FSDP flattens its parameters), each de
 piece; ``gather`` puts the whole pytree together for a forward pass (``lax.all_gather``);
 ``reduce_gradients`` averages whole gradients over the devices and leaves each device its piece
 (``lax.psum_scatter``); ``global_norm`` is the norm over every device's pieces. ``unshard`` gives
-the whole arrays back, on the host, out of a run's state with its device axis.
+the whole arrays back, on the host, out of a run's state with its device axis. A network sharded
+layer by layer (one ``Sharded`` node per layer) is gathered one layer at a time:
+``call_gathered`` runs a layer on its gathered weights, so that a device holds one layer whole at
+a time, and ``value_and_grad`` then differentiates with respect to the pieces.
 
 This module sits just above ``envs``/``spaces``: it imports JAX and NumPy only, so a single
 training run can use it as well as a sweep.
@@ -57,6 +60,7 @@ __all__ = [
     "format_bytes",
     "host_state",
     "is_lead",
+    "is_sharded",
     "key_data_shape",
     "memory_budget",
     "padded_size",
@@ -91,6 +95,33 @@ class Sharded:
 
 def _is_sharded(node: Any) -> bool:
     return isinstance(node, Sharded)
+
+
+def is_sharded(tree: Any) -> bool:
+    """Whether ``tree`` is a ``Sharded`` node or holds one (a network sharded layer by layer)."""
+    return any(isinstance(n, Sharded) for n in jax.tree_util.tree_leaves(tree, is_leaf=_is_sharded))
+
+
+def _after(tree: Any, anchor: Any) -> Any:
+    """``tree`` unchanged in value, but computed after ``anchor`` (any pytree): each floating leaf
+    plus ``0.0 *`` an entry of ``anchor``'s first numeric leaf. XLA does not fold ``0.0 * x``
+    (``x`` may be infinite or NaN), so the dependency survives every pass and every backend;
+    it costs one addition per entry of ``tree``. ``tree`` itself where ``anchor`` has no numeric
+    leaf."""
+    numeric = [
+        x
+        for x in jax.tree_util.tree_leaves(anchor)
+        if hasattr(x, "dtype") and (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer))
+    ]
+    if not numeric:
+        return tree
+    zero = jnp.ravel(numeric[0])[0].astype(jnp.float32) * 0.0
+
+    def tied(x: Any) -> Any:
+        floating = hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+        return x + zero.astype(x.dtype) if floating else x
+
+    return jax.tree_util.tree_map(tied, tree)
 
 
 def _padded_flat(leaf: jax.Array, count: int) -> jax.Array:
@@ -205,6 +236,11 @@ class DataParallel:
             full = []
             for piece, shape in zip(leaves, node.shapes, strict=True):
                 flat = jax.lax.all_gather(piece, self.axis, tiled=True) if self.active else piece
+                if flat.shape[0] < math.prod(shape):
+                    raise ValueError(
+                        f"pieces of {piece.shape[0]} entries over {self.count} device(s) cannot hold a leaf of shape "
+                        f"{shape}: gather with the DataParallel that sharded them"
+                    )
                 full.append(flat[: math.prod(shape)].reshape(shape))
             return jax.tree_util.tree_unflatten(treedef, full)
 
@@ -226,17 +262,76 @@ class DataParallel:
         ]
         return Sharded(jax.tree_util.tree_unflatten(treedef, pieces), like.shapes)
 
+    def call_gathered(self, fn: Callable, node: Any, *args: Any) -> Any:
+        """``fn(gather(node), *args)``, with ``node``'s ``Sharded`` pieces gathered for this call
+        only (one layer of a network: FSDP's unit). Without ``Sharded`` nodes in ``node``,
+        ``fn(node, *args)``.
+
+        The pieces are known from the start, so XLA may gather every layer at once (before the
+        first runs, or out of a decoding loop) and hold the whole network again; and it merges
+        a backward pass's gather with the forward pass's (common subexpressions: the gathered
+        layer then lives from one to the other). So the gather is made to wait, by a data
+        dependency (``_after``), for ``args``; a backward pass keeps only the pieces and ``args``
+        from this call (it is rematerialised, a ``jax.custom_vjp``) and gathers again once the
+        cotangent of the output exists; and the cotangents it passes on wait for this layer's
+        gradient pieces, so that each layer's whole gradient is reduce-scattered before the next
+        layer's is made. (``lax.optimization_barrier`` would say the same, but XLA's CPU compiler
+        drops it before the passes it should stop.)
+
+        The gradient with respect to the pieces is the transpose of the tiled ``lax.all_gather``,
+        a ``lax.psum_scatter``: each device receives its piece of the gradient summed over the
+        devices (``value_and_grad`` divides by the count). ``fn`` must not close over values
+        being differentiated (pass them in ``args``)."""
+        if not is_sharded(node):
+            return fn(node, *args)
+
+        def run(node: Any, args: tuple) -> Any:
+            return fn(self.gather(node), *args)
+
+        @jax.custom_vjp
+        def call(node: Any, args: tuple) -> Any:
+            return run(_after(node, args), args)
+
+        def forward(node: Any, args: tuple) -> tuple:
+            return run(_after(node, args), args), (node, args)
+
+        def backward(saved: tuple, cotangent: Any) -> tuple:
+            node, args = saved
+            grad_node, grad_args = jax.vjp(run, _after(node, cotangent), args)[1](cotangent)
+            return grad_node, _after(grad_args, grad_node)
+
+        call.defvjp(forward, backward)
+        return call(node, args)
+
     def value_and_grad(self, loss_fn: Callable, params: Any, *, has_aux: bool = False) -> tuple:
         """``jax.value_and_grad(loss_fn, has_aux=has_aux)(params)`` of one step over every device:
         the loss and gradients averaged over the devices (``mean``; with ``has_aux``, the aux too).
-        Where ``params`` is ``Sharded``, the pass runs on the gathered whole (``gather``), the loss
-        alone is averaged (the aux is left as computed) and the gradients are reduce-scattered to
-        this device's pieces (``reduce_gradients``)."""
-        if not isinstance(params, Sharded):
+
+        Where ``params`` is one ``Sharded`` node, the pass runs on the gathered whole (``gather``),
+        the loss alone is averaged (the aux is left as computed) and the gradients are
+        reduce-scattered to this device's pieces (``reduce_gradients``). Where ``params`` is a
+        pytree holding several ``Sharded`` nodes (a network sharded layer by layer, FSDP's way),
+        ``loss_fn`` takes the pieces and gathers each node when it uses it (``call_gathered``):
+        the gradients are taken with respect to the pieces, arrive summed over the devices (the
+        gathers' transposes reduce-scatter them layer by layer, so no device holds a whole
+        gradient) and are divided by the count; other leaves' gradients are averaged (``mean``);
+        the loss alone is averaged."""
+        if not is_sharded(params):
             return self.mean(jax.value_and_grad(loss_fn, has_aux=has_aux)(params))
-        value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(self.gather(params))
+        if isinstance(params, Sharded):
+            value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(self.gather(params))
+            grads = self.reduce_gradients(grads, params)
+        else:
+            value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params)
+            grads = jax.tree_util.tree_map(
+                lambda g: (
+                    jax.tree_util.tree_map(lambda x: x / self.count, g) if isinstance(g, Sharded) else self.mean(g)
+                ),
+                grads,
+                is_leaf=_is_sharded,
+            )
         value = (self.mean(value[0]), value[1]) if has_aux else self.mean(value)
-        return value, self.reduce_gradients(grads, params)
+        return value, grads
 
     def all_finite(self, loss: jax.Array, grads: Any) -> jax.Array:
         """Whether ``loss`` and every gradient are finite (bool scalar). Gradients with ``Sharded``

@@ -45,8 +45,8 @@ from jrl.algorithms.common import Algorithm, Config, _runtime_values, check_fini
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run
 from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
-from jrl.parallel import SINGLE, DataParallel, Sharded
-from jrl.text.model import LanguageModel, TransformerLM
+from jrl.parallel import SINGLE, DataParallel, is_sharded
+from jrl.text.model import LanguageModel, TransformerLM, apply_model, shard_layers
 from jrl.text.pretrain import check_model_fits, load_pretrained
 from jrl.text.q_learning import rollout, shard_text_params, text_optimizer
 
@@ -109,9 +109,9 @@ class GRPOConfig(Config):
         log_interval: iterations per logged record (``None``: about 20 records).
         shard_params: over several devices (``jrl train --devices N``), keep the policy, Adam's
             moments and the reference split over the devices (fully sharded data parallelism:
-            each device holds about 1/N of them), gathered whole for each forward pass; the steps
-            are those of the unsharded split up to float rounding (docs/devices.md). No effect on
-            one device.
+            each device holds about 1/N of them), each forward pass gathering one layer at a time
+            (``jrl.text.model.shard_layers``); the steps are those of the unsharded split up to
+            float rounding (docs/devices.md). No effect on one device.
     """
 
     HYPERPARAMS: ClassVar[type] = GRPOHyperparams
@@ -189,8 +189,9 @@ class GRPOState:
         env_steps: int32, tokens generated so far (a text environment's env step is one token).
         log_index: int32, logging intervals done.
         reference: ``None``, or with ``shard_params`` over several devices the reference's
-            parameters split over them (``jrl.parallel.Sharded``, as are then ``params`` and
-            Adam's moments); unsharded, the reference is the program's constant.
+            parameters split over them layer by layer (``jrl.text.model.shard_layers``: a
+            ``jrl.parallel.Sharded`` node per module, as are then ``params`` and Adam's moments);
+            unsharded, the reference is the program's constant.
     """
 
     params: Any
@@ -221,10 +222,14 @@ def group_advantages(returns: jax.Array, group_size: int, eps: float | jax.Array
     return ((groups - mean) / (std + eps)).reshape(returns.shape)
 
 
-def token_log_probs(network: TransformerLM, params: Any, tokens: jax.Array, temperature: float) -> jax.Array:
+def token_log_probs(
+    network: TransformerLM, params: Any, tokens: jax.Array, temperature: float, parallel: DataParallel = SINGLE
+) -> jax.Array:
     """``[N, L - 1, A]``: the log-probabilities of ``softmax(logits / temperature)`` for the token at
-    each position ``t + 1`` of the buffers ``tokens`` ``[N, L]`` (row ``t`` of the causal model)."""
-    return jax.nn.log_softmax(network.apply(params, tokens)[:, :-1] / temperature, axis=-1)
+    each position ``t + 1`` of the buffers ``tokens`` ``[N, L]`` (row ``t`` of the causal model).
+    ``params``: whole, or sharded over ``parallel``'s devices (``jrl.text.model.apply_model``:
+    layer by layer, each gathered while it runs)."""
+    return jax.nn.log_softmax(apply_model(network.config, params, tokens, parallel)[:, :-1] / temperature, axis=-1)
 
 
 def token_loss(
@@ -267,7 +272,8 @@ def token_loss(
 
 def _greedy(network: TransformerLM, end_id: int) -> Callable:
     """``policy(params, obs, key)``: the policy's most likely token at the observation's position
-    (the first end token marks it)."""
+    (the first end token marks it); ``params`` whole (``jrl.evaluate`` vmaps the policy over
+    episodes, and a layer gathered inside that vmap would be gathered once per episode)."""
 
     def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key
@@ -298,11 +304,12 @@ def _chosen(log_probs: jax.Array, actions: jax.Array) -> jax.Array:
 def _objective(
     config: GRPOConfig, network: TransformerLM, reference: Any, state: GRPOState, batch: dict, parallel: DataParallel
 ) -> tuple[Callable, jax.Array]:
-    """``(loss_fn(whole params) -> (loss, parts), exact KL [N, T])`` of one batch, its sampling
-    policy ``state.params`` and its advantages fixed."""
+    """``(loss_fn(params) -> (loss, parts), exact KL [N, T])`` of one batch, its sampling policy
+    ``state.params`` and its advantages fixed; ``params`` whole or sharded layer by layer, as
+    ``state.params`` is (``parallel.value_and_grad``)."""
     tokens, actions, active = batch["tokens"], batch["action"], batch["active"]
-    old_all = token_log_probs(network, parallel.gather(state.params), tokens, config.temperature)
-    ref_all = token_log_probs(network, reference, tokens, config.temperature)
+    old_all = token_log_probs(network, state.params, tokens, config.temperature, parallel)
+    ref_all = token_log_probs(network, reference, tokens, config.temperature, parallel)
     logp_old, logp_ref = _chosen(old_all, actions), _chosen(ref_all, actions)
     exact_kl = jnp.where(active, jnp.sum(jnp.exp(old_all) * (old_all - ref_all), axis=-1), 0.0)
     returns = jnp.sum(batch["reward"], axis=1)
@@ -310,7 +317,7 @@ def _objective(
     hp = state.hyperparams
 
     def loss_fn(params: Any) -> tuple:
-        logp = _chosen(token_log_probs(network, params, tokens, config.temperature), actions)
+        logp = _chosen(token_log_probs(network, params, tokens, config.temperature, parallel), actions)
         return token_loss(logp, logp_old, logp_ref, advantages, active, hp.clip_eps, hp.beta_kl, parallel)
 
     return loss_fn, exact_kl
@@ -345,16 +352,18 @@ def learn(
     """``config.updates_per_iteration`` Adam steps on one batch of completions (``rollout``'s
     dict, ``N`` completions in consecutive groups of ``group_size``; a non-finite step is skipped).
 
-    ``reference``: the reference's whole parameters. With ``parallel`` over several devices, the
-    batch is this device's groups (whole groups: their advantages are the group's): the loss is
-    normalised by every device's tokens and the gradients averaged (``token_loss``), so the step
-    is the one-device step on every device's completions; where ``state.params`` is ``Sharded``
-    (``shard_params``) it is gathered for each forward pass and the gradients reduce-scattered.
+    ``reference``: the reference's parameters (whole, or sharded as ``state.params``). With
+    ``parallel`` over several devices, the batch is this device's groups (whole groups: their
+    advantages are the group's): the loss is normalised by every device's tokens and the gradients
+    averaged (``token_loss``), so the step is the one-device step on every device's completions;
+    where ``state.params`` is sharded (``shard_params``: ``jrl.text.model.shard_layers``, or one
+    ``Sharded`` node) every forward pass gathers it layer by layer (or whole) and the gradients
+    arrive as this device's pieces (``parallel.value_and_grad``).
 
     Returns (state, losses ``[U]``, finite ``[U]``, clip fractions ``[U]`` (the whole batch's),
     and the exact ``KL(pi || pi_ref)`` over the vocabulary at this device's generated tokens
     ``[N, T]``, at the sampling policy)."""
-    sharded = isinstance(state.params, Sharded)
+    sharded = is_sharded(state.params)
     optimizer = text_optimizer(config.max_grad_norm, state.hyperparams.learning_rate, parallel if sharded else None)
     loss_fn, exact_kl = _objective(config, network, reference, state, batch, parallel)
 
@@ -391,8 +400,9 @@ def make_algorithm(
     With ``parallel`` over several devices they are one device's program (run under ``shard_map``
     along ``parallel.axis``): the device samples ``num_prompts / devices`` prompts' groups with its
     own keys and ``learn`` takes the one-device step on every device's completions. With
-    ``config.shard_params`` the policy, Adam's moments and the reference are ``Sharded`` over the
-    devices (``GRPOState``)."""
+    ``config.shard_params`` the policy, Adam's moments and the reference are sharded over the
+    devices layer by layer (``GRPOState``): the generations' decoding steps and the loss's forward
+    and backward passes gather one layer at a time, the in-loop evaluation the whole policy."""
     if not isinstance(config, GRPOConfig):
         raise TypeError(f"config must be a GRPOConfig, got {type(config).__name__}")
     # This device's completions: whole groups, so that each group's advantages are its own.
@@ -408,8 +418,8 @@ def make_algorithm(
     log_interval = config.resolved_log_interval()
     sharded = config.shard_params and parallel.active
     greedy = _greedy(network, env.vocabulary.end_id)
-    # The reference: the program's constant, or gathered from the state's pieces.
-    reference_of = lambda state: parallel.gather(state.reference) if sharded else lm.params  # noqa: E731
+    # The reference: the program's constant, or the state's pieces (gathered layer by layer).
+    reference_of = lambda state: state.reference if sharded else lm.params  # noqa: E731
 
     def init(key: jax.Array, hyperparams: GRPOHyperparams | None = None) -> GRPOState:
         check_key("key", key)
@@ -418,7 +428,7 @@ def make_algorithm(
         params = jax.tree_util.tree_map(jnp.asarray, lm.params)
         reference = None
         if sharded:  # each device keeps its piece; the whole copies here are this program's temporaries
-            params, reference = parallel.shard_tree(params), parallel.shard_tree(lm.params)
+            params, reference = shard_layers(params, parallel), shard_layers(lm.params, parallel)
         optimizer = text_optimizer(config.max_grad_norm, hp.learning_rate, parallel if sharded else None)
         return GRPOState(
             params=params,
@@ -441,12 +451,13 @@ def make_algorithm(
             env,
             env_params,
             lm.config,
-            parallel.gather(state.params),
+            state.params,
             None,
             0.0,
             device_episodes,
             config.temperature,
             group_size=config.group_size,
+            parallel=parallel,
         )
         state, losses, finite, clip_fraction, exact_kl = learn(
             config, network, reference_of(state), state, batch, parallel

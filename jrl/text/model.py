@@ -28,6 +28,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jrl._validation import check_bool, check_float, check_int
 from jrl.envs.tokens import Vocabulary
+from jrl.parallel import SINGLE, DataParallel, Sharded
 from jrl.text.files import CONFIG_FILE, WEIGHTS_FILE, ModelFileError
 from jrl.text.hf import is_hf_directory, read_hf_directory, save_hf_directory
 
@@ -38,12 +39,14 @@ __all__ = [
     "LanguageModel",
     "ModelFileError",
     "TransformerLM",
+    "apply_model",
     "decode_step",
     "empty_cache",
     "init_model",
     "load_model",
     "model_vocabulary",
     "save_model",
+    "shard_layers",
 ]
 
 
@@ -250,38 +253,68 @@ class TransformerLM(nn.Module):
 
     def setup(self) -> None:
         c = self.config
-        self.token_embedding = nn.Embed(c.vocab_size, c.d_model)
+        self.token_embedding = _token_embedding(c)
         self.position_embedding = self.param(
             "position_embedding", nn.initializers.normal(0.02), (c.context_length, c.d_model)
         )
-        self.blocks = [_Block(c.num_heads, c.mlp_ratio, c.d_model, c.layer_norm_epsilon) for _ in range(c.num_layers)]
-        self.final_norm = nn.LayerNorm(epsilon=c.layer_norm_epsilon)
+        self.blocks = [_block(c) for _ in range(c.num_layers)]
+        self.final_norm = _final_norm(c)
         if not c.tied_head:
             init = nn.initializers.zeros_init() if self.zero_head else nn.initializers.lecun_normal()
             self.head = nn.Dense(c.num_outputs, kernel_init=init)
 
-    def _scores(self, x: jax.Array) -> jax.Array:
-        """The output layer on the final norm: ``[..., D] -> [..., num_outputs]``."""
-        x = self.final_norm(x)
-        # GPT-2's lm_head is the token embedding read backwards: x @ embedding.T, no bias.
-        return self.token_embedding.attend(x) if self.config.tied_head else self.head(x)
-
     def __call__(self, tokens: jax.Array) -> jax.Array:
-        x = self.token_embedding(tokens) + self.position_embedding
+        x = _embed(self.token_embedding, self.position_embedding, tokens)
         for block in self.blocks:
             x = block(x)
-        return self._scores(x)
+        return _scores(self.config, self.final_norm, self.token_embedding if self.config.tied_head else self.head, x)
 
     def decode(self, token: jax.Array, index: jax.Array, cache: tuple) -> tuple[jax.Array, tuple]:
         """Scores ``[B, num_outputs]`` for position ``index + 1`` from ``token`` (int32 ``[B]``) at
         position ``index`` (an int32 scalar shared by the rows) and the cache of positions before
         it; returns the scores and the cache with position ``index`` added."""
-        x = (self.token_embedding(token) + self.position_embedding[index])[:, None, :]
+        x = _embed(self.token_embedding, self.position_embedding, token, index)[:, None, :]
         updated = []
         for block, layer_cache in zip(self.blocks, cache, strict=True):
             x, layer_cache = block.step(x, layer_cache, index)
             updated.append(layer_cache)
-        return self._scores(x)[:, 0], tuple(updated)
+        output = self.token_embedding if self.config.tied_head else self.head
+        return _scores(self.config, self.final_norm, output, x)[:, 0], tuple(updated)
+
+
+# The pieces of a TransformerLM, shared by its own forward (above) and the layer-by-layer forward
+# of sharded parameters (``apply_model``), so that both compute the same thing.
+
+
+def _token_embedding(config: LMConfig) -> nn.Embed:
+    return nn.Embed(config.vocab_size, config.d_model)
+
+
+def _block(config: LMConfig) -> _Block:
+    return _Block(config.num_heads, config.mlp_ratio, config.d_model, config.layer_norm_epsilon)
+
+
+def _final_norm(config: LMConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=config.layer_norm_epsilon)
+
+
+def _head(config: LMConfig) -> nn.Dense:
+    """The output layer's code (its initialiser is ``TransformerLM.setup``'s)."""
+    return nn.Dense(config.num_outputs)
+
+
+def _embed(token_embedding: nn.Embed, positions: jax.Array, tokens: jax.Array, index: jax.Array | None = None) -> Any:
+    """The first activations ``[..., D]``: ``token_embedding(tokens)`` plus the position embedding
+    ``positions`` ``[L, D]`` (all rows, or with ``index`` the row of the decoded position)."""
+    return token_embedding(tokens) + (positions if index is None else positions[index])
+
+
+def _scores(config: LMConfig, final_norm: nn.LayerNorm, output: nn.Module, x: jax.Array) -> jax.Array:
+    """The output layer on the final norm: ``[..., D] -> [..., num_outputs]``; ``output`` is the
+    head, or with ``tied_head`` the token embedding."""
+    x = final_norm(x)
+    # GPT-2's lm_head is the token embedding read backwards: x @ embedding.T, no bias.
+    return output.attend(x) if config.tied_head else output(x)
 
 
 def empty_cache(config: LMConfig, batch_size: int) -> tuple:
@@ -290,9 +323,94 @@ def empty_cache(config: LMConfig, batch_size: int) -> tuple:
     return tuple((jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32)) for _ in range(config.num_layers))
 
 
-def decode_step(config: LMConfig, params: Any, token: jax.Array, index: jax.Array, cache: tuple) -> tuple:
-    """``TransformerLM(config).decode`` with ``params``: ``(scores [B, A], cache)``."""
+def decode_step(
+    config: LMConfig, params: Any, token: jax.Array, index: jax.Array, cache: tuple, parallel: DataParallel = SINGLE
+) -> tuple:
+    """``TransformerLM(config).decode`` with ``params``: ``(scores [B, A], cache)``.
+
+    ``params`` may also be sharded layer by layer (``shard_layers``, inside the program of
+    ``parallel``'s devices): each layer is then gathered only while it runs (``apply_model``)."""
+    if _is_layered(params):
+        return _layered(config, params, parallel, token, (index, cache))
+    if isinstance(params, Sharded):
+        params = parallel.gather(params)
     return TransformerLM(config).apply(params, token, index, cache, method=TransformerLM.decode)
+
+
+def shard_layers(params: Any, parallel: DataParallel) -> dict:
+    """A ``TransformerLM``'s whole parameters split over ``parallel``'s devices layer by layer
+    (inside its program): ``{"params": {name: Sharded}}``, one ``jrl.parallel.Sharded`` node per
+    entry of ``params["params"]`` (``token_embedding``, ``position_embedding``, each ``blocks_i``,
+    ``final_norm``, ``head``), each made by ``parallel.shard_tree``. These are FSDP's units:
+    ``apply_model`` and ``decode_step`` gather one of them at a time."""
+    return {"params": {name: parallel.shard_tree(tree) for name, tree in params["params"].items()}}
+
+
+def _is_layered(params: Any) -> bool:
+    """Whether ``params`` is ``shard_layers``' form (a ``Sharded`` node per module)."""
+    inner = params.get("params") if isinstance(params, dict) else None
+    return isinstance(inner, dict) and any(isinstance(node, Sharded) for node in inner.values())
+
+
+def apply_model(config: LMConfig, params: Any, tokens: jax.Array, parallel: DataParallel = SINGLE) -> jax.Array:
+    """``TransformerLM(config).apply(params, tokens)``: scores ``float32 [..., L, num_outputs]`` of
+    the buffers ``tokens`` ``int32 [..., L]``, with ``params`` in any of three forms:
+
+    - whole (a ``TransformerLM``'s parameters): ``TransformerLM.apply`` itself;
+    - one ``jrl.parallel.Sharded`` node (``parallel.shard_tree`` of the whole): gathered whole first;
+    - sharded layer by layer (``shard_layers``), inside the program of ``parallel``'s devices:
+      the embeddings, each block, then the final norm and output layer, each gathered only while
+      it runs (``parallel.call_gathered``: the module's own code on the gathered weights,
+      rematerialised so that a backward pass gathers each layer again rather than keeping it),
+      so a device holds one layer's whole weights at a time besides its pieces. Differentiated
+      with ``parallel.value_and_grad``, the gradients arrive as each device's pieces.
+    """
+    if _is_layered(params):
+        return _layered(config, params, parallel, tokens)
+    if isinstance(params, Sharded):
+        params = parallel.gather(params)
+    return TransformerLM(config).apply(params, tokens)
+
+
+def _layered(
+    config: LMConfig, params: dict, parallel: DataParallel, tokens: jax.Array, step: tuple | None = None
+) -> Any:
+    """The forward of ``shard_layers``' parameters, one module gathered at a time
+    (``parallel.call_gathered``), each running ``TransformerLM``'s own code on its gathered
+    weights: the scores of ``TransformerLM.__call__`` (``step=None``), or ``TransformerLM.decode``'s
+    ``(scores, cache)`` with ``step = (index, cache)`` and ``tokens`` one token per row ``[B]``."""
+    p = params["params"]
+    bind = lambda module, whole: module.bind({"params": whole})  # noqa: E731
+    output = "token_embedding" if config.tied_head else "head"  # GPT-2's output layer is its embedding
+    index = None if step is None else step[0]
+
+    def embed(whole: dict, tokens: jax.Array, index: jax.Array | None) -> jax.Array:
+        table = bind(_token_embedding(config), whole["token_embedding"])
+        return _embed(table, whole["position_embedding"], tokens, index)
+
+    def block(whole: dict, x: jax.Array) -> jax.Array:
+        return bind(_block(config), whole)(x)
+
+    def block_step(whole: dict, x: jax.Array, cache: tuple, index: jax.Array) -> tuple:
+        return bind(_block(config), whole).step(x, cache, index)
+
+    def scores(whole: dict, x: jax.Array) -> jax.Array:
+        layer = _token_embedding(config) if config.tied_head else _head(config)
+        return _scores(config, bind(_final_norm(config), whole["final_norm"]), bind(layer, whole[output]), x)
+
+    x = parallel.call_gathered(
+        embed, {name: p[name] for name in ("token_embedding", "position_embedding")}, tokens, index
+    )
+    if step is None:
+        for i in range(config.num_layers):
+            x = parallel.call_gathered(block, p[f"blocks_{i}"], x)
+        return parallel.call_gathered(scores, {"final_norm": p["final_norm"], output: p[output]}, x)
+    x, updated = x[:, None, :], []
+    for i in range(config.num_layers):
+        x, layer_cache = parallel.call_gathered(block_step, p[f"blocks_{i}"], x, step[1][i], index)
+        updated.append(layer_cache)
+    out = parallel.call_gathered(scores, {"final_norm": p["final_norm"], output: p[output]}, x)
+    return out[:, 0], tuple(updated)
 
 
 @struct.dataclass

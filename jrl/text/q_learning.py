@@ -47,7 +47,17 @@ from jrl.envs.core import Environment
 from jrl.envs.tokens import TokenEnv, positions
 from jrl.parallel import SINGLE, DataParallel
 from jrl.text.generate import choose_tokens
-from jrl.text.model import LanguageModel, LMConfig, ModelFileError, TransformerLM, decode_step, empty_cache, load_model
+from jrl.text.model import (
+    LanguageModel,
+    LMConfig,
+    ModelFileError,
+    TransformerLM,
+    apply_model,
+    decode_step,
+    empty_cache,
+    load_model,
+    shard_layers,
+)
 from jrl.text.pretrain import load_pretrained
 
 __all__ = [
@@ -106,9 +116,9 @@ class TextQConfig(Config):
         log_interval: iterations per logged record (``None``: about 20 records).
         shard_params: over several devices (``jrl train --devices N``), keep the Q-network, its
             target, Adam's moments and the pretrained reference split over the devices (fully
-            sharded data parallelism: each device holds about 1/N of them), gathered whole for
-            each forward pass; the steps are those of the unsharded split up to float rounding
-            (docs/devices.md). No effect on one device.
+            sharded data parallelism: each device holds about 1/N of them), each forward pass
+            gathering one layer at a time (``jrl.text.model.shard_layers``); the steps are those
+            of the unsharded split up to float rounding (docs/devices.md). No effect on one device.
     """
 
     HYPERPARAMS: ClassVar[type] = TextQHyperparams
@@ -213,8 +223,9 @@ class TextQState:
             ``num_envs * max_steps_in_episode`` of them).
         log_index: int32, logging intervals done.
         reference: ``None``, or with ``shard_params`` over several devices the pretrained model's
-            parameters split over them (``jrl.parallel.Sharded``, as are then ``q_params``,
-            ``target`` and Adam's moments); unsharded, the pretrained model is the program's constant.
+            parameters split over them layer by layer (``jrl.text.model.shard_layers``: a
+            ``jrl.parallel.Sharded`` node per module, as are then ``q_params``, ``target`` and Adam's
+            moments); unsharded, the pretrained model is the program's constant.
     """
 
     q_params: Any
@@ -255,6 +266,7 @@ def rollout(
     temperature: jax.Array | float = 1.0,
     do_sample: bool = True,
     group_size: int = 1,
+    parallel: DataParallel = SINGLE,
 ) -> dict:
     """``num_episodes`` whole episodes of ``env``, decoding with ``log pi0 + beta * Q`` (``choose_tokens``).
 
@@ -272,6 +284,9 @@ def rollout(
     (``KL(pi || pi0)`` of the state, nats), ``log_ratio`` (``log pi(a | s) - log pi0(a | s)`` of the
     token chosen, ``pi`` the decoding distribution at temperature 1) and ``log_pi0`` (``[N, L - 1,
     A]``, the pretrained model's log-probabilities there, whether or not a token was chosen).
+
+    ``lm_params`` and ``q_params`` may be sharded over ``parallel``'s devices (inside its program):
+    each decoding step then gathers one layer at a time (``jrl.text.model.decode_step``).
     """
     length = env.observation_space(env_params).shape[0]
     uniform = jnp.full((num_episodes, env.num_actions), -jnp.log(env.num_actions), jnp.float32)
@@ -291,11 +306,11 @@ def rollout(
         if lm_params is None:
             log_pi0 = uniform
         else:
-            lm_scores, lm_cache = decode_step(lm_config, lm_params, token, index, lm_cache)
+            lm_scores, lm_cache = decode_step(lm_config, lm_params, token, index, lm_cache, parallel)
             log_pi0 = jax.nn.log_softmax(lm_scores)
         scores = log_pi0
         if q_params is not None:
-            q_values, q_cache = decode_step(lm_config, q_params, token, index, q_cache)
+            q_values, q_cache = decode_step(lm_config, q_params, token, index, q_cache, parallel)
             scores = log_pi0 + beta * q_values
         action = choose_tokens(k_choose, scores, temperature, do_sample=do_sample)
         _, stepped, reward, terminated, truncated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
@@ -401,8 +416,10 @@ def make_algorithm(
     along ``parallel.axis``): the device generates ``num_envs / devices`` episodes with its own
     keys; the loss is normalised by the tokens of every device's batch and its gradients are
     averaged, so each step is the one-device step on the whole batch. With ``config.shard_params``
-    the state's networks are ``Sharded`` over the devices (``TextQState``): every forward pass
-    gathers them whole, and the gradients are reduce-scattered to each device's piece."""
+    the state's networks are sharded over the devices layer by layer (``TextQState``): every
+    forward pass gathers one layer at a time (the generations' decoding steps, the loss's
+    Q-network and target), the gradients arrive as each device's pieces, and the in-loop
+    evaluation gathers the networks whole."""
     if not isinstance(config, TextQConfig):
         raise TypeError(f"config must be a TextQConfig, got {type(config).__name__}")
     lm = _load_pretrained(config, env, env_params) if model is None else model
@@ -420,8 +437,8 @@ def make_algorithm(
     log_interval = config.resolved_log_interval()
     sharded = config.shard_params and parallel.active
     optimizer_for = lambda hp: text_optimizer(config.max_grad_norm, hp.learning_rate, parallel if sharded else None)  # noqa: E731
-    # The pretrained model: the program's constant, or gathered from the state's pieces.
-    reference_of = lambda state: parallel.gather(state.reference) if sharded else lm.params  # noqa: E731
+    # The pretrained model: the program's constant, or the state's pieces (gathered layer by layer).
+    reference_of = lambda state: state.reference if sharded else lm.params  # noqa: E731
 
     greedy = _greedy(network, end_id)
 
@@ -435,7 +452,7 @@ def make_algorithm(
         q_params = {"params": {**q_params["params"], "head": head}}
         reference = None
         if sharded:  # each device keeps its piece; the whole copies here are this program's temporaries
-            q_params, reference = parallel.shard_tree(q_params), parallel.shard_tree(lm.params)
+            q_params, reference = shard_layers(q_params, parallel), shard_layers(lm.params, parallel)
         return TextQState(
             q_params=q_params,
             target=q_params,
@@ -452,8 +469,9 @@ def make_algorithm(
         # Record t is the token at position t + 1, scored by row t of a causal model over the final
         # buffer (the buffer then held exactly the tokens before it); its next state is row t + 1.
         tokens, actions = batch["tokens"], batch["action"]
-        q_taken = jnp.take_along_axis(network.apply(q_params, tokens)[:, :-1], actions[..., None], axis=-1)[..., 0]
-        next_q = network.apply(target, tokens)[:, 1:]
+        scores = apply_model(lm.config, q_params, tokens, parallel)  # layer by layer where sharded
+        q_taken = jnp.take_along_axis(scores[:, :-1], actions[..., None], axis=-1)[..., 0]
+        next_q = apply_model(lm.config, target, tokens, parallel)[:, 1:]
         # The last position has no next state (a full buffer ends the episode): zeros, masked out.
         next_log_pi0 = jnp.concatenate([batch["log_pi0"][:, 1:], jnp.zeros_like(batch["log_pi0"][:, :1])], axis=1)
         y = lambda_returns(batch, soft_value(next_log_pi0, next_q, hp.beta), hp.beta, config.td_lambda)
@@ -470,11 +488,10 @@ def make_algorithm(
         skipped), then the target's Polyak step: (state, losses [U], finite [U])."""
         hp = state.hyperparams
         optimizer = optimizer_for(hp)
-        target = parallel.gather(state.target)  # whole (the state's own when not sharded)
 
         def update(carry: tuple, _: Any) -> tuple:
             params, opt_state = carry
-            loss, grads = parallel.value_and_grad(lambda p: loss_fn(p, target, batch, hp), params)
+            loss, grads = parallel.value_and_grad(lambda p: loss_fn(p, state.target, batch, hp), params)
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             finite = parallel.all_finite(loss, grads)
             keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
@@ -491,9 +508,17 @@ def make_algorithm(
         losses of the finite updates, non-finite updates (float32 ``[5]``)."""
         hp = state.hyperparams
         k_roll = jax.random.fold_in(state.key, t)
-        q_params = parallel.gather(state.q_params)
         batch = rollout(
-            k_roll, env, env_params, lm.config, reference_of(state), q_params, hp.beta, num_envs, config.temperature
+            k_roll,
+            env,
+            env_params,
+            lm.config,
+            reference_of(state),
+            state.q_params,
+            hp.beta,
+            num_envs,
+            config.temperature,
+            parallel=parallel,
         )
         state, losses, finite = learn(state, batch)
         returns = jnp.sum(batch["reward"], axis=1)
@@ -539,7 +564,9 @@ def make_algorithm(
             env_params,
             config.eval_episodes,
             greedy,
-            lambda s: (reference_of(s), parallel.gather(s.q_params), s.hyperparams.beta),
+            # Whole: jrl.evaluate vmaps the policy over episodes (a layer gathered inside that vmap
+            # would be gathered once per episode).
+            lambda s: (parallel.gather(reference_of(s)), parallel.gather(s.q_params), s.hyperparams.beta),
         ),
         record=record,
         parallel=parallel,
