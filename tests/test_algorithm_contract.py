@@ -55,11 +55,17 @@ CASES = {
     },
     # keep_best and stop_return together: the run stops at an evaluation (>= 150) in the middle of
     # the second chunk (the split is chosen from the run: None), and the best parameters come from
-    # before the stop.
+    # before the stop. The environments step with step_batch (batched_env_step; the other cases
+    # and the resume tests step them one key each).
     "dqn-keep_best-stop_return": (
         "CartPole-v1",
         dqn.default_config("CartPole-v1").replace(
-            num_steps=6000, learning_starts=2000, log_interval=500, eval_episodes=20, stop_return=150.0
+            num_steps=6000,
+            learning_starts=2000,
+            log_interval=500,
+            eval_episodes=20,
+            stop_return=150.0,
+            batched_env_step=True,
         ),
         None,
     ),

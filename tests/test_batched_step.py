@@ -245,3 +245,58 @@ def test_other_prng_implementations_are_accepted(counting):
     out = env.step_batch(key, states, jnp.ones(N, jnp.int32), params)
     threefry = env.step_batch(jax.random.key(0), states, jnp.ones(N, jnp.int32), params)
     np.testing.assert_array_equal(out[5]["final_observation"], threefry[5]["final_observation"])
+
+
+# -- the algorithms' batched_env_step -----------------------------------------------------------
+
+
+def test_step_envs_and_collect_step_every_environment_as_chosen():
+    """``rollout.step_envs`` is ``vmap(env.step)`` over split keys, or with ``batched=True``
+    ``env.step_batch`` on the same key; ``rollout.collect(..., batched=True)`` is ``step_batch``
+    on each step's key (``split(fold_in(key, t))[1]``), with the rollout's actions."""
+    from jrl.algorithms import rollout
+
+    env, params = _make("Pendulum-v1")  # Box actions; a reset drawn from uniforms
+    params = params.replace(max_steps_in_episode=jnp.int32(1))  # every step ends an episode: resets
+    key = jax.random.key(3)
+    envs = rollout.reset_envs(key, env, params, N)
+    actions = _actions(env, params, jax.random.key(4), N)
+    per_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, N), envs.state, actions, params)
+    _assert_same(rollout.step_envs(key, env, params, envs.state, actions), per_env)
+    batched = rollout.step_envs(key, env, params, envs.state, actions, batched=True)
+    _assert_same(batched, env.step_batch(key, envs.state, actions, params))
+    assert not np.array_equal(batched[0], per_env[0])  # other random numbers: other resets
+
+    def act(k, obs, t):
+        return _actions(env, params, k, N), None
+
+    _, got, _ = jax.jit(lambda k: rollout.collect(k, env, params, envs, act, T, batched=True))(key)
+    obs, state = envs.obs, envs.state
+    for t in range(T):
+        k_act, k_env = jax.random.split(jax.random.fold_in(key, t))
+        a = _actions(env, params, k_act, N)
+        seen = obs
+        obs, state, reward, terminated, truncated, info = env.step_batch(k_env, state, a, params)
+        expected = (seen, a, reward, terminated, truncated, info["final_observation"])
+        _assert_same(
+            (got.obs[t], got.action[t], got.reward[t], got.terminated[t], got.truncated[t], got.next_obs[t]), expected
+        )
+
+
+@pytest.mark.parametrize("name", ["dqn", "pqn", "ppo"])
+def test_batched_env_step_reaches_the_program_and_is_written_only_when_set(name):
+    """The config field changes the traced program (the environments' step) and nothing is written
+    for it at its default (a recorded run's config.toml and digest stay what they were)."""
+    from jrl import algorithms
+
+    module = algorithms.get(name).module
+    env, params = _make("CartPole-v1")
+    config = module.default_config("CartPole-v1")
+    assert "batched_env_step" not in config.to_dict()
+    batched = config.replace(batched_env_step=True)
+    assert batched.to_dict()["batched_env_step"] is True
+    assert type(config).from_toml(batched.to_toml()) == batched
+    traced = [str(jax.make_jaxpr(module.make_train(c, env, params))(jax.random.key(0))) for c in (config, batched)]
+    assert traced[0] != traced[1]
+    with pytest.raises(TypeError, match="batched_env_step"):
+        config.replace(batched_env_step=1)

@@ -120,6 +120,10 @@ class Config:
     #: directory keeps a copy of each and names the copy, relative to itself, in its config.toml,
     #: so that it works from any working directory and after the original moves.
     PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Fields added after runs were recorded with this config class: ``to_dict`` (a run's
+    #: config.toml, its digest, a sweep's table) leaves each out while it holds its default, so a
+    #: run recorded before the field existed reads, digests and resumes as it did.
+    WRITTEN_WHEN_SET: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         """Store NumPy scalars (a value read from an array) as the Python numbers they equal:
@@ -171,10 +175,13 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as TOML and JSON values: tuples as lists, ``None`` as the string ``"none"``
-        (TOML has no null; ``from_dict`` reads it back as ``None`` for a field that allows it)."""
+        (TOML has no null; ``from_dict`` reads it back as ``None`` for a field that allows it);
+        a field of ``WRITTEN_WHEN_SET`` only where it differs from its default."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in self.WRITTEN_WHEN_SET and value == f.default:
+                continue
             out[f.name] = NONE if value is None else list(value) if isinstance(value, tuple) else value
         return out
 

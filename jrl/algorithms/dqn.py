@@ -52,6 +52,7 @@ from jrl.algorithms.common import (
 )
 from jrl.algorithms.networks import NETWORKS, NetworkDescription, QNetwork
 from jrl.algorithms.replay import ReplayBuffer, replay_add, replay_init, replay_sample, sequence_indices
+from jrl.algorithms.rollout import step_envs
 from jrl.algorithms.training import Interval, in_loop_evaluation, make_run, mean_or_nan
 from jrl.envs.core import Environment
 from jrl.parallel import SINGLE, DataParallel
@@ -158,10 +159,17 @@ class DQNConfig(Config):
             this (early stopping; the rest of the compiled loop is skipped, and its log records
             have ``stopped`` True, no updates or episodes and NaN returns); ``None``: never. Needs
             ``eval_episodes > 0``. Under ``vmap`` the stopped members idle while the others train.
+        batched_env_step: step the ``num_envs`` environments with ``env.step_batch``: every
+            random number of a step (resets, noise) drawn in one call for all of them, instead of
+            one key per environment (``jrl.algorithms.rollout.step_envs``). Other random numbers,
+            the same distribution, so another run than the default's; faster only where the
+            environments weigh in a step (many environments, a small network:
+            docs/benchmarks.md). The tuned defaults and their recorded results use ``False``.
     """
 
     HYPERPARAMS = DQNHyperparams
     DEFAULT_RECORDS = 50
+    WRITTEN_WHEN_SET = ("batched_env_step",)
 
     num_envs: int = 10
     num_steps: int = 10_000
@@ -192,6 +200,7 @@ class DQNConfig(Config):
     log_interval: int | None = None
     keep_best: bool = False
     stop_return: float | None = None
+    batched_env_step: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -226,6 +235,7 @@ class DQNConfig(Config):
         check_float("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
         check_bool("keep_best", self.keep_best)
+        check_bool("batched_env_step", self.batched_env_step)
         if self.keep_best and self.eval_episodes == 0:
             raise ValueError("keep_best=True selects parameters by in-loop evaluation: it needs eval_episodes > 0")
         if self.stop_return is not None:
@@ -447,8 +457,8 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any, paralle
         buffer. Returns the state and (summed return, count) of the episodes that ended."""
         u = jax.random.uniform(k_act, (num_envs,))
         actions = epsilon_greedy(q_values(state.params, state.obs), epsilon_at(state.hyperparams, t), u)
-        next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, num_envs), state.env_state, actions, env_params
+        next_obs, env_state, reward, terminated, truncated, info = step_envs(
+            k_env, env, env_params, state.env_state, actions, config.batched_env_step
         )
         transition = {
             "obs": state.obs,

@@ -168,10 +168,17 @@ class PPOConfig(Config):
             ``eval_episodes > 0``.
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
+        batched_env_step: step the ``num_envs`` environments with ``env.step_batch``: every
+            random number of a step (resets, noise) drawn in one call for all of them, instead of
+            one key per environment (``jrl.algorithms.rollout.step_envs``). Other random numbers,
+            the same distribution, so another run than the default's; faster only where the
+            environments weigh in a step (many environments, a small network:
+            docs/benchmarks.md). The tuned defaults and their recorded results use ``False``.
     """
 
     HYPERPARAMS = PPOHyperparams
     DEFAULT_RECORDS = 50
+    WRITTEN_WHEN_SET = ("batched_env_step",)
 
     num_envs: int = 4
     num_steps: int = 1000
@@ -195,6 +202,7 @@ class PPOConfig(Config):
     eval_episodes: int = 16
     stop_return: float | None = None
     log_interval: int | None = None
+    batched_env_step: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -212,6 +220,7 @@ class PPOConfig(Config):
         check_float("ent_coef", self.ent_coef, 0.0, 1e3)
         check_float("vf_coef", self.vf_coef, 0.0, 1e3)
         check_bool("clip_value", self.clip_value)
+        check_bool("batched_env_step", self.batched_env_step)
         check_bool("normalize_observations", self.normalize_observations)
         check_bool("normalize_advantages", self.normalize_advantages)
         widths = self.hidden_sizes
@@ -635,7 +644,7 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any, paralle
             extras = {"log_prob": log_prob, "value": policy.value(params, x), "sample": sample}
             return action, extras
 
-        envs, data, ended = collect(key, env, env_params, state.envs, act, length)
+        envs, data, ended = collect(key, env, env_params, state.envs, act, length, config.batched_env_step)
         return state.replace(envs=envs), data, ended
 
     def advantages(state: PPOState, data: Rollout) -> tuple[jax.Array, jax.Array]:

@@ -147,10 +147,17 @@ class PQNConfig(Config):
             ``eval_episodes > 0``.
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
+        batched_env_step: step the ``num_envs`` environments with ``env.step_batch``: every
+            random number of a step (resets, noise) drawn in one call for all of them, instead of
+            one key per environment (``jrl.algorithms.rollout.step_envs``). Other random numbers,
+            the same distribution, so another run than the default's; faster only where the
+            environments weigh in a step (many environments, a small network:
+            docs/benchmarks.md). The tuned defaults and their recorded results use ``False``.
     """
 
     HYPERPARAMS = PQNHyperparams
     DEFAULT_RECORDS = 50
+    WRITTEN_WHEN_SET = ("batched_env_step",)
 
     num_envs: int = 32
     num_steps: int = 100
@@ -176,6 +183,7 @@ class PQNConfig(Config):
     eval_episodes: int = 16
     stop_return: float | None = None
     log_interval: int | None = None
+    batched_env_step: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -203,6 +211,7 @@ class PQNConfig(Config):
             ):
                 raise TypeError(f"{name} must be a tuple of positive ints, got {widths!r}")
         check_bool("layer_norm", self.layer_norm)
+        check_bool("batched_env_step", self.batched_env_step)
         check_float("q_init", self.q_init, -1e30, 1e30)
         check_bool("scale_observations", self.scale_observations)
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
@@ -420,7 +429,7 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any, paralle
             u = jax.random.uniform(key, (num_envs,))
             return epsilon_greedy(q_values(state.params, obs), epsilon, u), None
 
-        envs, batch, ended = rollout.collect(key, env, env_params, state.envs, act, length)
+        envs, batch, ended = rollout.collect(key, env, env_params, state.envs, act, length, config.batched_env_step)
         return state.replace(envs=envs), batch, ended
 
     def targets(state: PQNState, batch: rollout.Rollout) -> jax.Array:

@@ -19,7 +19,7 @@ from flax import struct
 from jrl._numerics import rounded
 from jrl.envs.core import Environment
 
-__all__ = ["Envs", "Rollout", "collect", "lambda_returns", "reset_envs"]
+__all__ = ["Envs", "Rollout", "collect", "lambda_returns", "reset_envs", "step_envs"]
 
 
 @struct.dataclass
@@ -68,6 +68,21 @@ def reset_envs(key: jax.Array, env: Environment, env_params: Any, num_envs: int)
     return Envs(obs=obs, state=state, episode_return=jnp.zeros(num_envs, jnp.float32))
 
 
+def step_envs(
+    key: jax.Array, env: Environment, env_params: Any, states: Any, actions: jax.Array, batched: bool = False
+) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
+    """One step of ``N`` environments (states: leaves ``[N, ...]``; actions ``[N, ...]``) from one
+    ``key``, what ``jax.vmap(env.step)`` returns. ``batched=False``: environment ``i`` steps with
+    ``jax.random.split(key, N)[i]`` (every recorded default's stream); ``True``: ``env.step_batch``
+    draws every environment's random numbers in one call (other numbers, the same distribution;
+    faster where the environments dominate a step: docs/benchmarks.md). The algorithms' config
+    field ``batched_env_step`` chooses."""
+    if batched:
+        return env.step_batch(key, states, actions, env_params)
+    n = jnp.shape(actions)[0]
+    return jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, n), states, actions, env_params)
+
+
 def collect(
     key: jax.Array,
     env: Environment,
@@ -75,23 +90,22 @@ def collect(
     envs: Envs,
     act: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, Any]],
     num_steps: int,
+    batched: bool = False,
 ) -> tuple[Envs, Rollout, jax.Array]:
     """Step every environment ``num_steps`` times with ``act``.
 
     ``act(key, obs [N, ...], t) -> (actions [N, ...], extras)`` chooses all ``N`` actions at once
     (``t``: int32, the rollout step, for schedules); step ``t`` draws its keys from
-    ``fold_in(key, t)``. Returns the environments after the last step, the ``Rollout`` and float32
-    ``[2]``: the summed returns of the episodes that ended during the rollout and their count.
+    ``fold_in(key, t)`` and steps the environments with ``step_envs(..., batched)``. Returns the
+    environments after the last step, the ``Rollout`` and float32 ``[2]``: the summed returns of
+    the episodes that ended during the rollout and their count.
     """
-    num_envs = envs.episode_return.shape[0]
 
     def step(carry: tuple[Envs, jax.Array], t: jax.Array) -> tuple[tuple[Envs, jax.Array], Rollout]:
         envs, ended = carry
         k_act, k_env = jax.random.split(jax.random.fold_in(key, t))
         action, extras = act(k_act, envs.obs, t)
-        obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, num_envs), envs.state, action, env_params
-        )
+        obs, state, reward, terminated, truncated, info = step_envs(k_env, env, env_params, envs.state, action, batched)
         done = terminated | truncated
         episode_return = envs.episode_return + reward
         ended = ended + jnp.stack([jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done.astype(jnp.float32))])
