@@ -171,55 +171,50 @@ CHILD = textwrap.dedent(
                         "whole": parallel.tree_bytes((whole.q_params, whole.target, whole.opt_state, whole.reference))}
 
     # 3. Peak memory, in the compiler's own figures (memory_analysis, per device; compiled, not run), for a
-    # model whose weights dwarf its activations (4 blocks of d_model 128, 4 completions): a GRPO step's
-    # gradient (the log-probabilities of the sampling policy and the reference, the loss and its
-    # gradient: every forward and backward pass of the step) with the parameters sharded layer by layer
-    # (the run's layout) and as one node gathered whole, and a generation (the decoding loop) with the
-    # layer-by-layer layout. Then the layer-by-layer forward and decoding step of that model against
-    # the whole model's, run.
+    # model whose weights dwarf its activations (4 blocks of d_model 128, 2 completions per device): the
+    # gradient of the policy's log-probabilities (one forward and one backward pass, what every step of
+    # both learners takes) with the parameters sharded layer by layer (the run's layout) and as one node
+    # gathered whole, and a generation (the decoding loop) with the layer-by-layer layout. Then the
+    # layer-by-layer forward and decoding step of a model of 2 blocks against the whole model's, run.
     wide = LMConfig("Arithmetic-v0", vocab.size, vocab.num_actions, env.observation_space().shape[0], d_model=128,
                     num_layers=4, num_heads=2, mlp_ratio=4)
     wide_lm, length, two = init_model(wide, jax.random.key(0)), env.observation_space().shape[0], DataParallel(2)
-    small = grpo.GRPOConfig(num_prompts=2, group_size=2, shard_params=True)
-    algorithm = grpo.make_algorithm(small, env, env_params, model=wide_lm, parallel=two)
     mesh = device_mesh(2, axis="devices")
-
-    def whole_node(state):  # the other layout: each network one Sharded node, gathered whole
-        params = two.shard_tree(two.gather(state.params))
-        return state.replace(params=params, opt_state=text_q.text_optimizer(1.0, 1e-3, two).init(params),
-                             reference=two.shard_tree(two.gather(state.reference)))
 
     def on_devices(f):  # f of one device's values, over leading device axes
         per_device = lambda *xs: jax.tree_util.tree_map(lambda y: y[None], f(*jax.tree_util.tree_map(lambda x: x[0], xs)))
         return jax.shard_map(per_device, mesh=mesh, in_specs=P("devices"), out_specs=P("devices"), check_vma=False)
 
-    keys = jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype)
-    completions = {name: jax.ShapeDtypeStruct((2, 2, length - (name != "tokens")), dtype) for name, dtype in (
-        ("tokens", jnp.int32), ("action", jnp.int32), ("active", bool), ("reward", jnp.float32))}
+    layouts = {"layers": lambda params: shard_layers(params, two), "whole": two.shard_tree}
+    pieces = {name: jax.eval_shape(on_devices(layout), jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct((2, *x.shape), x.dtype), wide_lm.params)) for name, layout in layouts.items()}
+    tokens = jax.ShapeDtypeStruct((2, 2, length), jnp.int32)
     temp_bytes = lambda program, *args: jax.jit(on_devices(program)).lower(*args).compile().memory_analysis(
         ).temp_size_in_bytes
+    grads = lambda params, tokens: two.value_and_grad(
+        lambda p: jnp.mean(grpo.token_log_probs(TransformerLM(wide), p, tokens, 1.0, two)[..., 0]), params)[1]
     memory = {"params": parallel.tree_bytes(wide_lm.params),
-              "block": parallel.tree_bytes(wide_lm.params["params"]["blocks_0"])}
-    grads = lambda state, batch: grpo.gradient(small, TransformerLM(wide), state.reference, state, batch, two)[1]
-    layered = jax.eval_shape(on_devices(algorithm.init), keys)
-    memory["step_layers"] = temp_bytes(grads, layered, completions)
-    memory["step_whole"] = temp_bytes(grads, jax.eval_shape(on_devices(lambda key: whole_node(algorithm.init(key))), keys),
-                                      completions)
-    memory["generation_layers"] = temp_bytes(lambda state, key: text_q.rollout(
-        key, env, env_params, wide, state.params, None, 0.0, 2, group_size=2, parallel=two)["tokens"], layered, keys)
+              "block": parallel.tree_bytes(wide_lm.params["params"]["blocks_0"]),
+              "step_layers": temp_bytes(grads, pieces["layers"], tokens),
+              "step_whole": temp_bytes(grads, pieces["whole"], tokens),
+              "generation_layers": temp_bytes(lambda params, key: text_q.rollout(
+                  key, env, env_params, wide, params, None, 0.0, 2, parallel=two)["tokens"], pieces["layers"],
+                  jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype))}
     report["memory_step"] = memory
+    two_blocks = model_of(16, num_layers=2)
 
     def forward_gap(whole, tokens):
-        pieces = shard_layers(whole, two)
-        cache = jax.tree_util.tree_map(lambda x: x + 0.5, empty_cache(wide, tokens.shape[0]))
-        gaps = [apply_model(wide, pieces, tokens, two) - TransformerLM(wide).apply(whole, tokens)]
-        for a, b in zip(jax.tree_util.tree_leaves(decode_step(wide, pieces, tokens[:, 3], jnp.int32(3), cache, two)),
-                        jax.tree_util.tree_leaves(decode_step(wide, whole, tokens[:, 3], jnp.int32(3), cache)), strict=True):
+        config, pieces = two_blocks.config, shard_layers(whole, two)
+        cache = jax.tree_util.tree_map(lambda x: x + 0.5, empty_cache(config, tokens.shape[0]))
+        gaps = [apply_model(config, pieces, tokens, two) - TransformerLM(config).apply(whole, tokens)]
+        for a, b in zip(jax.tree_util.tree_leaves(decode_step(config, pieces, tokens[:, 3], jnp.int32(3), cache, two)),
+                        jax.tree_util.tree_leaves(decode_step(config, whole, tokens[:, 3], jnp.int32(3), cache)),
+                        strict=True):
             gaps.append(a - b)
         return jnp.stack([jnp.max(jnp.abs(g)) for g in gaps])[None]
 
     gaps = jax.jit(jax.shard_map(forward_gap, mesh=mesh, in_specs=(P(), P()), out_specs=P("devices"), check_vma=False))(
-        wide_lm.params, jnp.asarray(np.random.default_rng(2).integers(0, vocab.size, (3, length)), jnp.int32))
+        two_blocks.params, jnp.asarray(np.random.default_rng(2).integers(0, vocab.size, (3, length)), jnp.int32))
     report["layered_forward_gap"] = float(jnp.max(gaps))
     print(json.dumps(report))
     """
@@ -265,16 +260,16 @@ def test_a_model_over_the_budget_trains_sharded_and_resumes_bit_for_bit(report):
 
 def test_a_sharded_step_gathers_one_layer_at_a_time(report):
     # The compiler's own figures (memory_analysis, per device) for a model of 4 blocks (d_model 128):
-    # sharded layer by layer, the forward and backward passes of a GRPO step keep about one block
-    # gathered (and its whole gradient) besides the pieces, well below the model's weights;
-    # gathered whole, above them. A decoding loop whose gathers XLA hoisted out of the loop would
-    # hold every block: it holds about one.
+    # sharded layer by layer, a forward and backward pass keeps about one block gathered (and its
+    # whole gradient) besides the pieces, well below the model's weights; gathered whole, above them.
+    # A decoding loop whose gathers XLA hoisted out of the loop would hold every block: it holds about
+    # one. (docs/devices.md has the figures of whole steps and run intervals: experiments/fsdp_memory.py.)
     memory = report["memory_step"]
     print("per-device temporary bytes:", memory)
     assert memory["step_layers"] < 2 * memory["block"] < memory["params"] / 2, memory
     assert memory["step_whole"] > memory["params"], memory
     assert memory["generation_layers"] < 2 * memory["block"], memory
-    # The layer-by-layer forward and decoding step compute the whole model's (4 blocks, each its own).
+    # The layer-by-layer forward and decoding step compute the whole model's (2 blocks, each its own).
     assert report["layered_forward_gap"] < 1e-5, report["layered_forward_gap"]
 
 
