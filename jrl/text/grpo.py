@@ -48,7 +48,7 @@ from jrl.envs.tokens import TokenEnv, positions
 from jrl.parallel import SINGLE, DataParallel, is_sharded
 from jrl.text.model import LanguageModel, TransformerLM, apply_model, shard_layers
 from jrl.text.pretrain import check_model_fits, load_pretrained
-from jrl.text.q_learning import rollout, shard_text_params, text_optimizer
+from jrl.text.q_learning import rollout, text_optimizer
 
 __all__ = [
     "METRICS",
@@ -117,6 +117,7 @@ class GRPOConfig(Config):
     HYPERPARAMS: ClassVar[type] = GRPOHyperparams
     DEFAULT_RECORDS: ClassVar[int] = 20
     PATH_FIELDS: ClassVar[tuple[str, ...]] = ("pretrained",)
+    WRITTEN_WHEN_SET: ClassVar[tuple[str, ...]] = ("shard_params",)
 
     pretrained: str = ""
     num_prompts: int = 32
@@ -132,11 +133,6 @@ class GRPOConfig(Config):
     eval_episodes: int = 0
     log_interval: int | None = None
     shard_params: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """``Config.to_dict`` without ``shard_params`` when it is off (a run's file and digest
-        are what they were before the field)."""
-        return shard_text_params(super().to_dict())
 
     def env_steps_per_iteration(self) -> None:
         """``None``: an iteration generates ``num_prompts * group_size`` whole episodes, and an env

@@ -124,6 +124,7 @@ class TextQConfig(Config):
     HYPERPARAMS: ClassVar[type] = TextQHyperparams
     DEFAULT_RECORDS: ClassVar[int] = 20
     PATH_FIELDS: ClassVar[tuple[str, ...]] = ("pretrained",)
+    WRITTEN_WHEN_SET: ClassVar[tuple[str, ...]] = ("shard_params",)
 
     pretrained: str = ""
     num_envs: int = 256
@@ -138,10 +139,6 @@ class TextQConfig(Config):
     eval_episodes: int = 0
     log_interval: int | None = None
     shard_params: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """``Config.to_dict`` without ``shard_params`` when it is off (``shard_text_params``)."""
-        return shard_text_params(super().to_dict())
 
     def env_steps_per_iteration(self) -> None:
         """``None``: an iteration generates ``num_envs`` whole episodes, and an env step is a
@@ -164,12 +161,6 @@ class TextQConfig(Config):
         check_int("eval_episodes", self.eval_episodes, 0, 2**20)
         check_bool("shard_params", self.shard_params)
         self._check_log_interval()
-
-
-def shard_text_params(fields: dict[str, Any]) -> dict[str, Any]:
-    """A text config's fields as written (``config.toml``, the run's digest): ``shard_params``
-    only when it is on, so that the file of every other run is what it was before the field."""
-    return {k: v for k, v in fields.items() if k != "shard_params" or v}
 
 
 def text_optimizer(max_grad_norm: float, learning_rate: jax.Array, sharded_over: DataParallel | None = None) -> Any:
