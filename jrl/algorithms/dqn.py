@@ -159,12 +159,9 @@ class DQNConfig(Config):
             this (early stopping; the rest of the compiled loop is skipped, and its log records
             have ``stopped`` True, no updates or episodes and NaN returns); ``None``: never. Needs
             ``eval_episodes > 0``. Under ``vmap`` the stopped members idle while the others train.
-        batched_env_step: step the ``num_envs`` environments with ``env.step_batch``: every
-            random number of a step (resets, noise) drawn in one call for all of them, instead of
-            one key per environment (``jrl.algorithms.rollout.step_envs``). Other random numbers,
-            the same distribution, so another run than the default's; faster only where the
-            environments weigh in a step (many environments, a small network:
-            docs/benchmarks.md). The tuned defaults and their recorded results use ``False``.
+        batched_env_step: step the environments with ``env.step_batch``, one draw for the whole
+            batch (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every
+            tuned default and recorded result.
     """
 
     HYPERPARAMS = DQNHyperparams

@@ -147,12 +147,9 @@ class PQNConfig(Config):
             ``eval_episodes > 0``.
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
-        batched_env_step: step the ``num_envs`` environments with ``env.step_batch``: every
-            random number of a step (resets, noise) drawn in one call for all of them, instead of
-            one key per environment (``jrl.algorithms.rollout.step_envs``). Other random numbers,
-            the same distribution, so another run than the default's; faster only where the
-            environments weigh in a step (many environments, a small network:
-            docs/benchmarks.md). The tuned defaults and their recorded results use ``False``.
+        batched_env_step: step the environments with ``env.step_batch``, one draw for the whole
+            batch (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every
+            tuned default and recorded result.
     """
 
     HYPERPARAMS = PQNHyperparams
