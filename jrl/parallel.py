@@ -104,7 +104,8 @@ def is_sharded(tree: Any) -> bool:
 
 def _after(tree: Any, anchor: Any) -> Any:
     """``tree`` unchanged in value, but computed after ``anchor`` (any pytree): each floating leaf
-    plus ``0.0 *`` an entry of ``anchor``'s first numeric leaf. XLA does not fold ``0.0 * x``
+    plus ``0.0 *`` an entry of ``anchor``'s first numeric leaf (under ``vmap``, of its first
+    example: ``_one_example``). XLA does not fold ``0.0 * x``
     (``x`` may be infinite or NaN), so the dependency survives every pass and every backend;
     it costs one addition per entry of ``tree``. ``tree`` itself where ``anchor`` has no numeric
     leaf."""
@@ -115,13 +116,29 @@ def _after(tree: Any, anchor: Any) -> Any:
     ]
     if not numeric:
         return tree
-    zero = jnp.ravel(numeric[0])[0].astype(jnp.float32) * 0.0
+    zero = _one_example(jnp.ravel(numeric[0])[0].astype(jnp.float32)) * 0.0
 
     def tied(x: Any) -> Any:
         floating = hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
         return x + zero.astype(x.dtype) if floating else x
 
     return jax.tree_util.tree_map(tied, tree)
+
+
+@jax.custom_batching.custom_vmap
+def _one_example(x: jax.Array) -> jax.Array:
+    """``x`` (a scalar); under ``vmap``, the first example's, unbatched. ``_after``'s anchor: a
+    layer called for a batch of examples under ``vmap`` (``jrl.evaluate`` maps a policy over its
+    episodes) would otherwise have its unbatched pieces tied to a batched value, so batched, and
+    gathered once per example; tied to one example's value it is gathered once for the batch, and
+    still after that batch's input to the layer exists."""
+    return x
+
+
+@_one_example.def_vmap
+def _one_example_vmap(axis_size: int, in_batched: list, x: jax.Array) -> tuple[jax.Array, bool]:
+    del axis_size
+    return (x[0] if in_batched[0] else x), False
 
 
 def _padded_flat(leaf: jax.Array, count: int) -> jax.Array:
@@ -264,7 +281,8 @@ class DataParallel:
 
     def call_gathered(self, fn: Callable, node: Any, *args: Any) -> Any:
         """``fn(gather(node), *args)``, with ``node``'s ``Sharded`` pieces gathered for this call
-        only (one layer of a network: FSDP's unit). Without ``Sharded`` nodes in ``node``,
+        only (one layer of a network: FSDP's unit); under ``vmap`` over ``args`` (a policy mapped
+        over episodes), once for the whole batch. Without ``Sharded`` nodes in ``node``,
         ``fn(node, *args)``.
 
         The pieces are known from the start, so XLA may gather every layer at once (before the

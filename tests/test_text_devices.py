@@ -50,6 +50,7 @@ CHILD = textwrap.dedent(
     from jrl.experiment.runner import Run
     from jrl.parallel import SINGLE, DataParallel, Sharded, device_mesh
     from jrl.text import LanguageModel, LMConfig, TransformerLM, grpo, init_model, save_model
+    from jrl.envs.tokens import positions as answer_positions
     from jrl.text.model import apply_model, decode_step, empty_cache, shard_layers
     from jrl.text import q_learning as text_q
 
@@ -200,6 +201,13 @@ CHILD = textwrap.dedent(
               "generation_layers": temp_bytes(lambda params, key: text_q.rollout(
                   key, env, env_params, wide, params, None, 0.0, 2, parallel=two)["tokens"], pieces["layers"],
                   jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype))}
+    # The in-loop evaluation's kind of program: jrl.evaluate vmaps a greedy policy over 8 episodes; each
+    # layer is gathered once per step for all of them (not once per episode, nor all layers at once).
+    greedy = lambda config: lambda params, obs, key: jnp.argmax(
+        apply_model(config, params, obs, two)[answer_positions(obs, vocab.end_id) - 1])
+    memory["evaluation_layers"] = temp_bytes(
+        lambda params, key: jrl.evaluate(key, greedy(wide), params, env, env_params, num_episodes=8),
+        pieces["layers"], jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype))
     report["memory_step"] = memory
     two_blocks = model_of(16, num_layers=2)
 
@@ -211,6 +219,9 @@ CHILD = textwrap.dedent(
                         jax.tree_util.tree_leaves(decode_step(config, whole, tokens[:, 3], jnp.int32(3), cache)),
                         strict=True):
             gaps.append(a - b)
+        # Under vmap (as jrl.evaluate calls a policy), one buffer per example.
+        gaps.append(jax.vmap(lambda t: apply_model(config, pieces, t, two))(tokens)
+                    - jax.vmap(lambda t: TransformerLM(config).apply(whole, t))(tokens))
         return jnp.stack([jnp.max(jnp.abs(g)) for g in gaps])[None]
 
     gaps = jax.jit(jax.shard_map(forward_gap, mesh=mesh, in_specs=(P(), P()), out_specs=P("devices"), check_vma=False))(
@@ -269,7 +280,8 @@ def test_a_sharded_step_gathers_one_layer_at_a_time(report):
     assert memory["step_layers"] < 2 * memory["block"] < memory["params"] / 2, memory
     assert memory["step_whole"] > memory["params"], memory
     assert memory["generation_layers"] < 2 * memory["block"], memory
-    # The layer-by-layer forward and decoding step compute the whole model's (2 blocks, each its own).
+    assert memory["evaluation_layers"] < 2 * memory["block"], memory
+    # The layer-by-layer forward (also under vmap) and decoding step compute the whole model's (2 blocks).
     assert report["layered_forward_gap"] < 1e-5, report["layered_forward_gap"]
 
 

@@ -266,15 +266,16 @@ def token_loss(
     return loss, {"kl": kl / count, "clip_fraction": clip_fraction / count}
 
 
-def _greedy(network: TransformerLM, end_id: int) -> Callable:
+def _greedy(network: TransformerLM, end_id: int, parallel: DataParallel = SINGLE) -> Callable:
     """``policy(params, obs, key)``: the policy's most likely token at the observation's position
-    (the first end token marks it); ``params`` whole (``jrl.evaluate`` vmaps the policy over
-    episodes, and a layer gathered inside that vmap would be gathered once per episode)."""
+    (the first end token marks it); ``params`` whole or sharded over ``parallel``'s devices
+    (``apply_model``: under ``jrl.evaluate``'s ``vmap`` each layer is gathered once per step for
+    every episode)."""
 
     def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key
         row = positions(obs, end_id) - 1
-        return jnp.argmax(network.apply(params, obs)[row]).astype(jnp.int32)
+        return jnp.argmax(apply_model(network.config, params, obs, parallel)[row]).astype(jnp.int32)
 
     return policy
 
@@ -413,7 +414,7 @@ def make_algorithm(
     num_episodes = config.num_prompts * config.group_size  # every device's
     log_interval = config.resolved_log_interval()
     sharded = config.shard_params and parallel.active
-    greedy = _greedy(network, env.vocabulary.end_id)
+    greedy = _greedy(network, env.vocabulary.end_id, parallel)
     # The reference: the program's constant, or the state's pieces (gathered layer by layer).
     reference_of = lambda state: state.reference if sharded else lm.params  # noqa: E731
 
@@ -496,7 +497,7 @@ def make_algorithm(
         iteration,
         num_stats=6,
         log_interval=log_interval,
-        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda s: parallel.gather(s.params)),
+        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda s: s.params),
         record=record,
         parallel=parallel,
     )

@@ -361,15 +361,20 @@ def lambda_returns(batch: dict, next_value: jax.Array, beta: jax.Array, td_lambd
     return returns.T
 
 
-def _greedy(network: TransformerLM, end_id: int) -> Callable:
+def _greedy(network: TransformerLM, end_id: int, parallel: DataParallel = SINGLE) -> Callable:
     """``policy((lm_params, q_params, beta), obs, key)``: the token maximising ``logits + beta * Q``
-    at the observation's position (the first end token marks it)."""
+    at the observation's position (the first end token marks it); the networks whole or sharded
+    over ``parallel``'s devices (``apply_model``: under ``jrl.evaluate``'s ``vmap`` each layer is
+    gathered once per step for every episode)."""
 
     def policy(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         del key
         lm_params, q_params, beta = params
         row = positions(obs, end_id) - 1
-        scores = network.apply(lm_params, obs)[row] + beta * network.apply(q_params, obs)[row]
+        scores = (
+            apply_model(network.config, lm_params, obs, parallel)[row]
+            + beta * apply_model(network.config, q_params, obs, parallel)[row]
+        )
         return jnp.argmax(scores).astype(jnp.int32)
 
     return policy
@@ -431,7 +436,7 @@ def make_algorithm(
     # The pretrained model: the program's constant, or the state's pieces (gathered layer by layer).
     reference_of = lambda state: state.reference if sharded else lm.params  # noqa: E731
 
-    greedy = _greedy(network, end_id)
+    greedy = _greedy(network, end_id, parallel)
 
     def init(key: jax.Array, hyperparams: TextQHyperparams | None = None) -> TextQState:
         check_key("key", key)
@@ -555,9 +560,7 @@ def make_algorithm(
             env_params,
             config.eval_episodes,
             greedy,
-            # Whole: jrl.evaluate vmaps the policy over episodes (a layer gathered inside that vmap
-            # would be gathered once per episode).
-            lambda s: (parallel.gather(reference_of(s)), parallel.gather(s.q_params), s.hyperparams.beta),
+            lambda s: (reference_of(s), s.q_params, s.hyperparams.beta),
         ),
         record=record,
         parallel=parallel,
