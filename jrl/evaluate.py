@@ -57,6 +57,7 @@ def evaluate(
     env_params: Any,
     num_episodes: int = 1000,
     max_steps_in_episode: int | None = None,
+    batched: bool = False,
 ) -> jax.Array:
     """Undiscounted return of ``num_episodes`` independent episodes: float32 ``[num_episodes]``.
 
@@ -74,8 +75,16 @@ def evaluate(
     environment clips actions beyond its bounds) (under ``jit`` those episodes' returns are NaN), and
     warns when episodes of an environment without a time limit were cut at the cap. For per-episode
     lengths, terminations and truncations, use ``evaluate_episodes``.
+
+    ``batched=True`` draws the environments' random numbers for all episodes at once instead of
+    from one key per episode: the starts as ``env.reset_batch(key', num_episodes, ...)`` does,
+    and at each step the ``uniform_shapes[0]`` uniforms of every episode in one call. Other
+    episodes than the default's, from the same distributions; only environments with the
+    uniform-driven hooks (``uniform_shapes``) draw differently, and the policy's keys are per
+    episode either way. Faster where the environment's randomness weighs in a step (a slippery
+    tabular world); the algorithms' ``batched_env_step`` evaluates this way.
     """
-    stats = evaluate_episodes(key, policy, policy_params, env, env_params, num_episodes, max_steps_in_episode)
+    stats = evaluate_episodes(key, policy, policy_params, env, env_params, num_episodes, max_steps_in_episode, batched)
     if is_concrete(stats):
         invalid = int(jnp.sum(stats.invalid_actions))
         if invalid:
@@ -110,12 +119,15 @@ def evaluate_episodes(
     env_params: Any,
     num_episodes: int = 1000,
     max_steps_in_episode: int | None = None,
+    batched: bool = False,
 ) -> EpisodeStats:
     """Like ``evaluate`` (same arguments, same episodes for the same key), but returns every
     episode's return, length, termination, truncation and count of invalid actions
     (``EpisodeStats``, leaves ``[num_episodes]``), and never raises or warns about them."""
     check_key("key", key)
     check_int("num_episodes", num_episodes, 1)
+    if not isinstance(batched, bool):
+        raise TypeError(f"batched must be a bool, got {type(batched).__name__} {batched!r}")
     if not isinstance(env, Environment):
         raise TypeError(f"env must be a jrl Environment, got {type(env).__name__}")
     if not callable(policy):
@@ -129,7 +141,9 @@ def evaluate_episodes(
             max_steps_in_episode=jnp.where(limit >= NO_TIME_LIMIT, UNLIMITED_EPISODE_CAP, limit).astype(jnp.int32)
         )
     _check_policy_output(policy, policy_params, env, env_params, key)
-    return _evaluate(key, policy_params, env_params, policy, env, num_episodes)
+    return _evaluate(
+        key, policy_params, env_params, policy, env, num_episodes, batched and env.uniform_shapes is not None
+    )
 
 
 def _check_policy_output(policy: Policy, policy_params: Any, env: Environment, env_params: Any, key: Any) -> None:
@@ -155,10 +169,14 @@ def _check_policy_output(policy: Policy, policy_params: Any, env: Environment, e
         )
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
-def _evaluate(key, policy_params, env_params, policy, env, num_episodes):
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _evaluate(key, policy_params, env_params, policy, env, num_episodes, batched):
     key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_episodes), env_params)
+    if batched:  # every start drawn in one call (reset_batch's uniforms)
+        _, u_reset = env.batch_uniforms(key_reset, num_episodes)
+        obs, state = jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u_reset, env_params)
+    else:
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_episodes), env_params)
     space = env.action_space(env_params)
     zeros_int = jnp.zeros(num_episodes, jnp.int32)
     zeros_bool = jnp.zeros(num_episodes, bool)
@@ -172,12 +190,17 @@ def _evaluate(key, policy_params, env_params, policy, env, num_episodes):
         obs, state, stats, t = carry
         done = stats.terminated | stats.truncated
         k_policy, k_env = jax.random.split(jax.random.fold_in(key_loop, t))
-        k_policy, k_env = jax.random.split(k_policy, num_episodes), jax.random.split(k_env, num_episodes)
+        k_policy = jax.random.split(k_policy, num_episodes)
+        if not batched:
+            k_env = jax.random.split(k_env, num_episodes)
         actions = jax.vmap(policy, in_axes=(None, 0, 0))(policy_params, obs, k_policy)
         invalid = _invalid(space, actions)
-        next_obs, next_state, reward, terminated, truncated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
-            k_env, state, actions, env_params
-        )
+        if batched:  # this step's uniforms for every episode in one call (no auto-reset: no reset part)
+            u_step = jax.random.uniform(k_env, (num_episodes, *env.uniform_shapes[0]), jnp.float32)
+            stepped = jax.vmap(env.step_env_from_uniform, in_axes=(0, 0, 0, None))(u_step, state, actions, env_params)
+        else:
+            stepped = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(k_env, state, actions, env_params)
+        next_obs, next_state, reward, terminated, truncated, _ = stepped
         # Finished episodes keep their last state and collect no more reward.
         obs, state = jax.tree_util.tree_map(
             lambda new, old: jnp.where(_expand(done, new), old, new), (next_obs, next_state), (obs, state)

@@ -283,8 +283,37 @@ def test_step_envs_and_collect_step_every_environment_as_chosen():
         )
 
 
+def test_in_loop_evaluation_with_batched_draws_is_jrl_evaluate_batched():
+    """``training.in_loop_evaluation(..., batched=True)`` (what ``batched_env_step`` asks for) is the
+    mean of ``jrl.evaluate(..., batched=True)`` on the interval's key: CartPole's starts drawn in
+    one call, so another mean than the per-episode draws' (``batched=False``, the default)."""
+    from flax import struct
+
+    from jrl.algorithms.training import in_loop_evaluation
+
+    @struct.dataclass
+    class State:
+        eval_key: jax.Array
+        log_index: jax.Array
+
+    env, params = _make("CartPole-v1")
+
+    def policy(p, obs, key):  # a poor controller: episodes of varying length
+        return (obs[2] > p).astype(jnp.int32)
+
+    state = State(jax.random.key(2), jnp.int32(3))
+    key = jax.random.fold_in(state.eval_key, 3)
+    means = {}
+    for batched in (False, True):
+        evaluate = in_loop_evaluation(env, params, 64, policy, lambda s: jnp.float32(0.1), batched)
+        means[batched] = float(evaluate(state))
+        expected = jrl.evaluate(key, policy, jnp.float32(0.1), env, params, 64, batched=batched)
+        assert means[batched] == float(jnp.mean(expected))
+    assert means[True] != means[False]
+
+
 @pytest.mark.parametrize("name", ["dqn", "pqn", "ppo"])
-def test_batched_env_step_reaches_the_program_and_is_written_only_when_set(name):
+def test_batched_env_step_reaches_the_program_and_is_written_only_when_set(name, monkeypatch):
     """The config field changes the traced program (the environments' step) and nothing is written
     for it at its default (a recorded run's config.toml and digest stay what they were)."""
     from jrl import algorithms
@@ -296,7 +325,10 @@ def test_batched_env_step_reaches_the_program_and_is_written_only_when_set(name)
     batched = config.replace(batched_env_step=True)
     assert batched.to_dict()["batched_env_step"] is True
     assert type(config).from_toml(batched.to_toml()) == batched
+    evaluations = []  # the in-loop evaluation draws batched too
+    monkeypatch.setattr(module, "in_loop_evaluation", lambda *args: evaluations.append(args[5:]) or None)
     traced = [str(jax.make_jaxpr(module.make_train(c, env, params))(jax.random.key(0))) for c in (config, batched)]
     assert traced[0] != traced[1]
+    assert evaluations == [(False,), (True,)]
     with pytest.raises(TypeError, match="batched_env_step"):
         config.replace(batched_env_step=1)

@@ -160,8 +160,9 @@ class DQNConfig(Config):
             have ``stopped`` True, no updates or episodes and NaN returns); ``None``: never. Needs
             ``eval_episodes > 0``. Under ``vmap`` the stopped members idle while the others train.
         batched_env_step: step the environments with ``env.step_batch``, one draw for the whole
-            batch (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every
-            tuned default and recorded result.
+            batch, and evaluate in the loop with ``jrl.evaluate(..., batched=True)``
+            (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every tuned
+            default and recorded result.
     """
 
     HYPERPARAMS = DQNHyperparams
@@ -535,7 +536,9 @@ def make_algorithm(config: DQNConfig, env: Environment, env_params: Any, paralle
         iteration,
         num_stats=5,
         log_interval=log_interval,
-        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda state: state.params),
+        evaluate=in_loop_evaluation(
+            env, env_params, config.eval_episodes, greedy, lambda state: state.params, config.batched_env_step
+        ),
         record=record,
         stop_return=config.stop_return,
         parallel=parallel,

@@ -169,8 +169,9 @@ class PPOConfig(Config):
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
         batched_env_step: step the environments with ``env.step_batch``, one draw for the whole
-            batch (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every
-            tuned default and recorded result.
+            batch, and evaluate in the loop with ``jrl.evaluate(..., batched=True)``
+            (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every tuned
+            default and recorded result.
     """
 
     HYPERPARAMS = PPOHyperparams
@@ -751,7 +752,12 @@ def make_algorithm(config: PPOConfig, env: Environment, env_params: Any, paralle
         num_stats=3 + len(_LOSS_TERMS),
         log_interval=log_interval,
         evaluate=in_loop_evaluation(
-            env, env_params, config.eval_episodes, policy.greedy, lambda state: (unravel(state.params), state.obs_stats)
+            env,
+            env_params,
+            config.eval_episodes,
+            policy.greedy,
+            lambda state: (unravel(state.params), state.obs_stats),
+            config.batched_env_step,
         ),
         record=record,
         stop_return=config.stop_return,

@@ -148,8 +148,9 @@ class PQNConfig(Config):
         log_interval: iterations between metric records (must divide ``num_steps``); ``None``
             picks the divisor closest to 50 records.
         batched_env_step: step the environments with ``env.step_batch``, one draw for the whole
-            batch (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every
-            tuned default and recorded result.
+            batch, and evaluate in the loop with ``jrl.evaluate(..., batched=True)``
+            (``jrl.algorithms.rollout.step_envs`` says what changes); ``False`` in every tuned
+            default and recorded result.
     """
 
     HYPERPARAMS = PQNHyperparams
@@ -517,7 +518,9 @@ def make_algorithm(config: PQNConfig, env: Environment, env_params: Any, paralle
         iteration,
         num_stats=5,
         log_interval=config.resolved_log_interval(),
-        evaluate=in_loop_evaluation(env, env_params, config.eval_episodes, greedy, lambda state: state.params),
+        evaluate=in_loop_evaluation(
+            env, env_params, config.eval_episodes, greedy, lambda state: state.params, config.batched_env_step
+        ),
         record=record,
         stop_return=config.stop_return,
         parallel=parallel,

@@ -69,16 +69,21 @@ def in_loop_evaluation(
     num_episodes: int,
     policy: Callable[[Any, jax.Array, jax.Array], jax.Array],
     policy_params: Callable[[Any], Any],
+    batched: bool = False,
 ) -> Callable[[Any], jax.Array] | None:
     """``evaluate(state) -> float32``: the mean return of ``num_episodes`` episodes of ``policy``
-    (``jrl.evaluate``) with ``policy_params(state)``, drawn with ``fold_in(state.eval_key,
-    state.log_index)``; ``None`` when ``num_episodes`` is 0 (the ``eval_return`` metric is NaN)."""
+    (``jrl.evaluate``, with ``batched``) with ``policy_params(state)``, drawn with
+    ``fold_in(state.eval_key, state.log_index)``; ``None`` when ``num_episodes`` is 0 (the
+    ``eval_return`` metric is NaN)."""
     if num_episodes == 0:
         return None
 
     def evaluate(state: Any) -> jax.Array:
         key = jax.random.fold_in(state.eval_key, state.log_index)
-        return jnp.mean(evaluate_policy(key, policy, policy_params(state), env, env_params, num_episodes=num_episodes))
+        params = policy_params(state)
+        return jnp.mean(
+            evaluate_policy(key, policy, params, env, env_params, num_episodes=num_episodes, batched=batched)
+        )
 
     return evaluate
 
