@@ -70,20 +70,21 @@ def bench_gymnasium(mode: str, num_envs: int, num_steps: int, repeats: int) -> d
     return {"num_envs": num_envs, "steps": num_steps, "seconds": seconds, "build": build}
 
 
-def bench_jrl(num_envs: int, num_steps: int, repeats: int) -> dict:
+def bench_jrl(num_envs: int, num_steps: int, repeats: int, mode: AutoresetMode = AutoresetMode.SAME_STEP) -> dict:
     import jax
 
     import jrl.wrappers.gymnasium  # noqa: F401  (registers jrl/CartPole-v1)
 
     start = time.perf_counter()
-    envs = gymnasium.make_vec("jrl/CartPole-v1", num_envs=num_envs)
-    assert type(envs).__name__ == "JrlVectorEnv" and envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    envs = gymnasium.make_vec("jrl/CartPole-v1", num_envs=num_envs, autoreset_mode=mode)
+    assert type(envs).__name__ == "JrlVectorEnv" and envs.metadata["autoreset_mode"] == mode
     build = time.perf_counter() - start
     start = time.perf_counter()
     envs.reset(seed=0)
     envs.step(np.zeros(num_envs, np.int64))
     compile_seconds = time.perf_counter() - start
     seconds = timed_steps(envs, num_steps, repeats)
+    breakdown = where_the_time_goes(envs, num_steps, repeats) if mode == AutoresetMode.SAME_STEP else None
     envs.close()
     return {
         "num_envs": num_envs,
@@ -92,6 +93,60 @@ def bench_jrl(num_envs: int, num_steps: int, repeats: int) -> dict:
         "build": build,
         "compile": compile_seconds,
         "backend": jax.default_backend(),
+        "breakdown": breakdown,
+    }
+
+
+def where_the_time_goes(envs, num_steps: int, repeats: int) -> dict:
+    """Milliseconds per call of the parts of a same-step ``JrlVectorEnv.step`` (reaching into its
+    private compiled function): the compiled step alone (its outputs fetched to the host, as
+    ``step`` does), an empty compiled call with the same arguments and outputs (the cost of a call
+    and its buffers), the same step inside one compiled ``lax.scan`` over ``num_steps`` steps (per
+    step: what the step's kernels cost once a call's fixed cost is shared), and the number of XLA
+    kernels (fusions) the step compiles to."""
+    import jax
+
+    step = envs._functions["same_step"]
+    args = (envs._keys, envs._counts, envs.jrl_state)
+    actions = [np.random.default_rng(s).integers(0, 2, envs.num_envs).astype(np.int32) for s in range(num_steps)]
+
+    def empty(keys, counts, state, actions, params):
+        del params  # the same arguments and as many outputs, nothing computed
+        return counts, state, jax.numpy.stack([state.x, state.x]), jax.numpy.stack([state.x] * 3), {}
+
+    def timed(function) -> float:
+        function(*args, actions[0], envs.jrl_params)  # compiled before the clock starts
+        best = float("inf")
+        for _ in range(repeats):
+            keys, counts, state = args
+            start = time.perf_counter()
+            for a in actions:
+                counts, state, obs, flags, _ = function(keys, counts, state, a, envs.jrl_params)
+                np.asarray(obs), np.asarray(flags)
+            best = min(best, time.perf_counter() - start)
+        return best / num_steps * 1e3
+
+    @jax.jit
+    def scanned(keys, counts, state, all_actions, params):
+        def body(carry, a):
+            counts, state, obs, flags, _ = step(keys, *carry, a, params)
+            return (counts, state), (obs[0, :, 0], flags)
+
+        return jax.lax.scan(body, (counts, state), all_actions)
+
+    all_actions = jax.numpy.asarray(np.stack(actions))
+    jax.block_until_ready(scanned(*args, all_actions, envs.jrl_params))
+    best_scan = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(scanned(*args, all_actions, envs.jrl_params))
+        best_scan = min(best_scan, time.perf_counter() - start)
+    compiled = step.lower(*args, actions[0], envs.jrl_params).compile()
+    return {
+        "compiled step": timed(step),
+        "empty call": timed(jax.jit(empty)),
+        "in a scan": best_scan / num_steps * 1e3,
+        "kernels": compiled.as_text().count(" fusion("),
     }
 
 
@@ -112,11 +167,13 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, gymnasium {gymnasium.__version__}")
     n = args.num_envs
     jrl_row = bench_jrl(n, args.steps, args.repeats)
+    jrl_next_row = bench_jrl(n, args.steps, args.repeats, AutoresetMode.NEXT_STEP)
     rows = [("SyncVectorEnv", bench_gymnasium("sync", n, args.sync_steps, args.repeats))]
     numpy_row = ("CartPoleVectorEnv (NumPy)", bench_gymnasium("vector_entry_point", n, args.steps, args.repeats))
     for k in [int(k) for k in args.async_envs.split(",")]:
         rows.append((f"AsyncVectorEnv ({k} workers)", bench_gymnasium("async", k, args.async_steps, args.repeats)))
     rows.append(numpy_row)
+    rows.append(("jrl JrlVectorEnv, next-step auto-reset", jrl_next_row))
     rows.append(("jrl JrlVectorEnv", jrl_row))
 
     rate = {name: r["num_envs"] * r["steps"] / r["seconds"] for name, r in rows}
@@ -130,6 +187,15 @@ def main() -> None:
     print(
         f"\njrl: compile (first reset + first step) {jrl_row['compile']:.2f} s, backend {jrl_row['backend']}; "
         f"per call {jrl_row['seconds'] / jrl_row['steps'] * 1e3:.3f} ms for {n:,} copies"
+    )
+    parts = jrl_row["breakdown"]
+    print(
+        f"where a same-step call goes, ms: whole step {jrl_row['seconds'] / jrl_row['steps'] * 1e3:.3f}; "
+        f"its compiled step alone (outputs fetched) {parts['compiled step']:.3f}; an empty call with "
+        f"the same arguments and outputs {parts['empty call']:.3f}; Python around it "
+        f"{jrl_row['seconds'] / jrl_row['steps'] * 1e3 - parts['compiled step']:.3f}; "
+        f"the step compiles to {parts['kernels']} XLA kernels, which cost {parts['in a scan']:.3f} per step "
+        f"inside one compiled scan of {jrl_row['steps']} steps"
     )
     print(
         f"targets: >= 20x SyncVectorEnv: {jrl_rate / rate['SyncVectorEnv']:.1f}x; "
