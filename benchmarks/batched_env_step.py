@@ -10,6 +10,14 @@ so their runs differ (same distribution); what is compared is time.
 
     python benchmarks/batched_env_step.py            # about 4 minutes on 2 CPU cores
     python benchmarks/batched_env_step.py --quick    # a smoke run, NOT results
+    python benchmarks/batched_env_step.py --solve    # DQN's time to solve, both settings, and rejax's
+
+``--solve``: the DQN CartPole default itself (early stopping at its first perfect 100-episode
+in-loop evaluation) trained on held-out seeds 1000-1004 with ``batched_env_step`` False and True,
+seed by seed; time to a solved policy (compile + run, ``jrl.experiment.timed``), environment steps
+until it stopped, and the final greedy policy's mean return over 100 episodes of Gymnasium's own
+``CartPole-v1``. With rejax installed (the ``bench`` extra), rejax's DQN on its published config
+(``benchmarks/dqn_cartpole.py``'s, one run) is timed in the same process.
 
 Configs (the CartPole defaults otherwise): DQN with ``num_envs=N``, ``buffer_size=64 N``,
 ``learning_starts=4 N`` and ``max(50, 100000 // N)`` iterations (one gradient step each); PQN and
@@ -24,9 +32,11 @@ import platform
 import time
 
 import jax
+import numpy as np
 
 import jrl
 from jrl.algorithms import dqn, ppo, pqn
+from jrl.experiment import timed, train_key
 
 
 def configs(name: str, num_envs: int, quick: bool) -> tuple:
@@ -69,14 +79,57 @@ def time_both(module, config, repeats: int) -> dict:
     return out
 
 
+def time_to_solve(seeds: list[int], with_rejax: bool) -> None:
+    """``--solve`` (see the module docstring): one row per seed and setting, then rejax's."""
+    from jrl.wrappers import evaluate_in_gymnasium
+
+    env, params = jrl.make("CartPole-v1")
+    default = dqn.default_config("CartPole-v1")
+    print(f"DQN default: {default.to_dict()}")
+    print("| seed | batched_env_step | compile s | run s | total s | env steps | Gymnasium greedy return |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    totals = {False: [], True: []}
+    for seed in seeds:
+        for batched in (False, True):
+            config = default.replace(batched_env_step=batched)
+            result, compile_s, run_s = timed(dqn.make_train(config, env, params), train_key(seed))
+            logs_run = len(result.metrics["step"]) - int(np.sum(result.metrics["stopped"]))
+            steps = logs_run * config.resolved_log_interval() * config.num_envs
+            policy, policy_params = dqn.greedy_policy(config, env, params, result)
+            gym = float(np.mean(evaluate_in_gymnasium(policy, policy_params, "CartPole-v1", 100, seed=10_000)))
+            totals[batched].append(compile_s + run_s)
+            print(
+                f"| {seed} | {batched} | {compile_s:.1f} | {run_s:.1f} | {compile_s + run_s:.1f} | {steps:,} | {gym:.1f} |",
+                flush=True,
+            )
+    medians = {b: float(np.median(v)) for b, v in totals.items()}
+    print(f"median total s: one key each {medians[False]:.1f}, step_batch {medians[True]:.1f}")
+    if with_rejax:
+        from dqn_cartpole import bench_rejax
+
+        row = bench_rejax(quick=False, gym_episodes=100)
+        total = row.compile_s + row.run_s
+        print(
+            f"rejax DQN (its CartPole config, seed 0): compile {row.compile_s:.1f} s + run {row.run_s:.1f} s = "
+            f"{total:.1f} s, Gymnasium greedy return {row.gym_return:.1f}; rejax / jrl median: "
+            f"one key each {total / medians[False]:.2f}x, step_batch {total / medians[True]:.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[16, 256, 1024, 4096])
     parser.add_argument("--algos", nargs="+", default=["dqn", "pqn", "ppo"], choices=["dqn", "pqn", "ppo"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, not results")
+    parser.add_argument("--solve", action="store_true", help="DQN's time to solve CartPole instead (docstring)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002, 1003, 1004])
+    parser.add_argument("--no-rejax", action="store_true", help="with --solve: leave rejax out")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()})")
+    if args.solve:
+        time_to_solve(args.seeds, not args.no_rejax)
+        return
     print(
         "| algorithm | N envs | env steps | one key each: M steps/s | step_batch: M steps/s | ratio | compile s (each, batched) |"
     )
