@@ -21,6 +21,13 @@ from jrl.wrappers.sb3 import JrlSB3VecEnv
 torch.set_num_threads(1)  # tiny networks: threads only add overhead on a 2-core machine
 
 
+@pytest.fixture(autouse=True)
+def sb3_log_dir_in_tmp_path(monkeypatch, tmp_path):
+    """SB3's ``learn`` makes a log folder (``SB3_LOGDIR``, else a new ``SB3-<date>`` folder in the
+    system's temporary directory, left behind): keep it in the test's own directory."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3"))
+
+
 def test_sb3_checker_and_dqn_on_jrl_cartpole_without_warnings():
     env = gymnasium.make("jrl/CartPole-v1")
     with warnings.catch_warnings(record=True) as caught:
