@@ -172,9 +172,8 @@ def _check_policy_output(policy: Policy, policy_params: Any, env: Environment, e
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
 def _evaluate(key, policy_params, env_params, policy, env, num_episodes, batched):
     key_reset, key_loop = jax.random.split(key)
-    if batched:  # every start drawn in one call (reset_batch's uniforms)
-        _, u_reset = env.batch_uniforms(key_reset, num_episodes)
-        obs, state = jax.vmap(env.reset_from_uniform, in_axes=(0, None))(u_reset, env_params)
+    if batched:  # every start drawn in one call
+        obs, state = env.reset_batch(key_reset, num_episodes, env_params)
     else:
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_episodes), env_params)
     space = env.action_space(env_params)
