@@ -100,7 +100,7 @@ def bench_jrl(num_envs: int, num_steps: int, repeats: int, mode: AutoresetMode =
 def where_the_time_goes(envs, num_steps: int, repeats: int) -> dict:
     """Milliseconds per call of the parts of a same-step ``JrlVectorEnv.step`` (reaching into its
     private compiled function): the compiled step alone (its outputs fetched to the host, as
-    ``step`` does), an empty compiled call with the same arguments and outputs (the cost of a call
+    ``step`` does), an empty compiled call with the same arguments and as many outputs (the cost of a call
     and its buffers), the same step inside one compiled ``lax.scan`` over ``num_steps`` steps (per
     step: what the step's kernels cost once a call's fixed cost is shared), and the number of XLA
     kernels (fusions) the step compiles to."""
@@ -192,7 +192,7 @@ def main() -> None:
     print(
         f"where a same-step call goes, ms: whole step {jrl_row['seconds'] / jrl_row['steps'] * 1e3:.3f}; "
         f"its compiled step alone (outputs fetched) {parts['compiled step']:.3f}; an empty call with "
-        f"the same arguments and outputs {parts['empty call']:.3f}; Python around it "
+        f"the same arguments and as many outputs {parts['empty call']:.3f}; Python around it "
         f"{jrl_row['seconds'] / jrl_row['steps'] * 1e3 - parts['compiled step']:.3f}; "
         f"the step compiles to {parts['kernels']} XLA kernels, which cost {parts['in a scan']:.3f} per step "
         f"inside one compiled scan of {jrl_row['steps']} steps"
