@@ -11,8 +11,8 @@
 # What it measures (docs/benchmarks.md says which table each fills): batched stepping at 16,384
 # and 1,048,576 environments against gymnax (issue 27's GPU table), jrl.evaluate batched or not,
 # DQN/PQN/PPO with batched_env_step as the number of environments grows, and PQN against DQN from
-# 16 to 4,096 environments. About 8 minutes of a 10-minute call at the full sizes; each step's
-# limit keeps one slow step from eating the others' time.
+# 16 to 4,096 environments. The steps' limits add up to 560 s, within one 600-second call
+# (timeout_s=600); each step writes its own file, so a step cut short loses only its own output.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +46,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run, keep its output in $OUT/NAME.txt,
     grep -v -i "warning" "$OUT/$name.txt" | tail -n 4 | sed 's/^/    /'
 }
 
-step environment 60 bash -c 'nvidia-smi --query-gpu=name,memory.total --format=csv; python3 -c "
+step environment 40 bash -c 'nvidia-smi --query-gpu=name,memory.total --format=csv; python3 -c "
 import jax, flax, optax, jrl; print(jax.__version__, flax.__version__, optax.__version__, jax.devices())"'
 if [ "$quick" = 1 ]; then
     step batched_step 300 python3 benchmarks/batched_step.py --quick
@@ -54,10 +54,10 @@ if [ "$quick" = 1 ]; then
     step batched_env_step 300 python3 benchmarks/batched_env_step.py --quick --envs 16 --repeats 1
     step pqn_vs_dqn_envs 300 python3 benchmarks/pqn_vs_dqn_envs.py --quick --out "$OUT/pqn_vs_dqn"
 else
-    step batched_step_16k 150 python3 benchmarks/batched_step.py --num-envs 16384 --no-write
-    step batched_step_1m 120 python3 benchmarks/batched_step.py --num-envs 1048576 --steps 50 --repeats 3 --no-write
-    step batched_evaluate 60 python3 benchmarks/batched_evaluate.py --episodes 16384 1048576 --repeats 3
-    step batched_env_step 120 python3 benchmarks/batched_env_step.py --envs 1024 16384 --repeats 2
-    step pqn_vs_dqn_envs 150 python3 benchmarks/pqn_vs_dqn_envs.py --out "$OUT/pqn_vs_dqn"
+    step batched_step_16k 120 python3 benchmarks/batched_step.py --num-envs 16384 --no-write
+    step batched_step_1m 100 python3 benchmarks/batched_step.py --num-envs 1048576 --steps 50 --repeats 3 --no-write
+    step batched_evaluate 80 python3 benchmarks/batched_evaluate.py --episodes 16384 1048576 --repeats 3
+    step batched_env_step 100 python3 benchmarks/batched_env_step.py --envs 1024 16384 --repeats 2
+    step pqn_vs_dqn_envs 120 python3 benchmarks/pqn_vs_dqn_envs.py --out "$OUT/pqn_vs_dqn"
 fi
 ls -la "$OUT"
